@@ -1,0 +1,46 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * JSON Web Key Sets (RFC 7517): parsing a provider's jwks_uri document into
+ * OpenSSL public keys, and picking candidate keys for a token.
+ * Keys that latchkey cannot use (other kty, "use": "enc", unknown crv,
+ * symmetric keys) are skipped, not fatal; a set with no usable key is.
+ */
+#pragma once
+
+#include <openssl/evp.h>
+#include <stddef.h>
+
+#include "error.h"
+
+#define LK_JWKS_MAX_KEYS 64
+
+enum lk_kty {
+        LK_KTY_RSA = 1,
+        LK_KTY_EC,
+};
+
+struct lk_jwk {
+        char *kid;       /* NULL when the key has none */
+        enum lk_kty kty;
+        int curve_nid;   /* for EC: NID_X9_62_prime256v1, NID_secp384r1, NID_secp521r1 */
+        char *alg;       /* the key's own "alg" when it names one, else NULL */
+        EVP_PKEY *pkey;
+        char *pem;       /* SubjectPublicKeyInfo PEM of pkey (what libjwt takes) */
+};
+
+struct lk_jwks {
+        struct lk_jwk *keys;
+        size_t n;
+};
+
+/* One JWK object to a key; -LK_ERR_PROVIDER_RESPONSE naming the bad member. */
+int lk_jwk_from_json(const void *json_object /* json_t* */, struct lk_jwk *ret, struct lk_error *e);
+void lk_jwk_clear(struct lk_jwk *k);
+
+/* A whole JWKS document (at most 1 MiB, at most LK_JWKS_MAX_KEYS keys). */
+int lk_jwks_parse(const char *body, size_t len, struct lk_jwks **ret, struct lk_error *e);
+void lk_jwks_free(struct lk_jwks *s);
+static inline void lk_jwks_freep(struct lk_jwks **s)
+{
+        lk_jwks_free(*s);
+}

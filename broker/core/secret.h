@@ -1,0 +1,19 @@
+/* SPDX-License-Identifier: MIT */
+/* Handling of secrets: random values, constant-time comparison, loggable fingerprints. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* A fresh random string of nbytes from the CSPRNG, base64url without padding. */
+int lk_random_b64url(size_t nbytes, char **ret);
+
+/* Compares two strings in time that depends only on their lengths. NULL never equals. */
+bool lk_secret_equal(const char *a, const char *b);
+
+/* "sha256:" followed by the first 12 hex digits of SHA-256(s): safe to log. */
+#define LK_FINGERPRINT_SIZE 20
+void lk_fingerprint(const char *s, char out[LK_FINGERPRINT_SIZE]);
+
+/* base64url(SHA-256(s)), as PKCE's S256 code_challenge and OIDC's at_hash want. */
+int lk_sha256_b64url(const char *s, char **ret);
