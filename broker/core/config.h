@@ -39,8 +39,9 @@ enum lk_alg {
 #define LK_ALG_DEFAULT \
         (LK_ALG_RS256 | LK_ALG_RS384 | LK_ALG_RS512 | LK_ALG_ES256 | LK_ALG_ES384 | LK_ALG_ES512)
 
-/* "RS256" -> LK_ALG_RS256; 0 for anything else ("none" included). */
+/* "RS256" -> LK_ALG_RS256; 0 for anything else ("none" included). In alg.c. */
 unsigned lk_alg_from_name(const char *name);
+/* LK_ALG_RS256 -> "RS256"; NULL for anything but a single known bit. */
 const char *lk_alg_name(unsigned alg);
 
 struct lk_config {
