@@ -95,14 +95,19 @@ struct lk_config_problems {
 };
 
 void lk_config_problems_clear(struct lk_config_problems *p);
+/* "FILE:LINE: [section] key: message", as lk_error gets the first one; NULL on OOM. Free it. */
+char *lk_config_problem_string(const struct lk_config_problem *p);
 
 /*
  * Loads path and path.d/ *.conf, fills defaults, checks required keys and
  * values. On any problem returns -LK_ERR_CONFIG with the first problem in e
  * ("latchkey.conf:12: [provider] timeout: 'abc' is not a number"), and every
- * problem in problems (may be NULL). The client secret is read from
- * client_secret_file (refused when group- or world-readable), or
- * client_secret, or $CREDENTIALS_DIRECTORY/client_secret.
+ * problem in problems (may be NULL; its old content is freed first, so start
+ * it zeroed). The client secret is read from client_secret_file (refused when
+ * a symlink, not owned by root or the euid, or open to group or others), or
+ * client_secret (refused when the file holding it is open to group or
+ * others), or $CREDENTIALS_DIRECTORY/client_secret. path NULL means
+ * LK_CONFIG_PATH. Not thread-safe: inih's options are process-wide.
  */
 int lk_config_load(const char *path, struct lk_config **ret, struct lk_config_problems *problems,
                    struct lk_error *e);

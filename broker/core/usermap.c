@@ -1,0 +1,178 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * From verified id_token claims to a local user name ([users], SPEC §3).
+ *
+ * The name comes from the provider, and ends up in getpwnam(), in file names
+ * under the state folder and in log lines, so it must look like a user name
+ * before anything else sees it.
+ */
+#include "usermap.h"
+
+#include <stdint.h>
+#include <stdio.h>
+
+#define USER_NAME_MAX 256 /* SPEC §4: user names are capped at 256 bytes */
+
+/* Strict UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing above U+10FFFF. */
+static bool utf8_valid(const unsigned char *s, size_t len)
+{
+        size_t i = 0;
+
+        while (i < len) {
+                unsigned char c = s[i];
+                size_t n;
+                uint32_t cp;
+
+                if (c < 0x80) {
+                        i++;
+                        continue;
+                } else if (c >= 0xc2 && c <= 0xdf) {
+                        n = 1;
+                        cp = c & 0x1f;
+                } else if (c >= 0xe0 && c <= 0xef) {
+                        n = 2;
+                        cp = c & 0x0f;
+                } else if (c >= 0xf0 && c <= 0xf4) {
+                        n = 3;
+                        cp = c & 0x07;
+                } else
+                        return false;
+                if (len - i - 1 < n)
+                        return false;
+                for (size_t k = 1; k <= n; k++) {
+                        if ((s[i + k] & 0xc0) != 0x80)
+                                return false;
+                        cp = (cp << 6) | (s[i + k] & 0x3f);
+                }
+                if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10ffff ||
+                    (cp >= 0xd800 && cp <= 0xdfff))
+                        return false;
+                i += n + 1;
+        }
+        return true;
+}
+
+/*
+ * NULL when name can be a local user name, else what is wrong with it. Beyond
+ * the rules in usermap.h we refuse ':' (the passwd field separator), spaces,
+ * and "." and "..", which name folders.
+ */
+static const char *user_name_problem(const char *name, size_t len)
+{
+        if (len == 0)
+                return "is empty";
+        if (len > USER_NAME_MAX)
+                return "is longer than 256 bytes";
+        if (strlen(name) != len)
+                return "holds a NUL byte";
+        if (!utf8_valid((const unsigned char *)name, len))
+                return "is not valid UTF-8";
+        if (name[0] == '-')
+                return "starts with '-'";
+        if (streq(name, ".") || streq(name, ".."))
+                return "is '.' or '..'";
+        for (const unsigned char *p = (const unsigned char *)name; *p; p++) {
+                if (*p < 0x20 || *p == 0x7f)
+                        return "holds a control character";
+                if (*p == '/')
+                        return "holds '/'";
+                if (*p == ':')
+                        return "holds ':'";
+                if (*p == ' ')
+                        return "holds a space";
+        }
+        return NULL;
+}
+
+/* A name safe to show: printable ASCII, others as '?', cut. */
+static void shown(const char *in, char *out, size_t size)
+{
+        size_t n = 0;
+
+        for (; *in && n + 1 < size; in++)
+                out[n++] = (unsigned char)*in >= 0x20 && (unsigned char)*in < 0x7f ? *in : '?';
+        out[n] = 0;
+}
+
+static bool group_allowed(const struct lk_config *c, const json_t *groups)
+{
+        size_t i;
+        json_t *g;
+
+        if (json_is_string(groups))
+                return lk_strv_contains(c->allowed_groups, json_string_value(groups));
+        json_array_foreach(groups, i, g)
+                /* Not a string: it cannot match a name, so it is skipped. */
+                if (json_is_string(g) && lk_strv_contains(c->allowed_groups, json_string_value(g)))
+                        return true;
+        return false;
+}
+
+int lk_usermap(const struct lk_config *c, const json_t *claims, char **ret_user, struct lk_error *e)
+{
+        _cleanup_free_ char *name = NULL;
+        const char *claim = c->username_claim ?: "preferred_username", *why;
+        char show[64];
+        json_t *v;
+        size_t len;
+
+        v = json_object_get(claims, claim);
+        if (!v)
+                return lk_error_set(e, LK_ERR_INVALID_ID_TOKEN, "The id_token has no '%s' claim",
+                                    claim);
+        if (!json_is_string(v))
+                return lk_error_set(e, LK_ERR_INVALID_ID_TOKEN,
+                                    "The id_token's '%s' claim is not a string", claim);
+
+        len = json_string_length(v);
+        if (len > 4 * USER_NAME_MAX)
+                return lk_error_set(e, LK_ERR_INVALID_ID_TOKEN,
+                                    "The id_token's '%s' claim is longer than 256 bytes", claim);
+        name = malloc(len + 1);
+        if (!name)
+                return lk_error_set(e, LK_ERR_NOMEM, "Out of memory");
+        memcpy(name, json_string_value(v), len);
+        name[len] = 0;
+
+        if (!isempty(c->strip_suffix) && strlen(name) == len &&
+            lk_endswith(name, c->strip_suffix)) {
+                len -= strlen(c->strip_suffix);
+                name[len] = 0;
+        }
+
+        why = user_name_problem(name, len);
+        if (why) {
+                shown(name, show, sizeof(show));
+                return lk_error_set(e, LK_ERR_INVALID_ID_TOKEN,
+                                    "The id_token's '%s' claim ('%s') is not a usable user name: "
+                                    "it %s",
+                                    claim, show, why);
+        }
+
+        /* Both rules apply where both are set, as sshd's AllowUsers and AllowGroups. */
+        if (c->allowed_users && c->allowed_users[0] && !lk_strv_contains(c->allowed_users, name))
+                return lk_error_set(e, LK_ERR_NOT_ALLOWED, "User %s is not in allowed_users",
+                                    name);
+
+        if (c->allowed_groups && c->allowed_groups[0]) {
+                const char *gclaim = c->groups_claim ?: "groups";
+                json_t *groups = json_object_get(claims, gclaim);
+
+                if (!groups)
+                        return lk_error_set(e, LK_ERR_NOT_ALLOWED,
+                                            "User %s is not allowed: the id_token has no '%s' "
+                                            "claim, and allowed_groups is set",
+                                            name, gclaim);
+                if (!json_is_string(groups) && !json_is_array(groups))
+                        return lk_error_set(e, LK_ERR_NOT_ALLOWED,
+                                            "User %s is not allowed: the id_token's '%s' claim is "
+                                            "neither a string nor an array of strings",
+                                            name, gclaim);
+                if (!group_allowed(c, groups))
+                        return lk_error_set(e, LK_ERR_NOT_ALLOWED,
+                                            "User %s is in none of the allowed_groups", name);
+        }
+
+        *ret_user = TAKE_PTR(name);
+        return 0;
+}
