@@ -4,7 +4,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 
-static int error_setv(struct lk_error *e, int code, int detail, const char *fmt, va_list ap)
+static int _printf_(4, 0) error_setv(struct lk_error *e, int code, int detail, const char *fmt, va_list ap)
 {
         if (code < 0)
                 code = -code;

@@ -21,7 +21,7 @@ bool lk_log_debug_enabled(void)
         return log_debug;
 }
 
-static void log_v(int facility, int priority, const char *fmt, va_list ap)
+static void _printf_(3, 0) log_v(int facility, int priority, const char *fmt, va_list ap)
 {
         if (priority == LOG_DEBUG && !log_debug)
                 return;
