@@ -33,7 +33,13 @@ struct lk_jwks {
         size_t n;
 };
 
-/* One JWK object to a key; -LK_ERR_PROVIDER_RESPONSE naming the bad member. */
+/*
+ * One JWK object to a key. Returns 0 and fills ret; 1 (ret untouched) for a
+ * key latchkey does not use and skips ("use" other than "sig", "key_ops"
+ * without "verify", kty other than RSA/EC, unknown crv, an "alg" latchkey
+ * does not know); -LK_ERR_PROVIDER_RESPONSE naming the bad member for a
+ * broken key (bad base64url, RSA under 2048 bits, EC point not on the curve...).
+ */
 int lk_jwk_from_json(const void *json_object /* json_t* */, struct lk_jwk *ret, struct lk_error *e);
 void lk_jwk_clear(struct lk_jwk *k);
 
