@@ -7,6 +7,7 @@
  */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -34,8 +35,10 @@ struct lk_http_response {
 /*
  * Called once per exchange. On a transport failure (DNS, connect, TLS,
  * timeout, body over the cap) resp is NULL and err says what happened
- * (LK_ERR_PROVIDER_UNAVAILABLE). Any HTTP status counts as a response.
- * resp is freed after the callback returns.
+ * (LK_ERR_PROVIDER_UNAVAILABLE). Any HTTP status counts as a response;
+ * redirects are not followed, so a 3xx arrives as such. resp is freed after
+ * the callback returns. The exchange is already finished when its callback
+ * runs: the callback may submit, cancel or defer (but not lk_http_free(h)).
  */
 typedef void (*lk_http_done_fn)(void *userdata, const struct lk_http_response *resp,
                                 const struct lk_error *err);
@@ -54,6 +57,22 @@ int lk_http_submit(struct lk_http *h, const struct lk_http_request *req, lk_http
 unsigned lk_http_pending(const struct lk_http *h);
 
 /*
+ * Runs fn(userdata) from the next event processing (lk_http_on_timeout, or
+ * lk_http_run), never from inside this call: for callbacks that must not run
+ * inside the call that started an operation. With an event loop it arms a
+ * 0 ms timer. Calls deferred from a deferred call run in a later round.
+ */
+typedef void (*lk_http_defer_fn)(void *userdata);
+int lk_http_defer(struct lk_http *h, lk_http_defer_fn fn, void *userdata);
+
+/*
+ * Drops every exchange and deferred call whose userdata is userdata, without
+ * calling them (for an owner that goes away while its requests are under
+ * way). Safe from within callbacks. Returns how many were dropped.
+ */
+unsigned lk_http_cancel(struct lk_http *h, void *userdata);
+
+/*
  * Event loop integration. watch_socket is told which fd to watch for what
  * (LK_HTTP_WATCH_* bits, 0 = stop watching); set_timer is told when to call
  * lk_http_on_timeout (-1 = no timer). The loop then calls lk_http_on_socket /
@@ -70,8 +89,19 @@ void lk_http_set_loop(struct lk_http *h, lk_http_watch_fn watch_socket, lk_http_
 void lk_http_on_socket(struct lk_http *h, int fd, int what);
 void lk_http_on_timeout(struct lk_http *h);
 
-/* For the command line and tests: runs until no exchange is pending. */
+/*
+ * For the command line and tests: runs until no exchange and no deferred call
+ * is pending. Not for an lk_http that has a loop set (-LK_ERR_INVALID_ARGUMENT).
+ */
 int lk_http_run(struct lk_http *h);
+
+/*
+ * One Cache-Control header value (not NUL-terminated): sets *max_age from
+ * max-age=N (digits only, a quoted value tolerated, huge values LONG_MAX) and
+ * *no_store on no-store or no-cache; leaves them alone otherwise. Exposed for
+ * the fuzzer and tests.
+ */
+void lk_http_parse_cache_control(const char *value, size_t len, long *max_age, bool *no_store);
 
 /* For statistics and tests: how many exchanges were started, in all. */
 uint64_t lk_http_requests_started(const struct lk_http *h);

@@ -4,6 +4,9 @@
  * asynchronous operations on an lk_http. Discovery and keys are fetched once
  * and cached; each operation calls its callback exactly once, from within
  * lk_http's event processing (never from inside the call that started it).
+ * An operation that returns < 0 (bad arguments, out of memory) never calls
+ * its callback. Operations that need the endpoints or keys fetch them first;
+ * concurrent operations share one fetch. A callback may free the provider.
  */
 #pragma once
 
@@ -25,9 +28,15 @@ struct lk_provider;
  */
 int lk_provider_new(const struct lk_config *c, struct lk_http *h, const char *cache_dir,
                     struct lk_provider **ret, struct lk_error *e);
+/* Drops the operations under way without calling their callbacks. */
 void lk_provider_free(struct lk_provider *p);
 
-/* NULL until lk_provider_prepare() completed once. */
+/*
+ * NULL until the endpoints are known: from the config (discovery = no), from
+ * a fresh disk copy of the discovery document, or once lk_provider_prepare()
+ * (or any operation) fetched it. A refreshed discovery document replaces
+ * them: do not keep the pointer across event processing.
+ */
 const struct lk_endpoints *lk_provider_endpoints(const struct lk_provider *p);
 
 typedef void (*lk_provider_done_fn)(void *userdata, const struct lk_error *err);
@@ -58,7 +67,7 @@ int lk_provider_exchange_code(struct lk_provider *p, const char *code, const cha
 int lk_provider_refresh(struct lk_provider *p, const char *refresh_token,
                         const json_t *previous_claims, lk_provider_grant_fn done, void *userdata);
 
-/* RFC 7009; done gets an error when no revocation endpoint is known. */
+/* RFC 7009; done gets an error (LK_ERR_NOT_FOUND) when no revocation endpoint is known. */
 int lk_provider_revoke(struct lk_provider *p, const char *token, const char *hint,
                        lk_provider_done_fn done, void *userdata);
 
