@@ -460,6 +460,7 @@ int lkh_start_bus(struct lkh *h)
                 "  <auth>EXTERNAL</auth>\n"
                 "  <servicedir>%s</servicedir>\n"
                 "  <policy context=\"default\">\n"
+                "    <allow user=\"*\"/>\n"
                 "    <deny own=\"*\"/>\n"
                 "    <deny send_type=\"method_call\"/>\n"
                 "    <allow send_type=\"signal\"/>\n"

@@ -1117,7 +1117,6 @@ static enum MHD_Result token_endpoint(struct MHD_Connection *c, const char *meth
         } else if (streq(grant_type, "refresh_token")) {
                 const char *value = form_get(f, "refresh_token");
                 struct token *t;
-                _cleanup_free_ char *user = NULL, *scope = NULL;
 
                 if (sw.refresh_invalid_grant)
                         return reply_error(c, method, url, 400, "invalid_grant",
