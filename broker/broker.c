@@ -1,0 +1,293 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The broker's parts put together: config, state, the HTTP engine on the
+ * loop, the provider, the bus; the one-second tick that expires logins and
+ * decides when the broker has been idle long enough to exit.
+ */
+#include "broker.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "daemon.h"
+#include "log.h"
+#include "logins.h"
+#include "methods.h"
+#include "sessions.h"
+#include "store.h"
+
+/* Calls parked while discovery and keys are fetched; more are refused. */
+#define DEFERRED_MAX 4096
+
+struct http_watch {
+        struct http_watch *next;
+        int fd;
+        struct lk_io *io;
+};
+
+int64_t lk_now_wall(void)
+{
+        return (int64_t)time(NULL);
+}
+
+void broker_touch(struct broker *b)
+{
+        b->last_activity_ms = lk_now_ms();
+}
+
+/* ---- lk_http on the loop ---- */
+
+static void on_http_io(struct lk_io *io, int fd, short revents, void *userdata)
+{
+        struct broker *b = userdata;
+        int what = 0;
+
+        if (revents & (POLLIN | POLLERR | POLLHUP))
+                what |= LK_HTTP_WATCH_IN;
+        if (revents & POLLOUT)
+                what |= LK_HTTP_WATCH_OUT;
+        lk_http_on_socket(b->http, fd, what);
+}
+
+static void http_watch_socket(void *loop, int fd, int what)
+{
+        struct broker *b = loop;
+        short events =
+            (what & LK_HTTP_WATCH_IN ? POLLIN : 0) | (what & LK_HTTP_WATCH_OUT ? POLLOUT : 0);
+        struct http_watch **p, *w;
+
+        for (p = &b->http_watches; *p; p = &(*p)->next)
+                if ((*p)->fd == fd)
+                        break;
+        w = *p;
+        if (!events) {
+                if (w) {
+                        lk_io_free(w->io);
+                        *p = w->next;
+                        free(w);
+                }
+                return;
+        }
+        if (w) {
+                lk_io_set_events(w->io, events);
+                return;
+        }
+        w = calloc(1, sizeof(*w));
+        if (!w || !(w->io = lk_io_new(b->loop, fd, events, on_http_io, b))) {
+                /* The exchange then ends by its timeout. */
+                log_error("Out of memory watching an HTTP socket");
+                free(w);
+                return;
+        }
+        w->fd = fd;
+        w->next = b->http_watches;
+        b->http_watches = w;
+}
+
+static void http_set_timer(void *loop, long timeout_ms)
+{
+        struct broker *b = loop;
+
+        if (timeout_ms < 0)
+                lk_timer_set(b->http_timer, -1);
+        else
+                lk_timer_set_in(b->http_timer, timeout_ms);
+}
+
+static void on_http_timer(struct lk_timer *t, void *userdata)
+{
+        struct broker *b = userdata;
+
+        lk_http_on_timeout(b->http);
+}
+
+/* ---- discovery and keys, once for every call that needs them ---- */
+
+static void on_prepared(void *userdata, const struct lk_error *err)
+{
+        struct broker *b = userdata;
+        struct lk_call **calls = TAKE_PTR(b->deferred);
+        size_t n = b->n_deferred;
+
+        b->n_deferred = 0;
+        b->preparing = false;
+        if (err && err->code)
+                log_warning("Cannot reach the provider's discovery or keys: %s", err->message);
+        for (size_t i = 0; i < n; i++) {
+                struct lk_call *c = calls[i];
+                struct lk_error e = {0};
+                int r;
+
+                if (err && err->code) {
+                        e = *err;
+                        lk_call_reply_error(c, -err->code, &e);
+                } else if (!lk_provider_endpoints(b->provider)) {
+                        lk_error_set(&e, LK_ERR_PROVIDER_UNAVAILABLE,
+                                     "The provider's endpoints are unknown");
+                        lk_call_reply_error(c, -LK_ERR_PROVIDER_UNAVAILABLE, &e);
+                } else {
+                        r = c->method->handler(b, c, &e);
+                        if (r < 0)
+                                lk_call_reply_error(c, r, &e);
+                }
+                lk_call_unref(c);
+        }
+        free(calls);
+}
+
+int broker_need_provider(struct broker *b, struct lk_call *call, struct lk_error *e)
+{
+        struct lk_call **d;
+        int r;
+
+        if (lk_provider_endpoints(b->provider))
+                return 0;
+        if (b->n_deferred >= DEFERRED_MAX)
+                return lk_error_set(e, LK_ERR_TOO_MANY_REQUESTS,
+                                    "Too many calls are waiting for the provider");
+        d = realloc(b->deferred, (b->n_deferred + 1) * sizeof(*d));
+        if (!d)
+                return lk_error_set(e, LK_ERR_NOMEM, "Out of memory");
+        b->deferred = d;
+        if (!b->preparing) {
+                r = lk_provider_prepare(b->provider, on_prepared, b);
+                if (r < 0)
+                        return lk_error_set(e, r,
+                                            "Cannot start fetching the provider's "
+                                            "configuration");
+                b->preparing = true;
+        }
+        d[b->n_deferred++] = lk_call_ref(call);
+        return LK_CALL_LATER;
+}
+
+/* ---- the tick: login expiry and idle exit ---- */
+
+static void on_tick(struct lk_timer *t, void *userdata)
+{
+        struct broker *b = userdata;
+        unsigned live = lk_logins_sweep(b);
+        int64_t now = lk_now_ms();
+
+        lk_timer_set_in(t, 1000);
+        if (b->idle_exit == 0 || live > 0 || b->busy_ops > 0 || b->n_deferred > 0 || b->preparing ||
+            lk_http_pending(b->http) > 0 || lk_bus_busy(b->bus) > 0)
+                return;
+        if (now - b->last_activity_ms < (int64_t)b->idle_exit * 1000)
+                return;
+        log_info("Idle for %u s, exiting; the bus starts the broker again when needed",
+                 b->idle_exit);
+        lk_bus_release_name(b->bus);
+        lk_loop_quit(b->loop, 0);
+}
+
+/* ---- life ---- */
+
+void broker_free(struct broker *b)
+{
+        if (!b)
+                return;
+        /* Calls still parked: answered (with an error) while the bus is still there. */
+        for (size_t i = 0; i < b->n_deferred; i++)
+                lk_call_unref(b->deferred[i]);
+        free(b->deferred);
+        /* Cancels every exchange without calling back; then what they pointed at can go. */
+        lk_provider_free(b->provider);
+        lk_http_free(b->http);
+        lk_logins_free_all(b);
+        lk_sessions_free_all(b);
+        lk_bus_free(b->bus);
+        while (b->http_watches) {
+                struct http_watch *w = b->http_watches;
+                b->http_watches = w->next;
+                free(w);
+        }
+        lk_loop_free(b->loop);
+        lk_config_free(b->config);
+        free(b->state_dir);
+        free(b->sessions_dir);
+        free(b);
+}
+
+int broker_new(const struct broker_options *o, struct broker **ret, struct lk_error *e)
+{
+        struct broker *b;
+        int r;
+
+        b = calloc(1, sizeof(*b));
+        if (!b)
+                return lk_error_set(e, LK_ERR_NOMEM, "Out of memory");
+
+        r = lk_config_load(o->config_path, &b->config, NULL, e);
+        if (r < 0)
+                goto fail;
+        b->idle_exit = o->idle_exit >= 0 ? (unsigned)o->idle_exit : b->config->idle_exit;
+
+        b->state_dir = strdup(o->state_dir);
+        if (!b->state_dir || asprintf(&b->sessions_dir, "%s/sessions", o->state_dir) < 0) {
+                b->sessions_dir = NULL;
+                r = lk_error_set(e, LK_ERR_NOMEM, "Out of memory");
+                goto fail;
+        }
+        r = lk_store_read_boot_id(b->boot_id, sizeof(b->boot_id), e);
+        if (r < 0)
+                goto fail;
+        r = lk_store_init(b, e);
+        if (r < 0)
+                goto fail;
+
+        r = lk_loop_new(&b->loop);
+        if (r < 0) {
+                r = lk_error_set(e, LK_ERR_IO, "Cannot set up the event loop: %s", strerror(-r));
+                goto fail;
+        }
+        b->tick = lk_timer_new(b->loop, on_tick, b);
+        b->http_timer = lk_timer_new(b->loop, on_http_timer, b);
+        if (!b->tick || !b->http_timer) {
+                r = lk_error_set(e, LK_ERR_NOMEM, "Out of memory");
+                goto fail;
+        }
+
+        r = lk_http_new(&b->http);
+        if (r < 0) {
+                r = lk_error_set(e, r, "Cannot set up HTTP");
+                goto fail;
+        }
+        lk_http_set_loop(b->http, http_watch_socket, http_set_timer, b);
+        r = lk_provider_new(b->config, b->http, b->state_dir, &b->provider, e);
+        if (r < 0)
+                goto fail;
+
+        r = lk_store_load_all(b, e);
+        if (r < 0)
+                goto fail;
+
+        /* Last: once we own the name, callers may come. */
+        r = lk_bus_new(b->loop, b, lk_broker_methods, &b->bus, e);
+        if (r < 0)
+                goto fail;
+
+        broker_touch(b);
+        lk_timer_set_in(b->tick, 1000);
+        *ret = b;
+        return 0;
+
+fail:
+        broker_free(b);
+        return r;
+}
+
+int broker_run(struct broker *b)
+{
+        unsigned n = 0;
+
+        for (struct lk_session *s = b->sessions; s; s = s->next)
+                n++;
+        log_info("latchkeyd %s ready on the system bus as %s; %u session(s), state in %s, "
+                 "idle exit %s",
+                 LATCHKEY_VERSION, LK_BUS_NAME, n, b->state_dir, b->idle_exit ? "on" : "off");
+        return lk_loop_run(b->loop);
+}

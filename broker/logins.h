@@ -1,0 +1,72 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Pending logins: from BeginLogin until OpenSession. A login is bound to the
+ * uid that began it and to one local user; it holds the state, nonce and PKCE
+ * verifier until CompleteLogin, then the grant until OpenSession. It expires
+ * after login_timeout; an expired login is remembered (without its secrets)
+ * for a while, so that a late CompleteLogin hears LoginExpired, not NotFound.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "authorize.h"
+#include "error.h"
+#include "provider.h"
+
+struct broker;
+
+enum lk_login_state {
+        LK_LOGIN_PENDING,    /* waiting for the person's answer */
+        LK_LOGIN_EXCHANGING, /* code exchange under way */
+        LK_LOGIN_DONE,       /* grant waiting for OpenSession */
+        LK_LOGIN_EXPIRED,    /* secrets gone; remembered to say so */
+};
+
+/* Called once when CompleteLogin is decided: user on success, else r < 0 and e. */
+typedef void (*lk_login_done_fn)(void *userdata, const char *user, int r, const struct lk_error *e);
+
+struct lk_login {
+        struct lk_login *next;
+        struct broker *broker;
+        char *id;
+        uid_t owner_uid; /* who began it */
+        char *user;      /* the local user it is for */
+        uid_t user_uid;
+        enum lk_login_state state;
+        bool cancelled;     /* cancelled while exchanging: freed when the exchange ends */
+        int64_t expires_ms; /* CLOCK_MONOTONIC */
+        struct lk_authorization *auth; /* until the code is exchanged */
+        struct lk_grant *grant;        /* LK_LOGIN_DONE */
+        lk_login_done_fn done;
+        void *done_userdata;
+};
+
+/* The local user must exist; returns its uid. */
+int lk_login_resolve_user(const char *user, uid_t *ret_uid, struct lk_error *e);
+
+/* Makes a login for user (uid user_uid) begun by owner_uid, with its authorization URL. */
+int lk_login_begin(struct broker *b, uid_t owner_uid, const char *user, uid_t user_uid,
+                   struct lk_login **ret, struct lk_error *e);
+
+/* The login of that id, expired or not; NULL when there is none. */
+struct lk_login *lk_login_find(struct broker *b, const char *id);
+
+/* Checks the answer and starts the code exchange; done is called later, exactly once. */
+int lk_login_complete(struct broker *b, struct lk_login *l, const char *answer,
+                      lk_login_done_fn done, void *userdata, struct lk_error *e);
+
+/* 0 when the login holds a grant ready for a session, else LoginExpired / InvalidArgument. */
+int lk_login_check_done(struct broker *b, struct lk_login *l, struct lk_error *e);
+
+/* Hands the grant over and forgets the login. */
+struct lk_grant *lk_login_take_grant(struct broker *b, struct lk_login *l);
+
+void lk_login_cancel(struct broker *b, struct lk_login *l);
+
+/* Expires what is due and forgets what expired long ago; returns the logins still pending. */
+unsigned lk_logins_sweep(struct broker *b);
+
+void lk_logins_free_all(struct broker *b);

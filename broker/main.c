@@ -1,0 +1,146 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * latchkeyd: the latchkey broker on the system bus (SPEC §1, §4).
+ *
+ * Logging: to syslog (security events to LOG_AUTHPRIV), which under systemd
+ * lands in the journal. With --debug it goes to stderr instead and adds
+ * detail (still never a secret: tokens appear only as fingerprints), so a
+ * person or a test running the broker by hand sees everything in one place.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+
+#include "config.h"
+#include "daemon.h"
+#include "log.h"
+
+#define DEFAULT_STATE_DIR "/var/lib/latchkey"
+
+static void help(void)
+{
+        printf("Usage: latchkeyd [OPTION]...\n"
+               "The latchkey broker: keeps the single sign-on tokens of login sessions and hands\n"
+               "them to the session's applications over D-Bus (org.latchkey.Broker1, system bus).\n"
+               "Normally started by D-Bus activation through latchkeyd.service.\n"
+               "\n"
+               "  --config PATH          configuration file (default %s)\n"
+               "  --state-dir DIR        where sessions and the provider's keys are kept\n"
+               "                         (default $STATE_DIRECTORY, else %s)\n"
+               "  --debug                log to stderr, with detail (never secrets)\n"
+               "  --idle-exit SECONDS    exit after that long with nothing to do; 0 = never\n"
+               "                         (default: idle_exit of the configuration)\n"
+               "  --version              print the version and exit\n"
+               "  --help                 print this help and exit\n",
+               LK_CONFIG_PATH, DEFAULT_STATE_DIR);
+}
+
+/* 0 and options, 1 when done (--help, --version), < 0 on a usage error. */
+static int parse_argv(int argc, char *argv[], struct broker_options *o)
+{
+        enum { ARG_CONFIG = 0x100, ARG_STATE_DIR, ARG_DEBUG, ARG_IDLE_EXIT, ARG_VERSION, ARG_HELP };
+        static const struct option options[] = {
+            {"config", required_argument, NULL, ARG_CONFIG},
+            {"state-dir", required_argument, NULL, ARG_STATE_DIR},
+            {"debug", no_argument, NULL, ARG_DEBUG},
+            {"idle-exit", required_argument, NULL, ARG_IDLE_EXIT},
+            {"version", no_argument, NULL, ARG_VERSION},
+            {"help", no_argument, NULL, ARG_HELP},
+            {0},
+        };
+        const char *env_state = getenv("STATE_DIRECTORY");
+        int c;
+
+        *o = (struct broker_options){
+            .config_path = LK_CONFIG_PATH,
+            /* systemd may give several, separated by ':'; ours is the only one. */
+            .state_dir =
+                env_state && *env_state && !strchr(env_state, ':') ? env_state : DEFAULT_STATE_DIR,
+            .idle_exit = -1,
+        };
+        while ((c = getopt_long(argc, argv, "", options, NULL)) >= 0) {
+                switch (c) {
+                case ARG_CONFIG:
+                        o->config_path = optarg;
+                        break;
+                case ARG_STATE_DIR:
+                        o->state_dir = optarg;
+                        break;
+                case ARG_DEBUG:
+                        o->debug = true;
+                        break;
+                case ARG_IDLE_EXIT: {
+                        char *end;
+                        unsigned long v;
+                        errno = 0;
+                        v = strtoul(optarg, &end, 10);
+                        if (errno || end == optarg || *end || optarg[0] == '-' || v > 86400 * 365) {
+                                fprintf(stderr,
+                                        "latchkeyd: --idle-exit: '%s' is not a number of "
+                                        "seconds\n",
+                                        optarg);
+                                return -EINVAL;
+                        }
+                        o->idle_exit = (long)v;
+                        break;
+                }
+                case ARG_VERSION:
+                        printf("latchkeyd %s\n", LATCHKEY_VERSION);
+                        return 1;
+                case ARG_HELP:
+                        help();
+                        return 1;
+                default:
+                        fprintf(stderr, "Try 'latchkeyd --help'.\n");
+                        return -EINVAL;
+                }
+        }
+        if (optind < argc) {
+                fprintf(stderr, "latchkeyd: unexpected argument '%s'\n", argv[optind]);
+                return -EINVAL;
+        }
+        return 0;
+}
+
+static int run(int argc, char *argv[])
+{
+        struct broker_options o;
+        struct broker *b = NULL;
+        struct lk_error e = {0};
+        int r;
+
+        r = parse_argv(argc, argv, &o);
+        if (r != 0)
+                return r < 0 ? 2 : 0;
+
+        /* The process holds every token: no core dumps, no ptrace by others of our uid. */
+        (void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+        umask(077);
+        signal(SIGPIPE, SIG_IGN);
+        lk_log_open("latchkeyd", o.debug, o.debug);
+
+        r = broker_new(&o, &b, &e);
+        if (r < 0) {
+                /* Also to stderr when logging to syslog: whoever started us should see it. */
+                fprintf(stderr, "latchkeyd: %s\n", e.message[0] ? e.message : lk_err_name(r));
+                if (!o.debug)
+                        log_error("Cannot start: %s", e.message);
+                return 1;
+        }
+        r = broker_run(b);
+        broker_free(b);
+        if (r < 0) {
+                log_error("The event loop failed: %s", strerror(-r));
+                return 1;
+        }
+        return r;
+}
+
+int main(int argc, char *argv[])
+{
+        return run(argc, argv);
+}

@@ -1,0 +1,350 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Bus glue for logins.c and sessions.c. Each handler reads: parse, validate,
+ * authorise (lk_call_allowed() with the row's policy), act, reply. "Not
+ * found" and "not yours" are one error, so no uid learns about others.
+ */
+#include "methods.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+
+#include "broker.h"
+#include "log.h"
+#include "logins.h"
+#include "secret.h"
+#include "sessions.h"
+
+static int reply_args(struct lk_call *call, int first_type, ...)
+{
+        DBusMessage *reply = lk_call_new_return(call);
+        va_list ap;
+        bool ok;
+
+        if (!reply)
+                return -LK_ERR_NOMEM;
+        va_start(ap, first_type);
+        ok = first_type == DBUS_TYPE_INVALID ||
+             dbus_message_append_args_valist(reply, first_type, ap);
+        va_end(ap);
+        if (!ok) {
+                dbus_message_unref(reply);
+                return -LK_ERR_NOMEM;
+        }
+        lk_call_reply(call, reply);
+        return 0;
+}
+
+static int not_found_login(struct lk_error *e)
+{
+        return lk_error_set(e, LK_ERR_NOT_FOUND, "No such login (it may have been cancelled)");
+}
+
+static int not_found_session(const char *id, struct lk_error *e)
+{
+        return lk_error_set(e, LK_ERR_NOT_FOUND, "No session '%s'", id);
+}
+
+/* The session options name, or the caller's newest; the same error for absent and not ours. */
+static int find_session(struct broker *b, struct lk_call *call, const struct lk_options *o,
+                        struct lk_session **ret, struct lk_error *e)
+{
+        struct lk_session *s;
+
+        if (o->session_id) {
+                s = lk_session_find(b, o->session_id);
+                if (!s || !lk_call_allowed(call, s->uid))
+                        return not_found_session(o->session_id, e);
+        } else {
+                s = lk_session_latest(b, call->uid);
+                if (!s)
+                        return lk_error_set(e, LK_ERR_NOT_FOUND,
+                                            "uid %u has no latchkey session; log in first",
+                                            (unsigned)call->uid);
+        }
+        *ret = s;
+        return 0;
+}
+
+static int method_begin_login(struct broker *b, struct lk_call *call, struct lk_error *e)
+{
+        DBusMessageIter it;
+        struct lk_options o;
+        struct lk_login *l;
+        const char *user;
+        uid_t user_uid;
+        int r;
+
+        dbus_message_iter_init(call->msg, &it);
+        dbus_message_iter_get_basic(&it, &user);
+        dbus_message_iter_next(&it);
+        r = lk_arg_check(user, LK_ARG_ID_MAX, "user", e);
+        if (r < 0)
+                return r;
+        r = lk_options_parse(&it, &o, e);
+        if (r < 0)
+                return r;
+
+        r = lk_login_resolve_user(user, &user_uid, e);
+        if (r < 0)
+                return r;
+        if (!lk_call_allowed(call, user_uid))
+                return lk_error_set(e, LK_ERR_ACCESS_DENIED,
+                                    "uid %u may not begin a login for %s (only root or %s may)",
+                                    (unsigned)call->uid, user, user);
+
+        r = broker_need_provider(b, call, e);
+        if (r != 0)
+                return r;
+        r = lk_login_begin(b, call->uid, user, user_uid, &l, e);
+        if (r < 0)
+                return r;
+        return reply_args(call, DBUS_TYPE_STRING, &l->id, DBUS_TYPE_STRING, &l->auth->url,
+                          DBUS_TYPE_INVALID);
+}
+
+static void on_login_done(void *userdata, const char *user, int r, const struct lk_error *e)
+{
+        _cleanup_(lk_call_unrefp) struct lk_call *call = userdata;
+
+        if (r < 0)
+                lk_call_reply_error(call, r, e);
+        else if (reply_args(call, DBUS_TYPE_STRING, &user, DBUS_TYPE_INVALID) < 0)
+                lk_call_reply(call, NULL);
+}
+
+static int method_complete_login(struct broker *b, struct lk_call *call, struct lk_error *e)
+{
+        const char *id, *answer;
+        struct lk_login *l;
+        int r;
+
+        if (!dbus_message_get_args(call->msg, NULL, DBUS_TYPE_STRING, &id, DBUS_TYPE_STRING,
+                                   &answer, DBUS_TYPE_INVALID))
+                return -LK_ERR_NOMEM;
+        r = lk_arg_check(id, LK_ARG_ID_MAX, "login_id", e);
+        if (r < 0)
+                return r;
+        r = lk_arg_check(answer, LK_ARG_ANSWER_MAX, "answer", e);
+        if (r < 0)
+                return r;
+
+        l = lk_login_find(b, id);
+        if (!l || !lk_call_allowed(call, l->owner_uid))
+                return not_found_login(e);
+
+        r = lk_login_complete(b, l, answer, on_login_done, lk_call_ref(call), e);
+        if (r < 0) {
+                lk_call_unref(call);
+                return r;
+        }
+        return LK_CALL_LATER;
+}
+
+static int method_cancel_login(struct broker *b, struct lk_call *call, struct lk_error *e)
+{
+        struct lk_login *l;
+        const char *id;
+        int r;
+
+        if (!dbus_message_get_args(call->msg, NULL, DBUS_TYPE_STRING, &id, DBUS_TYPE_INVALID))
+                return -LK_ERR_NOMEM;
+        r = lk_arg_check(id, LK_ARG_ID_MAX, "login_id", e);
+        if (r < 0)
+                return r;
+        l = lk_login_find(b, id);
+        if (!l || !lk_call_allowed(call, l->owner_uid))
+                return not_found_login(e);
+        lk_login_cancel(b, l);
+        return reply_args(call, DBUS_TYPE_INVALID);
+}
+
+static int method_open_session(struct broker *b, struct lk_call *call, struct lk_error *e)
+{
+        const char *login_id, *session_id;
+        _cleanup_free_ char *user = NULL;
+        struct lk_session *old;
+        struct lk_login *l;
+        uid_t uid;
+        int r;
+
+        if (!dbus_message_get_args(call->msg, NULL, DBUS_TYPE_STRING, &login_id, DBUS_TYPE_STRING,
+                                   &session_id, DBUS_TYPE_INVALID))
+                return -LK_ERR_NOMEM;
+        r = lk_arg_check(login_id, LK_ARG_ID_MAX, "login_id", e);
+        if (r < 0)
+                return r;
+        r = lk_arg_check(session_id, LK_ARG_ID_MAX, "session_id", e);
+        if (r < 0)
+                return r;
+        r = lk_session_check_id(session_id, e);
+        if (r < 0)
+                return r;
+
+        l = lk_login_find(b, login_id);
+        if (!l || !lk_call_allowed(call, l->user_uid))
+                return not_found_login(e);
+        old = lk_session_find(b, session_id);
+        if (old && !lk_call_allowed(call, old->uid))
+                return lk_error_set(e, LK_ERR_ACCESS_DENIED,
+                                    "Session id '%s' is in use by another user", session_id);
+        r = lk_login_check_done(b, l, e);
+        if (r < 0)
+                return r;
+
+        user = strdup(l->user);
+        if (!user)
+                return -LK_ERR_NOMEM;
+        uid = l->user_uid;
+        r = lk_session_open(b, session_id, user, uid, lk_login_take_grant(b, l), e);
+        if (r < 0)
+                return r;
+        return reply_args(call, DBUS_TYPE_INVALID);
+}
+
+static int method_close_session(struct broker *b, struct lk_call *call, struct lk_error *e)
+{
+        struct lk_session *s;
+        const char *id;
+        int r;
+
+        if (!dbus_message_get_args(call->msg, NULL, DBUS_TYPE_STRING, &id, DBUS_TYPE_INVALID))
+                return -LK_ERR_NOMEM;
+        r = lk_arg_check(id, LK_ARG_ID_MAX, "session_id", e);
+        if (r < 0)
+                return r;
+        s = lk_session_find(b, id);
+        if (!s || !lk_call_allowed(call, s->uid))
+                return not_found_session(id, e);
+        lk_session_close(b, s);
+        return reply_args(call, DBUS_TYPE_INVALID);
+}
+
+static int reply_token(struct lk_call *call, const struct lk_session *s)
+{
+        const char *token = s->tokens.access_token;
+        const char *type = s->tokens.token_type ?: "Bearer";
+        dbus_int64_t expires_at = s->tokens.expires_at;
+
+        if (lk_log_debug_enabled()) {
+                char fp[LK_FINGERPRINT_SIZE];
+                lk_fingerprint(token, fp);
+                log_debug("GetToken by uid %u: session %s, access token %s", (unsigned)call->uid,
+                          s->id, fp);
+        }
+        return reply_args(call, DBUS_TYPE_STRING, &token, DBUS_TYPE_INT64, &expires_at,
+                          DBUS_TYPE_STRING, &type, DBUS_TYPE_INVALID);
+}
+
+static void on_token(void *userdata, const struct lk_session *s, int r, const struct lk_error *e)
+{
+        _cleanup_(lk_call_unrefp) struct lk_call *call = userdata;
+
+        if (r < 0)
+                lk_call_reply_error(call, r, e);
+        else if (reply_token(call, s) < 0)
+                lk_call_reply(call, NULL);
+}
+
+static int method_get_token(struct broker *b, struct lk_call *call, struct lk_error *e)
+{
+        DBusMessageIter it;
+        struct lk_options o;
+        struct lk_session *s;
+        int r;
+
+        dbus_message_iter_init(call->msg, &it);
+        r = lk_options_parse(&it, &o, e);
+        if (r < 0)
+                return r;
+        r = find_session(b, call, &o, &s, e);
+        if (r < 0)
+                return r;
+
+        r = lk_session_get_token(b, s, o.min_valid, on_token, lk_call_ref(call), e);
+        if (r == LK_SESSION_LATER)
+                return LK_CALL_LATER;
+        lk_call_unref(call);
+        if (r < 0)
+                return r;
+        return reply_token(call, s);
+}
+
+static int method_get_claims(struct broker *b, struct lk_call *call, struct lk_error *e)
+{
+        _cleanup_free_ char *json = NULL;
+        DBusMessageIter it;
+        struct lk_options o;
+        struct lk_session *s;
+        int r;
+
+        dbus_message_iter_init(call->msg, &it);
+        r = lk_options_parse(&it, &o, e);
+        if (r < 0)
+                return r;
+        r = find_session(b, call, &o, &s, e);
+        if (r < 0)
+                return r;
+        json = s->claims ? json_dumps(s->claims, JSON_COMPACT | JSON_SORT_KEYS) : strdup("{}");
+        if (!json)
+                return -LK_ERR_NOMEM;
+        return reply_args(call, DBUS_TYPE_STRING, &json, DBUS_TYPE_INVALID);
+}
+
+static int method_list_sessions(struct broker *b, struct lk_call *call, struct lk_error *e)
+{
+        DBusMessage *reply = lk_call_new_return(call);
+        DBusMessageIter it, array;
+        bool ok;
+
+        if (!reply)
+                return -LK_ERR_NOMEM;
+        dbus_message_iter_init_append(reply, &it);
+        ok = dbus_message_iter_open_container(&it, DBUS_TYPE_ARRAY, "(ssuxx)", &array);
+        for (struct lk_session *s = b->sessions; ok && s; s = s->next) {
+                DBusMessageIter st;
+                dbus_uint32_t uid = s->uid;
+                dbus_int64_t opened = s->opened_at, expires = s->tokens.expires_at;
+
+                if (!lk_call_allowed(call, s->uid))
+                        continue;
+                ok = dbus_message_iter_open_container(&array, DBUS_TYPE_STRUCT, NULL, &st) &&
+                     dbus_message_iter_append_basic(&st, DBUS_TYPE_STRING, &s->id) &&
+                     dbus_message_iter_append_basic(&st, DBUS_TYPE_STRING, &s->user) &&
+                     dbus_message_iter_append_basic(&st, DBUS_TYPE_UINT32, &uid) &&
+                     dbus_message_iter_append_basic(&st, DBUS_TYPE_INT64, &opened) &&
+                     dbus_message_iter_append_basic(&st, DBUS_TYPE_INT64, &expires) &&
+                     dbus_message_iter_close_container(&array, &st);
+        }
+        ok = ok && dbus_message_iter_close_container(&it, &array);
+        if (!ok) {
+                dbus_message_unref(reply);
+                return -LK_ERR_NOMEM;
+        }
+        lk_call_reply(call, reply);
+        return 0;
+}
+
+/*
+ * The whole interface and who may call what (SPEC §4). The subject a policy
+ * compares the caller with: BeginLogin the user's uid; CompleteLogin and
+ * CancelLogin the uid that began the login; OpenSession the login's user;
+ * the session methods the session's owner.
+ */
+#define I LK_BUS_INTERFACE
+const struct lk_method lk_broker_methods[] = {
+    {I, "BeginLogin", "sa{sv}", LK_POLICY_ROOT_OR_SUBJECT, method_begin_login},
+    {I, "CompleteLogin", "ss", LK_POLICY_SAME_UID, method_complete_login},
+    {I, "CancelLogin", "s", LK_POLICY_SAME_UID, method_cancel_login},
+    {I, "OpenSession", "ss", LK_POLICY_ROOT_OR_SUBJECT, method_open_session},
+    {I, "CloseSession", "s", LK_POLICY_ROOT_OR_SUBJECT, method_close_session},
+    {I, "GetToken", "a{sv}", LK_POLICY_ROOT_OR_SUBJECT, method_get_token},
+    {I, "GetClaims", "a{sv}", LK_POLICY_ROOT_OR_SUBJECT, method_get_claims},
+    {I, "ListSessions", "", LK_POLICY_ROOT_OR_SUBJECT, method_list_sessions},
+    {DBUS_INTERFACE_INTROSPECTABLE, "Introspect", "", LK_POLICY_PUBLIC, lk_bus_method_introspect},
+    {DBUS_INTERFACE_PROPERTIES, "Get", "ss", LK_POLICY_PUBLIC, lk_bus_method_get_property},
+    {DBUS_INTERFACE_PROPERTIES, "GetAll", "s", LK_POLICY_PUBLIC, lk_bus_method_get_all_properties},
+    {DBUS_INTERFACE_PROPERTIES, "Set", "ssv", LK_POLICY_PUBLIC, lk_bus_method_set_property},
+    {0},
+};
+#undef I

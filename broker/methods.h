@@ -1,0 +1,7 @@
+/* SPDX-License-Identifier: MIT */
+/* The D-Bus face of the broker: the one method table, with each method's policy. */
+#pragma once
+
+#include "bus.h"
+
+extern const struct lk_method lk_broker_methods[];

@@ -1,0 +1,354 @@
+/* SPDX-License-Identifier: MIT */
+#include "sessions.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker.h"
+#include "log.h"
+#include "secret.h"
+#include "store.h"
+
+int lk_session_check_id(const char *id, struct lk_error *e)
+{
+        size_t n = strlen(id);
+
+        if (n == 0 || n > LK_SESSION_ID_MAX)
+                return lk_error_set(e, LK_ERR_INVALID_ARGUMENT,
+                                    "A session id has 1 to %d characters", LK_SESSION_ID_MAX);
+        if (id[0] == '.')
+                return lk_error_set(e, LK_ERR_INVALID_ARGUMENT,
+                                    "A session id must not start with '.'");
+        for (size_t i = 0; i < n; i++) {
+                char c = id[i];
+                if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                      c == '.' || c == '_' || c == '-'))
+                        return lk_error_set(e, LK_ERR_INVALID_ARGUMENT,
+                                            "A session id may hold only letters, digits, '.', "
+                                            "'_' and '-'");
+        }
+        return 0;
+}
+
+struct lk_session *lk_session_find(struct broker *b, const char *id)
+{
+        for (struct lk_session *s = b->sessions; s; s = s->next)
+                if (streq(s->id, id))
+                        return s;
+        return NULL;
+}
+
+struct lk_session *lk_session_latest(struct broker *b, uid_t uid)
+{
+        struct lk_session *best = NULL;
+
+        /* The list is newest first, so the first of equal opened_at wins. */
+        for (struct lk_session *s = b->sessions; s; s = s->next)
+                if (s->uid == uid && (!best || s->opened_at > best->opened_at))
+                        best = s;
+        return best;
+}
+
+void lk_session_free(struct lk_session *s)
+{
+        if (!s)
+                return;
+        lk_tokens_clear(&s->tokens);
+        json_decref(s->claims);
+        free(s->waiters);
+        free(s->id);
+        free(s->user);
+        free(s);
+}
+
+static void session_unlink(struct lk_session **list, struct lk_session *s)
+{
+        for (struct lk_session **p = list; *p; p = &(*p)->next)
+                if (*p == s) {
+                        *p = s->next;
+                        s->next = NULL;
+                        return;
+                }
+}
+
+void lk_session_adopt(struct broker *b, struct lk_session *s)
+{
+        s->broker = b;
+        s->next = b->sessions;
+        b->sessions = s;
+}
+
+static void log_tokens(int prio, const char *what, const struct lk_session *s)
+{
+        char afp[LK_FINGERPRINT_SIZE], rfp[LK_FINGERPRINT_SIZE];
+
+        lk_fingerprint(s->tokens.access_token, afp);
+        lk_fingerprint(s->tokens.refresh_token, rfp);
+        lk_log_auth(prio,
+                    "Session %s of %s (uid %u) %s; access token %s, refresh token %s, "
+                    "expires at %lld",
+                    s->id, s->user, (unsigned)s->uid, what, afp,
+                    s->tokens.refresh_token ? rfp : "none", (long long)s->tokens.expires_at);
+}
+
+int lk_session_open(struct broker *b, const char *id, const char *user, uid_t uid,
+                    struct lk_grant *grant, struct lk_error *e)
+{
+        struct lk_session *s, *old;
+        int r;
+
+        s = calloc(1, sizeof(*s));
+        if (!s) {
+                lk_grant_free(grant);
+                return lk_error_set(e, LK_ERR_NOMEM, "Out of memory");
+        }
+        s->broker = b;
+        s->id = strdup(id);
+        s->user = strdup(user);
+        s->uid = uid;
+        s->opened_at = lk_now_wall();
+        s->tokens = grant->tokens;
+        grant->tokens = (struct lk_tokens){0};
+        s->claims = TAKE_PTR(grant->claims);
+        lk_grant_free(grant);
+        if (!s->id || !s->user) {
+                lk_session_free(s);
+                return lk_error_set(e, LK_ERR_NOMEM, "Out of memory");
+        }
+
+        /*
+         * The same id again: su inside a session, or a session whose close
+         * never came. The caller was allowed to act on the old one (methods.c
+         * checked), and the new login replaces it.
+         */
+        old = lk_session_find(b, id);
+        if (old)
+                lk_session_close(b, old);
+
+        r = lk_store_save(b, s, e);
+        if (r < 0) {
+                lk_session_free(s);
+                return r;
+        }
+        lk_session_adopt(b, s);
+        log_tokens(LOG_NOTICE, "opened", s);
+        lk_bus_emit_session_changed(b->bus, s->id, "opened");
+        return 0;
+}
+
+bool lk_session_needs_refresh(struct broker *b, const struct lk_session *s, uint32_t min_valid)
+{
+        int64_t margin = b->config->refresh_margin, now = lk_now_wall();
+
+        if (s->expired || !s->tokens.refresh_token)
+                return false;
+        if (min_valid > margin)
+                margin = min_valid;
+        if (s->tokens.expires_at == 0) /* no lifetime given: only min_valid can ask for one */
+                return false;
+        return s->tokens.expires_at - now < margin;
+}
+
+static void answer_waiters(struct lk_session *s, int r, const struct lk_error *e)
+{
+        struct lk_token_waiter *w = TAKE_PTR(s->waiters);
+        size_t n = s->n_waiters;
+        int64_t now = lk_now_wall();
+
+        s->n_waiters = 0;
+        for (size_t i = 0; i < n; i++) {
+                if (r < 0 && r != -LK_ERR_TOKEN_EXPIRED && r != -LK_ERR_NOT_FOUND &&
+                    s->tokens.access_token && s->tokens.expires_at > now)
+                        /* The refresh failed, but what we have is still good. */
+                        w[i].fn(w[i].userdata, s, 0, NULL);
+                else
+                        w[i].fn(w[i].userdata, s, r, e);
+        }
+        free(w);
+}
+
+static void on_refreshed(void *userdata, struct lk_grant *grant, const struct lk_error *err)
+{
+        struct lk_session *s = userdata;
+        struct broker *b = s->broker;
+        struct lk_error e = {0};
+        int r = 0;
+
+        b->busy_ops--;
+        s->refreshing = false;
+
+        if (s->closed) {
+                lk_grant_free(grant);
+                lk_error_set(&e, LK_ERR_NOT_FOUND, "The session was closed");
+                answer_waiters(s, -LK_ERR_NOT_FOUND, &e);
+                session_unlink(&b->closed_sessions, s);
+                lk_session_free(s);
+                return;
+        }
+
+        if (grant) {
+                struct lk_tokens *t = &s->tokens, *n = &grant->tokens;
+
+                /* Swap the new in; lk_grant_free() then wipes the old. */
+#define SWAP(a, b_)                                                                                \
+        do {                                                                                       \
+                char *tmp_ = (a);                                                                  \
+                (a) = (b_);                                                                        \
+                (b_) = tmp_;                                                                       \
+        } while (0)
+                SWAP(t->access_token, n->access_token);
+                if (n->refresh_token) /* a new refresh token replaces the old one */
+                        SWAP(t->refresh_token, n->refresh_token);
+                if (n->id_token)
+                        SWAP(t->id_token, n->id_token);
+                if (n->token_type)
+                        SWAP(t->token_type, n->token_type);
+                if (n->scope)
+                        SWAP(t->scope, n->scope);
+#undef SWAP
+                t->expires_at = n->expires_at;
+                if (grant->claims) {
+                        json_decref(s->claims);
+                        s->claims = TAKE_PTR(grant->claims);
+                }
+                lk_grant_free(grant);
+                if (lk_store_save(b, s, &e) < 0)
+                        log_error("Cannot save session %s: %s, keeping it in memory only", s->id,
+                                  e.message);
+                log_tokens(LOG_INFO, "refreshed", s);
+                lk_bus_emit_session_changed(b->bus, s->id, "refreshed");
+                answer_waiters(s, 0, NULL);
+                return;
+        }
+
+        if (err && err->code)
+                e = *err;
+        else
+                lk_error_set(&e, LK_ERR_PROVIDER_UNAVAILABLE, "The refresh failed");
+        r = -e.code;
+        if (r == -LK_ERR_INVALID_GRANT) {
+                struct lk_error x = {0};
+
+                lk_log_auth(LOG_NOTICE,
+                            "Session %s of %s (uid %u): the provider refused the "
+                            "refresh token (%s), the session has expired",
+                            s->id, s->user, (unsigned)s->uid, e.provider_error);
+                s->expired = true;
+                lk_tokens_clear(&s->tokens);
+                if (lk_store_save(b, s, &x) < 0)
+                        log_error("Cannot save session %s: %s", s->id, x.message);
+                lk_bus_emit_session_changed(b->bus, s->id, "expired");
+                lk_error_clear(&x);
+                lk_error_set(&x, LK_ERR_TOKEN_EXPIRED,
+                             "The session has expired: the provider refused the refresh token "
+                             "(%s%s%s); log in again",
+                             e.provider_error, e.provider_description[0] ? ": " : "",
+                             e.provider_description);
+                answer_waiters(s, -LK_ERR_TOKEN_EXPIRED, &x);
+                return;
+        }
+        log_warning("Refreshing session %s failed: %s: %s", s->id, lk_err_name(r), e.message);
+        answer_waiters(s, r, &e);
+}
+
+int lk_session_get_token(struct broker *b, struct lk_session *s, uint32_t min_valid, lk_token_fn fn,
+                         void *userdata, struct lk_error *e)
+{
+        struct lk_token_waiter *w;
+        int r;
+
+        if (s->expired)
+                return lk_error_set(e, LK_ERR_TOKEN_EXPIRED,
+                                    "The session has expired; log in again");
+        if (!lk_session_needs_refresh(b, s, min_valid)) {
+                if (s->tokens.expires_at != 0 && s->tokens.expires_at <= lk_now_wall())
+                        return lk_error_set(e, LK_ERR_TOKEN_EXPIRED,
+                                            "The access token has expired and there is no refresh "
+                                            "token; log in again");
+                return 0;
+        }
+        if (s->n_waiters >= LK_SESSION_WAITERS_MAX)
+                return lk_error_set(e, LK_ERR_TOO_MANY_REQUESTS,
+                                    "Too many callers are waiting for this session's refresh");
+        if (!s->refreshing) {
+                r = lk_provider_refresh(b->provider, s->tokens.refresh_token, s->claims,
+                                        on_refreshed, s);
+                if (r < 0) {
+                        if (s->tokens.expires_at > lk_now_wall())
+                                return 0;
+                        return lk_error_set(e, r, "Cannot start the refresh");
+                }
+                s->refreshing = true;
+                b->busy_ops++;
+                log_debug("Session %s: refreshing (min_valid %u)", s->id, min_valid);
+        }
+        w = realloc(s->waiters, (s->n_waiters + 1) * sizeof(*w));
+        if (!w)
+                return lk_error_set(e, LK_ERR_NOMEM, "Out of memory");
+        s->waiters = w;
+        w[s->n_waiters++] = (struct lk_token_waiter){fn, userdata};
+        return LK_SESSION_LATER;
+}
+
+static void on_revoked(void *userdata, const struct lk_error *err)
+{
+        struct broker *b = userdata;
+
+        b->busy_ops--;
+        if (err && err->code)
+                log_warning("Revoking a closed session's token failed: %s, ignoring", err->message);
+        else
+                log_debug("Revoked a closed session's token");
+}
+
+void lk_session_close(struct broker *b, struct lk_session *s)
+{
+        const char *token = s->tokens.refresh_token ?: s->tokens.access_token;
+        const char *hint = s->tokens.refresh_token ? "refresh_token" : "access_token";
+
+        log_tokens(LOG_NOTICE, "closed", s);
+        session_unlink(&b->sessions, s);
+        lk_store_remove(b, s->id);
+        /* The provider copies the token, so it may go with the session below. */
+        if (b->config->revoke_on_close && token && !s->expired) {
+                if (lk_provider_revoke(b->provider, token, hint, on_revoked, b) < 0)
+                        log_warning("Session %s: cannot start the revocation, ignoring", s->id);
+                else
+                        b->busy_ops++;
+        }
+        lk_bus_emit_session_changed(b->bus, s->id, "closed");
+        if (s->refreshing) {
+                /* on_refreshed() frees it; until then it waits here, for shutdown's sake. */
+                s->closed = true;
+                lk_tokens_clear(&s->tokens);
+                s->next = b->closed_sessions;
+                b->closed_sessions = s;
+                return;
+        }
+        lk_session_free(s);
+}
+
+void lk_sessions_free_all(struct broker *b)
+{
+        struct lk_session **lists[] = {&b->sessions, &b->closed_sessions};
+        struct lk_error e = {0};
+
+        lk_error_set(&e, LK_ERR_PROVIDER_UNAVAILABLE, "The broker is shutting down");
+        for (size_t i = 0; i < ELEMENTSOF(lists); i++)
+                while (*lists[i]) {
+                        struct lk_session *s = *lists[i];
+                        *lists[i] = s->next;
+                        /* A refresh cut short: its callers still get an answer. */
+                        answer_waiters(s, -LK_ERR_PROVIDER_UNAVAILABLE, &e);
+                        lk_session_free(s);
+                }
+}
+
+unsigned lk_sessions_refreshing(struct broker *b)
+{
+        unsigned n = 0;
+
+        for (struct lk_session *s = b->sessions; s; s = s->next)
+                n += s->refreshing;
+        return n;
+}

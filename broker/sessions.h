@@ -1,0 +1,81 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Sessions: the tokens of one login session, from OpenSession until
+ * CloseSession, kept in memory and on disk (store.c). GetToken refreshes when
+ * little time is left; one refresh per session at a time, however many
+ * callers wait on it.
+ */
+#pragma once
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "error.h"
+#include "provider.h"
+#include "token.h"
+
+struct broker;
+struct lk_session;
+
+#define LK_SESSION_ID_MAX 64
+/* Callers waiting on one session's refresh; more are refused. */
+#define LK_SESSION_WAITERS_MAX 256
+
+/* A GetToken decided: r == 0 with the session's (fresh) tokens, or r < 0 and e. */
+typedef void (*lk_token_fn)(void *userdata, const struct lk_session *s, int r,
+                            const struct lk_error *e);
+
+struct lk_token_waiter {
+        lk_token_fn fn;
+        void *userdata;
+};
+
+struct lk_session {
+        struct lk_session *next;
+        struct broker *broker;
+        char *id;
+        char *user;
+        uid_t uid;         /* the owner */
+        int64_t opened_at; /* seconds since the epoch */
+        bool expired;      /* the provider refused the refresh token: log in again */
+        bool closed;       /* closed while refreshing: the refresh callback frees it */
+        bool refreshing;
+        struct lk_tokens tokens;
+        json_t *claims; /* the verified id_token claims */
+        struct lk_token_waiter *waiters;
+        size_t n_waiters;
+};
+
+/* Session ids become file names: [A-Za-z0-9._-]{1,64}, not starting with '.'. */
+int lk_session_check_id(const char *id, struct lk_error *e);
+
+/* The session of that id, or NULL. */
+struct lk_session *lk_session_find(struct broker *b, const char *id);
+/* The session uid opened last, or NULL. */
+struct lk_session *lk_session_latest(struct broker *b, uid_t uid);
+
+/* Makes the session from a login's grant (taken over, also on failure), saves it, announces it. */
+int lk_session_open(struct broker *b, const char *id, const char *user, uid_t uid,
+                    struct lk_grant *grant, struct lk_error *e);
+
+/* true when GetToken with min_valid must refresh first. */
+bool lk_session_needs_refresh(struct broker *b, const struct lk_session *s, uint32_t min_valid);
+
+/*
+ * 0 when s->tokens can be given now; LK_SESSION_LATER when fn will be
+ * called once a refresh ends; or an error (TokenExpired, ...).
+ */
+#define LK_SESSION_LATER 1
+int lk_session_get_token(struct broker *b, struct lk_session *s, uint32_t min_valid, lk_token_fn fn,
+                         void *userdata, struct lk_error *e);
+
+/* Erases it from memory and disk, revokes it where configured, announces it. */
+void lk_session_close(struct broker *b, struct lk_session *s);
+
+/* Takes over a session read from disk (store.c). */
+void lk_session_adopt(struct broker *b, struct lk_session *s);
+void lk_session_free(struct lk_session *s);
+void lk_sessions_free_all(struct broker *b);
+unsigned lk_sessions_refreshing(struct broker *b);

@@ -1,0 +1,316 @@
+/* SPDX-License-Identifier: MIT */
+#include "store.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "broker.h"
+#include "fileio.h"
+#include "log.h"
+#include "sessions.h"
+
+#define STORE_VERSION 1
+/* A session file: tokens plus the id_token claims. */
+#define STORE_FILE_MAX (256 * 1024)
+
+static const char *const secret_keys[] = {"access_token", "refresh_token", "id_token"};
+
+/* jansson frees its strings without wiping; wipe the secret ones in place first. */
+static void json_wipe_decref(json_t *o)
+{
+        if (!o)
+                return;
+        for (size_t i = 0; i < ELEMENTSOF(secret_keys); i++) {
+                json_t *v = json_object_get(o, secret_keys[i]);
+                if (json_is_string(v))
+                        explicit_bzero((char *)json_string_value(v), json_string_length(v));
+        }
+        json_decref(o);
+}
+
+static void json_wipe_decrefp(json_t **o)
+{
+        json_wipe_decref(*o);
+}
+
+int lk_store_read_boot_id(char *buf, size_t size, struct lk_error *e)
+{
+        _cleanup_free_ char *s = NULL;
+        size_t len = 0;
+        int r;
+
+        r = lk_read_file("/proc/sys/kernel/random/boot_id", 128, &s, &len, e);
+        if (r < 0)
+                return r;
+        while (len > 0 && (s[len - 1] == '\n' || s[len - 1] == ' '))
+                s[--len] = '\0';
+        if (len == 0 || len >= size)
+                return lk_error_set(e, LK_ERR_IO, "Unexpected boot id in /proc");
+        memcpy(buf, s, len + 1);
+        return 0;
+}
+
+static int check_dir(const char *dir, bool create, struct lk_error *e)
+{
+        struct stat st;
+
+        if (lstat(dir, &st) < 0) {
+                if (errno != ENOENT || !create)
+                        return lk_error_set(e, LK_ERR_IO, "Cannot use state directory %s: %s", dir,
+                                            strerror(errno));
+                if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+                        return lk_error_set(e, LK_ERR_IO, "Cannot create state directory %s: %s",
+                                            dir, strerror(errno));
+                if (lstat(dir, &st) < 0)
+                        return lk_error_set(e, LK_ERR_IO, "Cannot use state directory %s: %s", dir,
+                                            strerror(errno));
+        }
+        if (!S_ISDIR(st.st_mode))
+                return lk_error_set(e, LK_ERR_IO, "State directory %s is not a directory", dir);
+        if (st.st_uid != geteuid())
+                return lk_error_set(e, LK_ERR_IO,
+                                    "State directory %s is owned by uid %u, not by us (uid %u)",
+                                    dir, (unsigned)st.st_uid, (unsigned)geteuid());
+        if (st.st_mode & 077)
+                return lk_error_set(e, LK_ERR_IO,
+                                    "State directory %s has mode %04o; it must be 0700", dir,
+                                    (unsigned)(st.st_mode & 07777));
+        return 0;
+}
+
+int lk_store_init(struct broker *b, struct lk_error *e)
+{
+        int r;
+
+        r = check_dir(b->state_dir, true, e);
+        if (r < 0)
+                return r;
+        return check_dir(b->sessions_dir, true, e);
+}
+
+static char *session_path(struct broker *b, const char *id, const char *suffix)
+{
+        char *p;
+
+        if (asprintf(&p, "%s/%s%s", b->sessions_dir, id, suffix) < 0)
+                return NULL;
+        return p;
+}
+
+static int set_string(json_t *o, const char *key, const char *value)
+{
+        if (!value)
+                return 0;
+        return json_object_set_new(o, key, json_string(value));
+}
+
+int lk_store_save(struct broker *b, const struct lk_session *s, struct lk_error *e)
+{
+        _cleanup_(json_wipe_decrefp) json_t *o = NULL;
+        _cleanup_free_ char *path = NULL;
+        char *buf;
+        size_t len;
+        int r = 0;
+
+        path = session_path(b, s->id, ".json");
+        o = json_object();
+        if (!path || !o)
+                return lk_error_set(e, LK_ERR_NOMEM, "Out of memory");
+        r |= json_object_set_new(o, "version", json_integer(STORE_VERSION));
+        r |= set_string(o, "session_id", s->id);
+        r |= set_string(o, "user", s->user);
+        r |= json_object_set_new(o, "uid", json_integer(s->uid));
+        r |= json_object_set_new(o, "opened_at", json_integer(s->opened_at));
+        r |= set_string(o, "boot_id", b->boot_id);
+        r |= json_object_set_new(o, "expired", json_boolean(s->expired));
+        r |= set_string(o, "access_token", s->tokens.access_token);
+        r |= set_string(o, "refresh_token", s->tokens.refresh_token);
+        r |= set_string(o, "id_token", s->tokens.id_token);
+        r |= set_string(o, "token_type", s->tokens.token_type);
+        r |= set_string(o, "scope", s->tokens.scope);
+        r |= json_object_set_new(o, "expires_at", json_integer(s->tokens.expires_at));
+        if (s->claims)
+                r |= json_object_set(o, "claims", s->claims);
+        if (r != 0)
+                return lk_error_set(e, LK_ERR_NOMEM, "Out of memory");
+
+        len = json_dumpb(o, NULL, 0, JSON_COMPACT);
+        if (len == 0 || len > STORE_FILE_MAX)
+                return lk_error_set(e, LK_ERR_IO, "Session %s does not fit in a file", s->id);
+        buf = malloc(len);
+        if (!buf)
+                return lk_error_set(e, LK_ERR_NOMEM, "Out of memory");
+        len = json_dumpb(o, buf, len, JSON_COMPACT);
+        r = lk_write_file_atomic(path, buf, len, 0600, e);
+        explicit_bzero(buf, len);
+        free(buf);
+        return r;
+}
+
+void lk_store_remove(struct broker *b, const char *session_id)
+{
+        _cleanup_free_ char *path = session_path(b, session_id, ".json");
+
+        if (path && unlink(path) < 0 && errno != ENOENT)
+                log_error("Cannot remove %s: %s", path, strerror(errno));
+}
+
+static int get_string(json_t *o, const char *key, bool required, char **ret)
+{
+        json_t *v = json_object_get(o, key);
+
+        if (!v || json_is_null(v)) {
+                if (required)
+                        return -LK_ERR_INVALID_ARGUMENT;
+                *ret = NULL;
+                return 0;
+        }
+        if (!json_is_string(v))
+                return -LK_ERR_INVALID_ARGUMENT;
+        *ret = strdup(json_string_value(v));
+        return *ret ? 0 : -LK_ERR_NOMEM;
+}
+
+static int get_int(json_t *o, const char *key, int64_t min, int64_t *ret)
+{
+        json_t *v = json_object_get(o, key);
+
+        if (!json_is_integer(v) || json_integer_value(v) < min)
+                return -LK_ERR_INVALID_ARGUMENT;
+        *ret = json_integer_value(v);
+        return 0;
+}
+
+/* 0 and a session; 1 when it belongs to another boot; < 0 when the file is unusable. */
+static int parse_session(struct broker *b, const char *id, const char *text, size_t len,
+                         struct lk_session **ret, const char **why)
+{
+        _cleanup_(json_wipe_decrefp) json_t *o = NULL;
+        _cleanup_free_ char *file_id = NULL, *boot_id = NULL;
+        struct lk_session *s;
+        json_t *expired, *claims;
+        int64_t version, uid = 0;
+        int r = 0;
+
+        o = json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL);
+        if (!json_is_object(o))
+                return *why = "not a JSON object", -LK_ERR_INVALID_ARGUMENT;
+        if (get_int(o, "version", 0, &version) < 0 || version != STORE_VERSION)
+                return *why = "unknown version", -LK_ERR_INVALID_ARGUMENT;
+        if (get_string(o, "session_id", true, &file_id) < 0 || !streq(file_id, id))
+                return *why = "session_id does not match the file name", -LK_ERR_INVALID_ARGUMENT;
+        if (get_string(o, "boot_id", true, &boot_id) < 0)
+                return *why = "no boot_id", -LK_ERR_INVALID_ARGUMENT;
+        if (!streq(boot_id, b->boot_id))
+                return 1;
+
+        s = calloc(1, sizeof(*s));
+        if (!s)
+                return *why = "out of memory", -LK_ERR_NOMEM;
+        s->id = TAKE_PTR(file_id);
+        expired = json_object_get(o, "expired");
+        claims = json_object_get(o, "claims");
+        s->expired = json_is_true(expired);
+        r |= get_string(o, "user", true, &s->user);
+        r |= get_int(o, "uid", 0, &uid);
+        r |= get_int(o, "opened_at", 0, &s->opened_at);
+        r |= get_string(o, "access_token", !s->expired, &s->tokens.access_token);
+        r |= get_string(o, "refresh_token", false, &s->tokens.refresh_token);
+        r |= get_string(o, "id_token", false, &s->tokens.id_token);
+        r |= get_string(o, "token_type", !s->expired, &s->tokens.token_type);
+        r |= get_string(o, "scope", false, &s->tokens.scope);
+        r |= get_int(o, "expires_at", 0, &s->tokens.expires_at);
+        if (r != 0 || !json_is_boolean(expired) || !json_is_object(claims) || uid > UINT32_MAX) {
+                lk_session_free(s);
+                return *why = "a field is missing or of the wrong type", -LK_ERR_INVALID_ARGUMENT;
+        }
+        s->uid = (uid_t)uid;
+        s->claims = json_incref(claims);
+        *ret = s;
+        return 0;
+}
+
+static void set_aside(struct broker *b, const char *name, const char *why)
+{
+        _cleanup_free_ char *from = NULL, *to = NULL;
+
+        from = session_path(b, name, "");
+        to = session_path(b, name, ".corrupt");
+        if (!from || !to)
+                return;
+        if (rename(from, to) < 0)
+                log_error("Session file %s is unusable (%s), and cannot be moved aside: %s", from,
+                          why, strerror(errno));
+        else
+                log_warning("Session file %s is unusable (%s); moved it to %s, carrying on", from,
+                            why, to);
+}
+
+static void load_one(struct broker *b, const char *name)
+{
+        size_t n = strlen(name);
+        _cleanup_free_ char *id = NULL, *path = NULL, *text = NULL;
+        struct lk_session *s = NULL;
+        struct lk_error e = {0};
+        const char *why = NULL;
+        size_t len = 0;
+        int r;
+
+        if (n <= 5 || !lk_endswith(name, ".json"))
+                return; /* temporary files and files set aside */
+        id = strndup(name, n - 5);
+        path = session_path(b, name, "");
+        if (!id || !path)
+                return;
+        if (lk_session_check_id(id, NULL) < 0) {
+                set_aside(b, name, "not a session id");
+                return;
+        }
+        r = lk_read_file(path, STORE_FILE_MAX, &text, &len, &e);
+        if (r < 0) {
+                set_aside(b, name, e.message);
+                return;
+        }
+        r = parse_session(b, id, text, len, &s, &why);
+        explicit_bzero(text, len);
+        if (r < 0) {
+                set_aside(b, name, why);
+                return;
+        }
+        if (r > 0) {
+                log_info("Dropping session %s of an earlier boot", id);
+                lk_store_remove(b, id);
+                return;
+        }
+        if (lk_session_find(b, id)) {
+                lk_session_free(s);
+                return;
+        }
+        lk_session_adopt(b, s);
+        log_debug("Loaded session %s of %s (uid %u)", s->id, s->user, (unsigned)s->uid);
+}
+
+int lk_store_load_all(struct broker *b, struct lk_error *e)
+{
+        DIR *d;
+        struct dirent *de;
+        unsigned n = 0;
+
+        d = opendir(b->sessions_dir);
+        if (!d)
+                return lk_error_set(e, LK_ERR_IO, "Cannot read %s: %s", b->sessions_dir,
+                                    strerror(errno));
+        while ((de = readdir(d))) {
+                if (de->d_name[0] == '.')
+                        continue;
+                load_one(b, de->d_name);
+                n++;
+        }
+        closedir(d);
+        return 0;
+}
