@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Strings that come from outside the module: the broker's replies, the PAM
+ * environment, the person's answer. Nothing from there reaches a log line, a
+ * D-Bus message or a person's screen without passing through here.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define LKP_ID_MAX 256          /* login ids, session ids, user names (SPEC §4) */
+#define LKP_ANSWER_MAX 8192     /* the person's answer (SPEC §4) */
+#define LKP_URL_MAX 8192        /* the authorization address from the broker */
+#define LKP_MESSAGE_MAX 512     /* a one-line reason shown to the person */
+
+/* true when the len bytes at s are well-formed UTF-8 (RFC 3629) without U+0000. */
+bool lkp_utf8_valid(const char *s, size_t len);
+
+/*
+ * true when s is 1..max bytes of printable ASCII without spaces: what an id
+ * and an address must look like before they go into the PAM environment or
+ * onto a screen.
+ */
+bool lkp_word_valid(const char *s, size_t max);
+
+/*
+ * Copies a message for a person: bytes that are not UTF-8 become '?', tabs
+ * and line breaks become spaces, other control characters (C0, DEL, C1) and
+ * the bidirectional overrides are dropped, so the text cannot move the
+ * cursor, hide itself or fake a prompt. Cut on a character boundary to fit
+ * size (ending in "..." when cut). in may be NULL (gives ""). size >= 4.
+ */
+void lkp_text_for_person(const char *in, char *out, size_t size);
+
+/* Removes spaces, tabs and line breaks at both ends, in place; returns s. */
+char *lkp_strip(char *s);
+
+/*
+ * Wipes a NUL-terminated secret (the person's answer), then frees it. NULL is
+ * fine. The module links nothing from broker/core, so it has its own; the
+ * header-only helpers of broker/core/util.h (_cleanup_free_, TAKE_PTR) are used as is.
+ */
+void lkp_secret_free(char *s);
+static inline void lkp_secret_freep(char **s)
+{
+        lkp_secret_free(*s);
+}
+#define _cleanup_wipe_ __attribute__((cleanup(lkp_secret_freep)))

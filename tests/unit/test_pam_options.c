@@ -1,0 +1,220 @@
+/* SPDX-License-Identifier: MIT */
+/* pam_latchkey's arguments (SPEC §8) and its one table from D-Bus errors to PAM codes. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <security/_pam_types.h>
+
+#include "errors.h"
+#include "options.h"
+
+#define ARGS(...) ((const char *[]){ __VA_ARGS__ })
+#define NARGS(...) ((int)(sizeof((const char *[]){ __VA_ARGS__ }) / sizeof(const char *)))
+#define PARSE(o, ...) lkp_options_parse(o, NULL, NARGS(__VA_ARGS__), ARGS(__VA_ARGS__))
+
+static void test_defaults(void **state)
+{
+        struct options o;
+
+        assert_int_equal(lkp_options_parse(&o, NULL, 0, NULL), 0);
+        assert_false(o.debug);
+        assert_false(o.qr);
+        assert_false(o.ignore_unknown_user);
+        assert_false(o.authtok);
+        assert_int_equal(o.timeout, 60);
+        assert_int_equal(o.tries, 3);
+}
+
+static void test_every_argument(void **state)
+{
+        struct options o;
+
+        assert_int_equal(PARSE(&o, "debug", "qr", "ignore_unknown_user", "authtok", "timeout=5",
+                               "tries=7"), 0);
+        assert_true(o.debug);
+        assert_true(o.qr);
+        assert_true(o.ignore_unknown_user);
+        assert_true(o.authtok);
+        assert_int_equal(o.timeout, 5);
+        assert_int_equal(o.tries, 7);
+}
+
+static void test_later_wins(void **state)
+{
+        struct options o;
+
+        assert_int_equal(PARSE(&o, "qr", "noqr", "timeout=10", "timeout=20", "tries=1", "tries=2"), 0);
+        assert_false(o.qr);
+        assert_int_equal(o.timeout, 20);
+        assert_int_equal(o.tries, 2);
+        assert_int_equal(PARSE(&o, "noqr", "qr"), 0);
+        assert_true(o.qr);
+}
+
+static void test_bad_numbers_keep_the_default(void **state)
+{
+        static const char *const bad_timeouts[] = {
+                "timeout=", "timeout=0", "timeout=-1", "timeout=+5", "timeout= 5", "timeout=5 ",
+                "timeout=5s", "timeout=abc", "timeout=3601", "timeout=99999999999999999999999",
+                "timeout=0x10", "timeout=1e3",
+        };
+        static const char *const bad_tries[] = {
+                "tries=", "tries=0", "tries=11", "tries=-3", "tries=two", "tries=3.5",
+        };
+        struct options o;
+
+        for (size_t i = 0; i < sizeof(bad_timeouts) / sizeof(bad_timeouts[0]); i++) {
+                const char *argv[] = { "timeout=9", bad_timeouts[i] };
+
+                assert_int_equal(lkp_options_parse(&o, NULL, 2, argv), 1);
+                assert_int_equal(o.timeout, 9);
+        }
+        for (size_t i = 0; i < sizeof(bad_tries) / sizeof(bad_tries[0]); i++) {
+                const char *argv[] = { bad_tries[i] };
+
+                assert_int_equal(lkp_options_parse(&o, NULL, 1, argv), 1);
+                assert_int_equal(o.tries, 3);
+        }
+        assert_int_equal(PARSE(&o, "timeout=3600", "tries=10"), 0);
+        assert_int_equal(o.timeout, 3600);
+        assert_int_equal(o.tries, 10);
+        assert_int_equal(PARSE(&o, "timeout=1", "tries=1"), 0);
+        assert_int_equal(o.timeout, 1);
+        assert_int_equal(o.tries, 1);
+}
+
+static void test_unknown_arguments_are_ignored(void **state)
+{
+        struct options o;
+
+        assert_int_equal(PARSE(&o, "Debug", "qr=yes", "nullok", "debug", "", "timeout"), 5);
+        assert_true(o.debug);
+        assert_false(o.qr);
+        assert_int_equal(o.timeout, 60);
+        /* pam_get_authtok()'s own arguments are known, so not reported */
+        assert_int_equal(PARSE(&o, "authtok", "use_first_pass", "try_first_pass"), 0);
+
+        const char *with_null[] = { "qr", NULL, "debug" };
+        assert_int_equal(lkp_options_parse(&o, NULL, 3, with_null), 0);
+        assert_true(o.qr);
+        assert_true(o.debug);
+}
+
+#define BROKER "org.latchkey.Broker1.Error."
+#define BUS "org.freedesktop.DBus.Error."
+
+struct mapping {
+        const char *name;
+        int begin;    /* PAM code when BeginLogin fails so */
+        int complete; /* when CompleteLogin does */
+        bool retry;
+};
+
+/* SPEC §8, and what the module makes of the bus's own errors. */
+static const struct mapping expected[] = {
+        { BROKER "AccessDenied", PAM_AUTH_ERR, PAM_AUTH_ERR, false },
+        { BROKER "InvalidArgument", PAM_USER_UNKNOWN, PAM_AUTH_ERR, true },
+        { BROKER "NotFound", PAM_USER_UNKNOWN, PAM_AUTH_ERR, false },
+        { BROKER "LoginExpired", PAM_AUTH_ERR, PAM_AUTH_ERR, false },
+        { BROKER "InvalidGrant", PAM_AUTH_ERR, PAM_AUTH_ERR, true },
+        { BROKER "InvalidIdToken", PAM_AUTH_ERR, PAM_AUTH_ERR, false },
+        { BROKER "UserMismatch", PAM_AUTH_ERR, PAM_AUTH_ERR, false },
+        { BROKER "NotAllowed", PAM_PERM_DENIED, PAM_PERM_DENIED, false },
+        { BROKER "ProviderUnavailable", PAM_AUTHINFO_UNAVAIL, PAM_AUTHINFO_UNAVAIL, false },
+        { BROKER "TokenExpired", PAM_AUTH_ERR, PAM_AUTH_ERR, false },
+        { BROKER "TooManyRequests", PAM_AUTH_ERR, PAM_AUTH_ERR, false },
+        { BROKER "SomethingNew", PAM_AUTH_ERR, PAM_AUTH_ERR, false },
+        { BROKER "InvalidGrantX", PAM_AUTH_ERR, PAM_AUTH_ERR, false },
+        { LKP_ERROR_USER_UNKNOWN, PAM_USER_UNKNOWN, PAM_USER_UNKNOWN, false },
+        { LKP_ERROR_BAD_ANSWER, PAM_AUTH_ERR, PAM_AUTH_ERR, true },
+        { LKP_ERROR_BAD_REPLY, PAM_AUTHINFO_UNAVAIL, PAM_AUTHINFO_UNAVAIL, false },
+        { BUS "NoMemory", PAM_BUF_ERR, PAM_BUF_ERR, false },
+        { BUS "ServiceUnknown", PAM_AUTHINFO_UNAVAIL, PAM_AUTHINFO_UNAVAIL, false },
+        { BUS "NameHasNoOwner", PAM_AUTHINFO_UNAVAIL, PAM_AUTHINFO_UNAVAIL, false },
+        { BUS "NoReply", PAM_AUTHINFO_UNAVAIL, PAM_AUTHINFO_UNAVAIL, false },
+        { BUS "Timeout", PAM_AUTHINFO_UNAVAIL, PAM_AUTHINFO_UNAVAIL, false },
+        { BUS "Disconnected", PAM_AUTHINFO_UNAVAIL, PAM_AUTHINFO_UNAVAIL, false },
+        { BUS "NoServer", PAM_AUTHINFO_UNAVAIL, PAM_AUTHINFO_UNAVAIL, false },
+        { BUS "FileNotFound", PAM_AUTHINFO_UNAVAIL, PAM_AUTHINFO_UNAVAIL, false },
+        { BUS "Spawn.ChildExited", PAM_AUTHINFO_UNAVAIL, PAM_AUTHINFO_UNAVAIL, false },
+        { BUS "AccessDenied", PAM_AUTHINFO_UNAVAIL, PAM_AUTHINFO_UNAVAIL, false },
+        { BUS "UnknownMethod", PAM_AUTHINFO_UNAVAIL, PAM_AUTHINFO_UNAVAIL, false },
+        { BUS "Failed", PAM_AUTHINFO_UNAVAIL, PAM_AUTHINFO_UNAVAIL, false },
+        /* Not under any namespace we know, or no name at all: fail closed, let the stack fall back */
+        { "org.latchkey.Broker1.Error", PAM_AUTHINFO_UNAVAIL, PAM_AUTHINFO_UNAVAIL, false },
+        { "com.example.Whatever", PAM_AUTHINFO_UNAVAIL, PAM_AUTHINFO_UNAVAIL, false },
+        { "", PAM_AUTHINFO_UNAVAIL, PAM_AUTHINFO_UNAVAIL, false },
+};
+
+static void test_error_table(void **state)
+{
+        struct options o;
+
+        lkp_options_parse(&o, NULL, 0, NULL);
+        for (size_t i = 0; i < sizeof(expected) / sizeof(expected[0]); i++) {
+                const struct mapping *m = &expected[i];
+                const struct lkp_error_row *row = lkp_error_lookup(m->name);
+
+                print_message("%s\n", m->name);
+                assert_non_null(row);
+                assert_int_equal(lkp_error_pam(row, LKP_CALL_BEGIN, &o), m->begin);
+                assert_int_equal(lkp_error_pam(row, LKP_CALL_COMPLETE, &o), m->complete);
+                assert_int_equal(lkp_error_pam(row, LKP_CALL_OTHER, &o), m->complete);
+                assert_int_equal(row->retry, m->retry);
+                /* every failure has a line for the person */
+                assert_non_null(row->text);
+                assert_true(row->text[0] != 0);
+        }
+        assert_int_equal(lkp_error_pam(lkp_error_lookup(NULL), LKP_CALL_BEGIN, &o),
+                         PAM_AUTHINFO_UNAVAIL);
+}
+
+static void test_broker_messages_only_from_the_broker(void **state)
+{
+        /* The broker writes its messages for people; the bus's are technical. */
+        assert_true(lkp_error_lookup(BROKER "InvalidGrant")->own_text);
+        assert_true(lkp_error_lookup(BROKER "NotAllowed")->own_text);
+        assert_false(lkp_error_lookup(BUS "ServiceUnknown")->own_text);
+        assert_false(lkp_error_lookup(BUS "NoReply")->own_text);
+        assert_false(lkp_error_lookup("com.example.Whatever")->own_text);
+        /* the module's own messages are for people too */
+        assert_true(lkp_error_lookup(LKP_ERROR_BAD_ANSWER)->own_text);
+        assert_true(lkp_error_lookup(LKP_ERROR_BAD_REPLY)->own_text);
+}
+
+static void test_ignore_unknown_user(void **state)
+{
+        struct options o;
+
+        PARSE(&o, "ignore_unknown_user");
+        assert_int_equal(lkp_error_pam(lkp_error_lookup(LKP_ERROR_USER_UNKNOWN), LKP_CALL_BEGIN, &o),
+                         PAM_IGNORE);
+        assert_int_equal(lkp_error_pam(lkp_error_lookup(BROKER "NotFound"), LKP_CALL_BEGIN, &o),
+                         PAM_IGNORE);
+        /* later in the flow NotFound is a lost login, not an unknown user */
+        assert_int_equal(lkp_error_pam(lkp_error_lookup(BROKER "NotFound"), LKP_CALL_COMPLETE, &o),
+                         PAM_AUTH_ERR);
+        /* and nothing else turns into PAM_IGNORE */
+        assert_int_equal(lkp_error_pam(lkp_error_lookup(BROKER "NotAllowed"), LKP_CALL_BEGIN, &o),
+                         PAM_PERM_DENIED);
+        assert_int_equal(lkp_error_pam(lkp_error_lookup(BUS "ServiceUnknown"), LKP_CALL_BEGIN, &o),
+                         PAM_AUTHINFO_UNAVAIL);
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_defaults),
+                cmocka_unit_test(test_every_argument),
+                cmocka_unit_test(test_later_wins),
+                cmocka_unit_test(test_bad_numbers_keep_the_default),
+                cmocka_unit_test(test_unknown_arguments_are_ignored),
+                cmocka_unit_test(test_error_table),
+                cmocka_unit_test(test_broker_messages_only_from_the_broker),
+                cmocka_unit_test(test_ignore_unknown_user),
+        };
+
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
