@@ -1,0 +1,184 @@
+/* SPDX-License-Identifier: MIT */
+/* latchkeyctl: the command table, dispatch, help and the helpers every command shares. */
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "latchkeyctl.h"
+
+const char *program_name = "latchkeyctl";
+
+static const struct command commands[] = {
+        { "token", cmd_token, "[--session ID] [--min-valid SECONDS]",
+          "print the session's access token (refreshed when needed)" },
+        { "status", cmd_status, "[--session ID] [--json]",
+          "show the session, its user and how long its token is valid" },
+        { "claims", cmd_claims, "[--session ID] [--json]",
+          "show the verified id_token claims of the session" },
+        { "sessions", cmd_sessions, "[--json]",
+          "list the sessions you may see (root: all)" },
+        { "logout", cmd_logout, "[--session ID]",
+          "close the session: its tokens are erased (and revoked where configured)" },
+        { "login", cmd_login, "[--no-qr] USER",
+          "log USER in at this terminal, without PAM, and open a session" },
+        { "check-config", cmd_check_config, "[--json] [PATH]",
+          "check latchkey.conf and the provider it names" },
+};
+
+static void print_usage(FILE *f)
+{
+        fprintf(f, "Usage: %s COMMAND [OPTIONS]\n\n", program_name);
+        fprintf(f, "Ask the latchkey broker for the tokens of your single sign-on session.\n\n");
+        fprintf(f, "Commands:\n");
+        for (size_t i = 0; i < ELEMENTSOF(commands); i++)
+                fprintf(f, "  %-13s %s\n", commands[i].name, commands[i].help);
+        fprintf(f, "\nEvery command takes --help. Without --session, a command is about\n"
+                   "$LATCHKEY_SESSION, else your most recently opened session.\n\n"
+                   "Exit status:\n"
+                   "  0  success\n"
+                   "  1  failure (check-config: the configuration has problems)\n"
+                   "  2  bad command line\n"
+                   "  3  the latchkey broker (or the system bus) cannot be reached\n"
+                   "  4  no such session, or the session expired: log in again\n");
+}
+
+static const struct command *find_command(const char *name)
+{
+        for (size_t i = 0; i < ELEMENTSOF(commands); i++)
+                if (streq(commands[i].name, name))
+                        return &commands[i];
+        return NULL;
+}
+
+int command_help(const char *cmd, const char *options_text)
+{
+        const struct command *c = find_command(cmd);
+
+        if (!c)
+                return EXIT_ERROR;
+        printf("Usage: %s %s %s\n\n%s %s: %s.\n", program_name, c->name, c->synopsis,
+               program_name, c->name, c->help);
+        if (options_text)
+                printf("\n%s", options_text);
+        printf("\nExit status: 0 success, 1 failure, 2 bad command line, 3 no broker,\n"
+               "4 no such session or session expired.\n");
+        return EXIT_OK;
+}
+
+int fail(const char *cmd, int code, const char *fmt, ...)
+{
+        va_list ap;
+
+        fprintf(stderr, "%s %s: ", program_name, cmd);
+        va_start(ap, fmt);
+        vfprintf(stderr, fmt, ap);
+        va_end(ap);
+        fputc('\n', stderr);
+        return code;
+}
+
+int fail_lk(const char *cmd, const struct latchkey *lk, int error)
+{
+        const char *msg = latchkey_last_error_message(lk);
+        int code;
+
+        switch (error) {
+        case LATCHKEY_ERROR_NO_BROKER:
+                code = EXIT_NO_BROKER;
+                break;
+        case LATCHKEY_ERROR_NOT_FOUND:
+        case LATCHKEY_ERROR_TOKEN_EXPIRED:
+                code = EXIT_NO_SESSION;
+                break;
+        default:
+                code = EXIT_ERROR;
+        }
+        /* The library's message is already cleaned for a person and holds no secret. */
+        return fail(cmd, code, "%s (%s)", isempty(msg) ? "failed" : msg,
+                    latchkey_error_name(error));
+}
+
+int usage_error(const char *cmd, const char *fmt, ...)
+{
+        const struct command *c = find_command(cmd);
+        va_list ap;
+
+        fprintf(stderr, "%s %s: ", program_name, cmd);
+        va_start(ap, fmt);
+        vfprintf(stderr, fmt, ap);
+        va_end(ap);
+        fprintf(stderr, " (usage: %s %s %s)\n", program_name, cmd, c ? c->synopsis : "");
+        return EXIT_USAGE;
+}
+
+bool parse_seconds(const char *s, unsigned max, unsigned *ret)
+{
+        unsigned long long v;
+        char *end;
+
+        if (!s || *s < '0' || *s > '9')
+                return false;
+        errno = 0;
+        v = strtoull(s, &end, 10);
+        if (errno != 0 || *end != '\0' || v > max)
+                return false;
+        *ret = (unsigned)v;
+        return true;
+}
+
+void print_sanitized(FILE *f, const char *s)
+{
+        const unsigned char *p = (const unsigned char *)(s ? s : "");
+
+        for (; *p; p++) {
+                if (*p < 0x20 || *p == 0x7f)
+                        fputc('?', f);
+                else if (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) { /* C1 controls */
+                        fputc('?', f);
+                        p++;
+                } else
+                        fputc(*p, f);
+        }
+}
+
+const char *format_time(int64_t t)
+{
+        static char buf[64];
+        time_t tt = (time_t)t;
+        struct tm tm;
+
+        if (t <= 0 || !gmtime_r(&tt, &tm) || strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S UTC",
+                                                      &tm) == 0)
+                return "-";
+        return buf;
+}
+
+int main(int argc, char *argv[])
+{
+        const struct command *c;
+
+        if (argc < 2) {
+                print_usage(stderr);
+                return EXIT_USAGE;
+        }
+        if (streq(argv[1], "--help") || streq(argv[1], "-h") || streq(argv[1], "help")) {
+                print_usage(stdout);
+                return EXIT_OK;
+        }
+        if (streq(argv[1], "--version")) {
+                printf("%s %s\n", program_name, LATCHKEY_VERSION);
+                return EXIT_OK;
+        }
+        c = find_command(argv[1]);
+        if (!c) {
+                fprintf(stderr, "%s: unknown command '", program_name);
+                print_sanitized(stderr, argv[1]);
+                fprintf(stderr, "' (see %s --help)\n", program_name);
+                return EXIT_USAGE;
+        }
+        return c->run(argc - 1, argv + 1);
+}

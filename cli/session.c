@@ -1,0 +1,411 @@
+/* SPDX-License-Identifier: MIT */
+/* The commands about a session: token, status, claims, sessions, logout. */
+#include <getopt.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "latchkeyctl.h"
+
+#define MIN_VALID_MAX (7 * 24 * 3600)
+
+static inline void latchkey_closep(struct latchkey **lk)
+{
+        latchkey_close(*lk);
+}
+
+struct options {
+        const char *session_id;
+        unsigned min_valid;
+        bool json;
+};
+
+enum { OPT_SESSION = 0x100, OPT_MIN_VALID, OPT_JSON, OPT_HELP };
+
+/* The help lines of the options a command takes. */
+static int print_help(const char *cmd, const char *allowed)
+{
+        char text[512];
+        size_t o = 0;
+
+        o += (size_t)snprintf(text + o, sizeof(text) - o, "Options:\n");
+        if (strchr(allowed, 's'))
+                o += (size_t)snprintf(text + o, sizeof(text) - o,
+                                      "  --session ID          the session (default: "
+                                      "$LATCHKEY_SESSION, else your newest)\n");
+        if (strchr(allowed, 'm'))
+                o += (size_t)snprintf(text + o, sizeof(text) - o,
+                                      "  --min-valid SECONDS   have the broker refresh first "
+                                      "unless the token is valid this long\n");
+        if (strchr(allowed, 'j'))
+                o += (size_t)snprintf(text + o, sizeof(text) - o,
+                                      "  --json                print JSON, for scripts\n");
+        snprintf(text + o, sizeof(text) - o, "  --help                show this help\n");
+        return command_help(cmd, text);
+}
+
+/*
+ * Parses the options a command takes (allowed: "s" --session, "m" --min-valid, "j" --json).
+ * Returns -1 to go on, else the exit code.
+ */
+static int parse_options(const char *cmd, const char *allowed, int argc, char *argv[],
+                         struct options *o)
+{
+        static const struct option longopts[] = {
+                { "session", required_argument, NULL, OPT_SESSION },
+                { "min-valid", required_argument, NULL, OPT_MIN_VALID },
+                { "json", no_argument, NULL, OPT_JSON },
+                { "help", no_argument, NULL, OPT_HELP },
+                {},
+        };
+        int c;
+
+        *o = (struct options){0};
+        opterr = 0;
+        while ((c = getopt_long(argc, argv, "+", longopts, NULL)) >= 0) {
+                switch (c) {
+                case OPT_HELP:
+                        return print_help(cmd, allowed);
+                case OPT_SESSION:
+                        if (!strchr(allowed, 's'))
+                                return usage_error(cmd, "no --session here");
+                        if (isempty(optarg) || strlen(optarg) > LATCHKEY_ID_MAX)
+                                return usage_error(cmd, "--session needs an id of 1 to %d bytes",
+                                                   LATCHKEY_ID_MAX);
+                        o->session_id = optarg;
+                        break;
+                case OPT_MIN_VALID:
+                        if (!strchr(allowed, 'm'))
+                                return usage_error(cmd, "no --min-valid here");
+                        if (!parse_seconds(optarg, MIN_VALID_MAX, &o->min_valid))
+                                return usage_error(cmd, "--min-valid needs seconds, 0 to %d",
+                                                   MIN_VALID_MAX);
+                        break;
+                case OPT_JSON:
+                        if (!strchr(allowed, 'j'))
+                                return usage_error(cmd, "no --json here");
+                        o->json = true;
+                        break;
+                default:
+                        return usage_error(cmd, "unknown or incomplete option '%s'",
+                                           argv[optind - 1]);
+                }
+        }
+        if (optind < argc)
+                return usage_error(cmd, "unexpected argument '%s'", argv[optind]);
+        return -1;
+}
+
+static int open_handle(const char *cmd, struct latchkey **ret)
+{
+        if (latchkey_open(ret) < 0)
+                return fail(cmd, EXIT_ERROR, "out of memory");
+        return -1;
+}
+
+/* Writes all of s, without stdio's buffer (which nobody wipes). */
+static int write_secret_line(const char *s)
+{
+        size_t len = strlen(s), done = 0;
+
+        while (done < len) {
+                ssize_t n = write(STDOUT_FILENO, s + done, len - done);
+
+                if (n < 0)
+                        return -1;
+                done += (size_t)n;
+        }
+        return write(STDOUT_FILENO, "\n", 1) == 1 ? 0 : -1;
+}
+
+int cmd_token(int argc, char *argv[])
+{
+        _cleanup_(latchkey_closep) struct latchkey *lk = NULL;
+        struct options o;
+        char *token = NULL;
+        int r;
+
+        r = parse_options("token", "sm", argc, argv, &o);
+        if (r >= 0)
+                return r;
+        r = open_handle("token", &lk);
+        if (r >= 0)
+                return r;
+        r = latchkey_get_token(lk, o.session_id, o.min_valid, &token, NULL, NULL);
+        if (r < 0)
+                return fail_lk("token", lk, r);
+        r = write_secret_line(token);
+        latchkey_free_secret(token);
+        if (r < 0)
+                return fail("token", EXIT_ERROR, "cannot write the token: %m");
+        return EXIT_OK;
+}
+
+/* The session the broker means without an id: the caller's most recently opened one. */
+static const struct latchkey_session *find_session(const struct latchkey_session *list, size_t n,
+                                                   const char *session_id)
+{
+        const struct latchkey_session *best = NULL;
+        uid_t uid = getuid();
+
+        for (size_t i = 0; i < n; i++) {
+                if (session_id) {
+                        if (streq(list[i].session_id, session_id))
+                                return &list[i];
+                } else if (list[i].uid == uid && (!best || list[i].opened_at > best->opened_at))
+                        best = &list[i];
+        }
+        return best;
+}
+
+static const char *session_from_env(const char *session_id)
+{
+        const char *e;
+
+        if (session_id)
+                return session_id;
+        e = getenv("LATCHKEY_SESSION");
+        return isempty(e) ? NULL : e;
+}
+
+static int strcmp_p(const void *a, const void *b)
+{
+        return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static void print_json(json_t *j)
+{
+        char *s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+
+        if (s) {
+                puts(s);
+                free(s);
+        }
+}
+
+int cmd_status(int argc, char *argv[])
+{
+        _cleanup_(latchkey_closep) struct latchkey *lk = NULL;
+        _cleanup_free_ char *type = NULL, *version = NULL;
+        struct latchkey_session *list = NULL;
+        const struct latchkey_session *s;
+        const char *sid;
+        struct options o;
+        int64_t expires_at = 0, now = time(NULL);
+        size_t n = 0;
+        int r;
+
+        r = parse_options("status", "sj", argc, argv, &o);
+        if (r >= 0)
+                return r;
+        r = open_handle("status", &lk);
+        if (r >= 0)
+                return r;
+        /* GetToken first: it refreshes when needed, and fails for an expired session. */
+        r = latchkey_get_token(lk, o.session_id, 0, NULL, &expires_at, &type);
+        if (r < 0)
+                return fail_lk("status", lk, r);
+        r = latchkey_list_sessions(lk, &list, &n);
+        if (r < 0)
+                return fail_lk("status", lk, r);
+        sid = session_from_env(o.session_id);
+        s = find_session(list, n, sid);
+        if (latchkey_broker_version(lk, &version) < 0)
+                version = NULL; /* an old broker; nothing to worry about */
+
+        if (o.json) {
+                _cleanup_(json_decrefp) json_t *j = json_pack(
+                        "{s:s?, s:s?, s:o?, s:I, s:I, s:s, s:s?}",
+                        "session_id", s ? s->session_id : sid,
+                        "user", s ? s->user : NULL,
+                        "uid", s ? json_integer(s->uid) : NULL,
+                        "opened_at", (json_int_t)(s ? s->opened_at : 0),
+                        "expires_at", (json_int_t)expires_at,
+                        "token_type", type,
+                        "broker_version", version);
+                if (!j) {
+                        latchkey_free_sessions(list, n);
+                        return fail("status", EXIT_ERROR, "out of memory");
+                }
+                print_json(j);
+        } else {
+                printf("Session:  ");
+                print_sanitized(stdout, s ? s->session_id : sid ? sid : "(the newest)");
+                if (s) {
+                        printf("\nUser:     ");
+                        print_sanitized(stdout, s->user);
+                        printf(" (uid %u)\nOpened:   %s", s->uid, format_time(s->opened_at));
+                }
+                printf("\nToken:    %s, ", type);
+                if (expires_at == 0)
+                        printf("no stated expiry\n");
+                else
+                        printf("valid until %s (%lld s from now)\n", format_time(expires_at),
+                               (long long)(expires_at - now));
+                if (version)
+                        printf("Broker:   latchkeyd %s\n", version);
+        }
+        latchkey_free_sessions(list, n);
+        return EXIT_OK;
+}
+
+int cmd_claims(int argc, char *argv[])
+{
+        _cleanup_(latchkey_closep) struct latchkey *lk = NULL;
+        _cleanup_(json_decrefp) json_t *claims = NULL;
+        _cleanup_free_ char *text = NULL;
+        json_error_t jerr;
+        struct options o;
+        const char *key;
+        json_t *value;
+        int r;
+
+        r = parse_options("claims", "sj", argc, argv, &o);
+        if (r >= 0)
+                return r;
+        r = open_handle("claims", &lk);
+        if (r >= 0)
+                return r;
+        r = latchkey_get_claims(lk, o.session_id, &text);
+        if (r < 0)
+                return fail_lk("claims", lk, r);
+        claims = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
+        if (!json_is_object(claims))
+                return fail("claims", EXIT_ERROR, "the broker's claims are not a JSON object");
+
+        if (o.json) {
+                print_json(claims);
+                return EXIT_OK;
+        }
+        /* One claim a line, strings as they are (cleaned for the terminal), the rest as JSON. */
+        {
+                const char **keys = calloc(json_object_size(claims) + 1, sizeof(*keys));
+                size_t n = 0;
+
+                if (!keys)
+                        return fail("claims", EXIT_ERROR, "out of memory");
+                json_object_foreach(claims, key, value)
+                        keys[n++] = key;
+                qsort(keys, n, sizeof(*keys), strcmp_p);
+                for (size_t i = 0; i < n; i++) {
+                        json_t *v = json_object_get(claims, keys[i]);
+                        char *dumped = NULL;
+
+                        print_sanitized(stdout, keys[i]);
+                        fputs(": ", stdout);
+                        if (json_is_string(v))
+                                print_sanitized(stdout, json_string_value(v));
+                        else {
+                                dumped = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+                                print_sanitized(stdout, dumped ? dumped : "?");
+                                free(dumped);
+                        }
+                        fputc('\n', stdout);
+                }
+                free(keys);
+        }
+        return EXIT_OK;
+}
+
+int cmd_sessions(int argc, char *argv[])
+{
+        _cleanup_(latchkey_closep) struct latchkey *lk = NULL;
+        struct latchkey_session *list = NULL;
+        struct options o;
+        size_t n = 0;
+        int r;
+
+        r = parse_options("sessions", "j", argc, argv, &o);
+        if (r >= 0)
+                return r;
+        r = open_handle("sessions", &lk);
+        if (r >= 0)
+                return r;
+        r = latchkey_list_sessions(lk, &list, &n);
+        if (r < 0)
+                return fail_lk("sessions", lk, r);
+
+        if (o.json) {
+                _cleanup_(json_decrefp) json_t *a = json_array();
+
+                for (size_t i = 0; a && i < n; i++)
+                        if (json_array_append_new(a, json_pack("{s:s, s:s, s:I, s:I, s:I}",
+                                        "session_id", list[i].session_id,
+                                        "user", list[i].user,
+                                        "uid", (json_int_t)list[i].uid,
+                                        "opened_at", (json_int_t)list[i].opened_at,
+                                        "expires_at", (json_int_t)list[i].expires_at)) < 0) {
+                                json_decref(a);
+                                a = NULL;
+                        }
+                latchkey_free_sessions(list, n);
+                if (!a)
+                        return fail("sessions", EXIT_ERROR, "out of memory");
+                print_json(a);
+                return EXIT_OK;
+        }
+
+        if (n == 0)
+                printf("No sessions.\n");
+        else
+                printf("%-24s %-16s %10s  %-23s  %s\n", "SESSION", "USER", "UID", "OPENED",
+                       "TOKEN EXPIRES");
+        for (size_t i = 0; i < n; i++) {
+                print_sanitized(stdout, list[i].session_id);
+                printf("%*s ", (int)(strlen(list[i].session_id) < 24
+                                     ? 24 - strlen(list[i].session_id) : 0), "");
+                print_sanitized(stdout, list[i].user);
+                printf("%*s ", (int)(strlen(list[i].user) < 16 ? 16 - strlen(list[i].user) : 0),
+                       "");
+                printf("%10u  %-23s  ", list[i].uid, format_time(list[i].opened_at));
+                printf("%s\n", format_time(list[i].expires_at));
+        }
+        latchkey_free_sessions(list, n);
+        return EXIT_OK;
+}
+
+int cmd_logout(int argc, char *argv[])
+{
+        _cleanup_(latchkey_closep) struct latchkey *lk = NULL;
+        _cleanup_free_ char *picked = NULL;
+        const char *sid;
+        struct options o;
+        int r;
+
+        r = parse_options("logout", "s", argc, argv, &o);
+        if (r >= 0)
+                return r;
+        r = open_handle("logout", &lk);
+        if (r >= 0)
+                return r;
+        sid = session_from_env(o.session_id);
+        if (!sid) {
+                /* CloseSession has no default: take the one GetToken would. */
+                struct latchkey_session *list = NULL;
+                const struct latchkey_session *s;
+                size_t n = 0;
+
+                r = latchkey_list_sessions(lk, &list, &n);
+                if (r < 0)
+                        return fail_lk("logout", lk, r);
+                s = find_session(list, n, NULL);
+                if (s)
+                        picked = strdup(s->session_id);
+                latchkey_free_sessions(list, n);
+                if (!s)
+                        return fail("logout", EXIT_NO_SESSION, "you have no session (NotFound)");
+                if (!picked)
+                        return fail("logout", EXIT_ERROR, "out of memory");
+                sid = picked;
+        }
+        r = latchkey_close_session(lk, sid);
+        if (r < 0)
+                return fail_lk("logout", lk, r);
+        printf("Closed session ");
+        print_sanitized(stdout, sid);
+        printf(".\n");
+        return EXIT_OK;
+}

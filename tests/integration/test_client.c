@@ -1,0 +1,1219 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * liblatchkey and latchkeyctl against the real broker and the test IdP on a
+ * private system bus (tests/harness). Runs as root. Every library function,
+ * SessionChanged through the watch descriptor, every latchkeyctl command's
+ * output and its errors (no session, expired session, no broker), and
+ * check-config on broken configurations and a provider that names another
+ * issuer.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <dbus/dbus.h>
+
+#include "harness.h"
+#include "latchkey.h"
+#include "util.h"
+
+#ifndef LATCHKEYCTL_PATH
+#error "LATCHKEYCTL_PATH must name the latchkeyctl binary"
+#endif
+
+#define OUTPUT_MAX (1024 * 1024)
+
+/* ---- running latchkeyctl ---- */
+
+struct proc {
+        pid_t pid;
+        int in, out, err; /* our ends; -1 once closed */
+        char *out_text, *err_text;
+        size_t out_len, err_len;
+};
+
+/* Starts latchkeyctl with args (NULL-terminated) and extra environment ("K=V" or "K" to
+ * unset; NULL-terminated, may be NULL). */
+static void proc_start(struct proc *p, const char *const *env, const char *const *args)
+{
+        int in[2], out[2], err[2];
+        const char *argv[32];
+        size_t n = 0;
+
+        argv[n++] = LATCHKEYCTL_PATH;
+        for (; args && *args && n < ELEMENTSOF(argv) - 1; args++)
+                argv[n++] = *args;
+        argv[n] = NULL;
+
+        assert_int_equal(pipe2(in, O_CLOEXEC), 0);
+        assert_int_equal(pipe2(out, O_CLOEXEC), 0);
+        assert_int_equal(pipe2(err, O_CLOEXEC), 0);
+        *p = (struct proc){0};
+        p->pid = fork();
+        assert_true(p->pid >= 0);
+        if (p->pid == 0) {
+                dup2(in[0], 0);
+                dup2(out[1], 1);
+                dup2(err[1], 2);
+                for (; env && *env; env++) {
+                        const char *eq = strchr(*env, '=');
+
+                        if (eq) {
+                                char name[128];
+
+                                snprintf(name, sizeof(name), "%.*s", (int)(eq - *env), *env);
+                                setenv(name, eq + 1, 1);
+                        } else
+                                unsetenv(*env);
+                }
+                execv(argv[0], (char *const *)argv);
+                _exit(127);
+        }
+        close(in[0]);
+        close(out[1]);
+        close(err[1]);
+        p->in = in[1];
+        p->out = out[0];
+        p->err = err[0];
+        p->out_text = calloc(1, 1);
+        p->err_text = calloc(1, 1);
+        assert_non_null(p->out_text);
+        assert_non_null(p->err_text);
+}
+
+static void append_fd(int *fd, char **text, size_t *len)
+{
+        char buf[4096];
+        ssize_t n = read(*fd, buf, sizeof(buf));
+
+        if (n <= 0) {
+                close(*fd);
+                *fd = -1;
+                return;
+        }
+        assert_true(*len + (size_t)n < OUTPUT_MAX);
+        *text = realloc(*text, *len + (size_t)n + 1);
+        assert_non_null(*text);
+        memcpy(*text + *len, buf, (size_t)n);
+        *len += (size_t)n;
+        (*text)[*len] = '\0';
+}
+
+/* Reads output until stderr holds needle (when not NULL) or both pipes are closed. */
+static void proc_read(struct proc *p, const char *needle)
+{
+        while (p->out >= 0 || p->err >= 0) {
+                struct pollfd f[2] = { { .fd = p->out, .events = POLLIN },
+                                       { .fd = p->err, .events = POLLIN } };
+
+                if (needle && strstr(p->err_text, needle))
+                        return;
+                assert_true(poll(f, 2, 60000) > 0);
+                if (f[0].revents)
+                        append_fd(&p->out, &p->out_text, &p->out_len);
+                if (f[1].revents)
+                        append_fd(&p->err, &p->err_text, &p->err_len);
+        }
+}
+
+static void proc_write(struct proc *p, const char *text)
+{
+        size_t len = strlen(text);
+
+        assert_int_equal(write(p->in, text, len), (ssize_t)len);
+}
+
+/* Closes stdin, reads everything, waits; returns the exit code. */
+static int proc_finish(struct proc *p)
+{
+        int status;
+
+        if (p->in >= 0) {
+                close(p->in);
+                p->in = -1;
+        }
+        proc_read(p, NULL);
+        assert_int_equal(waitpid(p->pid, &status, 0), p->pid);
+        assert_true(WIFEXITED(status));
+        return WEXITSTATUS(status);
+}
+
+static void proc_clear(struct proc *p)
+{
+        free(p->out_text);
+        free(p->err_text);
+        *p = (struct proc){0};
+}
+
+struct run {
+        int code;
+        char *out, *err;
+};
+
+static void run_clear(struct run *r)
+{
+        free(r->out);
+        free(r->err);
+        *r = (struct run){0};
+}
+
+/* Runs latchkeyctl to the end; env as for proc_start. */
+static struct run run_env(const char *const *env, const char *const *args)
+{
+        struct proc p;
+        struct run r;
+
+        proc_start(&p, env, args);
+        r.code = proc_finish(&p);
+        r.out = TAKE_PTR(p.out_text);
+        r.err = TAKE_PTR(p.err_text);
+        proc_clear(&p);
+        if (getenv("LATCHKEY_TEST_VERBOSE"))
+                fprintf(stderr, "latchkeyctl %s -> %d\n--- out\n%s--- err\n%s---\n",
+                        args[0] ? args[0] : "", r.code, r.out, r.err);
+        return r;
+}
+
+#define RUN(...) run_env(NULL, (const char *const[]){ __VA_ARGS__, NULL })
+#define RUN_ENV(env, ...) run_env(env, (const char *const[]){ __VA_ARGS__, NULL })
+
+/* An error: the exit code, nothing on stdout, one line on stderr holding what. */
+static void assert_failure(struct run *r, int code, const char *what)
+{
+        if (r->code != code || !strstr(r->err, what))
+                fprintf(stderr, "expected exit %d and '%s'; got %d, stderr: %s", code, what,
+                        r->code, r->err);
+        assert_int_equal(r->code, code);
+        assert_string_equal(r->out, "");
+        assert_non_null(strstr(r->err, what));
+        assert_non_null(strchr(r->err, '\n'));
+        assert_true(strchr(r->err, '\n') == r->err + strlen(r->err) - 1); /* one line */
+        assert_int_equal(strncmp(r->err, "latchkeyctl ", 12), 0);
+}
+
+static json_t *parse_json(const char *text)
+{
+        json_error_t jerr;
+        json_t *j = json_loads(text, 0, &jerr);
+
+        if (!j)
+                fprintf(stderr, "not JSON (%s): %s\n", jerr.text, text);
+        assert_non_null(j);
+        return j;
+}
+
+/* ---- the harness ---- */
+
+static struct lkh *H;
+
+static int setup(void **state)
+{
+        if (lkh_new(&H) < 0 || lkh_start_idp(H, NULL) < 0 ||
+            lkh_write_config(H, "[sessions]\nrefresh_margin = 60\n") < 0 ||
+            lkh_start_bus(H) < 0 || lkh_start_broker(H, NULL) < 0) {
+                lkh_free(H);
+                H = NULL;
+                return -1;
+        }
+        unsetenv("LATCHKEY_SESSION");
+        return 0;
+}
+
+static int teardown(void **state)
+{
+        lkh_free(H);
+        H = NULL;
+        return 0;
+}
+
+/* A whole login through the library, and a session under sid. */
+static void open_session(struct latchkey *lk, const char *user, const char *sid)
+{
+        _cleanup_free_ char *id = NULL, *url = NULL, *location = NULL, *who = NULL;
+
+        assert_int_equal(latchkey_begin_login(lk, user, &id, &url), 0);
+        assert_int_equal(strncmp(url, "https://", 8), 0);
+        assert_int_equal(lkh_browser_login(H, url, user, false, &location, NULL), 0);
+        assert_int_equal(latchkey_complete_login(lk, id, location, &who), 0);
+        assert_string_equal(who, user);
+        assert_int_equal(latchkey_open_session(lk, id, sid), 0);
+}
+
+static void open_session_new(const char *sid)
+{
+        struct latchkey *lk;
+
+        assert_int_equal(latchkey_open(&lk), 0);
+        open_session(lk, "root", sid);
+        latchkey_close(lk);
+}
+
+/* ---- liblatchkey ---- */
+
+struct events {
+        char seen[16][96];
+        int n;
+};
+
+static void on_changed(void *userdata, const char *sid, const char *event)
+{
+        struct events *ev = userdata;
+
+        if (ev->n < 16)
+                snprintf(ev->seen[ev->n++], sizeof(ev->seen[0]), "%s:%s", sid, event);
+}
+
+static bool events_has(const struct events *ev, const char *what)
+{
+        for (int i = 0; i < ev->n; i++)
+                if (streq(ev->seen[i], what))
+                        return true;
+        return false;
+}
+
+/* Waits on the descriptor (as a main loop would) until what arrives, up to 10 s. */
+static void wait_event(struct latchkey *lk, int fd, struct events *ev, const char *what)
+{
+        for (int i = 0; i < 100 && !events_has(ev, what); i++) {
+                struct pollfd p = { .fd = fd, .events = POLLIN };
+
+                if (poll(&p, 1, 100) > 0)
+                        assert_true(latchkey_dispatch(lk, on_changed, ev) >= 0);
+        }
+        if (!events_has(ev, what))
+                fprintf(stderr, "no SessionChanged %s (saw %d)\n", what, ev->n);
+        assert_true(events_has(ev, what));
+}
+
+static void test_lib_flow(void **state)
+{
+        struct latchkey *lk = NULL, *watcher = NULL;
+        _cleanup_free_ char *type = NULL, *claims_text = NULL, *version = NULL;
+        char *token = NULL, *token2 = NULL;
+        struct latchkey_session *list = NULL;
+        struct events ev = {0};
+        json_t *claims;
+        int64_t exp = 0;
+        size_t n = 0;
+        bool found = false;
+        int fd;
+
+        assert_int_equal(latchkey_open(&lk), 0);
+        assert_string_equal(latchkey_last_error_message(lk), "");
+        assert_int_equal(latchkey_open(&watcher), 0);
+        fd = latchkey_watch_fd(watcher);
+        assert_true(fd >= 0);
+        assert_true(latchkey_dispatch(watcher, on_changed, &ev) >= 0);
+
+        open_session(lk, "root", "lib-1");
+        wait_event(watcher, fd, &ev, "lib-1:opened");
+
+        assert_int_equal(latchkey_get_token(lk, "lib-1", 0, &token, &exp, &type), 0);
+        assert_true(strlen(token) > 10);
+        assert_string_equal(type, "Bearer");
+        assert_true(exp > time(NULL) + 600);
+        /* No id, no LATCHKEY_SESSION: the broker's default, our newest session. */
+        assert_int_equal(latchkey_get_token(lk, NULL, 0, &token2, NULL, NULL), 0);
+        assert_string_equal(token, token2);
+        latchkey_free_secret(token2);
+        /* LATCHKEY_SESSION is honoured. */
+        setenv("LATCHKEY_SESSION", "no-such-session", 1);
+        assert_int_equal(latchkey_get_token(lk, NULL, 0, &token2, NULL, NULL),
+                         LATCHKEY_ERROR_NOT_FOUND);
+        setenv("LATCHKEY_SESSION", "lib-1", 1);
+        assert_int_equal(latchkey_get_token(lk, NULL, 0, &token2, NULL, NULL), 0);
+        assert_string_equal(token, token2);
+        latchkey_free_secret(token2);
+        unsetenv("LATCHKEY_SESSION");
+        /* Output parameters may be NULL. */
+        assert_int_equal(latchkey_get_token(lk, "lib-1", 0, NULL, NULL, NULL), 0);
+
+        assert_int_equal(latchkey_get_claims(lk, "lib-1", &claims_text), 0);
+        claims = parse_json(claims_text);
+        assert_string_equal(json_string_value(json_object_get(claims, "preferred_username")),
+                            "root");
+        assert_string_equal(json_string_value(json_object_get(claims, "iss")), H->issuer);
+        json_decref(claims);
+
+        assert_int_equal(latchkey_list_sessions(lk, &list, &n), 0);
+        for (size_t i = 0; i < n; i++)
+                if (streq(list[i].session_id, "lib-1")) {
+                        found = true;
+                        assert_string_equal(list[i].user, "root");
+                        assert_int_equal(list[i].uid, 0);
+                        assert_true(list[i].opened_at > time(NULL) - 120);
+                        assert_int_equal(list[i].expires_at, exp);
+                }
+        assert_true(found);
+        latchkey_free_sessions(list, n);
+
+        assert_int_equal(latchkey_broker_version(lk, &version), 0);
+        assert_string_equal(version, LATCHKEY_VERSION);
+
+        /* CloseSession, and its signal through the descriptor. */
+        assert_int_equal(latchkey_close_session(lk, "lib-1"), 0);
+        wait_event(watcher, fd, &ev, "lib-1:closed");
+        assert_int_equal(latchkey_get_token(lk, "lib-1", 0, &token2, NULL, NULL),
+                         LATCHKEY_ERROR_NOT_FOUND);
+        assert_string_not_equal(latchkey_last_error_message(lk), "");
+        assert_int_equal(latchkey_get_claims(lk, "lib-1", &claims_text), LATCHKEY_ERROR_NOT_FOUND);
+        assert_int_equal(latchkey_close_session(lk, "lib-1"), LATCHKEY_ERROR_NOT_FOUND);
+
+        latchkey_free_secret(token);
+        latchkey_close(watcher);
+        latchkey_close(lk);
+}
+
+static void test_lib_login_errors(void **state)
+{
+        struct latchkey *lk = NULL;
+        _cleanup_free_ char *id = NULL, *url = NULL, *user = NULL;
+        char long_id[LATCHKEY_ID_MAX + 2];
+
+        assert_int_equal(latchkey_open(&lk), 0);
+        /* A wrong code: the provider refuses it. */
+        assert_int_equal(latchkey_begin_login(lk, "root", &id, &url), 0);
+        assert_int_equal(latchkey_complete_login(lk, id, "not-a-code", &user),
+                         LATCHKEY_ERROR_INVALID_GRANT);
+        assert_non_null(strstr(latchkey_last_error_message(lk), "invalid_grant"));
+        (void)latchkey_cancel_login(lk, id);
+        free(id);
+        free(url);
+        id = url = NULL;
+
+        /* CancelLogin forgets it. */
+        assert_int_equal(latchkey_begin_login(lk, "root", &id, &url), 0);
+        assert_int_equal(latchkey_cancel_login(lk, id), 0);
+        assert_int_equal(latchkey_complete_login(lk, id, "x", NULL), LATCHKEY_ERROR_NOT_FOUND);
+        assert_int_equal(latchkey_open_session(lk, id, "never"), LATCHKEY_ERROR_NOT_FOUND);
+
+        /* An unknown local user. */
+        assert_int_equal(latchkey_begin_login(lk, "no-such-user-xyz", &id, &url) < 0, 1);
+
+        /* Checked before anything is sent (libdbus would abort on bad UTF-8). */
+        memset(long_id, 'a', sizeof(long_id) - 1);
+        long_id[sizeof(long_id) - 1] = '\0';
+        assert_int_equal(latchkey_get_token(lk, long_id, 0, NULL, NULL, NULL),
+                         LATCHKEY_ERROR_INVALID_ARGUMENT);
+        assert_int_equal(latchkey_get_token(lk, "\xff\xfe", 0, NULL, NULL, NULL),
+                         LATCHKEY_ERROR_INVALID_ARGUMENT);
+        assert_int_equal(latchkey_begin_login(lk, "ro\xc0ot", &id, &url),
+                         LATCHKEY_ERROR_INVALID_ARGUMENT);
+        assert_int_equal(latchkey_close_session(lk, NULL), LATCHKEY_ERROR_INVALID_ARGUMENT);
+        assert_int_equal(latchkey_dispatch(lk, on_changed, NULL), LATCHKEY_ERROR_INVALID_ARGUMENT);
+
+        assert_string_equal(latchkey_error_name(LATCHKEY_ERROR_NO_BROKER), "NoBroker");
+        assert_string_equal(latchkey_error_name(LATCHKEY_ERROR_TOKEN_EXPIRED), "TokenExpired");
+        assert_string_equal(latchkey_error_name(0), "OK");
+        assert_string_equal(latchkey_error_name(-1000), "Unknown");
+        assert_string_equal(latchkey_error_name(7), "Unknown");
+        latchkey_close(lk);
+}
+
+static void test_lib_expired(void **state)
+{
+        struct latchkey *lk = NULL;
+        struct events ev = {0};
+        char *token = NULL;
+        int fd;
+
+        assert_int_equal(latchkey_open(&lk), 0);
+        fd = latchkey_watch_fd(lk);
+        assert_true(fd >= 0);
+        assert_true(latchkey_dispatch(lk, on_changed, &ev) >= 0);
+        open_session(lk, "root", "lib-exp");
+        assert_int_equal(lkh_idp_set(H, "refresh_invalid_grant", "1"), 0);
+        assert_int_equal(latchkey_get_token(lk, "lib-exp", 7200, &token, NULL, NULL),
+                         LATCHKEY_ERROR_TOKEN_EXPIRED);
+        assert_null(token);
+        wait_event(lk, fd, &ev, "lib-exp:expired");
+        assert_int_equal(lkh_idp_reset(H), 0);
+        /* It stays expired. */
+        assert_int_equal(latchkey_get_token(lk, "lib-exp", 0, &token, NULL, NULL),
+                         LATCHKEY_ERROR_TOKEN_EXPIRED);
+        assert_int_equal(latchkey_close_session(lk, "lib-exp"), 0);
+        latchkey_close(lk);
+}
+
+/* Separate handles in separate threads are independent. */
+static void *token_thread(void *arg)
+{
+        struct latchkey *lk = NULL;
+        intptr_t bad = 0;
+
+        if (latchkey_open(&lk) < 0)
+                return (void *)1;
+        for (int i = 0; i < 20; i++) {
+                char *token = NULL;
+
+                if (latchkey_get_token(lk, "lib-thr", 0, &token, NULL, NULL) < 0 ||
+                    !streq(token, (const char *)arg))
+                        bad++;
+                latchkey_free_secret(token);
+        }
+        latchkey_close(lk);
+        return (void *)bad;
+}
+
+static void test_lib_threads(void **state)
+{
+        struct latchkey *lk = NULL;
+        pthread_t t[4];
+        char *token = NULL;
+
+        assert_int_equal(latchkey_open(&lk), 0);
+        open_session(lk, "root", "lib-thr");
+        assert_int_equal(latchkey_get_token(lk, "lib-thr", 0, &token, NULL, NULL), 0);
+        for (size_t i = 0; i < ELEMENTSOF(t); i++)
+                assert_int_equal(pthread_create(&t[i], NULL, token_thread, token), 0);
+        for (size_t i = 0; i < ELEMENTSOF(t); i++) {
+                void *bad;
+
+                assert_int_equal(pthread_join(t[i], &bad), 0);
+                assert_null(bad);
+        }
+        latchkey_free_secret(token);
+        assert_int_equal(latchkey_close_session(lk, "lib-thr"), 0);
+        latchkey_close(lk);
+}
+
+static void test_lib_no_broker(void **state)
+{
+        _cleanup_free_ char *bad = NULL;
+        const char *good = getenv("DBUS_SYSTEM_BUS_ADDRESS");
+        _cleanup_free_ char *saved = strdup(good);
+        struct latchkey *lk = NULL;
+        struct latchkey_session *list;
+        size_t n;
+
+        assert_int_equal(asprintf(&bad, "unix:path=%s/no-bus-here", H->dir) > 0, 1);
+        setenv("DBUS_SYSTEM_BUS_ADDRESS", bad, 1);
+        assert_int_equal(latchkey_open(&lk), 0);
+        assert_int_equal(latchkey_get_token(lk, NULL, 0, NULL, NULL, NULL),
+                         LATCHKEY_ERROR_NO_BROKER);
+        assert_non_null(strstr(latchkey_last_error_message(lk), "system bus"));
+        assert_int_equal(latchkey_list_sessions(lk, &list, &n), LATCHKEY_ERROR_NO_BROKER);
+        assert_int_equal(latchkey_watch_fd(lk), LATCHKEY_ERROR_NO_BROKER);
+        /* The handle connects again once the bus is there. */
+        setenv("DBUS_SYSTEM_BUS_ADDRESS", saved, 1);
+        assert_int_equal(latchkey_list_sessions(lk, &list, &n), 0);
+        latchkey_free_sessions(list, n);
+        latchkey_close(lk);
+}
+
+/* ---- latchkeyctl ---- */
+
+static void test_ctl_help_and_usage(void **state)
+{
+        static const char *const cmds[] = { "token", "status", "claims", "sessions", "logout",
+                                            "login", "check-config" };
+        struct run r;
+
+        struct run top = RUN("--help");
+
+        assert_int_equal(top.code, 0);
+        assert_non_null(strstr(top.out, "Exit status:"));
+        assert_non_null(strstr(top.out, "4  no such session"));
+        for (size_t i = 0; i < ELEMENTSOF(cmds); i++) {
+                char want[64];
+
+                assert_non_null(strstr(top.out, cmds[i]));
+                r = RUN(cmds[i], "--help");
+                snprintf(want, sizeof(want), "Usage: latchkeyctl %s", cmds[i]);
+                assert_int_equal(r.code, 0);
+                assert_int_equal(strncmp(r.out, want, strlen(want)), 0);
+                assert_non_null(strstr(r.out, "Exit status"));
+                run_clear(&r);
+        }
+        run_clear(&top);
+
+        r = RUN("frobnicate");
+        assert_int_equal(r.code, 2);
+        run_clear(&r);
+        r = run_env(NULL, (const char *const[]){ NULL });
+        assert_int_equal(r.code, 2);
+        run_clear(&r);
+        r = RUN("token", "--min-valid", "soon");
+        assert_failure(&r, 2, "--min-valid");
+        run_clear(&r);
+        r = RUN("token", "extra");
+        assert_failure(&r, 2, "unexpected argument");
+        run_clear(&r);
+        r = RUN("sessions", "--session", "x");
+        assert_failure(&r, 2, "--session");
+        run_clear(&r);
+        r = RUN("login");
+        assert_failure(&r, 2, "USER");
+        run_clear(&r);
+        r = RUN("--version");
+        assert_int_equal(r.code, 0);
+        assert_non_null(strstr(r.out, LATCHKEY_VERSION));
+        run_clear(&r);
+}
+
+static void test_ctl_session_commands(void **state)
+{
+        struct latchkey *lk = NULL;
+        char *token = NULL;
+        _cleanup_free_ char *line = NULL;
+        int64_t exp;
+        struct run r;
+        json_t *j, *v;
+        size_t i;
+        bool found = false;
+
+        open_session_new("ctl-1");
+        assert_int_equal(latchkey_open(&lk), 0);
+        assert_int_equal(latchkey_get_token(lk, "ctl-1", 0, &token, &exp, NULL), 0);
+
+        /* token: the token and a newline, nothing else. */
+        r = RUN("token", "--session", "ctl-1");
+        assert_int_equal(r.code, 0);
+        assert_int_equal(asprintf(&line, "%s\n", token) > 0, 1);
+        assert_string_equal(r.out, line);
+        assert_string_equal(r.err, "");
+        run_clear(&r);
+        r = RUN_ENV(((const char *const[]){ "LATCHKEY_SESSION=ctl-1", NULL }), "token");
+        assert_int_equal(r.code, 0);
+        assert_string_equal(r.out, line);
+        run_clear(&r);
+        r = RUN("token", "--session", "ctl-1", "--min-valid", "60");
+        assert_int_equal(r.code, 0);
+        assert_string_equal(r.out, line);
+        run_clear(&r);
+
+        /* status */
+        r = RUN("status", "--session", "ctl-1");
+        assert_int_equal(r.code, 0);
+        assert_non_null(strstr(r.out, "Session:  ctl-1\n"));
+        assert_non_null(strstr(r.out, "User:     root (uid 0)\n"));
+        assert_non_null(strstr(r.out, "Token:    Bearer, valid until"));
+        assert_null(strstr(r.out, token));
+        run_clear(&r);
+        r = RUN("status", "--session", "ctl-1", "--json");
+        assert_int_equal(r.code, 0);
+        j = parse_json(r.out);
+        assert_string_equal(json_string_value(json_object_get(j, "session_id")), "ctl-1");
+        assert_string_equal(json_string_value(json_object_get(j, "user")), "root");
+        assert_int_equal(json_integer_value(json_object_get(j, "uid")), 0);
+        assert_int_equal(json_integer_value(json_object_get(j, "expires_at")), exp);
+        assert_string_equal(json_string_value(json_object_get(j, "token_type")), "Bearer");
+        assert_string_equal(json_string_value(json_object_get(j, "broker_version")),
+                            LATCHKEY_VERSION);
+        json_decref(j);
+        run_clear(&r);
+
+        /* claims */
+        r = RUN("claims", "--session", "ctl-1");
+        assert_int_equal(r.code, 0);
+        assert_non_null(strstr(r.out, "preferred_username: root\n"));
+        assert_non_null(strstr(r.out, "name: Test User root\n"));
+        run_clear(&r);
+        r = RUN("claims", "--session", "ctl-1", "--json");
+        assert_int_equal(r.code, 0);
+        j = parse_json(r.out);
+        assert_string_equal(json_string_value(json_object_get(j, "preferred_username")), "root");
+        assert_string_equal(json_string_value(json_object_get(j, "aud")), H->client_id);
+        json_decref(j);
+        run_clear(&r);
+
+        /* sessions */
+        r = RUN("sessions");
+        assert_int_equal(r.code, 0);
+        assert_int_equal(strncmp(r.out, "SESSION", 7), 0);
+        assert_non_null(strstr(r.out, "\nctl-1 "));
+        run_clear(&r);
+        r = RUN("sessions", "--json");
+        assert_int_equal(r.code, 0);
+        j = parse_json(r.out);
+        assert_true(json_is_array(j));
+        json_array_foreach(j, i, v) {
+                if (streq_ptr(json_string_value(json_object_get(v, "session_id")), "ctl-1")) {
+                        found = true;
+                        assert_string_equal(json_string_value(json_object_get(v, "user")), "root");
+                        assert_int_equal(json_integer_value(json_object_get(v, "expires_at")),
+                                         exp);
+                }
+        }
+        assert_true(found);
+        json_decref(j);
+        run_clear(&r);
+
+        /* logout, and the commands after it: no session. */
+        r = RUN("logout", "--session", "ctl-1");
+        assert_int_equal(r.code, 0);
+        assert_string_equal(r.out, "Closed session ctl-1.\n");
+        run_clear(&r);
+        r = RUN("token", "--session", "ctl-1");
+        assert_failure(&r, 4, "(NotFound)");
+        run_clear(&r);
+        r = RUN("status", "--session", "ctl-1");
+        assert_failure(&r, 4, "(NotFound)");
+        run_clear(&r);
+        r = RUN("claims", "--session", "ctl-1");
+        assert_failure(&r, 4, "(NotFound)");
+        run_clear(&r);
+        r = RUN("claims", "--session", "ctl-1", "--json");
+        assert_failure(&r, 4, "(NotFound)");
+        run_clear(&r);
+        r = RUN("logout", "--session", "ctl-1");
+        assert_failure(&r, 4, "(NotFound)");
+        run_clear(&r);
+        r = RUN_ENV(((const char *const[]){ "LATCHKEY_SESSION=ctl-1", NULL }), "token");
+        assert_failure(&r, 4, "(NotFound)");
+        run_clear(&r);
+
+        latchkey_free_secret(token);
+        latchkey_close(lk);
+}
+
+/* logout without an id closes our newest session; then no session is left to close. */
+static void test_ctl_logout_default(void **state)
+{
+        struct latchkey_session *list = NULL;
+        struct latchkey *lk = NULL;
+        size_t n = 0;
+        struct run r;
+
+        /* Start from nothing: close whatever root has. */
+        assert_int_equal(latchkey_open(&lk), 0);
+        assert_int_equal(latchkey_list_sessions(lk, &list, &n), 0);
+        for (size_t i = 0; i < n; i++)
+                assert_int_equal(latchkey_close_session(lk, list[i].session_id), 0);
+        latchkey_free_sessions(list, n);
+
+        r = RUN("logout");
+        assert_failure(&r, 4, "no session");
+        run_clear(&r);
+        r = RUN("token");
+        assert_failure(&r, 4, "(NotFound)");
+        run_clear(&r);
+        r = RUN("status");
+        assert_failure(&r, 4, "(NotFound)");
+        run_clear(&r);
+        r = RUN("sessions");
+        assert_int_equal(r.code, 0);
+        assert_string_equal(r.out, "No sessions.\n");
+        run_clear(&r);
+        r = RUN("sessions", "--json");
+        assert_int_equal(r.code, 0);
+        assert_string_equal(r.out, "[]\n");
+        run_clear(&r);
+
+        open_session_new("ctl-old");
+        sleep(1); /* opened_at has a resolution of seconds */
+        open_session_new("ctl-new");
+        r = RUN("logout");
+        assert_int_equal(r.code, 0);
+        assert_string_equal(r.out, "Closed session ctl-new.\n");
+        run_clear(&r);
+        r = RUN("token", "--session", "ctl-old");
+        assert_int_equal(r.code, 0);
+        run_clear(&r);
+        r = RUN("logout");
+        assert_int_equal(r.code, 0);
+        assert_string_equal(r.out, "Closed session ctl-old.\n");
+        run_clear(&r);
+        latchkey_close(lk);
+}
+
+static void test_ctl_expired(void **state)
+{
+        struct run r;
+
+        open_session_new("ctl-exp");
+        assert_int_equal(lkh_idp_set(H, "refresh_invalid_grant", "1"), 0);
+        r = RUN("token", "--session", "ctl-exp", "--min-valid", "7200");
+        assert_failure(&r, 4, "(TokenExpired)");
+        run_clear(&r);
+        assert_int_equal(lkh_idp_reset(H), 0);
+        r = RUN("token", "--session", "ctl-exp");
+        assert_failure(&r, 4, "(TokenExpired)");
+        run_clear(&r);
+        r = RUN("status", "--session", "ctl-exp");
+        assert_failure(&r, 4, "(TokenExpired)");
+        run_clear(&r);
+        r = RUN("status", "--session", "ctl-exp", "--json");
+        assert_failure(&r, 4, "(TokenExpired)");
+        run_clear(&r);
+        /* The verified claims stay readable; the session is still listed until logout. */
+        r = RUN("claims", "--session", "ctl-exp");
+        assert_int_equal(r.code, 0);
+        assert_non_null(strstr(r.out, "preferred_username: root\n"));
+        run_clear(&r);
+        r = RUN("sessions");
+        assert_int_equal(r.code, 0);
+        assert_non_null(strstr(r.out, "ctl-exp"));
+        run_clear(&r);
+        r = RUN("logout", "--session", "ctl-exp");
+        assert_int_equal(r.code, 0);
+        run_clear(&r);
+}
+
+static void test_ctl_no_broker(void **state)
+{
+        static const char *const cmds[][4] = {
+                { "token" }, { "status" }, { "status", "--json" }, { "claims" },
+                { "claims", "--json" }, { "sessions" }, { "sessions", "--json" },
+                { "logout" }, { "logout", "--session", "x" },
+        };
+        _cleanup_free_ char *bad = NULL;
+        struct run r;
+
+        assert_int_equal(asprintf(&bad, "DBUS_SYSTEM_BUS_ADDRESS=unix:path=%s/no-bus-here",
+                                  H->dir) > 0, 1);
+        for (size_t i = 0; i < ELEMENTSOF(cmds); i++) {
+                r = run_env((const char *const[]){ bad, NULL }, cmds[i]);
+                assert_failure(&r, 3, "(NoBroker)");
+                run_clear(&r);
+        }
+        r = run_env((const char *const[]){ bad, NULL },
+                    (const char *const[]){ "login", "root", NULL });
+        assert_failure(&r, 3, "(NoBroker)");
+        run_clear(&r);
+}
+
+/* Plays the person at the terminal: reads the address, signs in, pastes answer(s). */
+static struct run ctl_login(const char *user, bool qr, const char *answer_override)
+{
+        _cleanup_free_ char *url = NULL, *location = NULL;
+        const char *p, *e;
+        struct proc pr;
+        struct run r;
+
+        if (qr)
+                proc_start(&pr, NULL, (const char *const[]){ "login", user, NULL });
+        else
+                proc_start(&pr, NULL, (const char *const[]){ "login", "--no-qr", user, NULL });
+        proc_read(&pr, "Then paste");
+        p = strstr(pr.err_text, "https://");
+        assert_non_null(p);
+        e = strchr(p, '\n');
+        assert_non_null(e);
+        url = strndup(p, (size_t)(e - p));
+        if (qr)
+                assert_non_null(strstr(pr.err_text, "\u2588"));
+        else
+                assert_null(strstr(pr.err_text, "\u2588"));
+        if (answer_override)
+                proc_write(&pr, answer_override);
+        else {
+                assert_int_equal(lkh_browser_login(H, url, user, false, &location, NULL), 0);
+                proc_write(&pr, "  ");
+                proc_write(&pr, location);
+                proc_write(&pr, "\n");
+        }
+        r.code = proc_finish(&pr);
+        r.out = TAKE_PTR(pr.out_text);
+        r.err = TAKE_PTR(pr.err_text);
+        proc_clear(&pr);
+        return r;
+}
+
+static void test_ctl_login(void **state)
+{
+        char sid[64];
+        struct run r;
+
+        r = ctl_login("root", true, NULL);
+        if (r.code != 0)
+                fprintf(stderr, "login: %s", r.err);
+        assert_int_equal(r.code, 0);
+        assert_int_equal(strncmp(r.out, "lk-", 3), 0);
+        assert_int_equal(strlen(r.out), 3 + 16 + 1);
+        snprintf(sid, sizeof(sid), "%.*s", 19, r.out);
+        assert_non_null(strstr(r.err, "Logged in as root"));
+        run_clear(&r);
+
+        r = RUN("token", "--session", sid);
+        assert_int_equal(r.code, 0);
+        run_clear(&r);
+        r = RUN("logout", "--session", sid);
+        assert_int_equal(r.code, 0);
+        run_clear(&r);
+
+        /* A code the provider refuses. */
+        r = ctl_login("root", false, "not-a-code\n");
+        assert_int_equal(r.code, 1);
+        assert_string_equal(r.out, "");
+        assert_non_null(strstr(r.err, "(InvalidGrant)"));
+        run_clear(&r);
+        /* No answer at all. */
+        r = ctl_login("root", false, "");
+        assert_int_equal(r.code, 1);
+        assert_non_null(strstr(r.err, "no answer"));
+        run_clear(&r);
+        /* An unknown local user. */
+        r = RUN("login", "no-such-user-xyz");
+        assert_failure(&r, 1, "no-such-user-xyz");
+        run_clear(&r);
+}
+
+/* ---- check-config ---- */
+
+/* Writes DIR/name with text; mode 0644. Returns the path. */
+static char *write_file(const char *name, const char *text)
+{
+        char *path;
+        FILE *f;
+
+        assert_int_equal(asprintf(&path, "%s/%s", H->dir, name) > 0, 1);
+        f = fopen(path, "we");
+        assert_non_null(f);
+        fputs(text, f);
+        assert_int_equal(fclose(f), 0);
+        assert_int_equal(chmod(path, 0644), 0);
+        return path;
+}
+
+/* The lines every test config starts with (1..6); the broken line comes after. */
+static char *base_config(bool with_ca)
+{
+        char *s;
+
+        assert_int_equal(asprintf(&s,
+                                  "[provider]\n"
+                                  "issuer = %s\n"
+                                  "client_id = %s\n"
+                                  "client_secret_file = %s\n"
+                                  "redirect_uri = %s\n"
+                                  "%s%s\n",
+                                  H->issuer, H->client_id, H->client_secret_file,
+                                  H->redirect_uri, with_ca ? "ca_file = " : "# no ca_file",
+                                  with_ca ? H->cert_file : "") > 0, 1);
+        return s;
+}
+
+static void test_check_config_good(void **state)
+{
+        struct run r;
+        json_t *j, *v;
+        size_t i;
+
+        r = RUN("check-config", H->config_file);
+        if (r.code != 0)
+                fprintf(stderr, "%s%s", r.out, r.err);
+        assert_int_equal(r.code, 0);
+        assert_non_null(strstr(r.out, "ok       config: "));
+        assert_non_null(strstr(r.out, "ok       issuer: "));
+        assert_non_null(strstr(r.out, "ok       tls: "));
+        assert_non_null(strstr(r.out, "ok       algorithms: "));
+        assert_non_null(strstr(r.out, "ok       provider: "));
+        assert_non_null(strstr(r.out, "ok       keys: "));
+        assert_null(strstr(r.out, "error"));
+        /* Where the secret came from; never the secret. */
+        assert_non_null(strstr(r.out, H->client_secret_file));
+        assert_null(strstr(r.out, H->client_secret));
+        assert_null(strstr(r.err, H->client_secret));
+        run_clear(&r);
+
+        r = RUN("check-config", "--json", H->config_file);
+        assert_int_equal(r.code, 0);
+        j = parse_json(r.out);
+        assert_true(json_is_true(json_object_get(j, "ok")));
+        assert_int_equal(json_array_size(json_object_get(j, "problems")), 0);
+        assert_true(json_array_size(json_object_get(j, "checks")) >= 5);
+        json_array_foreach(json_object_get(j, "checks"), i, v)
+                assert_string_not_equal(json_string_value(json_object_get(v, "level")), "error");
+        json_decref(j);
+        run_clear(&r);
+}
+
+struct broken {
+        const char *lines;   /* appended after base_config()'s 6 lines */
+        unsigned line;       /* the line the report must name */
+        const char *key;     /* and the key */
+};
+
+static void test_check_config_broken(void **state)
+{
+        static const struct broken cases[] = {
+                { "timeout = abc\n", 7, "timeout" },
+                { "clock_skew = 60\nnonce = sometimes\n", 8, "nonce" },
+                { "token_endpoint = http://example.com/token\n", 7, "token_endpoint" },
+                { "pkce = yes\n\nid_token_algorithms = RS256 none\n", 9, "id_token_algorithms" },
+                { "client_auth = client_secret_jwt\n", 7, "client_auth" },
+                { "scopes = openid\nno_such_key = 1\n", 8, "no_such_key" },
+                { "[sessions]\nrefresh_margin = -5\n", 8, "refresh_margin" },
+                { "[users]\nusername_claim = preferred_username\n[sessions]\n"
+                  "idle_exit = forever\n", 10, "idle_exit" },
+                { "discovery = perhaps\n", 7, "discovery" },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                _cleanup_free_ char *base = base_config(true), *text = NULL, *path = NULL;
+                _cleanup_free_ char *want = NULL, *name = NULL;
+                struct run r;
+                json_t *j, *p;
+
+                assert_int_equal(asprintf(&text, "%s%s", base, cases[i].lines) > 0, 1);
+                assert_int_equal(asprintf(&name, "broken-%zu.conf", i) > 0, 1);
+                path = write_file(name, text);
+                assert_int_equal(asprintf(&want, "%s:%u: ", path, cases[i].line) > 0, 1);
+
+                r = RUN("check-config", path);
+                if (r.code != 1 || !strstr(r.out, want) || !strstr(r.out, cases[i].key))
+                        fprintf(stderr, "case %zu: want '%s' %s; got %d:\n%s%s", i, want,
+                                cases[i].key, r.code, r.out, r.err);
+                assert_int_equal(r.code, 1);
+                assert_non_null(strstr(r.out, want));
+                assert_non_null(strstr(strstr(r.out, want), cases[i].key));
+                assert_non_null(strstr(r.err, "has problems"));
+                run_clear(&r);
+
+                r = RUN("check-config", "--json", path);
+                assert_int_equal(r.code, 1);
+                j = parse_json(r.out);
+                assert_true(json_is_false(json_object_get(j, "ok")));
+                p = json_array_get(json_object_get(j, "problems"), 0);
+                assert_non_null(p);
+                assert_int_equal(json_integer_value(json_object_get(p, "line")), cases[i].line);
+                assert_string_equal(json_string_value(json_object_get(p, "key")), cases[i].key);
+                assert_string_equal(json_string_value(json_object_get(p, "file")), path);
+                json_decref(j);
+                run_clear(&r);
+        }
+}
+
+/* Every problem, not only the first; and a drop-in's own file and line. */
+static void test_check_config_every_problem(void **state)
+{
+        _cleanup_free_ char *base = base_config(true), *text = NULL, *path = NULL;
+        _cleanup_free_ char *dir = NULL, *dropin = NULL, *w1 = NULL, *w2 = NULL, *w3 = NULL;
+        FILE *f;
+        struct run r;
+
+        assert_int_equal(asprintf(&text, "%stimeout = abc\nnonce = sometimes\n", base) > 0, 1);
+        path = write_file("many.conf", text);
+        assert_int_equal(asprintf(&dir, "%s.d", path) > 0, 1);
+        assert_int_equal(mkdir(dir, 0755), 0);
+        assert_int_equal(asprintf(&dropin, "%s/10-local.conf", dir) > 0, 1);
+        f = fopen(dropin, "we");
+        assert_non_null(f);
+        fputs("# local changes\n[sessions]\nlogin_timeout = ten\n", f);
+        assert_int_equal(fclose(f), 0);
+
+        assert_int_equal(asprintf(&w1, "%s:7: ", path) > 0, 1);
+        assert_int_equal(asprintf(&w2, "%s:8: ", path) > 0, 1);
+        assert_int_equal(asprintf(&w3, "%s:3: ", dropin) > 0, 1);
+        r = RUN("check-config", path);
+        if (!strstr(r.out, w3))
+                fprintf(stderr, "%s%s", r.out, r.err);
+        assert_int_equal(r.code, 1);
+        assert_non_null(strstr(r.out, w1));
+        assert_non_null(strstr(r.out, w2));
+        assert_non_null(strstr(r.out, w3));
+        assert_non_null(strstr(strstr(r.out, w3), "login_timeout"));
+        run_clear(&r);
+}
+
+/* A secret in the config file itself, which others may read: the line of client_secret. */
+static void test_check_config_secret_mode(void **state)
+{
+        _cleanup_free_ char *text = NULL, *path = NULL, *want = NULL, *secret_copy = NULL;
+        struct run r;
+
+        assert_int_equal(asprintf(&text,
+                                  "[provider]\n"
+                                  "issuer = %s\n"
+                                  "client_id = %s\n"
+                                  "redirect_uri = %s\n"
+                                  "client_secret = not-the-real-one\n",
+                                  H->issuer, H->client_id, H->redirect_uri) > 0, 1);
+        path = write_file("open-secret.conf", text);
+        assert_int_equal(asprintf(&want, "%s:5: ", path) > 0, 1);
+        r = RUN("check-config", path);
+        assert_int_equal(r.code, 1);
+        assert_non_null(strstr(r.out, want));
+        assert_non_null(strstr(r.out, "client_secret"));
+        assert_null(strstr(r.out, "not-the-real-one"));
+        assert_null(strstr(r.err, "not-the-real-one"));
+        run_clear(&r);
+
+        /* A secret file open to others. */
+        assert_int_equal(asprintf(&secret_copy, "%s/open-secret", H->dir) > 0, 1);
+        {
+                _cleanup_free_ char *t2 = NULL, *p2 = NULL, *w2 = NULL;
+                FILE *f = fopen(secret_copy, "we");
+
+                assert_non_null(f);
+                fputs("x\n", f);
+                assert_int_equal(fclose(f), 0);
+                assert_int_equal(chmod(secret_copy, 0644), 0);
+                assert_int_equal(asprintf(&t2,
+                                          "[provider]\n"
+                                          "issuer = %s\n"
+                                          "client_id = %s\n"
+                                          "redirect_uri = %s\n"
+                                          "client_secret_file = %s\n",
+                                          H->issuer, H->client_id, H->redirect_uri,
+                                          secret_copy) > 0, 1);
+                p2 = write_file("open-secret-file.conf", t2);
+                assert_int_equal(asprintf(&w2, "%s:5: ", p2) > 0, 1);
+                r = RUN("check-config", p2);
+                assert_int_equal(r.code, 1);
+                assert_non_null(strstr(r.out, w2));
+                assert_non_null(strstr(r.out, "0644"));
+                run_clear(&r);
+        }
+}
+
+static bool has_check(json_t *j, const char *check, const char *level, const char *text)
+{
+        size_t i;
+        json_t *v;
+
+        json_array_foreach(json_object_get(j, "checks"), i, v)
+                if (streq_ptr(json_string_value(json_object_get(v, "check")), check) &&
+                    streq_ptr(json_string_value(json_object_get(v, "level")), level) &&
+                    (!text || strstr(json_string_value(json_object_get(v, "message")), text)))
+                        return true;
+        return false;
+}
+
+static void test_check_config_provider(void **state)
+{
+        _cleanup_free_ char *base = NULL, *path = NULL, *wrong = NULL, *text = NULL;
+        _cleanup_free_ char *algs = NULL, *hand = NULL;
+        struct run r;
+        json_t *j;
+
+        /* Discovery names another issuer. */
+        assert_int_equal(lkh_idp_set(H, "discovery_wrong_issuer", "1"), 0);
+        assert_int_equal(asprintf(&wrong, "%s/wrong", H->issuer) > 0, 1);
+        r = RUN("check-config", H->config_file);
+        assert_int_equal(lkh_idp_reset(H), 0);
+        if (r.code != 1)
+                fprintf(stderr, "%s%s", r.out, r.err);
+        assert_int_equal(r.code, 1);
+        assert_non_null(strstr(r.out, "error    issuer: the discovery document names issuer "));
+        assert_non_null(strstr(r.out, wrong));
+        assert_non_null(strstr(r.out, "error    provider: "));
+        run_clear(&r);
+        assert_int_equal(lkh_idp_set(H, "discovery_wrong_issuer", "1"), 0);
+        r = RUN("check-config", "--json", H->config_file);
+        assert_int_equal(lkh_idp_reset(H), 0);
+        j = parse_json(r.out);
+        assert_true(has_check(j, "issuer", "error", wrong));
+        json_decref(j);
+        run_clear(&r);
+
+        /* No ca_file: the IdP's self-signed certificate is not trusted. */
+        base = base_config(false);
+        path = write_file("no-ca.conf", base);
+        r = RUN("check-config", path);
+        assert_int_equal(r.code, 1);
+        assert_non_null(strstr(r.out, "error    tls: the provider's certificate is not trusted"));
+        assert_non_null(strstr(r.out, "set ca_file"));
+        run_clear(&r);
+        free(base);
+        free(path);
+        path = NULL;
+
+        /* Algorithms the provider does not offer. */
+        base = base_config(true);
+        assert_int_equal(asprintf(&text, "%sid_token_algorithms = ES384 RS384\n", base) > 0, 1);
+        algs = write_file("algs.conf", text);
+        r = RUN("check-config", "--json", algs);
+        assert_int_equal(r.code, 1);
+        j = parse_json(r.out);
+        assert_true(has_check(j, "algorithms", "error", "allows none of them"));
+        json_decref(j);
+        run_clear(&r);
+        free(text);
+
+        /* An endpoint set by hand that differs from discovery: a warning, not an error. */
+        assert_int_equal(asprintf(&text, "%suserinfo_endpoint = %s/elsewhere\n", base,
+                                  H->idp_base) > 0, 1);
+        hand = write_file("hand.conf", text);
+        r = RUN("check-config", hand);
+        if (r.code != 0)
+                fprintf(stderr, "%s%s", r.out, r.err);
+        assert_int_equal(r.code, 0);
+        assert_non_null(strstr(r.out, "warning  userinfo_endpoint: set by hand to "));
+        run_clear(&r);
+}
+
+/* Last: stops the broker and takes its activation file away (ServiceUnknown). */
+static void test_no_service(void **state)
+{
+        _cleanup_free_ char *file = NULL, *moved = NULL;
+        struct latchkey *lk = NULL;
+        struct run r;
+        DBusError err = DBUS_ERROR_INIT;
+        DBusConnection *c;
+        DBusMessage *m, *reply;
+
+        assert_int_equal(asprintf(&file, "%s/org.latchkey.Broker1.service", H->services_dir) > 0,
+                         1);
+        assert_int_equal(asprintf(&moved, "%s/broker.service.off", H->dir) > 0, 1);
+        lkh_stop_broker(H);
+        assert_int_equal(rename(file, moved), 0);
+        c = dbus_connection_open_private(H->bus_address, &err);
+        assert_non_null(c);
+        assert_true(dbus_bus_register(c, &err));
+        m = dbus_message_new_method_call(DBUS_SERVICE_DBUS, DBUS_PATH_DBUS, DBUS_INTERFACE_DBUS,
+                                         "ReloadConfig");
+        reply = dbus_connection_send_with_reply_and_block(c, m, 10000, &err);
+        dbus_message_unref(m);
+        if (!reply)
+                fprintf(stderr, "ReloadConfig: %s\n", err.message);
+        assert_non_null(reply);
+        dbus_message_unref(reply);
+        dbus_connection_close(c);
+        dbus_connection_unref(c);
+
+        assert_int_equal(latchkey_open(&lk), 0);
+        assert_int_equal(latchkey_get_token(lk, NULL, 0, NULL, NULL, NULL),
+                         LATCHKEY_ERROR_NO_BROKER);
+        assert_non_null(strstr(latchkey_last_error_message(lk), "cannot reach the latchkey"));
+        latchkey_close(lk);
+        r = RUN("token");
+        assert_failure(&r, 3, "(NoBroker)");
+        run_clear(&r);
+        r = RUN("sessions");
+        assert_failure(&r, 3, "(NoBroker)");
+        run_clear(&r);
+        assert_int_equal(rename(moved, file), 0);
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_lib_flow),
+                cmocka_unit_test(test_lib_login_errors),
+                cmocka_unit_test(test_lib_expired),
+                cmocka_unit_test(test_lib_threads),
+                cmocka_unit_test(test_lib_no_broker),
+                cmocka_unit_test(test_ctl_help_and_usage),
+                cmocka_unit_test(test_ctl_session_commands),
+                cmocka_unit_test(test_ctl_logout_default),
+                cmocka_unit_test(test_ctl_expired),
+                cmocka_unit_test(test_ctl_no_broker),
+                cmocka_unit_test(test_ctl_login),
+                cmocka_unit_test(test_check_config_good),
+                cmocka_unit_test(test_check_config_broken),
+                cmocka_unit_test(test_check_config_every_problem),
+                cmocka_unit_test(test_check_config_secret_mode),
+                cmocka_unit_test(test_check_config_provider),
+                cmocka_unit_test(test_no_service),
+        };
+
+        signal(SIGPIPE, SIG_IGN);
+        return cmocka_run_group_tests_name("client", tests, setup, teardown);
+}
