@@ -4,27 +4,31 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-int lk_read_file(const char *path, size_t max, char **ret, size_t *ret_len, struct lk_error *e)
+/* The buffer may hold secrets (session files hold tokens): wiped when a read fails. */
+static void wipe_freep(char **p)
 {
-        _cleanup_free_ char *buf = NULL;
-        size_t len = 0;
-        int fd;
+        if (*p) {
+                explicit_bzero(*p, malloc_usable_size(*p));
+                free(*p);
+        }
+}
 
-        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-        if (fd < 0)
-                return lk_error_set(e, LK_ERR_IO, "Cannot open %s: %s", path, strerror(errno));
+int lk_read_fd(int fd, const char *name, size_t max, char **ret, size_t *ret_len,
+               struct lk_error *e)
+{
+        _cleanup_(wipe_freep) char *buf = NULL;
+        size_t len = 0;
 
         buf = malloc(max + 1);
-        if (!buf) {
-                close(fd);
-                return lk_error_set(e, LK_ERR_NOMEM, "Out of memory reading %s", path);
-        }
+        if (!buf)
+                return lk_error_set(e, LK_ERR_NOMEM, "Out of memory reading %s", name);
         for (;;) {
                 ssize_t n;
 
@@ -35,22 +39,32 @@ int lk_read_file(const char *path, size_t max, char **ret, size_t *ret_len, stru
                 if (n < 0) {
                         if (errno == EINTR)
                                 continue;
-                        int r = errno;
-                        close(fd);
-                        return lk_error_set(e, LK_ERR_IO, "Cannot read %s: %s", path, strerror(r));
+                        return lk_error_set(e, LK_ERR_IO, "Cannot read %s: %s", name,
+                                            strerror(errno));
                 }
                 if (n == 0)
                         break;
                 len += (size_t)n;
         }
-        close(fd);
         if (len > max)
-                return lk_error_set(e, LK_ERR_IO, "%s is larger than %zu bytes", path, max);
+                return lk_error_set(e, LK_ERR_IO, "%s is larger than %zu bytes", name, max);
         buf[len] = 0;
         *ret = TAKE_PTR(buf);
         if (ret_len)
                 *ret_len = len;
         return 0;
+}
+
+int lk_read_file(const char *path, size_t max, char **ret, size_t *ret_len, struct lk_error *e)
+{
+        int fd, r;
+
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
+                return lk_error_set(e, LK_ERR_IO, "Cannot open %s: %s", path, strerror(errno));
+        r = lk_read_fd(fd, path, max, ret, ret_len, e);
+        close(fd);
+        return r;
 }
 
 static int write_all(int fd, const char *p, size_t len)

@@ -12,6 +12,9 @@
  * A larger file is an error, never a truncated read.
  */
 int lk_read_file(const char *path, size_t max, char **ret, size_t *ret_len, struct lk_error *e);
+/* The same from an open fd; name is for messages. The fd stays open. */
+int lk_read_fd(int fd, const char *name, size_t max, char **ret, size_t *ret_len,
+               struct lk_error *e);
 
 /*
  * Writes the file whole or not at all: a temporary file in the same folder,

@@ -142,8 +142,10 @@ static int decode_json_part(const char *s, size_t len, const char *what, json_t 
         /* Duplicate names are refused: two "alg" or two "iss" must never be read two ways. */
         j = json_loadb((const char *)raw, raw_len, JSON_REJECT_DUPLICATES, &jerr);
         explicit_bzero(raw, raw_len);
+        /* Not jerr.text: it quotes the input near the fault, and the payload holds the nonce. */
         if (!j)
-                return refuse(e, LK_IDT_MALFORMED, "the %s is not JSON (%s)", what, jerr.text);
+                return refuse(e, LK_IDT_MALFORMED, "the %s is not JSON (at byte %d)", what,
+                              jerr.position);
         if (!json_is_object(j)) {
                 json_decref(j);
                 return refuse(e, LK_IDT_MALFORMED, "the %s is not a JSON object", what);

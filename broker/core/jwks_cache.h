@@ -70,7 +70,9 @@ long lk_cache_lifetime(long max_age);
 /*
  * Reads a disk copy; only a fresh one (expires_at > now, not fetched in the
  * future, lifetime within the bounds) is returned. -LK_ERR_NOT_FOUND when
- * the file is missing or stale, -LK_ERR_IO when unreadable or corrupt.
+ * the file is missing or stale, -LK_ERR_IO when unreadable or corrupt, or
+ * when it is not the broker's own (not a regular file, not owned by the
+ * euid, writable by group or others).
  */
 struct lk_cache_file {
         char *body; /* NUL-terminated */

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "jwks_cache.h"
@@ -28,6 +29,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fd = memfd_create("cache", MFD_CLOEXEC);
         if (fd < 0)
                 return 0;
+        /* A memfd is 0777; a disk copy others may write is refused before it is read. */
+        if (fchmod(fd, 0600) < 0) {
+                close(fd);
+                return 0;
+        }
         if (write(fd, data, size) != (ssize_t)size) {
                 close(fd);
                 return 0;

@@ -916,6 +916,27 @@ static void test_malformed_json(void **state)
         free(t4);
 }
 
+/* jansson's error text quotes the input near the fault: never the payload's (the nonce). */
+static void test_malformed_payload_not_quoted(void **state)
+{
+        struct lk_idtoken_params p = params();
+        static const char *const payloads[] = {
+                "{\"iss\":\"" ISS "\",\"nonce\":\"" NONCE "\x01\"}",
+                "{\"iss\":\"" ISS "\",\"nonce\":\"" NONCE "\\q\"}",
+                "{\"iss\":\"" ISS "\",\"nonce\":" NONCE "}",
+        };
+
+        for (size_t i = 0; i < sizeof(payloads) / sizeof(payloads[0]); i++) {
+                char *t = jwt_forge_sign("{\"alg\":\"RS256\",\"kid\":\"rsa1\"}", payloads[i],
+                                         "RS256", rsa1);
+
+                assert_non_null(t);
+                /* expect_refused also asserts that the message does not hold NONCE. */
+                expect_refused(t, &p, all_keys, LK_IDT_MALFORMED, "payload is not JSON");
+                free(t);
+        }
+}
+
 static void test_duplicate_claim(void **state)
 {
         struct lk_idtoken_params p = params();
@@ -1029,6 +1050,7 @@ int main(void)
                 cmocka_unit_test(test_malformed_parts),
                 cmocka_unit_test(test_malformed_base64),
                 cmocka_unit_test(test_malformed_json),
+                cmocka_unit_test(test_malformed_payload_not_quoted),
                 cmocka_unit_test(test_duplicate_claim),
                 cmocka_unit_test(test_too_large),
                 cmocka_unit_test(test_check_names),

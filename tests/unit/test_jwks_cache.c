@@ -307,6 +307,72 @@ static void test_corrupt_disk_copy_ignored(void **state)
         }
 }
 
+/* Times whose difference overflows int64_t must not pass for a short lifetime. */
+static void test_disk_copy_extreme_times(void **state)
+{
+        struct fixture *f = *state;
+        _cleanup_free_ char *body = NULL;
+        struct lk_cache_file file = {0};
+        struct lk_error e = {0};
+        struct lk_jwks_cache c;
+        char doc[8192];
+        json_t *s;
+
+        s = json_string(f->jwks_a);
+        body = json_dumps(s, JSON_ENCODE_ANY);
+        json_decref(s);
+        snprintf(doc, sizeof(doc), DISK_COPY_FMT, body, -9000000000000000000LL,
+                 9000000000000000000LL);
+        write_file(f->path, doc);
+        assert_int_equal(lk_cache_file_load(f->path, NOW, &file, &e), -LK_ERR_IO);
+        assert_int_equal(lk_jwks_cache_init(&c, f->path, NOW), 0);
+        if (c.keys)
+                fail_msg("a disk copy valid until %lld was used", (long long)c.expires_at);
+        lk_jwks_cache_clear(&c);
+}
+
+/*
+ * The disk copy decides which keys sign id_tokens: one that others may write
+ * is not used (only the broker's own files are trusted).
+ */
+static void test_disk_copy_not_ours_ignored(void **state)
+{
+        struct fixture *f = *state;
+        struct lk_cache_file file = {0};
+        struct lk_error e = {0};
+        struct lk_jwks_cache c;
+
+        assert_int_equal(lk_jwks_cache_init(&c, f->path, NOW), 0);
+        store(&c, f->jwks_a, 3600, NOW);
+        lk_jwks_cache_clear(&c);
+
+        /* Mode 0600 as written: used. */
+        assert_int_equal(lk_jwks_cache_init(&c, f->path, NOW), 0);
+        assert_non_null(c.keys);
+        lk_jwks_cache_clear(&c);
+
+        /* Open to writing by group or others: not used. */
+        for (int i = 0; i < 2; i++) {
+                assert_int_equal(chmod(f->path, i ? 0602 : 0620), 0);
+                assert_int_equal(lk_cache_file_load(f->path, NOW, &file, &e), -LK_ERR_IO);
+                assert_non_null(strstr(e.message, "writable"));
+                lk_error_clear(&e);
+                assert_int_equal(lk_jwks_cache_init(&c, f->path, NOW), 0);
+                assert_null(c.keys);
+                lk_jwks_cache_clear(&c);
+        }
+
+        /* Not a regular file: not used. */
+        assert_int_equal(chmod(f->path, 0600), 0);
+        assert_int_equal(lk_cache_file_load(f->dir, NOW, &file, &e), -LK_ERR_IO);
+        assert_non_null(strstr(e.message, "not a regular file"));
+        lk_error_clear(&e);
+
+        /* A missing file is still "not found". */
+        unlink(f->path);
+        assert_int_equal(lk_cache_file_load(f->path, NOW, &file, &e), -LK_ERR_NOT_FOUND);
+}
+
 static void test_unreadable_disk_copy_ignored(void **state)
 {
         struct fixture *f = *state;
@@ -373,6 +439,8 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_bad_document_keeps_keys, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_disk_round_trip, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_corrupt_disk_copy_ignored, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_disk_copy_extreme_times, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_disk_copy_not_ours_ignored, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_unreadable_disk_copy_ignored, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_disk_write_failure_ignored, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_memory_only, setup, teardown),
