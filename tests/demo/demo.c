@@ -37,7 +37,7 @@ struct demo {
 
 static int step_no;
 
-static void step(const char *fmt, ...)
+static void _printf_(1, 2) step(const char *fmt, ...)
 {
         va_list ap;
 
@@ -49,7 +49,7 @@ static void step(const char *fmt, ...)
         fflush(stdout);
 }
 
-static void say(const char *fmt, ...)
+static void _printf_(1, 2) say(const char *fmt, ...)
 {
         va_list ap;
 
