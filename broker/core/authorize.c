@@ -147,6 +147,8 @@ int lk_authorization_new(const struct lk_config *c, const struct lk_endpoints *e
                 if (r >= 0)
                         r = add_param(u, "code_challenge_method", "S256", e);
         }
+        if (r >= 0 && !isempty(c->prompt))
+                r = add_param(u, "prompt", c->prompt, e);
         if (r >= 0 && !isempty(login_hint))
                 r = add_param(u, "login_hint", login_hint, e);
         if (r < 0)

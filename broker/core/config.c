@@ -89,6 +89,7 @@ static const struct key_def keys[] = {
         KEY("provider", client_auth, KEY_CLIENT_AUTH),
         KEY("provider", redirect_uri, KEY_URL),
         KEY("provider", scopes, KEY_SCOPES),
+        KEY("provider", prompt, KEY_STRING),
         KEY("provider", pkce, KEY_BOOL),
         KEY("provider", nonce, KEY_NONCE),
         { "provider", "id_token_algorithms", KEY_ALGS,
@@ -1115,6 +1116,7 @@ void lk_config_free(struct lk_config *c)
         free(c->client_secret_source);
         free(c->redirect_uri);
         lk_strv_free(c->scopes);
+        free(c->prompt);
         free(c->ca_file);
         free(c->username_claim);
         free(c->strip_suffix);

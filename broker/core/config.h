@@ -59,6 +59,7 @@ struct lk_config {
         enum lk_client_auth client_auth;
         char *redirect_uri;
         char **scopes;        /* NULL-terminated; always holds "openid" first */
+        char *prompt;         /* OIDC prompt= for the authorization URL (e.g. "consent"); NULL: none */
         bool pkce;
         enum lk_nonce_mode nonce;
         unsigned algorithms;  /* LK_ALG_* bits */

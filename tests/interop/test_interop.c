@@ -401,18 +401,6 @@ static bool at_redirect_uri(const char *url)
 }
 
 /*
- * oidc-provider keeps offline_access (and so issues a refresh token) only with
- * prompt=consent (OIDC Core §11). latchkey has no setting to send it yet: the
- * person's browser adds it when the address lacks a prompt.
- */
-static char *with_consent_prompt(const char *url)
-{
-        if (strstr(url, "&prompt=") || strstr(url, "?prompt="))
-                return strdup(url);
-        return xasprintf("%s&prompt=consent", url);
-}
-
-/*
  * Plays the person: opens authorize_url in a fresh browser (cookie engine on,
  * trusting the provider's certificate), signs in as login on the provider's own
  * page and consents on its consent page, following redirects, until the
@@ -420,10 +408,19 @@ static char *with_consent_prompt(const char *url)
  */
 static int browser_login(const char *authorize_url, const char *login, char **ret_location)
 {
-        _cleanup_free_ char *url = with_consent_prompt(authorize_url), *form = NULL;
+        /* oidc-provider keeps offline_access (and so issues a refresh token) only with
+         * prompt=consent (OIDC Core §11): the config says prompt = consent, so latchkey's
+         * address must carry it. */
+        _cleanup_free_ char *url = strdup(authorize_url), *form = NULL;
         unsigned forms = 0;
-        CURL *c = curl_easy_init();
+        CURL *c;
         int r = -ELOOP;
+
+        if (!strstr(authorize_url, "&prompt=consent")) {
+                fprintf(stderr, "the sign-in address lacks prompt=consent\n");
+                return -EINVAL;
+        }
+        c = curl_easy_init();
 
         if (!c || !url) {
                 curl_easy_cleanup(c);
@@ -611,6 +608,7 @@ static int write_configs(struct group *g)
                                  "client_auth = %s\n"
                                  "redirect_uri = %s\n"
                                  "scopes = openid profile offline_access\n"
+                                 "prompt = consent\n"
                                  "id_token_algorithms = %s\n"
                                  "ca_file = %s\n"
                                  "timeout = 10\n"

@@ -147,6 +147,7 @@ static void test_url_parameters(void **state)
         check_param(a->url, "nonce", a->nonce);
         check_param(a->url, "code_challenge_method", "S256");
         check_param(a->url, "login_hint", NULL);
+        check_param(a->url, "prompt", NULL);
 
         challenge = s256(a->verifier);
         check_param(a->url, "code_challenge", challenge);
@@ -237,6 +238,19 @@ static void test_login_hint(void **state)
         lk_authorization_free(a);
 }
 
+static void test_prompt(void **state)
+{
+        struct lk_config c = config();
+        struct lk_endpoints ep = endpoints();
+        struct lk_authorization *a = NULL;
+        struct lk_error e = {0};
+
+        c.prompt = (char *)"consent login";
+        assert_int_equal(lk_authorization_new(&c, &ep, NULL, &a, &e), 0);
+        check_param(a->url, "prompt", "consent login");
+        lk_authorization_free(a);
+}
+
 static void test_no_pkce(void **state)
 {
         struct lk_config c = config();
@@ -285,6 +299,7 @@ int main(void)
                 cmocka_unit_test(test_unique),
                 cmocka_unit_test(test_existing_query),
                 cmocka_unit_test(test_login_hint),
+                cmocka_unit_test(test_prompt),
                 cmocka_unit_test(test_no_pkce),
                 cmocka_unit_test(test_bad_endpoint),
         };

@@ -139,6 +139,7 @@ static void test_full(void **state)
                     "client_auth = client_secret_basic\n"
                     "redirect_uri = https://login.example.com/callback\n"
                     "scopes = openid profile offline_access\n"
+                    "prompt = consent\n"
                     "pkce = no\n"
                     "nonce = if-present\n"
                     "id_token_algorithms = RS256 HS256\n"
@@ -182,6 +183,7 @@ static void test_full(void **state)
         assert_int_equal(c->nonce, LK_NONCE_IF_PRESENT);
         assert_int_equal(c->algorithms, LK_ALG_RS256 | LK_ALG_HS256);
         assert_string_equal(c->ca_file, "/dev/null");
+        assert_string_equal(c->prompt, "consent");
         assert_int_equal(c->timeout, 30);
         assert_int_equal(c->clock_skew, 5);
         assert_string_equal(c->username_claim, "email");
@@ -217,6 +219,7 @@ static void test_defaults(void **state)
         assert_int_equal(c->nonce, LK_NONCE_REQUIRED);
         assert_int_equal(c->algorithms, LK_ALG_DEFAULT);
         assert_null(c->ca_file);
+        assert_null(c->prompt);
         assert_int_equal(c->timeout, 15);
         assert_int_equal(c->clock_skew, 60);
         assert_string_equal(c->username_claim, "preferred_username");
