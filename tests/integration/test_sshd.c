@@ -946,7 +946,7 @@ static void expect_address_and_prompt(struct ctx *x, struct term *t, char **ret_
                                       char **ret_prompt, size_t *ret_after)
 {
         _cleanup_free_ char *url = NULL, *expected = xasprintf("%s/authorize?", x->h->issuer);
-        size_t at, eol, colon, start;
+        size_t at = 0, eol = 0, colon = 0, start = 0;
 
         if (term_expect(t, 0, "https://", &at) < 0 || term_expect(t, at, "\n", &eol) < 0) {
                 term_dump(t);
