@@ -86,6 +86,10 @@ struct switches {
         bool omit_kid;
         bool error_on_authorize;
         bool discovery_wrong_issuer;
+        bool close_after_headers; /* token: headers, a few body bytes, then the connection closes */
+        bool token_redirect;      /* token: 302 elsewhere */
+        char wrong_content_type[STRING_SWITCH_MAX]; /* token: an HTML page under this type */
+        bool oneaccess; /* OneAccess's documented shapes; see apply_switch() */
         char id_token_user[USER_MAX + 1];
         char groups[STRING_SWITCH_MAX];
         enum id_alg alg;
@@ -470,6 +474,42 @@ static enum MHD_Result reply_text(struct MHD_Connection *c, const char *method, 
 {
         char *s = xstrdup(text);
         return reply_raw(c, method, url, status, "text/plain; charset=utf-8", s, strlen(s), NULL);
+}
+
+/*
+ * close_after_headers: 200 with a Content-Length that promises 4 KiB, the first bytes of a
+ * token response, then the connection closes (the provider going away mid-response).
+ */
+static ssize_t cut_short_reader(void *cls, uint64_t pos, char *buf, size_t max)
+{
+        static const char part[] = "{\"access_token\":\"";
+        size_t n;
+
+        if (pos >= sizeof(part) - 1)
+                return MHD_CONTENT_READER_END_WITH_ERROR; /* MHD closes the connection */
+        n = sizeof(part) - 1 - (size_t)pos;
+        if (n > max)
+                n = max;
+        memcpy(buf, part + pos, n);
+        return (ssize_t)n;
+}
+
+static enum MHD_Result reply_cut_short(struct MHD_Connection *c, const char *method,
+                                       const char *url)
+{
+        struct MHD_Response *resp;
+        enum MHD_Result ret;
+
+        resp = MHD_create_response_from_callback(4096, 1024, cut_short_reader, NULL, NULL);
+        if (!resp)
+                return MHD_NO;
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+        MHD_add_response_header(resp, "Cache-Control", "no-store");
+        ret = MHD_queue_response(c, 200, resp);
+        MHD_destroy_response(resp);
+        if (idp.verbose)
+                fprintf(stderr, "latchkey-test-idp: %s %s -> 200, cut short\n", method, url);
+        return ret;
 }
 
 /* ---- keys and tokens ---------------------------------------------------- */
@@ -964,6 +1004,12 @@ static const struct client *authenticate_client(struct MHD_Connection *c, const 
         return cl;
 }
 
+/* OneAccess describes every refused grant alike, refresh tokens included (RenewOIDCToken). */
+static const char *grant_refused(const struct switches *sw, const char *desc)
+{
+        return sw->oneaccess ? "Invalid authorization code" : desc;
+}
+
 static void sleep_ms(long ms)
 {
         while (ms > 0 && !atomic_load(&idp.stopping)) {
@@ -1032,6 +1078,22 @@ static enum MHD_Result token_endpoint(struct MHD_Connection *c, const char *meth
                                    sw.fail_status == 503 ? "temporarily_unavailable"
                                                          : "server_error",
                                    "The test IdP was told to fail");
+        if (sw.close_after_headers)
+                return reply_cut_short(c, method, url);
+        if (sw.token_redirect) {
+                _cleanup_free_ char *to = NULL;
+                pthread_mutex_lock(&idp.lock);
+                to = xasprintf("%s/token-moved", idp.issuer);
+                pthread_mutex_unlock(&idp.lock);
+                const char *const location[] = { "Location", to, NULL };
+                return reply_raw(c, method, url, 302, "text/html", xstrdup(""), 0, location);
+        }
+        if (sw.wrong_content_type[0]) {
+                static const char page[] = "<!DOCTYPE html>\n<html><body><form method=\"post\">"
+                                           "Please sign in to the proxy</form></body></html>\n";
+                return reply_raw(c, method, url, 200, sw.wrong_content_type, xstrdup(page),
+                                 strlen(page), no_store);
+        }
         if (sw.malformed_json) {
                 char *s = xstrdup("{\"access_token\": \"abc\", \"token_type\": Bearer, ");
                 return reply_raw(c, method, url, 200, "application/json", s, strlen(s), no_store);
@@ -1100,7 +1162,7 @@ static enum MHD_Result token_endpoint(struct MHD_Connection *c, const char *meth
                 if (!redirect_uri || !streq(redirect_uri, k->redirect_uri)) {
                         pthread_mutex_unlock(&idp.lock);
                         return reply_error(c, method, url, 400, "invalid_grant",
-                                           "redirect_uri does not match");
+                                           grant_refused(&sw, "redirect_uri does not match"));
                 }
                 if (k->challenge)
                         pkce_ok = computed && lk_secret_equal(computed, k->challenge);
@@ -1109,7 +1171,7 @@ static enum MHD_Result token_endpoint(struct MHD_Connection *c, const char *meth
                 if (!pkce_ok) {
                         pthread_mutex_unlock(&idp.lock);
                         return reply_error(c, method, url, 400, "invalid_grant",
-                                           "PKCE verification failed");
+                                           grant_refused(&sw, "PKCE verification failed"));
                 }
                 k->grant = ++idp.next_grant;
                 resp = token_response(cl, k->user, k->nonce, k->scope, k->grant);
@@ -1120,7 +1182,7 @@ static enum MHD_Result token_endpoint(struct MHD_Connection *c, const char *meth
 
                 if (sw.refresh_invalid_grant)
                         return reply_error(c, method, url, 400, "invalid_grant",
-                                           "Invalid refresh token");
+                                           grant_refused(&sw, "Invalid refresh token"));
                 if (!value)
                         return reply_error(c, method, url, 400, "invalid_request",
                                            "refresh_token missing");
@@ -1129,7 +1191,7 @@ static enum MHD_Result token_endpoint(struct MHD_Connection *c, const char *meth
                 if (!t || !t->refresh || !t->valid || !streq(t->client_id, cl->id)) {
                         pthread_mutex_unlock(&idp.lock);
                         return reply_error(c, method, url, 400, "invalid_grant",
-                                           "Invalid refresh token");
+                                           grant_refused(&sw, "Invalid refresh token"));
                 }
                 /* Rotation: the old refresh token is spent. */
                 t->valid = false;
@@ -1185,15 +1247,24 @@ static enum MHD_Result userinfo_endpoint(struct MHD_Connection *c, const char *m
         const char *authz = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
         _cleanup_free_ char *user = NULL, *sub = NULL, *name = NULL, *email = NULL;
         struct token *t = NULL;
+        bool oneaccess;
 
         pthread_mutex_lock(&idp.lock);
         idp.st.userinfo++;
+        oneaccess = idp.sw.oneaccess;
         if (authz && strncasecmp(authz, "Bearer ", 7) == 0)
                 t = find_token(authz + 7);
         if (t && !t->refresh && t->valid && t->expires > time(NULL))
                 user = xstrdup(t->user);
         pthread_mutex_unlock(&idp.lock);
 
+        if (!user && oneaccess)
+                return reply_json(c, method, url, 401,
+                                  json_pack("{s:s, s:s}", "error", "unauthorized",
+                                            "error_description",
+                                            "Full authentication is required to access this "
+                                            "resource"),
+                                  challenge);
         if (!user)
                 return reply_json(c, method, url, 401,
                                   json_pack("{s:s, s:s}", "error", "invalid_token",
@@ -1202,6 +1273,11 @@ static enum MHD_Result userinfo_endpoint(struct MHD_Connection *c, const char *m
         sub = subject_for(user);
         name = xasprintf("Test User %s", user);
         email = xasprintf("%s@example.com", user);
+        if (oneaccess) /* ShowUser_0: id, userName, name, email; no sub */
+                return reply_json(c, method, url, 200,
+                                  json_pack("{s:s, s:s, s:s, s:s}", "id", sub, "name", name,
+                                            "userName", user, "email", email),
+                                  NULL);
         return reply_json(c, method, url, 200,
                           json_pack("{s:s, s:s, s:s, s:s, s:s}", "id", sub, "sub", sub, "userName",
                                     user, "name", name, "email", email),
@@ -1304,6 +1380,7 @@ static const struct {
         BOOL_SWITCH(bad_signature),      BOOL_SWITCH(hs256_with_rsa_pem),
         BOOL_SWITCH(extra_aud_no_azp),   BOOL_SWITCH(omit_kid),
         BOOL_SWITCH(error_on_authorize), BOOL_SWITCH(discovery_wrong_issuer),
+        BOOL_SWITCH(close_after_headers), BOOL_SWITCH(token_redirect),
 };
 
 /* Applies one switch; called with the lock held. Returns false for an unknown name or bad value. */
@@ -1346,10 +1423,28 @@ static bool apply_switch(const char *name, const char *value)
                 snprintf(sw->id_token_user, sizeof(sw->id_token_user), "%s", value ? value : "");
                 return true;
         }
+        if (streq(name, "wrong_content_type")) {
+                if (value && strlen(value) >= sizeof(sw->wrong_content_type))
+                        return false;
+                snprintf(sw->wrong_content_type, sizeof(sw->wrong_content_type), "%s",
+                         value ? value : "");
+                return true;
+        }
         if (streq(name, "groups")) {
                 if (value && strlen(value) >= sizeof(sw->groups))
                         return false;
                 snprintf(sw->groups, sizeof(sw->groups), "%s", value ? value : "");
+                return true;
+        }
+        if (streq(name, "oneaccess")) {
+                /* A preset: later switches (also in the same request) may change each part. */
+                if (parse_bool(value, &b) < 0)
+                        return false;
+                sw->oneaccess = b;
+                sw->expires_in_string = b;
+                sw->omit_refresh_token = b;
+                sw->omit_nonce = b;
+                sw->alg = b ? ALG_RS512 : ALG_RS256;
                 return true;
         }
         if (streq(name, "rotate_keys")) {
@@ -1376,6 +1471,7 @@ static json_t *switches_json(void)
                 json_object_set_new(j, bool_switches[i].name,
                                     json_boolean(*(const bool *)((const char *)sw +
                                                                  bool_switches[i].offset)));
+        json_object_set_new(j, "oneaccess", json_boolean(sw->oneaccess));
         json_object_set_new(j, "delay_ms", json_integer(sw->delay_ms));
         json_object_set_new(j, "fail_status", json_integer(sw->fail_status));
         json_object_set_new(j, "expires_in", json_integer(sw->expires_in));
@@ -1383,6 +1479,7 @@ static json_t *switches_json(void)
         json_object_set_new(j, "alg", json_string(alg_names[sw->alg]));
         json_object_set_new(j, "id_token_user", json_string(sw->id_token_user));
         json_object_set_new(j, "groups", json_string(sw->groups));
+        json_object_set_new(j, "wrong_content_type", json_string(sw->wrong_content_type));
         json_object_set_new(j, "rsa_kid", json_string(idp.rsa_kid));
         return j;
 }
