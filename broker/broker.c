@@ -269,6 +269,7 @@ int broker_new(const struct broker_options *o, struct broker **ret, struct lk_er
         r = lk_bus_new(b->loop, b, lk_broker_methods, &b->bus, e);
         if (r < 0)
                 goto fail;
+        lk_store_remove_leftovers(b);
 
         broker_touch(b);
         lk_timer_set_in(b->tick, 1000);

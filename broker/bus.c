@@ -15,6 +15,22 @@
 /* Method calls waiting for the bus to tell who sent them; more are refused. */
 #define LK_BUS_LOOKUPS_MAX 1024
 
+/*
+ * Callers' uids, by unique name, so that a caller's second call needs no
+ * GetConnectionUnixUser round trip (it doubled a GetToken's cost). Safe: the bus
+ * never reuses a unique name and a connection's uid is fixed when it connects.
+ * An entry goes when the bus says the name has left (NameOwnerChanged); the
+ * cache is emptied when full, so it stays bounded whatever happens.
+ */
+#define UID_CACHE_MAX 4096
+#define UID_CACHE_BUCKETS 1024
+
+struct uid_entry {
+        struct uid_entry *next;
+        uid_t uid;
+        char name[]; /* ":1.42" */
+};
+
 struct lk_bus {
         DBusConnection *conn;
         struct lk_loop *loop;
@@ -22,7 +38,75 @@ struct lk_bus {
         const struct lk_method *methods;
         unsigned lookups; /* GetConnectionUnixUser under way */
         unsigned calls;   /* lk_call objects alive */
+        struct uid_entry *uids[UID_CACHE_BUCKETS];
+        unsigned n_uids;
 };
+
+/* ---- the uid cache ---- */
+
+static struct uid_entry **uid_bucket(struct lk_bus *bus, const char *name)
+{
+        uint32_t h = 2166136261u; /* FNV-1a */
+
+        for (const char *p = name; *p; p++)
+                h = (h ^ (unsigned char)*p) * 16777619u;
+        return &bus->uids[h % UID_CACHE_BUCKETS];
+}
+
+static void uid_cache_clear(struct lk_bus *bus)
+{
+        for (size_t i = 0; i < UID_CACHE_BUCKETS; i++)
+                while (bus->uids[i]) {
+                        struct uid_entry *u = bus->uids[i];
+                        bus->uids[i] = u->next;
+                        free(u);
+                }
+        bus->n_uids = 0;
+}
+
+static bool uid_cache_get(struct lk_bus *bus, const char *name, uid_t *ret)
+{
+        for (struct uid_entry *u = *uid_bucket(bus, name); u; u = u->next)
+                if (streq(u->name, name)) {
+                        *ret = u->uid;
+                        return true;
+                }
+        return false;
+}
+
+/* Best effort: without memory the next call asks the bus again. */
+static void uid_cache_put(struct lk_bus *bus, const char *name, uid_t uid)
+{
+        struct uid_entry **b, *u;
+        size_t len = strlen(name);
+        uid_t known;
+
+        if (name[0] != ':' || len > 255 || uid_cache_get(bus, name, &known))
+                return;
+        if (bus->n_uids >= UID_CACHE_MAX)
+                uid_cache_clear(bus);
+        u = malloc(sizeof(*u) + len + 1);
+        if (!u)
+                return;
+        u->uid = uid;
+        memcpy(u->name, name, len + 1);
+        b = uid_bucket(bus, name);
+        u->next = *b;
+        *b = u;
+        bus->n_uids++;
+}
+
+static void uid_cache_drop(struct lk_bus *bus, const char *name)
+{
+        for (struct uid_entry **p = uid_bucket(bus, name); *p; p = &(*p)->next)
+                if (streq((*p)->name, name)) {
+                        struct uid_entry *u = *p;
+                        *p = u->next;
+                        free(u);
+                        bus->n_uids--;
+                        return;
+                }
+}
 
 /* ---- libdbus watches and timeouts on our loop ---- */
 
@@ -302,6 +386,7 @@ static void on_uid_reply(DBusPendingCall *pending, void *userdata)
         }
         dbus_message_unref(reply);
         c->uid = uid;
+        uid_cache_put(c->bus, dbus_message_get_sender(c->msg), uid);
         run_handler(c);
 }
 
@@ -364,12 +449,16 @@ static DBusHandlerResult on_message(DBusConnection *conn, DBusMessage *m, void *
 
         if (!dbus_message_has_signature(m, method->in_signature)) {
                 lk_call_reply(c, dbus_message_new_error_printf(
-                                     m, DBUS_ERROR_INVALID_ARGS,
+                                     m, LK_DBUS_ERROR_PREFIX "InvalidArgument",
                                      "%s takes arguments of signature '%s', not '%s'", method->name,
                                      method->in_signature, dbus_message_get_signature(m)));
                 return DBUS_HANDLER_RESULT_HANDLED;
         }
         if (method->policy == LK_POLICY_PUBLIC) {
+                run_handler(c);
+                return DBUS_HANDLER_RESULT_HANDLED;
+        }
+        if (dbus_message_get_sender(m) && uid_cache_get(bus, dbus_message_get_sender(m), &c->uid)) {
                 run_handler(c);
                 return DBUS_HANDLER_RESULT_HANDLED;
         }
@@ -392,6 +481,16 @@ static DBusHandlerResult on_filter(DBusConnection *conn, DBusMessage *m, void *u
                 log_error("Lost the connection to the system bus, exiting");
                 lk_loop_quit(bus->loop, 1);
                 return DBUS_HANDLER_RESULT_HANDLED;
+        }
+        if (dbus_message_is_signal(m, DBUS_INTERFACE_DBUS, "NameOwnerChanged") &&
+            streq_ptr(dbus_message_get_sender(m), DBUS_SERVICE_DBUS)) {
+                const char *name, *old_owner, *new_owner;
+
+                if (dbus_message_get_args(m, NULL, DBUS_TYPE_STRING, &name, DBUS_TYPE_STRING,
+                                          &old_owner, DBUS_TYPE_STRING, &new_owner,
+                                          DBUS_TYPE_INVALID) &&
+                    name[0] == ':' && isempty(new_owner))
+                        uid_cache_drop(bus, name);
         }
         return DBUS_HANDLER_RESULT_NOT_YET_HANDLED;
 }
@@ -581,6 +680,12 @@ int lk_bus_new(struct lk_loop *loop, struct broker *b, const struct lk_method *m
                 lk_bus_free(TAKE_PTR(bus));
                 return -LK_ERR_IO;
         }
+        /* Callers that leave the bus leave the uid cache. Without the match the cache still
+         * stays bounded (emptied when full), so a failure here is no reason not to start. */
+        dbus_bus_add_match(bus->conn,
+                           "type='signal',sender='" DBUS_SERVICE_DBUS "',interface='"
+                           DBUS_INTERFACE_DBUS "',member='NameOwnerChanged',arg2=''",
+                           NULL);
         lk_loop_set_prepare(loop, on_prepare, bus);
         *ret = TAKE_PTR(bus);
         return 0;
@@ -604,5 +709,6 @@ void lk_bus_free(struct lk_bus *bus)
                 dbus_connection_close(bus->conn);
                 dbus_connection_unref(bus->conn);
         }
+        uid_cache_clear(bus);
         free(bus);
 }

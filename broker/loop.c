@@ -18,7 +18,15 @@
  * exchange), so plain lists and poll(2) are enough. Freed entries are only
  * marked dead while callbacks run and swept afterwards, so a callback may
  * free any watch or timer, its own included.
+ *
+ * Ready watches are served oldest first, so the bus connection (watched from
+ * the start) comes before the HTTP sockets that come and go, and a round of
+ * callbacks ends after LOOP_SLICE_NS: a burst of provider answers (each with
+ * an id_token to verify) is then spread over several rounds, and method calls
+ * are dispatched between them instead of waiting for the whole burst. poll(2)
+ * is level-triggered, so a watch left for the next round is not lost.
  */
+#define LOOP_SLICE_NS (1000 * 1000)
 struct lk_io {
         struct lk_loop *loop;
         int fd;
@@ -262,10 +270,22 @@ int lk_loop_run(struct lk_loop *l)
                                 lk_loop_quit(l, 0);
                         }
                 }
-                for (i = 1; i < n; i++) {
-                        struct lk_io *io = owners[i];
-                        if (fds[i].revents && !io->dead && io->events)
+                {
+                        struct timespec ts;
+                        int64_t start;
+
+                        clock_gettime(CLOCK_MONOTONIC, &ts);
+                        start = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+                        for (i = n - 1; i >= 1; i--) {
+                                struct lk_io *io = owners[i];
+                                if (!fds[i].revents || io->dead || !io->events)
+                                        continue;
                                 io->fn(io, io->fd, fds[i].revents, io->userdata);
+                                clock_gettime(CLOCK_MONOTONIC, &ts);
+                                if ((int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec - start >=
+                                    LOOP_SLICE_NS)
+                                        break;
+                        }
                 }
                 run_timers(l);
         }

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "daemon.h"
@@ -122,6 +123,11 @@ static int run(int argc, char *argv[])
         umask(077);
         signal(SIGPIPE, SIG_IGN);
         lk_log_open("latchkeyd", o.debug, o.debug);
+        /* latchkeyd.service runs us as the user latchkey, sandboxed; root works too (tests,
+         * systems without systemd), but the admin should know it is not the intended setup. */
+        if (geteuid() == 0)
+                log_warning("Running as root, not as the user latchkey of latchkeyd.service: "
+                            "everything works, but without the unit's sandbox");
 
         r = broker_new(&o, &b, &e);
         if (r < 0) {

@@ -220,11 +220,48 @@ static int method_close_session(struct broker *b, struct lk_call *call, struct l
         return reply_args(call, DBUS_TYPE_INVALID);
 }
 
-static int reply_token(struct lk_call *call, const struct lk_session *s)
+/*
+ * GetToken's answer (s access_token, x expires_at, s token_type), built once per set of
+ * tokens and kept in the session: libdbus rewrites the signature header for every
+ * argument appended, which cost more than the rest of a GetToken. Each call copies it
+ * and addresses the copy.
+ */
+static DBusMessage *token_reply(struct lk_call *call, struct lk_session *s)
 {
         const char *token = s->tokens.access_token;
         const char *type = s->tokens.token_type ?: "Bearer";
         dbus_int64_t expires_at = s->tokens.expires_at;
+        const char *sender = dbus_message_get_sender(call->msg);
+        DBusMessage *reply;
+
+        if (!s->token_reply) {
+                DBusMessage *t = dbus_message_new(DBUS_MESSAGE_TYPE_METHOD_RETURN);
+                if (!t || !dbus_message_append_args(t, DBUS_TYPE_STRING, &token, DBUS_TYPE_INT64,
+                                                    &expires_at, DBUS_TYPE_STRING, &type,
+                                                    DBUS_TYPE_INVALID)) {
+                        if (t)
+                                dbus_message_unref(t);
+                        return NULL;
+                }
+                s->token_reply = t;
+        }
+        reply = dbus_message_copy(s->token_reply);
+        if (!reply)
+                return NULL;
+        /* What dbus_message_new_method_return() would have set. */
+        dbus_message_set_no_reply(reply, TRUE);
+        if (!dbus_message_set_reply_serial(reply, dbus_message_get_serial(call->msg)) ||
+            (sender && !dbus_message_set_destination(reply, sender))) {
+                dbus_message_unref(reply);
+                return NULL;
+        }
+        return reply;
+}
+
+static int reply_token(struct lk_call *call, struct lk_session *s)
+{
+        const char *token = s->tokens.access_token;
+        DBusMessage *reply;
 
         if (lk_log_debug_enabled()) {
                 char fp[LK_FINGERPRINT_SIZE];
@@ -232,11 +269,14 @@ static int reply_token(struct lk_call *call, const struct lk_session *s)
                 log_debug("GetToken by uid %u: session %s, access token %s", (unsigned)call->uid,
                           s->id, fp);
         }
-        return reply_args(call, DBUS_TYPE_STRING, &token, DBUS_TYPE_INT64, &expires_at,
-                          DBUS_TYPE_STRING, &type, DBUS_TYPE_INVALID);
+        reply = token_reply(call, s);
+        if (!reply)
+                return -LK_ERR_NOMEM;
+        lk_call_reply(call, reply);
+        return 0;
 }
 
-static void on_token(void *userdata, const struct lk_session *s, int r, const struct lk_error *e)
+static void on_token(void *userdata, struct lk_session *s, int r, const struct lk_error *e)
 {
         _cleanup_(lk_call_unrefp) struct lk_call *call = userdata;
 
@@ -250,7 +290,7 @@ static int method_get_token(struct broker *b, struct lk_call *call, struct lk_er
 {
         DBusMessageIter it;
         struct lk_options o;
-        struct lk_session *s;
+        struct lk_session *s = NULL;
         int r;
 
         dbus_message_iter_init(call->msg, &it);
@@ -275,7 +315,7 @@ static int method_get_claims(struct broker *b, struct lk_call *call, struct lk_e
         _cleanup_free_ char *json = NULL;
         DBusMessageIter it;
         struct lk_options o;
-        struct lk_session *s;
+        struct lk_session *s = NULL;
         int r;
 
         dbus_message_iter_init(call->msg, &it);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include "sessions.h"
 
+#include <dbus/dbus.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -49,10 +50,19 @@ struct lk_session *lk_session_latest(struct broker *b, uid_t uid)
         return best;
 }
 
+void lk_session_tokens_changed(struct lk_session *s)
+{
+        if (s->token_reply) {
+                dbus_message_unref(s->token_reply);
+                s->token_reply = NULL;
+        }
+}
+
 void lk_session_free(struct lk_session *s)
 {
         if (!s)
                 return;
+        lk_session_tokens_changed(s);
         lk_tokens_clear(&s->tokens);
         json_decref(s->claims);
         free(s->waiters);
@@ -91,6 +101,8 @@ static void log_tokens(int prio, const char *what, const struct lk_session *s)
                     s->tokens.refresh_token ? rfp : "none", (long long)s->tokens.expires_at);
 }
 
+static void session_close(struct broker *b, struct lk_session *s, bool remove_file);
+
 int lk_session_open(struct broker *b, const char *id, const char *user, uid_t uid,
                     struct lk_grant *grant, struct lk_error *e)
 {
@@ -119,17 +131,18 @@ int lk_session_open(struct broker *b, const char *id, const char *user, uid_t ui
         /*
          * The same id again: su inside a session, or a session whose close
          * never came. The caller was allowed to act on the old one (methods.c
-         * checked), and the new login replaces it.
+         * checked), and the new login replaces it. The new one is saved first
+         * (the rename replaces the old file), so a failed write leaves the old
+         * session as it was, in memory and on disk.
          */
-        old = lk_session_find(b, id);
-        if (old)
-                lk_session_close(b, old);
-
         r = lk_store_save(b, s, e);
         if (r < 0) {
                 lk_session_free(s);
                 return r;
         }
+        old = lk_session_find(b, id);
+        if (old)
+                session_close(b, old, false);
         lk_session_adopt(b, s);
         log_tokens(LOG_NOTICE, "opened", s);
         lk_bus_emit_session_changed(b->bus, s->id, "opened");
@@ -196,6 +209,7 @@ static void on_refreshed(void *userdata, struct lk_grant *grant, const struct lk
                 (a) = (b_);                                                                        \
                 (b_) = tmp_;                                                                       \
         } while (0)
+                lk_session_tokens_changed(s);
                 SWAP(t->access_token, n->access_token);
                 if (n->refresh_token) /* a new refresh token replaces the old one */
                         SWAP(t->refresh_token, n->refresh_token);
@@ -234,6 +248,7 @@ static void on_refreshed(void *userdata, struct lk_grant *grant, const struct lk
                             "refresh token (%s), the session has expired",
                             s->id, s->user, (unsigned)s->uid, e.provider_error);
                 s->expired = true;
+                lk_session_tokens_changed(s);
                 lk_tokens_clear(&s->tokens);
                 if (lk_store_save(b, s, &x) < 0)
                         log_error("Cannot save session %s: %s", s->id, x.message);
@@ -301,14 +316,16 @@ static void on_revoked(void *userdata, const struct lk_error *err)
                 log_debug("Revoked a closed session's token");
 }
 
-void lk_session_close(struct broker *b, struct lk_session *s)
+/* remove_file is false when a new session of the same id has just replaced the file. */
+static void session_close(struct broker *b, struct lk_session *s, bool remove_file)
 {
         const char *token = s->tokens.refresh_token ?: s->tokens.access_token;
         const char *hint = s->tokens.refresh_token ? "refresh_token" : "access_token";
 
         log_tokens(LOG_NOTICE, "closed", s);
         session_unlink(&b->sessions, s);
-        lk_store_remove(b, s->id);
+        if (remove_file)
+                lk_store_remove(b, s->id);
         /* The provider copies the token, so it may go with the session below. */
         if (b->config->revoke_on_close && token && !s->expired) {
                 if (lk_provider_revoke(b->provider, token, hint, on_revoked, b) < 0)
@@ -320,12 +337,18 @@ void lk_session_close(struct broker *b, struct lk_session *s)
         if (s->refreshing) {
                 /* on_refreshed() frees it; until then it waits here, for shutdown's sake. */
                 s->closed = true;
+                lk_session_tokens_changed(s);
                 lk_tokens_clear(&s->tokens);
                 s->next = b->closed_sessions;
                 b->closed_sessions = s;
                 return;
         }
         lk_session_free(s);
+}
+
+void lk_session_close(struct broker *b, struct lk_session *s)
+{
+        session_close(b, s, true);
 }
 
 void lk_sessions_free_all(struct broker *b)

@@ -24,7 +24,7 @@ struct lk_session;
 #define LK_SESSION_WAITERS_MAX 256
 
 /* A GetToken decided: r == 0 with the session's (fresh) tokens, or r < 0 and e. */
-typedef void (*lk_token_fn)(void *userdata, const struct lk_session *s, int r,
+typedef void (*lk_token_fn)(void *userdata, struct lk_session *s, int r,
                             const struct lk_error *e);
 
 struct lk_token_waiter {
@@ -44,6 +44,10 @@ struct lk_session {
         bool refreshing;
         struct lk_tokens tokens;
         json_t *claims; /* the verified id_token claims */
+        /* GetToken's answer for these tokens, built once and copied per call (methods.c):
+         * appending its three arguments cost more than the rest of the call. Dropped with
+         * lk_session_tokens_changed() whenever the tokens change. */
+        struct DBusMessage *token_reply;
         struct lk_token_waiter *waiters;
         size_t n_waiters;
 };
@@ -77,5 +81,7 @@ void lk_session_close(struct broker *b, struct lk_session *s);
 /* Takes over a session read from disk (store.c). */
 void lk_session_adopt(struct broker *b, struct lk_session *s);
 void lk_session_free(struct lk_session *s);
+/* The tokens changed (refreshed, cleared): forgets the prepared GetToken answer. */
+void lk_session_tokens_changed(struct lk_session *s);
 void lk_sessions_free_all(struct broker *b);
 unsigned lk_sessions_refreshing(struct broker *b);

@@ -295,6 +295,22 @@ static void load_one(struct broker *b, const char *name)
         log_debug("Loaded session %s of %s (uid %u)", s->id, s->user, (unsigned)s->uid);
 }
 
+void lk_store_remove_leftovers(struct broker *b)
+{
+        DIR *d = opendir(b->sessions_dir);
+        struct dirent *de;
+        unsigned n = 0;
+
+        if (!d)
+                return;
+        while ((de = readdir(d)))
+                if (strstr(de->d_name, ".json.tmp.") && unlinkat(dirfd(d), de->d_name, 0) == 0)
+                        n++;
+        closedir(d);
+        if (n > 0)
+                log_info("Removed %u temporary session file(s) left by an interrupted write", n);
+}
+
 int lk_store_load_all(struct broker *b, struct lk_error *e)
 {
         DIR *d;
