@@ -418,6 +418,33 @@ const char *lkh_latchkeyd_path(void)
         return isempty(p) ? LKH_LATCHKEYD_PATH : p;
 }
 
+/*
+ * LATCHKEY_TEST_VALGRIND=1: latchkeyd runs under valgrind memcheck, started here or by
+ * activation. Each broker process logs to LATCHKEY_TEST_VALGRIND_DIR (default DIR)/valgrind.PID
+ * and exits with 99 on any error or definite leak; tests/integration/valgrind-check reads them.
+ * Fills argv[0..VALGRIND_ARGC-1] (the strings live as long as h) and returns how many, or 0.
+ */
+#define VALGRIND_ARGC 7
+static size_t valgrind_prefix(struct lkh *h, const char *argv[VALGRIND_ARGC])
+{
+        static char log_arg[4096];
+        const char *bin = getenv("LATCHKEY_TEST_VALGRIND_BIN");
+        const char *dir = getenv("LATCHKEY_TEST_VALGRIND_DIR");
+
+        if (!env_true("LATCHKEY_TEST_VALGRIND"))
+                return 0;
+        snprintf(log_arg, sizeof(log_arg), "--log-file=%s/valgrind.%%p",
+                 isempty(dir) ? h->dir : dir);
+        argv[0] = isempty(bin) ? "/usr/bin/valgrind" : bin;
+        argv[1] = "--error-exitcode=99";
+        argv[2] = "--leak-check=full";
+        argv[3] = "--show-leak-kinds=definite";
+        argv[4] = "--errors-for-leak-kinds=definite";
+        argv[5] = "--track-origins=yes";
+        argv[6] = log_arg;
+        return VALGRIND_ARGC;
+}
+
 int lkh_start_bus(struct lkh *h)
 {
         _cleanup_free_ char *conf = NULL, *services = NULL, *service_file = NULL;
@@ -442,12 +469,23 @@ int lkh_start_bus(struct lkh *h)
         service_file = xasprintf("%s/" BROKER_NAME ".service", services);
         if (mkdir(services, 0755) < 0 && errno != EEXIST)
                 return fail(-errno, "mkdir %s: %m", services);
-        service = xasprintf("[D-BUS Service]\n"
-                            "Name=" BROKER_NAME "\n"
-                            "Exec=%s --config %s --state-dir %s --idle-exit 0%s\n"
-                            "User=%s\n",
-                            lkh_latchkeyd_path(), h->config_file, h->state_dir,
-                            env_true("LATCHKEY_TEST_VERBOSE") ? " --debug" : "", user);
+        {
+                const char *vg[VALGRIND_ARGC];
+                size_t nvg = valgrind_prefix(h, vg);
+                _cleanup_free_ char *prefix = xasprintf("%s", "");
+
+                for (size_t i = 0; i < nvg; i++) {
+                        char *p = xasprintf("%s%s ", prefix, vg[i]);
+                        free(prefix);
+                        prefix = p;
+                }
+                service = xasprintf("[D-BUS Service]\n"
+                                    "Name=" BROKER_NAME "\n"
+                                    "Exec=%s%s --config %s --state-dir %s --idle-exit 0%s\n"
+                                    "User=%s\n",
+                                    prefix, lkh_latchkeyd_path(), h->config_file, h->state_dir,
+                                    env_true("LATCHKEY_TEST_VERBOSE") ? " --debug" : "", user);
+        }
         r = write_file(service_file, service, 0644);
         if (r < 0)
                 return r;
@@ -648,6 +686,7 @@ int lkh_start_broker(struct lkh *h, const char *const *extra_args)
                 return fail(-EINVAL, "start the bus and write the config before the broker");
         if (h->broker_pid > 0)
                 return fail(-EBUSY, "the broker is running already");
+        n = valgrind_prefix(h, argv);
         argv[n++] = lkh_latchkeyd_path();
         argv[n++] = "--config";
         argv[n++] = h->config_file;
@@ -663,7 +702,7 @@ int lkh_start_broker(struct lkh *h, const char *const *extra_args)
                 argv[n++] = extra_args[i];
         }
         argv[n] = NULL;
-        if (access(argv[0], X_OK) < 0)
+        if (access(lkh_latchkeyd_path(), X_OK) < 0 || access(argv[0], X_OK) < 0)
                 return fail(-errno, "cannot run %s: %m", argv[0]);
         r = lkh_spawn(argv, -1, &h->broker_pid);
         if (r < 0)
@@ -675,7 +714,7 @@ int lkh_start_broker(struct lkh *h, const char *const *extra_args)
 
                 if (child_gone(&h->broker_pid))
                         r = fail(-ECHILD, "latchkeyd exited before it took " BROKER_NAME);
-                else if (waited >= START_TIMEOUT_MS)
+                else if (waited >= (env_true("LATCHKEY_TEST_VALGRIND") ? 4 : 1) * START_TIMEOUT_MS)
                         r = fail(-ETIMEDOUT, "latchkeyd did not take " BROKER_NAME);
                 if (r < 0)
                         break;
@@ -701,7 +740,10 @@ void lkh_stop_broker(struct lkh *h)
         pid_t pid;
 
         if (h->broker_pid > 0) {
-                lkh_stop_process(&h->broker_pid, STOP_TIMEOUT_MS);
+                /* Under valgrind the leak check at exit takes a few seconds. */
+                lkh_stop_process(&h->broker_pid, env_true("LATCHKEY_TEST_VALGRIND")
+                                                         ? 4 * STOP_TIMEOUT_MS
+                                                         : STOP_TIMEOUT_MS);
                 return;
         }
         if (h->bus_pid <= 0 || !h->bus_address)
@@ -712,7 +754,9 @@ void lkh_stop_broker(struct lkh *h)
                 return;
         if (kill(pid, SIGTERM) < 0)
                 return;
-        for (int waited = 0; waited < STOP_TIMEOUT_MS; waited += 10) {
+        for (int waited = 0;
+             waited < (env_true("LATCHKEY_TEST_VALGRIND") ? 4 : 1) * STOP_TIMEOUT_MS;
+             waited += 10) {
                 if (kill(pid, 0) < 0 || broker_pid_on_bus(h) != pid)
                         return;
                 sleep_ms(10);

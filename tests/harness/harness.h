@@ -31,7 +31,9 @@
  *
  * Environment overrides: LATCHKEY_TEST_LATCHKEYD (broker binary),
  * LATCHKEY_TEST_IDP (IdP binary), LATCHKEY_TEST_KEEP=1 (keep the folder),
- * LATCHKEY_TEST_VERBOSE=1 (IdP and broker log to stderr).
+ * LATCHKEY_TEST_VERBOSE=1 (IdP and broker log to stderr), LATCHKEY_TEST_VALGRIND=1 (every
+ * latchkeyd, started or activated, runs under valgrind memcheck; logs to
+ * LATCHKEY_TEST_VALGRIND_DIR/valgrind.PID, see tests/integration/valgrind-check).
  */
 #pragma once
 

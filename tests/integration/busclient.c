@@ -1,0 +1,307 @@
+/* SPDX-License-Identifier: MIT */
+#include "busclient.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+bool bc_autostart = true;
+
+DBusConnection *bc_open(const char *address)
+{
+        DBusError err = DBUS_ERROR_INIT;
+        DBusConnection *c = dbus_connection_open_private(address, &err);
+
+        if (c && !dbus_bus_register(c, &err)) {
+                dbus_connection_close(c);
+                dbus_connection_unref(c);
+                c = NULL;
+        }
+        dbus_error_free(&err);
+        if (c)
+                dbus_connection_set_exit_on_disconnect(c, FALSE);
+        return c;
+}
+
+void bc_close(DBusConnection *c)
+{
+        if (c) {
+                dbus_connection_close(c);
+                dbus_connection_unref(c);
+        }
+}
+
+DBusMessage *bc_new(const char *method)
+{
+        DBusMessage *m = dbus_message_new_method_call(BC_NAME, BC_PATH, BC_IFACE, method);
+
+        if (!m)
+                abort();
+        dbus_message_set_auto_start(m, bc_autostart);
+        return m;
+}
+
+void bc_append_options(DBusMessage *m, const char *session_id, uint32_t min_valid)
+{
+        DBusMessageIter it, dict, entry, v;
+        const char *k1 = "session_id", *k2 = "min_valid";
+
+        dbus_message_iter_init_append(m, &it);
+        dbus_message_iter_open_container(&it, DBUS_TYPE_ARRAY, "{sv}", &dict);
+        if (session_id) {
+                dbus_message_iter_open_container(&dict, DBUS_TYPE_DICT_ENTRY, NULL, &entry);
+                dbus_message_iter_append_basic(&entry, DBUS_TYPE_STRING, &k1);
+                dbus_message_iter_open_container(&entry, DBUS_TYPE_VARIANT, "s", &v);
+                dbus_message_iter_append_basic(&v, DBUS_TYPE_STRING, &session_id);
+                dbus_message_iter_close_container(&entry, &v);
+                dbus_message_iter_close_container(&dict, &entry);
+        }
+        if (min_valid) {
+                dbus_message_iter_open_container(&dict, DBUS_TYPE_DICT_ENTRY, NULL, &entry);
+                dbus_message_iter_append_basic(&entry, DBUS_TYPE_STRING, &k2);
+                dbus_message_iter_open_container(&entry, DBUS_TYPE_VARIANT, "u", &v);
+                dbus_message_iter_append_basic(&v, DBUS_TYPE_UINT32, &min_valid);
+                dbus_message_iter_close_container(&entry, &v);
+                dbus_message_iter_close_container(&dict, &entry);
+        }
+        dbus_message_iter_close_container(&it, &dict);
+}
+
+int bc_call(DBusConnection *c, DBusMessage *m, int timeout_ms, struct bc_reply *r)
+{
+        DBusError err = DBUS_ERROR_INIT;
+
+        *r = (struct bc_reply){0};
+        r->msg = dbus_connection_send_with_reply_and_block(c, m, timeout_ms, &err);
+        dbus_message_unref(m);
+        if (!r->msg) {
+                r->error = strdup(err.name ? err.name : "?");
+                r->message = strdup(err.message ? err.message : "");
+                dbus_error_free(&err);
+                return -1;
+        }
+        return 0;
+}
+
+void bc_reply_clear(struct bc_reply *r)
+{
+        if (r->msg)
+                dbus_message_unref(r->msg);
+        free(r->error);
+        free(r->message);
+        *r = (struct bc_reply){0};
+}
+
+/* The error name of a failed call (taken out of r), with its message when asked for. */
+static char *take_error(struct bc_reply *r, char **ret_message)
+{
+        char *e = TAKE_PTR(r->error);
+
+        if (ret_message)
+                *ret_message = TAKE_PTR(r->message);
+        bc_reply_clear(r);
+        return e;
+}
+
+char *bc_begin_login(DBusConnection *c, const char *user, char **ret_id, char **ret_url)
+{
+        DBusMessage *m = bc_new("BeginLogin");
+        struct bc_reply r;
+        const char *id, *url;
+
+        dbus_message_append_args(m, DBUS_TYPE_STRING, &user, DBUS_TYPE_INVALID);
+        bc_append_options(m, NULL, 0);
+        if (bc_call(c, m, 30000, &r) < 0)
+                return take_error(&r, NULL);
+        if (!dbus_message_get_args(r.msg, NULL, DBUS_TYPE_STRING, &id, DBUS_TYPE_STRING, &url,
+                                   DBUS_TYPE_INVALID)) {
+                bc_reply_clear(&r);
+                return strdup("bad-reply");
+        }
+        if (ret_id)
+                *ret_id = strdup(id);
+        if (ret_url)
+                *ret_url = strdup(url);
+        bc_reply_clear(&r);
+        return NULL;
+}
+
+char *bc_call_s(DBusConnection *c, const char *method, const char *a1, const char *a2,
+                char **ret_out, char **ret_message)
+{
+        DBusMessage *m = bc_new(method);
+        struct bc_reply r;
+        const char *out;
+
+        if (a2)
+                dbus_message_append_args(m, DBUS_TYPE_STRING, &a1, DBUS_TYPE_STRING, &a2,
+                                         DBUS_TYPE_INVALID);
+        else
+                dbus_message_append_args(m, DBUS_TYPE_STRING, &a1, DBUS_TYPE_INVALID);
+        if (bc_call(c, m, 60000, &r) < 0)
+                return take_error(&r, ret_message);
+        if (ret_out) {
+                if (!dbus_message_get_args(r.msg, NULL, DBUS_TYPE_STRING, &out,
+                                           DBUS_TYPE_INVALID)) {
+                        bc_reply_clear(&r);
+                        return strdup("bad-reply");
+                }
+                *ret_out = strdup(out);
+        }
+        bc_reply_clear(&r);
+        return NULL;
+}
+
+char *bc_get_token(DBusConnection *c, const char *session_id, uint32_t min_valid,
+                   char **ret_token, int64_t *ret_expires, char **ret_message)
+{
+        DBusMessage *m = bc_new("GetToken");
+        struct bc_reply r;
+        const char *token, *type;
+        dbus_int64_t exp;
+
+        bc_append_options(m, session_id, min_valid);
+        if (bc_call(c, m, 60000, &r) < 0)
+                return take_error(&r, ret_message);
+        if (!dbus_message_get_args(r.msg, NULL, DBUS_TYPE_STRING, &token, DBUS_TYPE_INT64, &exp,
+                                   DBUS_TYPE_STRING, &type, DBUS_TYPE_INVALID) ||
+            !*token) {
+                bc_reply_clear(&r);
+                return strdup("bad-reply");
+        }
+        if (ret_token)
+                *ret_token = strdup(token);
+        if (ret_expires)
+                *ret_expires = exp;
+        bc_reply_clear(&r);
+        return NULL;
+}
+
+char *bc_get_claims(DBusConnection *c, const char *session_id, char **ret_json,
+                    char **ret_message)
+{
+        DBusMessage *m = bc_new("GetClaims");
+        struct bc_reply r;
+        const char *json;
+
+        bc_append_options(m, session_id, 0);
+        if (bc_call(c, m, 30000, &r) < 0)
+                return take_error(&r, ret_message);
+        if (!dbus_message_get_args(r.msg, NULL, DBUS_TYPE_STRING, &json, DBUS_TYPE_INVALID)) {
+                bc_reply_clear(&r);
+                return strdup("bad-reply");
+        }
+        if (ret_json)
+                *ret_json = strdup(json);
+        bc_reply_clear(&r);
+        return NULL;
+}
+
+char **bc_list_sessions(DBusConnection *c)
+{
+        DBusMessage *m = bc_new("ListSessions");
+        DBusMessageIter it, arr;
+        struct bc_reply r;
+        char **l = calloc(1, sizeof(char *));
+
+        if (!l)
+                abort();
+        if (bc_call(c, m, 30000, &r) < 0) {
+                bc_reply_clear(&r);
+                free(l);
+                return NULL;
+        }
+        dbus_message_iter_init(r.msg, &it);
+        dbus_message_iter_recurse(&it, &arr);
+        while (dbus_message_iter_get_arg_type(&arr) == DBUS_TYPE_STRUCT) {
+                DBusMessageIter st;
+                const char *id;
+
+                dbus_message_iter_recurse(&arr, &st);
+                dbus_message_iter_get_basic(&st, &id);
+                bc_strv_add(&l, id);
+                dbus_message_iter_next(&arr);
+        }
+        bc_reply_clear(&r);
+        return l;
+}
+
+char *bc_login(struct lkh *h, DBusConnection *c, const char *user)
+{
+        _cleanup_free_ char *id = NULL, *url = NULL, *location = NULL, *who = NULL;
+        _cleanup_free_ char *e = NULL, *msg = NULL;
+
+        e = bc_begin_login(c, user, &id, &url);
+        if (e) {
+                fprintf(stderr, "BeginLogin(%s): %s\n", user, e);
+                return NULL;
+        }
+        if (lkh_browser_login(h, url, user, false, &location, NULL) < 0 || !location) {
+                fprintf(stderr, "the browser could not sign in %s\n", user);
+                return NULL;
+        }
+        e = bc_call_s(c, "CompleteLogin", id, location, &who, &msg);
+        if (e) {
+                fprintf(stderr, "CompleteLogin(%s): %s: %s\n", user, e, msg ? msg : "");
+                return NULL;
+        }
+        if (!streq(who, user)) {
+                fprintf(stderr, "CompleteLogin signed in %s, not %s\n", who, user);
+                return NULL;
+        }
+        return TAKE_PTR(id);
+}
+
+int bc_open_session(struct lkh *h, DBusConnection *c, const char *user, const char *session_id)
+{
+        _cleanup_free_ char *id = bc_login(h, c, user), *e = NULL, *msg = NULL;
+
+        if (!id)
+                return -1;
+        e = bc_call_s(c, "OpenSession", id, session_id, NULL, &msg);
+        if (e) {
+                fprintf(stderr, "OpenSession(%s): %s: %s\n", session_id, e, msg ? msg : "");
+                return -1;
+        }
+        return 0;
+}
+
+bool bc_strv_has(char **l, const char *s)
+{
+        for (size_t i = 0; l && l[i]; i++)
+                if (streq(l[i], s))
+                        return true;
+        return false;
+}
+
+void bc_strv_add(char ***l, const char *s)
+{
+        size_t n = 0;
+        char **x;
+
+        if (bc_strv_has(*l, s))
+                return;
+        while (*l && (*l)[n])
+                n++;
+        x = realloc(*l, (n + 2) * sizeof(char *));
+        if (!x || !(x[n] = strdup(s)))
+                abort();
+        x[n + 1] = NULL;
+        *l = x;
+}
+
+void bc_strv_del(char ***l, const char *s)
+{
+        size_t i, j;
+
+        for (i = 0, j = 0; *l && (*l)[i]; i++) {
+                if (streq((*l)[i], s))
+                        free((*l)[i]);
+                else
+                        (*l)[j++] = (*l)[i];
+        }
+        if (*l)
+                (*l)[j] = NULL;
+}

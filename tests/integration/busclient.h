@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A small blocking D-Bus client for the broker, shared by test_faults.c and
+ * test_abuse.c. Nothing here asserts (children and lkh_run_as() functions use
+ * it too): calls return NULL on success or the D-Bus error name (malloc'd),
+ * and print nothing. Output parameters are written only on success.
+ */
+#pragma once
+
+#include <dbus/dbus.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "harness.h"
+
+#define BC_NAME "org.latchkey.Broker1"
+#define BC_PATH "/org/latchkey/Broker1"
+#define BC_IFACE "org.latchkey.Broker1"
+#define BC_ERR(x) "org.latchkey.Broker1.Error." x
+
+/* Whether calls made by bc_new() may start the broker through the bus (default true). */
+extern bool bc_autostart;
+
+/* A private connection to that bus address, registered; NULL on failure. */
+DBusConnection *bc_open(const char *address);
+void bc_close(DBusConnection *c);
+
+/* A method call to the broker's interface. */
+DBusMessage *bc_new(const char *method);
+/* Appends an a{sv} of session_id (when not NULL) and min_valid (when not 0). */
+void bc_append_options(DBusMessage *m, const char *session_id, uint32_t min_valid);
+
+struct bc_reply {
+        DBusMessage *msg; /* the method return, NULL on error */
+        char *error;      /* error name, NULL on success */
+        char *message;    /* error message */
+};
+/* Sends m (taking it over) and waits for the answer; 0 on a method return, -1 otherwise. */
+int bc_call(DBusConnection *c, DBusMessage *m, int timeout_ms, struct bc_reply *r);
+void bc_reply_clear(struct bc_reply *r);
+
+char *bc_begin_login(DBusConnection *c, const char *user, char **ret_id, char **ret_url);
+/* A method with one (a2 == NULL) or two string arguments; ret_out takes a string answer. */
+char *bc_call_s(DBusConnection *c, const char *method, const char *a1, const char *a2,
+                char **ret_out, char **ret_message);
+char *bc_get_token(DBusConnection *c, const char *session_id, uint32_t min_valid,
+                   char **ret_token, int64_t *ret_expires, char **ret_message);
+char *bc_get_claims(DBusConnection *c, const char *session_id, char **ret_json,
+                    char **ret_message);
+/* The session ids the caller sees (a NULL-terminated list), or NULL on error. */
+char **bc_list_sessions(DBusConnection *c);
+
+/* BeginLogin, the browser, CompleteLogin: the login id, or NULL (what failed on stderr). */
+char *bc_login(struct lkh *h, DBusConnection *c, const char *user);
+/* bc_login() then OpenSession: 0, or -1. */
+int bc_open_session(struct lkh *h, DBusConnection *c, const char *user, const char *session_id);
+
+/* String lists (NULL-terminated, malloc'd), for sets of session ids. */
+bool bc_strv_has(char **l, const char *s);
+void bc_strv_add(char ***l, const char *s);
+void bc_strv_del(char ***l, const char *s);

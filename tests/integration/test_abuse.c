@@ -1,0 +1,809 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * latchkeyd under abuse (issue 8, part 2), on a private bus with the test IdP
+ * (tests/harness). Runs as root; the unprivileged uid is nobody (65534).
+ *
+ * - Floods: nobody sends bounded bursts of BeginLogin, CompleteLogin with junk
+ *   (unknown ids, its own logins with junk codes and forged callback URLs)
+ *   and GetToken, three times over, while root logs in and looks up its
+ *   sessions: root's calls keep working, and the broker's VmRSS stops growing
+ *   after the first flood (not checked under ASan or valgrind, whose
+ *   allocators keep freed memory on purpose).
+ * - No oracle: for GetToken, GetClaims, CloseSession, OpenSession,
+ *   CancelLogin and CompleteLogin, nobody gets the same error name and the
+ *   same message (once the id it sent is taken out of it) for an id that does
+ *   not exist and for root's.
+ * - Hostile arguments:
+ *   . 1 MiB strings in every string argument: InvalidArgument.
+ *   . Invalid UTF-8: libdbus will not marshal it (dbus_validate_utf8() is
+ *     its check), so the test writes the bytes itself on a raw connection
+ *     (its own SASL EXTERNAL and Hello). dbus-daemon validates every message
+ *     and drops the connection of a sender of invalid UTF-8, before anything
+ *     reaches the broker; the same raw path with valid UTF-8 gets the
+ *     broker's own answer. Strings that are valid UTF-8 but break the
+ *     broker's own rules (session ids outside [A-Za-z0-9._-], an empty user)
+ *     get InvalidArgument.
+ *   . Wrong types: a method called with another signature gets
+ *     InvalidArgument, naming the signature it takes
+ *     (the bus does not check signatures; the broker does, before anything
+ *     else); a wrong type inside the options a{sv} gets InvalidArgument.
+ */
+#include <dbus/dbus.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "busclient.h"
+#include "harness.h"
+#include "util.h"
+
+#define ERR BC_ERR
+#define NOBODY 65534
+#define HUGE_ARG (1024 * 1024)
+
+#if defined(__SANITIZE_ADDRESS__)
+#define UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNDER_ASAN 1
+#endif
+#endif
+#ifndef UNDER_ASAN
+#define UNDER_ASAN 0
+#endif
+
+static int64_t now_ms(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static DBusConnection *open_bus(struct lkh *h)
+{
+        DBusConnection *c = bc_open(h->bus_address);
+
+        assert_non_null(c);
+        return c;
+}
+
+static int setup(void **state)
+{
+        struct lkh *h = NULL;
+
+        if (lkh_new(&h) < 0 || lkh_start_idp(h, NULL) < 0 ||
+            lkh_write_config(h, "[sessions]\nrefresh_margin = 60\n") < 0 || lkh_start_bus(h) < 0 ||
+            lkh_start_broker(h, NULL) < 0) {
+                lkh_free(h);
+                return -1;
+        }
+        *state = h;
+        return 0;
+}
+
+static int teardown(void **state)
+{
+        lkh_free(*state);
+        return 0;
+}
+
+/* VmRSS of pid in KiB, from /proc. */
+static long rss_kib(pid_t pid)
+{
+        char path[64], line[256];
+        long kib = -1;
+        FILE *f;
+
+        snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+        f = fopen(path, "re");
+        assert_non_null(f);
+        while (fgets(line, sizeof(line), f))
+                if (strncmp(line, "VmRSS:", 6) == 0)
+                        kib = strtol(line + 6, NULL, 10);
+        fclose(f);
+        assert_true(kib > 0);
+        return kib;
+}
+
+/* ---- floods ---- */
+
+/* Sends every message (taking them over), then waits for every answer. */
+struct burst {
+        DBusPendingCall *p[64];
+        size_t n;
+};
+
+static int burst_add(DBusConnection *c, struct burst *b, DBusMessage *m)
+{
+        int ok = b->n < ELEMENTSOF(b->p) &&
+                 dbus_connection_send_with_reply(c, m, &b->p[b->n], 30000) && b->p[b->n];
+
+        dbus_message_unref(m);
+        if (!ok)
+                return -1;
+        b->n++;
+        return 0;
+}
+
+/*
+ * Waits for the answers. Each must be a return or one of the errors a flood deserves;
+ * no answer, a timeout or a disconnection is a failure. Returns 0, or -1 (on stderr).
+ * Returns of BeginLogin give their login ids to *ids.
+ */
+static int burst_wait(struct burst *b, char ***ids)
+{
+        static const char *const fine[] = {ERR("NotFound"), ERR("TooManyRequests"),
+                                           ERR("InvalidGrant"), ERR("InvalidArgument"),
+                                           ERR("LoginExpired")};
+        int r = 0;
+
+        for (size_t i = 0; i < b->n; i++) {
+                DBusMessage *reply;
+                const char *name, *id, *url;
+                bool ok = false;
+
+                dbus_pending_call_block(b->p[i]);
+                reply = dbus_pending_call_steal_reply(b->p[i]);
+                dbus_pending_call_unref(b->p[i]);
+                if (!reply) {
+                        r = -1;
+                        continue;
+                }
+                if (dbus_message_get_type(reply) == DBUS_MESSAGE_TYPE_METHOD_RETURN) {
+                        if (dbus_message_get_args(reply, NULL, DBUS_TYPE_STRING, &id,
+                                                  DBUS_TYPE_STRING, &url, DBUS_TYPE_INVALID))
+                                bc_strv_add(ids, id);
+                        ok = true;
+                } else {
+                        name = dbus_message_get_error_name(reply);
+                        for (size_t k = 0; name && k < ELEMENTSOF(fine); k++)
+                                ok |= streq(name, fine[k]);
+                        if (!ok)
+                                fprintf(stderr, "flood: unexpected answer %s\n", name);
+                }
+                if (!ok)
+                        r = -1;
+                dbus_message_unref(reply);
+        }
+        b->n = 0;
+        return r;
+}
+
+static DBusMessage *msg_ss(const char *method, const char *a1, const char *a2)
+{
+        DBusMessage *m = bc_new(method);
+
+        if (a2)
+                dbus_message_append_args(m, DBUS_TYPE_STRING, &a1, DBUS_TYPE_STRING, &a2,
+                                         DBUS_TYPE_INVALID);
+        else
+                dbus_message_append_args(m, DBUS_TYPE_STRING, &a1, DBUS_TYPE_INVALID);
+        return m;
+}
+
+struct flood_job {
+        const char *address;
+        const char *root_session;
+        unsigned rounds;
+};
+
+/* As nobody: 0 when every call got a fitting answer. */
+static int flood(const struct flood_job *job)
+{
+        DBusConnection *c = bc_open(job->address);
+        int r = 0;
+
+        if (!c)
+                return 1;
+        for (unsigned round = 0; round < job->rounds; round++) {
+                struct burst b = {0};
+                char **ids = NULL;
+                char junk[64];
+
+                for (int i = 0; i < 20; i++) {
+                        DBusMessage *m = bc_new("BeginLogin");
+                        const char *user = "nobody";
+                        dbus_message_append_args(m, DBUS_TYPE_STRING, &user, DBUS_TYPE_INVALID);
+                        bc_append_options(m, NULL, 0);
+                        r |= burst_add(c, &b, m);
+                }
+                for (int i = 0; i < 12; i++) {
+                        snprintf(junk, sizeof(junk), "junk-login-%u-%d-%x", round, i, rand());
+                        r |= burst_add(c, &b, msg_ss("CompleteLogin", junk, "code=junk&state=x"));
+                }
+                for (int i = 0; i < 16; i++) {
+                        DBusMessage *m = bc_new("GetToken");
+                        bc_append_options(m, i % 2 ? job->root_session : NULL, i % 3 ? 0 : 7200);
+                        r |= burst_add(c, &b, m);
+                }
+                r |= burst_wait(&b, &ids);
+
+                /* Its own logins: a junk code (the provider refuses it), a forged callback
+                 * (the state does not match), then gone. */
+                for (size_t i = 0; ids && ids[i]; i++) {
+                        snprintf(junk, sizeof(junk), "junk-code-%x", rand());
+                        r |= burst_add(c, &b, msg_ss("CompleteLogin", ids[i], junk));
+                        r |= burst_add(c, &b,
+                                       msg_ss("CompleteLogin", ids[i],
+                                              "https://login.latchkey.test/callback?code=x&"
+                                              "state=forged"));
+                }
+                r |= burst_wait(&b, NULL);
+                for (size_t i = 0; ids && ids[i]; i++)
+                        r |= burst_add(c, &b, msg_ss("CancelLogin", ids[i], NULL));
+                r |= burst_wait(&b, NULL);
+                lk_strv_free(ids);
+                if (r < 0)
+                        break;
+        }
+        bc_close(c);
+        return r < 0 ? 2 : 0;
+}
+
+static pid_t start_flood(const struct flood_job *job)
+{
+        pid_t pid;
+
+        fflush(NULL);
+        pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                prctl(PR_SET_PDEATHSIG, SIGKILL);
+                if (setgroups(0, NULL) < 0 || setresgid(NOBODY, NOBODY, NOBODY) < 0 ||
+                    setresuid(NOBODY, NOBODY, NOBODY) < 0)
+                        _exit(3);
+                srand((unsigned)getpid());
+                _exit(flood(job));
+        }
+        return pid;
+}
+
+static void test_flood(void **state)
+{
+        struct lkh *h = *state;
+        DBusConnection *c = open_bus(h);
+        struct flood_job job = {.address = h->bus_address, .root_session = "fl-root",
+                                .rounds = 50};
+        long rss[4];
+        bool check_rss = !UNDER_ASAN && !getenv("LATCHKEY_TEST_VALGRIND");
+
+        assert_int_equal(bc_open_session(h, c, "root", "fl-root"), 0);
+        rss[0] = rss_kib(h->broker_pid);
+        for (int pass = 0; pass < 3; pass++) {
+                pid_t child = start_flood(&job);
+                unsigned cycles = 0;
+                int64_t worst = 0, t0 = now_ms();
+                int status;
+
+                for (;;) {
+                        pid_t w = waitpid(child, &status, WNOHANG);
+                        _cleanup_free_ char *e = NULL, *t = NULL, *json = NULL;
+                        char sid[64];
+                        char **list;
+                        int64_t t1 = now_ms();
+
+                        assert_true(w == 0 || w == child);
+                        if (w == child && cycles >= 2)
+                                break;
+                        /* Root, meanwhile: a whole login, lookups, a close. */
+                        snprintf(sid, sizeof(sid), "fl-%d-%u", pass, cycles);
+                        assert_int_equal(bc_open_session(h, c, "root", sid), 0);
+                        e = bc_get_token(c, sid, 0, &t, NULL, NULL);
+                        assert_null(e);
+                        e = bc_get_claims(c, "fl-root", &json, NULL);
+                        assert_null(e);
+                        list = bc_list_sessions(c);
+                        assert_non_null(list);
+                        assert_true(bc_strv_has(list, sid));
+                        lk_strv_free(list);
+                        e = bc_call_s(c, "CloseSession", sid, NULL, NULL, NULL);
+                        assert_null(e);
+                        if (now_ms() - t1 > worst)
+                                worst = now_ms() - t1;
+                        cycles++;
+                        if (w == child)
+                                break;
+                }
+                assert_true(WIFEXITED(status));
+                assert_int_equal(WEXITSTATUS(status), 0);
+                rss[pass + 1] = rss_kib(h->broker_pid);
+                fprintf(stderr,
+                        "flood %d: %lld ms; root did %u logins with lookups meanwhile, the "
+                        "slowest in %lld ms; broker VmRSS %ld KiB\n",
+                        pass + 1, (long long)(now_ms() - t0), cycles, (long long)worst,
+                        rss[pass + 1]);
+                assert_true(worst < 5000);
+        }
+        fprintf(stderr, "broker VmRSS before the floods %ld KiB, after each %ld, %ld, %ld%s\n",
+                rss[0], rss[1], rss[2], rss[3],
+                check_rss ? "" : " (not checked: ASan or valgrind keeps freed memory)");
+        if (check_rss) {
+                /* The first flood warms the allocator up; later ones must not grow it. */
+                assert_true(rss[3] - rss[1] < 2048);
+                assert_true(rss[3] < 64 * 1024);
+        }
+        /* Nothing of nobody's is left: it may begin its 16 logins again. */
+        assert_null(bc_call_s(c, "CloseSession", "fl-root", NULL, NULL, NULL));
+        bc_close(c);
+}
+
+/* ---- no oracle ---- */
+
+struct oracle {
+        const char *address;
+        const char *root_session;
+        const char *root_pending; /* a login of root's, waiting for CompleteLogin */
+        const char *root_done;    /* a login of root's, completed, waiting for OpenSession */
+};
+
+/* "name: message" of an error answer, with the id the caller sent taken out. */
+static char *error_of(char *name, char *message, const char *id)
+{
+        char *out = NULL, *p;
+
+        if (!name)
+                return strdup("(success)");
+        if (id && *id)
+                while ((p = strstr(message, id))) {
+                        size_t n = strlen(id);
+                        p[0] = '@';
+                        memmove(p + 1, p + n, strlen(p + n) + 1);
+                }
+        if (asprintf(&out, "%s: %s", name, message ? message : "") < 0)
+                abort();
+        free(name);
+        free(message);
+        return out;
+}
+
+static char *probe(DBusConnection *c, const char *method, const char *id, const char *arg2)
+{
+        char *msg = NULL, *e;
+
+        if (streq(method, "GetToken"))
+                e = bc_get_token(c, id, 0, NULL, NULL, &msg);
+        else if (streq(method, "GetClaims"))
+                e = bc_get_claims(c, id, NULL, &msg);
+        else
+                e = bc_call_s(c, method, id, arg2, NULL, &msg);
+        return error_of(e, msg, id);
+}
+
+/* As nobody: the number of methods whose answers tell "none" from "root's". */
+static int no_oracle(void *userdata)
+{
+        const struct oracle *o = userdata;
+        const struct {
+                const char *method, *none, *theirs, *arg2;
+        } probes[] = {
+            {"GetToken", "orc-none", o->root_session, NULL},
+            {"GetClaims", "orc-none", o->root_session, NULL},
+            {"CloseSession", "orc-none", o->root_session, NULL},
+            {"OpenSession", "bm9uZS1sb2dpbi1pZC0wMDAwMDAwMA", o->root_pending, "orc-nobody"},
+            {"OpenSession", "bm9uZS1sb2dpbi1pZC0wMDAwMDAwMA", o->root_done, "orc-nobody"},
+            {"CancelLogin", "bm9uZS1sb2dpbi1pZC0wMDAwMDAwMA", o->root_pending, NULL},
+            {"CancelLogin", "bm9uZS1sb2dpbi1pZC0wMDAwMDAwMA", o->root_done, NULL},
+            {"CompleteLogin", "bm9uZS1sb2dpbi1pZC0wMDAwMDAwMA", o->root_pending, "code-1234"},
+            {"CompleteLogin", "bm9uZS1sb2dpbi1pZC0wMDAwMDAwMA", o->root_done, "code-1234"},
+        };
+        DBusConnection *c = bc_open(o->address);
+        int differ = 0;
+
+        if (!c)
+                return 100;
+        for (size_t i = 0; i < ELEMENTSOF(probes); i++) {
+                _cleanup_free_ char *none = probe(c, probes[i].method, probes[i].none,
+                                                  probes[i].arg2);
+                _cleanup_free_ char *theirs = probe(c, probes[i].method, probes[i].theirs,
+                                                    probes[i].arg2);
+
+                fprintf(stderr, "%s as nobody: none: %s | root's: %s\n", probes[i].method, none,
+                        theirs);
+                if (!streq(none, theirs) || strncmp(none, ERR("NotFound:"), 36) != 0)
+                        differ++;
+        }
+        bc_close(c);
+        return differ;
+}
+
+static void test_no_oracle(void **state)
+{
+        struct lkh *h = *state;
+        DBusConnection *c = open_bus(h);
+        _cleanup_free_ char *pending = NULL, *done = NULL, *e = NULL, *t1 = NULL, *t2 = NULL;
+        struct oracle o = {.address = h->bus_address, .root_session = "orc-root"};
+        int differ = -1;
+
+        assert_int_equal(bc_open_session(h, c, "root", "orc-root"), 0);
+        e = bc_get_token(c, "orc-root", 0, &t1, NULL, NULL);
+        assert_null(e);
+        e = bc_begin_login(c, "root", &pending, NULL);
+        assert_null(e);
+        done = bc_login(h, c, "root");
+        assert_non_null(done);
+        o.root_pending = pending;
+        o.root_done = done;
+
+        assert_int_equal(lkh_run_as(NOBODY, NOBODY, no_oracle, &o, &differ), 0);
+        assert_int_equal(differ, 0);
+
+        /* And nobody's tries changed nothing of root's. */
+        e = bc_get_token(c, "orc-root", 0, &t2, NULL, NULL);
+        assert_null(e);
+        assert_string_equal(t1, t2);
+        e = bc_call_s(c, "OpenSession", done, "orc-root-2", NULL, NULL);
+        assert_null(e);
+        e = bc_call_s(c, "CancelLogin", pending, NULL, NULL, NULL);
+        assert_null(e);
+        e = bc_call_s(c, "CloseSession", "orc-root", NULL, NULL, NULL);
+        assert_null(e);
+        e = bc_call_s(c, "CloseSession", "orc-root-2", NULL, NULL, NULL);
+        assert_null(e);
+        bc_close(c);
+}
+
+/* ---- hostile arguments ---- */
+
+static void expect_error(DBusConnection *c, DBusMessage *m, const char *name, const char *words)
+{
+        struct bc_reply r;
+        const char *member = dbus_message_get_member(m);
+        _cleanup_free_ char *what = strdup(member ? member : "?");
+
+        if (bc_call(c, m, 30000, &r) == 0)
+                fail_msg("%s succeeded", what);
+        if (!streq(r.error, name) || (words && !strstr(r.message, words)))
+                fail_msg("%s: %s: %s (wanted %s, '%s')", what, r.error, r.message, name,
+                         words ? words : "");
+        bc_reply_clear(&r);
+}
+
+static void test_huge_strings(void **state)
+{
+        struct lkh *h = *state;
+        DBusConnection *c = open_bus(h);
+        char *huge = malloc(HUGE_ARG + 1);
+        const char *ok = "fine-id";
+        DBusMessage *m;
+        struct bc_reply r;
+
+        assert_non_null(huge);
+        memset(huge, 'a', HUGE_ARG);
+        huge[HUGE_ARG] = '\0';
+
+        m = bc_new("BeginLogin");
+        dbus_message_append_args(m, DBUS_TYPE_STRING, &huge, DBUS_TYPE_INVALID);
+        bc_append_options(m, NULL, 0);
+        expect_error(c, m, ERR("InvalidArgument"), "user is longer than 256 bytes");
+        expect_error(c, msg_ss("CompleteLogin", huge, "code"), ERR("InvalidArgument"),
+                     "login_id is longer than");
+        expect_error(c, msg_ss("CompleteLogin", ok, huge), ERR("InvalidArgument"),
+                     "answer is longer than 8192 bytes");
+        expect_error(c, msg_ss("CancelLogin", huge, NULL), ERR("InvalidArgument"),
+                     "login_id is longer than");
+        expect_error(c, msg_ss("OpenSession", huge, ok), ERR("InvalidArgument"),
+                     "login_id is longer than");
+        expect_error(c, msg_ss("OpenSession", ok, huge), ERR("InvalidArgument"),
+                     "session_id is longer than");
+        expect_error(c, msg_ss("CloseSession", huge, NULL), ERR("InvalidArgument"),
+                     "session_id is longer than");
+        m = bc_new("GetToken");
+        bc_append_options(m, huge, 0);
+        expect_error(c, m, ERR("InvalidArgument"), "option session_id is longer than");
+        m = bc_new("GetClaims");
+        bc_append_options(m, huge, 0);
+        expect_error(c, m, ERR("InvalidArgument"), "option session_id is longer than");
+
+        /* An unknown option is ignored (SPEC §4), however big: root has no session here. */
+        {
+                DBusMessageIter it, dict, entry, v;
+                const char *key = "x-unknown";
+
+                m = bc_new("GetToken");
+                dbus_message_iter_init_append(m, &it);
+                dbus_message_iter_open_container(&it, DBUS_TYPE_ARRAY, "{sv}", &dict);
+                dbus_message_iter_open_container(&dict, DBUS_TYPE_DICT_ENTRY, NULL, &entry);
+                dbus_message_iter_append_basic(&entry, DBUS_TYPE_STRING, &key);
+                dbus_message_iter_open_container(&entry, DBUS_TYPE_VARIANT, "s", &v);
+                dbus_message_iter_append_basic(&v, DBUS_TYPE_STRING, &huge);
+                dbus_message_iter_close_container(&entry, &v);
+                dbus_message_iter_close_container(&dict, &entry);
+                dbus_message_iter_close_container(&it, &dict);
+                expect_error(c, m, ERR("NotFound"), "has no latchkey session");
+        }
+        free(huge);
+
+        /* Still there, still answering. */
+        assert_int_equal(kill(h->broker_pid, 0), 0);
+        m = bc_new("ListSessions");
+        assert_int_equal(bc_call(c, m, 10000, &r), 0);
+        bc_reply_clear(&r);
+        bc_close(c);
+}
+
+/* Valid UTF-8, but not what the broker takes. */
+static void test_strings_against_the_rules(void **state)
+{
+        static const char *const bad_ids[] = {"../x", "a/b", "a b", "s\xc3\xa9", ".hidden", "",
+                                              "x\ty"};
+        struct lkh *h = *state;
+        DBusConnection *c = open_bus(h);
+        DBusMessage *m;
+        const char *empty = "";
+
+        for (size_t i = 0; i < ELEMENTSOF(bad_ids); i++)
+                expect_error(c, msg_ss("OpenSession", "some-login", bad_ids[i]),
+                             ERR("InvalidArgument"), "session id");
+        m = bc_new("BeginLogin");
+        dbus_message_append_args(m, DBUS_TYPE_STRING, &empty, DBUS_TYPE_INVALID);
+        bc_append_options(m, NULL, 0);
+        expect_error(c, m, ERR("InvalidArgument"), "user name is empty");
+        bc_close(c);
+}
+
+/* -- a raw connection, for bytes libdbus will not send -- */
+
+static int write_all(int fd, const void *p, size_t len)
+{
+        while (len > 0) {
+                ssize_t n = write(fd, p, len);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0)
+                        return -1;
+                p = (const char *)p + n;
+                len -= (size_t)n;
+        }
+        return 0;
+}
+
+static int raw_connect(const char *address)
+{
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
+        const char *p = strstr(address, "unix:path=");
+        char uid[16], line[256], hex[40] = "";
+        size_t n = 0;
+        int fd;
+
+        assert_non_null(p);
+        p += strlen("unix:path=");
+        assert_true(strcspn(p, ",") < sizeof(sa.sun_path));
+        memcpy(sa.sun_path, p, strcspn(p, ","));
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        assert_true(fd >= 0);
+        assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+
+        snprintf(uid, sizeof(uid), "%u", (unsigned)geteuid());
+        for (size_t i = 0; uid[i]; i++)
+                snprintf(hex + 2 * i, sizeof(hex) - 2 * i, "%02x", (unsigned char)uid[i]);
+        snprintf(line, sizeof(line), "AUTH EXTERNAL %s\r\n", hex);
+        assert_int_equal(write_all(fd, "", 1), 0);
+        assert_int_equal(write_all(fd, line, strlen(line)), 0);
+        while (n < sizeof(line) - 1 && (n < 2 || memcmp(line + n - 2, "\r\n", 2) != 0)) {
+                ssize_t k = read(fd, line + n, 1);
+                assert_int_equal(k, 1);
+                n++;
+        }
+        line[n] = '\0';
+        assert_int_equal(strncmp(line, "OK ", 3), 0);
+        assert_int_equal(write_all(fd, "BEGIN\r\n", 7), 0);
+        return fd;
+}
+
+static void raw_send(int fd, DBusMessage *m, dbus_uint32_t serial, const char *find,
+                     const char *replace)
+{
+        char *buf = NULL;
+        int len = 0;
+
+        dbus_message_set_serial(m, serial);
+        assert_true(dbus_message_marshal(m, &buf, &len));
+        if (find) {
+                char *at = memmem(buf, (size_t)len, find, strlen(find));
+                assert_non_null(at);
+                assert_int_equal(strlen(find), strlen(replace));
+                memcpy(at, replace, strlen(replace));
+        }
+        assert_int_equal(write_all(fd, buf, (size_t)len), 0);
+        dbus_free(buf);
+        dbus_message_unref(m);
+}
+
+/* The answer to serial: 1 with *ret, 0 when the other side closed the connection. */
+static int raw_answer(int fd, dbus_uint32_t serial, DBusMessage **ret)
+{
+        static char buf[1 << 16];
+        static size_t len;
+        int64_t deadline = now_ms() + 10000;
+
+        for (;;) {
+                while (len >= 16) {
+                        int need = dbus_message_demarshal_bytes_needed(buf, (int)len);
+                        DBusError err = DBUS_ERROR_INIT;
+                        DBusMessage *m;
+
+                        assert_true(need > 0 && (size_t)need <= sizeof(buf));
+                        if ((size_t)need > len)
+                                break;
+                        m = dbus_message_demarshal(buf, need, &err);
+                        assert_non_null(m);
+                        memmove(buf, buf + need, len - (size_t)need);
+                        len -= (size_t)need;
+                        if (dbus_message_get_reply_serial(m) == serial) {
+                                *ret = m;
+                                return 1;
+                        }
+                        dbus_message_unref(m); /* NameAcquired and the like */
+                }
+                {
+                        struct pollfd p = {.fd = fd, .events = POLLIN};
+                        ssize_t n;
+
+                        assert_true(now_ms() < deadline);
+                        if (poll(&p, 1, 1000) <= 0)
+                                continue;
+                        n = read(fd, buf + len, sizeof(buf) - len);
+                        if (n <= 0) {
+                                len = 0;
+                                return 0;
+                        }
+                        len += (size_t)n;
+                }
+        }
+}
+
+static void test_invalid_utf8(void **state)
+{
+        struct lkh *h = *state;
+        DBusConnection *c;
+        DBusMessage *m, *reply = NULL;
+        const char *probe_id = "utf8-probe-PLACEHOLDER";
+        int fd;
+
+        /* What libdbus checks before it marshals a string: it would refuse these. */
+        assert_false(dbus_validate_utf8("utf8-probe-\xff\xfe", NULL));
+        assert_false(dbus_validate_utf8("utf8-probe-\xc0\xaf", NULL));
+
+        fd = raw_connect(h->bus_address);
+        raw_send(fd, dbus_message_new_method_call(DBUS_SERVICE_DBUS, DBUS_PATH_DBUS,
+                                                  DBUS_INTERFACE_DBUS, "Hello"),
+                 1, NULL, NULL);
+        assert_int_equal(raw_answer(fd, 1, &reply), 1);
+        assert_int_equal(dbus_message_get_type(reply), DBUS_MESSAGE_TYPE_METHOD_RETURN);
+        dbus_message_unref(reply);
+
+        /* The raw path works: valid UTF-8 gets the broker's own answer. */
+        m = bc_new("CloseSession");
+        dbus_message_append_args(m, DBUS_TYPE_STRING, &probe_id, DBUS_TYPE_INVALID);
+        raw_send(fd, m, 2, NULL, NULL);
+        assert_int_equal(raw_answer(fd, 2, &reply), 1);
+        assert_string_equal(dbus_message_get_error_name(reply), ERR("NotFound"));
+        dbus_message_unref(reply);
+
+        /* The same call with 0xff 0xfe and an overlong '/' (0xc0 0xaf) in the string. */
+        m = bc_new("CloseSession");
+        dbus_message_append_args(m, DBUS_TYPE_STRING, &probe_id, DBUS_TYPE_INVALID);
+        raw_send(fd, m, 3, "PLACEHOLDER", "PLA\xff\xfeHO\xc0\xaf" "ER");
+        assert_int_equal(raw_answer(fd, 3, &reply), 0);
+        fprintf(stderr, "invalid UTF-8: dbus-daemon closed the sender's connection, no answer\n");
+        close(fd);
+
+        /* The broker never saw it and answers as before. */
+        c = open_bus(h);
+        {
+                char **list = bc_list_sessions(c);
+                assert_non_null(list);
+                lk_strv_free(list);
+        }
+        assert_int_equal(kill(h->broker_pid, 0), 0);
+        bc_close(c);
+}
+
+/* A call with the wrong signature: InvalidArgument naming the signature the method takes. */
+static void expect_signature(DBusConnection *c, const char *method, const char *takes,
+                             int first_type, ...)
+{
+        DBusMessage *m = bc_new(method);
+        _cleanup_free_ char *words = NULL;
+        va_list ap;
+
+        va_start(ap, first_type);
+        if (first_type != DBUS_TYPE_INVALID)
+                assert_true(dbus_message_append_args_valist(m, first_type, ap));
+        va_end(ap);
+        assert_true(asprintf(&words, "%s takes arguments of signature '%s', not '%s'", method,
+                             takes, dbus_message_get_signature(m)) > 0);
+        expect_error(c, m, "org.latchkey.Broker1.Error.InvalidArgument", words);
+}
+
+/* A call whose options hold one entry of that type; user (when not NULL) comes first. */
+static DBusMessage *option_of_type(const char *method, const char *user, const char *key, int type,
+                                   const void *v)
+{
+        DBusMessage *m = bc_new(method);
+        DBusMessageIter it, dict, entry, var;
+        char sig[2] = {(char)type, 0};
+
+        dbus_message_iter_init_append(m, &it);
+        if (user)
+                dbus_message_iter_append_basic(&it, DBUS_TYPE_STRING, &user);
+        dbus_message_iter_open_container(&it, DBUS_TYPE_ARRAY, "{sv}", &dict);
+        dbus_message_iter_open_container(&dict, DBUS_TYPE_DICT_ENTRY, NULL, &entry);
+        dbus_message_iter_append_basic(&entry, DBUS_TYPE_STRING, &key);
+        dbus_message_iter_open_container(&entry, DBUS_TYPE_VARIANT, sig, &var);
+        dbus_message_iter_append_basic(&var, type, v);
+        dbus_message_iter_close_container(&entry, &var);
+        dbus_message_iter_close_container(&dict, &entry);
+        dbus_message_iter_close_container(&it, &dict);
+        return m;
+}
+
+static void test_wrong_types(void **state)
+{
+        struct lkh *h = *state;
+        DBusConnection *c = open_bus(h);
+        const char *s = "root";
+        dbus_uint32_t u = 7;
+        dbus_int32_t i = 5;
+        const char *str = "3600", *path = "/x";
+
+        expect_signature(c, "BeginLogin", "sa{sv}", DBUS_TYPE_UINT32, &u, DBUS_TYPE_INVALID);
+        expect_signature(c, "BeginLogin", "sa{sv}", DBUS_TYPE_STRING, &s, DBUS_TYPE_INVALID);
+        expect_signature(c, "CompleteLogin", "ss", DBUS_TYPE_STRING, &s, DBUS_TYPE_INVALID);
+        expect_signature(c, "CompleteLogin", "ss", DBUS_TYPE_STRING, &s, DBUS_TYPE_UINT32, &u,
+                         DBUS_TYPE_INVALID);
+        expect_signature(c, "CancelLogin", "s", DBUS_TYPE_INT32, &i, DBUS_TYPE_INVALID);
+        expect_signature(c, "OpenSession", "ss", DBUS_TYPE_STRING, &s, DBUS_TYPE_STRING, &s,
+                         DBUS_TYPE_STRING, &s, DBUS_TYPE_INVALID);
+        expect_signature(c, "CloseSession", "s", DBUS_TYPE_INVALID);
+        expect_signature(c, "GetToken", "a{sv}", DBUS_TYPE_STRING, &s, DBUS_TYPE_INVALID);
+        expect_signature(c, "GetClaims", "a{sv}", DBUS_TYPE_UINT32, &u, DBUS_TYPE_INVALID);
+        expect_signature(c, "ListSessions", "", DBUS_TYPE_STRING, &s, DBUS_TYPE_INVALID);
+
+        /* Inside the options: the broker's own InvalidArgument. */
+        expect_error(c, option_of_type("GetToken", NULL, "session_id", DBUS_TYPE_INT32, &i),
+                     ERR("InvalidArgument"), "option session_id must be a string (s)");
+        expect_error(c, option_of_type("GetClaims", NULL, "session_id", DBUS_TYPE_OBJECT_PATH,
+                                       &path),
+                     ERR("InvalidArgument"), "option session_id must be a string (s)");
+        expect_error(c, option_of_type("GetToken", NULL, "min_valid", DBUS_TYPE_STRING, &str),
+                     ERR("InvalidArgument"), "option min_valid must be a uint32 (u)");
+        expect_error(c, option_of_type("GetToken", NULL, "min_valid", DBUS_TYPE_INT32, &i),
+                     ERR("InvalidArgument"), "option min_valid must be a uint32 (u)");
+        expect_error(c, option_of_type("BeginLogin", s, "session_id", DBUS_TYPE_UINT32, &u),
+                     ERR("InvalidArgument"), "option session_id must be a string (s)");
+        assert_int_equal(kill(h->broker_pid, 0), 0);
+        bc_close(c);
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+            cmocka_unit_test(test_flood),
+            cmocka_unit_test(test_no_oracle),
+            cmocka_unit_test(test_huge_strings),
+            cmocka_unit_test(test_strings_against_the_rules),
+            cmocka_unit_test(test_invalid_utf8),
+            cmocka_unit_test(test_wrong_types),
+        };
+
+        return cmocka_run_group_tests_name("abuse", tests, setup, teardown);
+}
