@@ -47,8 +47,7 @@ static int fail(int r, const char *fmt, ...)
         return r;
 }
 
-static char *xasprintf(const char *fmt, ...) _printf_(1, 2);
-static char *xasprintf(const char *fmt, ...)
+char *lkh_xasprintf(const char *fmt, ...)
 {
         va_list ap;
         char *s;
@@ -68,11 +67,19 @@ static bool env_true(const char *name)
         return v && (streq(v, "1") || streq(v, "yes") || streq(v, "true"));
 }
 
-static void sleep_ms(long ms)
+void lkh_sleep_ms(long ms)
 {
         struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
         while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
                 ;
+}
+
+int64_t lkh_now_ms(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static int write_file(const char *path, const char *data, mode_t mode)
@@ -157,7 +164,7 @@ int lkh_stop_process(pid_t *pid, int timeout_ms)
                         waitpid(*pid, &status, 0);
                         break;
                 }
-                sleep_ms(10);
+                lkh_sleep_ms(10);
         }
         *pid = 0;
         return status;
@@ -206,7 +213,7 @@ int lkh_new(struct lkh **ret)
         h = calloc(1, sizeof(*h));
         if (!h)
                 return -ENOMEM;
-        tmpl = xasprintf("%s/latchkey-test-XXXXXX", isempty(tmp) ? "/tmp" : tmp);
+        tmpl = lkh_xasprintf("%s/latchkey-test-XXXXXX", isempty(tmp) ? "/tmp" : tmp);
         if (!mkdtemp(tmpl)) {
                 free(h);
                 return fail(-errno, "mkdtemp %s: %m", tmpl);
@@ -226,9 +233,9 @@ int lkh_new(struct lkh **ret)
                 lkh_free(h);
                 return fail(-EIO, "no random bytes");
         }
-        h->client_secret = xasprintf("s3cret:+&%%/%s", random);
-        h->client_secret_file = xasprintf("%s/client_secret", h->dir);
-        h->state_dir = xasprintf("%s/state", h->dir);
+        h->client_secret = lkh_xasprintf("s3cret:+&%%/%s", random);
+        h->client_secret_file = lkh_xasprintf("%s/client_secret", h->dir);
+        h->state_dir = lkh_xasprintf("%s/state", h->dir);
         if (!h->client_id || !h->alt_client_id || !h->redirect_uri) {
                 lkh_free(h);
                 return -ENOMEM;
@@ -290,7 +297,7 @@ int lkh_make_cert(struct lkh *h, const char *name, const char *cert_path, const 
         return run_wait(name ? argv_name : argv_default);
 }
 
-static int read_port_file(const char *path, unsigned *ret)
+int lkh_read_port_file(const char *path, unsigned *ret)
 {
         char buf[16] = { 0 };
         ssize_t n;
@@ -327,21 +334,21 @@ int lkh_start_idp(struct lkh *h, const struct lkh_idp_options *o)
         if (h->idp_pid > 0)
                 return fail(-EBUSY, "the IdP is running already");
         if (!h->cert_file) {
-                _cleanup_free_ char *cert = xasprintf("%s/idp-cert.pem", h->dir);
-                _cleanup_free_ char *key = xasprintf("%s/idp-key.pem", h->dir);
+                _cleanup_free_ char *cert = lkh_xasprintf("%s/idp-cert.pem", h->dir);
+                _cleanup_free_ char *key = lkh_xasprintf("%s/idp-key.pem", h->dir);
                 r = lkh_make_cert(h, o->cert_name, cert, key);
                 if (r < 0)
                         return r;
                 h->cert_file = TAKE_PTR(cert);
                 h->key_file = TAKE_PTR(key);
         }
-        port_file = xasprintf("%s/idp.port", h->dir);
+        port_file = lkh_xasprintf("%s/idp.port", h->dir);
         unlink(port_file);
         h->client_basic = o->basic;
-        client = xasprintf("%s:@%s:%s", h->client_id, h->client_secret_file,
-                           o->basic ? "basic" : "post");
-        alt = xasprintf("%s:@%s:%s", h->alt_client_id, h->client_secret_file,
-                        o->basic ? "post" : "basic");
+        client = lkh_xasprintf("%s:@%s:%s", h->client_id, h->client_secret_file,
+                               o->basic ? "basic" : "post");
+        alt = lkh_xasprintf("%s:@%s:%s", h->alt_client_id, h->client_secret_file,
+                            o->basic ? "post" : "basic");
         {
                 const char *argv[] = {
                         isempty(idp) ? LKH_IDP_PATH : idp,
@@ -357,7 +364,7 @@ int lkh_start_idp(struct lkh *h, const struct lkh_idp_options *o)
                         return r;
         }
         for (int waited = 0;; waited += 20) {
-                if (read_port_file(port_file, &port) == 0)
+                if (lkh_read_port_file(port_file, &port) == 0)
                         break;
                 if (child_gone(&h->idp_pid))
                         return fail(-ECHILD, "the IdP exited before it was ready");
@@ -365,13 +372,13 @@ int lkh_start_idp(struct lkh *h, const struct lkh_idp_options *o)
                         lkh_stop_idp(h);
                         return fail(-ETIMEDOUT, "the IdP did not write %s", port_file);
                 }
-                sleep_ms(20);
+                lkh_sleep_ms(20);
         }
         h->idp_port = port;
         free(h->idp_base);
         free(h->issuer);
-        h->idp_base = xasprintf("https://127.0.0.1:%u", port);
-        h->issuer = xasprintf("https://%s:%u/api/v1/oauth2", host, port);
+        h->idp_base = lkh_xasprintf("https://127.0.0.1:%u", port);
+        h->issuer = lkh_xasprintf("https://%s:%u/api/v1/oauth2", host, port);
         return 0;
 }
 
@@ -387,21 +394,21 @@ int lkh_write_config(struct lkh *h, const char *extra)
 
         if (!h->issuer)
                 return fail(-EINVAL, "start the IdP before writing the config");
-        path = xasprintf("%s/latchkey.conf", h->dir);
-        text = xasprintf("# written by lk-harness\n"
-                         "[provider]\n"
-                         "issuer = %s\n"
-                         "client_id = %s\n"
-                         "client_secret_file = %s\n"
-                         "client_auth = %s\n"
-                         "redirect_uri = %s\n"
-                         "ca_file = %s\n"
-                         "timeout = 10\n"
-                         "%s%s",
-                         h->issuer, h->client_id, h->client_secret_file,
-                         h->client_basic ? "client_secret_basic" : "client_secret_post",
-                         h->redirect_uri, h->cert_file, extra ? extra : "",
-                         extra && *extra && !lk_endswith(extra, "\n") ? "\n" : "");
+        path = lkh_xasprintf("%s/latchkey.conf", h->dir);
+        text = lkh_xasprintf("# written by lk-harness\n"
+                             "[provider]\n"
+                             "issuer = %s\n"
+                             "client_id = %s\n"
+                             "client_secret_file = %s\n"
+                             "client_auth = %s\n"
+                             "redirect_uri = %s\n"
+                             "ca_file = %s\n"
+                             "timeout = 10\n"
+                             "%s%s",
+                             h->issuer, h->client_id, h->client_secret_file,
+                             h->client_basic ? "client_secret_basic" : "client_secret_post",
+                             h->redirect_uri, h->cert_file, extra ? extra : "",
+                             extra && *extra && !lk_endswith(extra, "\n") ? "\n" : "");
         r = write_file(path, text, 0644);
         if (r < 0)
                 return r;
@@ -464,32 +471,32 @@ int lkh_start_bus(struct lkh *h)
         if (!user)
                 return -ENOMEM;
 
-        conf = xasprintf("%s/bus.conf", h->dir);
-        services = xasprintf("%s/services", h->dir);
-        service_file = xasprintf("%s/" BROKER_NAME ".service", services);
+        conf = lkh_xasprintf("%s/bus.conf", h->dir);
+        services = lkh_xasprintf("%s/services", h->dir);
+        service_file = lkh_xasprintf("%s/" BROKER_NAME ".service", services);
         if (mkdir(services, 0755) < 0 && errno != EEXIST)
                 return fail(-errno, "mkdir %s: %m", services);
         {
                 const char *vg[VALGRIND_ARGC];
                 size_t nvg = valgrind_prefix(h, vg);
-                _cleanup_free_ char *prefix = xasprintf("%s", "");
+                _cleanup_free_ char *prefix = lkh_xasprintf("%s", "");
 
                 for (size_t i = 0; i < nvg; i++) {
-                        char *p = xasprintf("%s%s ", prefix, vg[i]);
+                        char *p = lkh_xasprintf("%s%s ", prefix, vg[i]);
                         free(prefix);
                         prefix = p;
                 }
-                service = xasprintf("[D-BUS Service]\n"
-                                    "Name=" BROKER_NAME "\n"
-                                    "Exec=%s%s --config %s --state-dir %s --idle-exit 0%s\n"
-                                    "User=%s\n",
-                                    prefix, lkh_latchkeyd_path(), h->config_file, h->state_dir,
-                                    env_true("LATCHKEY_TEST_VERBOSE") ? " --debug" : "", user);
+                service = lkh_xasprintf("[D-BUS Service]\n"
+                                        "Name=" BROKER_NAME "\n"
+                                        "Exec=%s%s --config %s --state-dir %s --idle-exit 0%s\n"
+                                        "User=%s\n",
+                                        prefix, lkh_latchkeyd_path(), h->config_file, h->state_dir,
+                                        env_true("LATCHKEY_TEST_VERBOSE") ? " --debug" : "", user);
         }
         r = write_file(service_file, service, 0644);
         if (r < 0)
                 return r;
-        text = xasprintf(
+        text = lkh_xasprintf(
                 "<!DOCTYPE busconfig PUBLIC \"-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN\"\n"
                 " \"http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd\">\n"
                 "<busconfig>\n"
@@ -539,7 +546,7 @@ int lkh_start_bus(struct lkh *h)
         if (pipe2(fds, O_CLOEXEC) < 0)
                 return fail(-errno, "pipe: %m");
         {
-                _cleanup_free_ char *config_arg = xasprintf("--config-file=%s", conf);
+                _cleanup_free_ char *config_arg = lkh_xasprintf("--config-file=%s", conf);
                 /* The bus's own notes (no "latchkey" user here, fd limits) only with
                  * LATCHKEY_TEST_VERBOSE; otherwise they go to syslog, where there is one. */
                 const char *argv[] = { LKH_DBUS_DAEMON, "--nofork", "--nopidfile", config_arg,
@@ -547,7 +554,7 @@ int lkh_start_bus(struct lkh *h)
                                        env_true("LATCHKEY_TEST_VERBOSE") ? "--nosyslog"
                                                                          : "--syslog-only",
                                        NULL };
-                _cleanup_free_ char *log = xasprintf("%s/bus.log", h->dir);
+                _cleanup_free_ char *log = lkh_xasprintf("%s/bus.log", h->dir);
                 int saved = -1, logfd = -1;
 
                 /* What libdbus itself prints goes to DIR/bus.log unless verbose. */
@@ -727,7 +734,7 @@ int lkh_start_broker(struct lkh *h, const char *const *extra_args)
                         if (has)
                                 break;
                 }
-                sleep_ms(50);
+                lkh_sleep_ms(50);
         }
         bus_close(c);
         if (r < 0)
@@ -759,7 +766,7 @@ void lkh_stop_broker(struct lkh *h)
              waited += 10) {
                 if (kill(pid, 0) < 0 || broker_pid_on_bus(h) != pid)
                         return;
-                sleep_ms(10);
+                lkh_sleep_ms(10);
         }
         fprintf(stderr, "lk-harness: activated latchkeyd %d ignored SIGTERM, killing it\n",
                 (int)pid);
@@ -811,7 +818,8 @@ static int http_exchange(struct lkh *h, const char *url_or_path, const char *for
         if (!h->idp_base)
                 return fail(-EINVAL, "the IdP is not running");
         url = strncmp(url_or_path, "https://", 8) == 0 ? strdup(url_or_path)
-                                                        : xasprintf("%s%s", h->idp_base, url_or_path);
+                                                        : lkh_xasprintf("%s%s", h->idp_base,
+                                                                        url_or_path);
         if (!url)
                 return -ENOMEM;
         curl = curl_easy_init();
@@ -903,12 +911,12 @@ char *lkh_idp_authorize_url(struct lkh *h, const char *state, const char *nonce,
         _cleanup_free_ char *no = nonce ? escape(nonce) : NULL;
         _cleanup_free_ char *ch = challenge ? escape(challenge) : NULL;
 
-        return xasprintf("%s/authorize?response_type=code&client_id=%s&redirect_uri=%s"
-                         "&scope=openid%%20profile%s%s%s%s%s%s%s",
-                         h->issuer, cid, ru, st ? "&state=" : "", st ? st : "",
-                         no ? "&nonce=" : "", no ? no : "",
-                         ch ? "&code_challenge=" : "", ch ? ch : "",
-                         ch ? "&code_challenge_method=S256" : "");
+        return lkh_xasprintf("%s/authorize?response_type=code&client_id=%s&redirect_uri=%s"
+                             "&scope=openid%%20profile%s%s%s%s%s%s%s",
+                             h->issuer, cid, ru, st ? "&state=" : "", st ? st : "",
+                             no ? "&nonce=" : "", no ? no : "",
+                             ch ? "&code_challenge=" : "", ch ? ch : "",
+                             ch ? "&code_challenge_method=S256" : "");
 }
 
 int lkh_url_param(const char *url, const char *name, char **ret)
@@ -952,8 +960,8 @@ int lkh_browser_login(struct lkh *h, const char *authorize_url, const char *user
         if (!use_form) {
                 bool has_hint = lkh_url_param(authorize_url, "login_hint", &hint) == 0;
                 url = has_hint ? strdup(authorize_url)
-                               : xasprintf("%s%slogin_hint=%s", authorize_url,
-                                           strchr(authorize_url, '?') ? "&" : "?", user_esc);
+                               : lkh_xasprintf("%s%slogin_hint=%s", authorize_url,
+                                               strchr(authorize_url, '?') ? "&" : "?", user_esc);
                 if (!url)
                         return -ENOMEM;
                 r = http_exchange(h, url, NULL, NULL, &status, NULL, NULL, &location);
@@ -971,7 +979,7 @@ int lkh_browser_login(struct lkh *h, const char *authorize_url, const char *user
                 /* The form posts every query parameter back with the user name. */
                 action = q ? strndup(authorize_url, (size_t)(q - authorize_url))
                            : strdup(authorize_url);
-                form = xasprintf("%s%susername=%s", q ? q + 1 : "", q ? "&" : "", user_esc);
+                form = lkh_xasprintf("%s%susername=%s", q ? q + 1 : "", q ? "&" : "", user_esc);
                 if (!action)
                         return -ENOMEM;
                 r = http_exchange(h, action, form, NULL, &status, NULL, NULL, &location);
@@ -997,7 +1005,7 @@ int lkh_browser_login(struct lkh *h, const char *authorize_url, const char *user
 int lkh_idp_set(struct lkh *h, const char *name, const char *value)
 {
         _cleanup_free_ char *n = escape(name), *v = escape(value ? value : "");
-        _cleanup_free_ char *form = xasprintf("%s=%s", n, v), *body = NULL;
+        _cleanup_free_ char *form = lkh_xasprintf("%s=%s", n, v), *body = NULL;
         long status = 0;
         int r;
 
@@ -1091,5 +1099,46 @@ int lkh_run_as(uid_t uid, gid_t gid, int (*fn)(void *userdata), void *userdata,
         if (!a.dropped)
                 return fail(-EPERM, "cannot become uid %u gid %u", (unsigned)uid, (unsigned)gid);
         *ret_result = a.result;
+        return 0;
+}
+
+int lkh_setup_broker(void **state, const struct lkh_idp_options *o, const char *config_extra)
+{
+        struct lkh *h = NULL;
+
+        if (lkh_new(&h) < 0 || lkh_start_idp(h, o) < 0 || lkh_write_config(h, config_extra) < 0 ||
+            lkh_start_bus(h) < 0 || lkh_start_broker(h, NULL) < 0) {
+                lkh_free(h);
+                return -1;
+        }
+        *state = h;
+        return 0;
+}
+
+int lkh_teardown(void **state)
+{
+        lkh_free(*state);
+        return 0;
+}
+
+int lkh_read_more(int *fd, char **text, size_t *len, size_t max)
+{
+        char buf[4096], *t;
+        ssize_t n = read(*fd, buf, sizeof(buf));
+
+        if (n <= 0) {
+                close(*fd);
+                *fd = -1;
+                return 0;
+        }
+        if (*len + (size_t)n >= max)
+                return -EFBIG;
+        t = realloc(*text, *len + (size_t)n + 1);
+        if (!t)
+                return -ENOMEM;
+        *text = t;
+        memcpy(*text + *len, buf, (size_t)n);
+        *len += (size_t)n;
+        (*text)[*len] = '\0';
         return 0;
 }

@@ -38,6 +38,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 struct lkh {
@@ -154,3 +155,22 @@ int lkh_run_as(uid_t uid, gid_t gid, int (*fn)(void *userdata), void *userdata,
 int lkh_spawn(const char *const argv[], int fd3, pid_t *ret_pid);
 /* SIGTERM, wait up to timeout_ms, then SIGKILL; *pid becomes 0. Returns the wait status. */
 int lkh_stop_process(pid_t *pid, int timeout_ms);
+
+/* cmocka group setup for the usual stack: lkh_new(), lkh_start_idp(h, o), lkh_write_config(h,
+ * config_extra), lkh_start_bus(), lkh_start_broker(h, NULL); *state the struct lkh, or -1 with
+ * everything stopped again. lkh_teardown() is its group teardown (lkh_free(*state)). */
+int lkh_setup_broker(void **state, const struct lkh_idp_options *o, const char *config_extra);
+int lkh_teardown(void **state);
+
+/* The port number (1-65535) in a port file a child writes; -EAGAIN while it is still empty. */
+int lkh_read_port_file(const char *path, unsigned *ret);
+/* One read() from *fd appended to *text (NUL-terminated, *len bytes, realloc'd); at end of
+ * file or on error *fd is closed and becomes -1. -EFBIG when the text would reach max bytes. */
+int lkh_read_more(int *fd, char **text, size_t *len, size_t max);
+
+/* Small helpers the tests share. lkh_xasprintf() aborts when out of memory. */
+char *lkh_xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Sleeps ms milliseconds, through EINTR. */
+void lkh_sleep_ms(long ms);
+/* CLOCK_MONOTONIC in milliseconds. */
+int64_t lkh_now_ms(void);

@@ -69,14 +69,6 @@
 #define UNDER_ASAN 0
 #endif
 
-static int64_t now_ms(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static DBusConnection *open_bus(struct lkh *h)
 {
         DBusConnection *c = bc_open(h->bus_address);
@@ -87,22 +79,7 @@ static DBusConnection *open_bus(struct lkh *h)
 
 static int setup(void **state)
 {
-        struct lkh *h = NULL;
-
-        if (lkh_new(&h) < 0 || lkh_start_idp(h, NULL) < 0 ||
-            lkh_write_config(h, "[sessions]\nrefresh_margin = 60\n") < 0 || lkh_start_bus(h) < 0 ||
-            lkh_start_broker(h, NULL) < 0) {
-                lkh_free(h);
-                return -1;
-        }
-        *state = h;
-        return 0;
-}
-
-static int teardown(void **state)
-{
-        lkh_free(*state);
-        return 0;
+        return lkh_setup_broker(state, NULL, "[sessions]\nrefresh_margin = 60\n");
 }
 
 /* VmRSS of pid in KiB, from /proc. */
@@ -290,7 +267,7 @@ static void test_flood(void **state)
         for (int pass = 0; pass < 3; pass++) {
                 pid_t child = start_flood(&job);
                 unsigned cycles = 0;
-                int64_t worst = 0, t0 = now_ms();
+                int64_t worst = 0, t0 = lkh_now_ms();
                 int status;
 
                 for (;;) {
@@ -298,7 +275,7 @@ static void test_flood(void **state)
                         _cleanup_free_ char *e = NULL, *t = NULL, *json = NULL;
                         char sid[64];
                         char **list;
-                        int64_t t1 = now_ms();
+                        int64_t t1 = lkh_now_ms();
 
                         assert_true(w == 0 || w == child);
                         if (w == child && cycles >= 2)
@@ -316,8 +293,8 @@ static void test_flood(void **state)
                         lk_strv_free(list);
                         e = bc_call_s(c, "CloseSession", sid, NULL, NULL, NULL);
                         assert_null(e);
-                        if (now_ms() - t1 > worst)
-                                worst = now_ms() - t1;
+                        if (lkh_now_ms() - t1 > worst)
+                                worst = lkh_now_ms() - t1;
                         cycles++;
                         if (w == child)
                                 break;
@@ -328,7 +305,7 @@ static void test_flood(void **state)
                 fprintf(stderr,
                         "flood %d: %lld ms; root did %u logins with lookups meanwhile, the "
                         "slowest in %lld ms; broker VmRSS %ld KiB\n",
-                        pass + 1, (long long)(now_ms() - t0), cycles, (long long)worst,
+                        pass + 1, (long long)(lkh_now_ms() - t0), cycles, (long long)worst,
                         rss[pass + 1]);
                 assert_true(worst < 5000);
         }
@@ -632,7 +609,7 @@ static int raw_answer(int fd, dbus_uint32_t serial, DBusMessage **ret)
 {
         static char buf[1 << 16];
         static size_t len;
-        int64_t deadline = now_ms() + 10000;
+        int64_t deadline = lkh_now_ms() + 10000;
 
         for (;;) {
                 while (len >= 16) {
@@ -657,7 +634,7 @@ static int raw_answer(int fd, dbus_uint32_t serial, DBusMessage **ret)
                         struct pollfd p = {.fd = fd, .events = POLLIN};
                         ssize_t n;
 
-                        assert_true(now_ms() < deadline);
+                        assert_true(lkh_now_ms() < deadline);
                         if (poll(&p, 1, 1000) <= 0)
                                 continue;
                         n = read(fd, buf + len, sizeof(buf) - len);
@@ -805,5 +782,5 @@ int main(void)
             cmocka_unit_test(test_wrong_types),
         };
 
-        return cmocka_run_group_tests_name("abuse", tests, setup, teardown);
+        return cmocka_run_group_tests_name("abuse", tests, setup, lkh_teardown);
 }

@@ -23,227 +23,81 @@
 
 #include <cmocka.h>
 
+#include "busclient.h"
 #include "harness.h"
 #include "util.h"
 
-#define NAME "org.latchkey.Broker1"
-#define PATH "/org/latchkey/Broker1"
-#define IFACE "org.latchkey.Broker1"
-#define ERR(x) "org.latchkey.Broker1.Error." x
+#define NAME BC_NAME
+#define PATH BC_PATH
+#define IFACE BC_IFACE
+#define ERR BC_ERR
 #define NOBODY 65534
 
-/* ---- a small D-Bus client ---- */
+/* ---- a small D-Bus client (tests/harness/busclient.h), asserting on the answers' shape ---- */
 
-/*
- * libdbus reads DBUS_SYSTEM_BUS_ADDRESS once per process, and each group has
- * its own bus: connect to the group's address by hand.
- */
-static const char *bus_address;
+static const char *bus_address; /* the group's bus */
 
 static DBusConnection *bus_open(void)
 {
-        DBusError err = DBUS_ERROR_INIT;
-        DBusConnection *c = dbus_connection_open_private(bus_address, &err);
+        _cleanup_free_ char *msg = NULL;
+        DBusConnection *c = bc_open_err(bus_address, &msg);
 
-        if (c && !dbus_bus_register(c, &err)) {
-                dbus_connection_close(c);
-                dbus_connection_unref(c);
-                c = NULL;
-        }
-        if (!c) {
-                fprintf(stderr, "cannot connect to the test bus: %s\n", err.message);
-                dbus_error_free(&err);
-                return NULL;
-        }
-        dbus_connection_set_exit_on_disconnect(c, FALSE);
+        if (!c)
+                fprintf(stderr, "cannot connect to the test bus: %s\n", msg);
         return c;
 }
 
-static void bus_close(DBusConnection *c)
+/* An error name, or NULL on success; a malformed answer fails the test. */
+static char *checked(char *e)
 {
-        if (c) {
-                dbus_connection_close(c);
-                dbus_connection_unref(c);
-        }
+        assert_false(bc_bad_reply(e));
+        return e;
 }
 
-struct answer {
-        DBusMessage *reply; /* NULL on error */
-        char *error;        /* error name, NULL on success */
-        char *message;
-};
-
-static void answer_clear(struct answer *a)
-{
-        if (a->reply)
-                dbus_message_unref(a->reply);
-        free(a->error);
-        free(a->message);
-        *a = (struct answer){0};
-}
-
-static DBusMessage *new_call(const char *method)
-{
-        return dbus_message_new_method_call(NAME, PATH, IFACE, method);
-}
-
-static void append_options(DBusMessage *m, const char *session_id, uint32_t min_valid)
-{
-        DBusMessageIter it, dict, entry, v;
-        const char *k1 = "session_id", *k2 = "min_valid";
-
-        dbus_message_iter_init_append(m, &it);
-        dbus_message_iter_open_container(&it, DBUS_TYPE_ARRAY, "{sv}", &dict);
-        if (session_id) {
-                dbus_message_iter_open_container(&dict, DBUS_TYPE_DICT_ENTRY, NULL, &entry);
-                dbus_message_iter_append_basic(&entry, DBUS_TYPE_STRING, &k1);
-                dbus_message_iter_open_container(&entry, DBUS_TYPE_VARIANT, "s", &v);
-                dbus_message_iter_append_basic(&v, DBUS_TYPE_STRING, &session_id);
-                dbus_message_iter_close_container(&entry, &v);
-                dbus_message_iter_close_container(&dict, &entry);
-        }
-        if (min_valid) {
-                dbus_message_iter_open_container(&dict, DBUS_TYPE_DICT_ENTRY, NULL, &entry);
-                dbus_message_iter_append_basic(&entry, DBUS_TYPE_STRING, &k2);
-                dbus_message_iter_open_container(&entry, DBUS_TYPE_VARIANT, "u", &v);
-                dbus_message_iter_append_basic(&v, DBUS_TYPE_UINT32, &min_valid);
-                dbus_message_iter_close_container(&entry, &v);
-                dbus_message_iter_close_container(&dict, &entry);
-        }
-        dbus_message_iter_close_container(&it, &dict);
-}
-
-static int send_call(DBusConnection *c, DBusMessage *m, int timeout_ms, struct answer *a)
-{
-        DBusError err = DBUS_ERROR_INIT;
-
-        *a = (struct answer){0};
-        a->reply = dbus_connection_send_with_reply_and_block(c, m, timeout_ms, &err);
-        dbus_message_unref(m);
-        if (!a->reply) {
-                a->error = strdup(err.name ? err.name : "?");
-                a->message = strdup(err.message ? err.message : "");
-                dbus_error_free(&err);
-                return -1;
-        }
-        return 0;
-}
-
-/* An error name, or NULL on success; *ret_id and *ret_url on success. */
+/* *ret_id and *ret_url on success. */
 static char *begin_login(DBusConnection *c, const char *user, char **ret_id, char **ret_url)
 {
-        DBusMessage *m = new_call("BeginLogin");
-        struct answer a;
-        const char *id, *url;
-        char *e;
-
-        dbus_message_append_args(m, DBUS_TYPE_STRING, &user, DBUS_TYPE_INVALID);
-        append_options(m, NULL, 0);
-        if (send_call(c, m, 30000, &a) < 0) {
-                e = TAKE_PTR(a.error);
-                answer_clear(&a);
-                return e;
-        }
-        assert_true(dbus_message_get_args(a.reply, NULL, DBUS_TYPE_STRING, &id, DBUS_TYPE_STRING,
-                                          &url, DBUS_TYPE_INVALID));
-        if (ret_id)
-                *ret_id = strdup(id);
-        if (ret_url)
-                *ret_url = strdup(url);
-        answer_clear(&a);
-        return NULL;
+        return checked(bc_begin_login(c, user, ret_id, ret_url));
 }
 
 static char *call_ss(DBusConnection *c, const char *method, const char *a1, const char *a2,
                      char **ret_out, char **ret_message)
 {
-        DBusMessage *m = new_call(method);
-        struct answer a;
-        char *e;
-
-        if (a2)
-                dbus_message_append_args(m, DBUS_TYPE_STRING, &a1, DBUS_TYPE_STRING, &a2,
-                                         DBUS_TYPE_INVALID);
-        else
-                dbus_message_append_args(m, DBUS_TYPE_STRING, &a1, DBUS_TYPE_INVALID);
-        if (send_call(c, m, 60000, &a) < 0) {
-                e = TAKE_PTR(a.error);
-                if (ret_message)
-                        *ret_message = TAKE_PTR(a.message);
-                answer_clear(&a);
-                return e;
-        }
-        if (ret_out) {
-                const char *out;
-                assert_true(dbus_message_get_args(a.reply, NULL, DBUS_TYPE_STRING, &out,
-                                                  DBUS_TYPE_INVALID));
-                *ret_out = strdup(out);
-        }
-        answer_clear(&a);
-        return NULL;
+        return checked(bc_call_s(c, method, a1, a2, ret_out, ret_message));
 }
 
 static char *get_token(DBusConnection *c, const char *session_id, uint32_t min_valid,
                        char **ret_token, int64_t *ret_expires)
 {
-        DBusMessage *m = new_call("GetToken");
-        struct answer a;
-        const char *token, *type;
-        dbus_int64_t exp;
-        char *e;
+        _cleanup_free_ char *type = NULL;
+        char *e = checked(bc_get_token_typed(c, session_id, min_valid, ret_token, ret_expires,
+                                             &type, NULL));
 
-        append_options(m, session_id, min_valid);
-        if (send_call(c, m, 60000, &a) < 0) {
-                e = TAKE_PTR(a.error);
-                answer_clear(&a);
-                return e;
-        }
-        assert_true(dbus_message_get_args(a.reply, NULL, DBUS_TYPE_STRING, &token, DBUS_TYPE_INT64,
-                                          &exp, DBUS_TYPE_STRING, &type, DBUS_TYPE_INVALID));
-        assert_string_equal(type, "Bearer");
-        if (ret_token)
-                *ret_token = strdup(token);
-        if (ret_expires)
-                *ret_expires = exp;
-        answer_clear(&a);
-        return NULL;
+        if (!e)
+                assert_string_equal(type, "Bearer");
+        return e;
 }
 
 static char *get_claims(DBusConnection *c, const char *session_id, char **ret_json)
 {
-        DBusMessage *m = new_call("GetClaims");
-        struct answer a;
-        const char *json;
-        char *e;
-
-        append_options(m, session_id, 0);
-        if (send_call(c, m, 30000, &a) < 0) {
-                e = TAKE_PTR(a.error);
-                answer_clear(&a);
-                return e;
-        }
-        assert_true(
-            dbus_message_get_args(a.reply, NULL, DBUS_TYPE_STRING, &json, DBUS_TYPE_INVALID));
-        *ret_json = strdup(json);
-        answer_clear(&a);
-        return NULL;
+        return checked(bc_get_claims(c, session_id, ret_json, NULL));
 }
 
 /* Session ids the caller sees, space-separated, with their uids: "id:uid id:uid". */
 static char *list_sessions(DBusConnection *c)
 {
-        DBusMessage *m = new_call("ListSessions");
+        DBusMessage *m = bc_new("ListSessions");
         DBusMessageIter it, arr;
-        struct answer a;
+        struct bc_reply a;
         char *out = strdup(""), *n;
 
-        if (send_call(c, m, 30000, &a) < 0) {
+        if (bc_call(c, m, 30000, &a) < 0) {
                 fprintf(stderr, "ListSessions: %s: %s\n", a.error, a.message);
-                answer_clear(&a);
+                bc_reply_clear(&a);
                 free(out);
                 return NULL;
         }
-        dbus_message_iter_init(a.reply, &it);
+        dbus_message_iter_init(a.msg, &it);
         dbus_message_iter_recurse(&it, &arr);
         while (dbus_message_iter_get_arg_type(&arr) == DBUS_TYPE_STRUCT) {
                 DBusMessageIter st;
@@ -270,7 +124,7 @@ static char *list_sessions(DBusConnection *c)
                 out = n;
                 dbus_message_iter_next(&arr);
         }
-        answer_clear(&a);
+        bc_reply_clear(&a);
         return out;
 }
 
@@ -282,14 +136,6 @@ static bool has_word(const char *list, const char *word)
                 if ((p == list || p[-1] == ' ') && (p[n] == ' ' || p[n] == '\0'))
                         return true;
         return false;
-}
-
-static int64_t now_ms(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* ---- the harness per group ---- */
@@ -362,12 +208,6 @@ static int setup_basic(void **state)
 static int setup_short_logins(void **state)
 {
         return setup_with(state, false, "[sessions]\nlogin_timeout = 1\n");
-}
-
-static int teardown(void **state)
-{
-        lkh_free(*state);
-        return 0;
 }
 
 /* BeginLogin for user, the browser, CompleteLogin; returns the login id. */
@@ -461,44 +301,44 @@ static void test_flow(void **state)
         free(e);
         e = call_ss(c, "OpenSession", id, "flow-2", NULL, NULL);
         assert_string_equal(e, ERR("NotFound"));
-        bus_close(c);
+        bc_close(c);
 }
 
 static void test_introspect_and_version(void **state)
 {
         DBusConnection *c = bus_open();
         DBusMessage *m;
-        struct answer a;
+        struct bc_reply a;
         const char *xml;
         DBusMessageIter it, v;
         const char *iface = IFACE, *prop = "Version", *ver;
 
         m = dbus_message_new_method_call(NAME, PATH, "org.freedesktop.DBus.Introspectable",
                                          "Introspect");
-        assert_int_equal(send_call(c, m, 10000, &a), 0);
+        assert_int_equal(bc_call(c, m, 10000, &a), 0);
         assert_true(
-            dbus_message_get_args(a.reply, NULL, DBUS_TYPE_STRING, &xml, DBUS_TYPE_INVALID));
+            dbus_message_get_args(a.msg, NULL, DBUS_TYPE_STRING, &xml, DBUS_TYPE_INVALID));
         assert_non_null(strstr(xml, "<method name=\"GetToken\">"));
         assert_non_null(strstr(xml, "<signal name=\"SessionChanged\">"));
-        answer_clear(&a);
+        bc_reply_clear(&a);
 
         m = dbus_message_new_method_call(NAME, PATH, "org.freedesktop.DBus.Properties", "Get");
         dbus_message_append_args(m, DBUS_TYPE_STRING, &iface, DBUS_TYPE_STRING, &prop,
                                  DBUS_TYPE_INVALID);
-        assert_int_equal(send_call(c, m, 10000, &a), 0);
-        dbus_message_iter_init(a.reply, &it);
+        assert_int_equal(bc_call(c, m, 10000, &a), 0);
+        dbus_message_iter_init(a.msg, &it);
         dbus_message_iter_recurse(&it, &v);
         dbus_message_iter_get_basic(&v, &ver);
         assert_true(strlen(ver) > 0);
-        answer_clear(&a);
+        bc_reply_clear(&a);
 
         /* A wrong signature is refused, not crashed on. */
-        m = new_call("GetToken");
+        m = bc_new("GetToken");
         dbus_message_append_args(m, DBUS_TYPE_STRING, &iface, DBUS_TYPE_INVALID);
-        assert_int_equal(send_call(c, m, 10000, &a), -1);
+        assert_int_equal(bc_call(c, m, 10000, &a), -1);
         assert_string_equal(a.error, "org.latchkey.Broker1.Error.InvalidArgument");
-        answer_clear(&a);
-        bus_close(c);
+        bc_reply_clear(&a);
+        bc_close(c);
 }
 
 static void test_bad_arguments(void **state)
@@ -520,7 +360,7 @@ static void test_bad_arguments(void **state)
         free(e4);
         e4 = call_ss(c, "CancelLogin", id, NULL, NULL, NULL);
         assert_null(e4);
-        bus_close(c);
+        bc_close(c);
 }
 
 /* ---- uid isolation ---- */
@@ -581,7 +421,7 @@ out:
         free(e);
         free(list);
         free(token);
-        bus_close(c);
+        bc_close(c);
         return r;
 }
 
@@ -615,7 +455,7 @@ static void test_isolation(void **state)
         assert_null(e);
         e = call_ss(c, "CancelLogin", pending, NULL, NULL, NULL);
         assert_null(e);
-        bus_close(c);
+        bc_close(c);
 }
 
 /* ---- limits, expiry, replay ---- */
@@ -644,7 +484,7 @@ static void test_pending_limit(void **state)
         }
         for (int i = 0; i < 17; i++)
                 free(ids[i]);
-        bus_close(c);
+        bc_close(c);
 }
 
 static void test_login_expiry(void **state)
@@ -659,7 +499,7 @@ static void test_login_expiry(void **state)
         sleep(2);
         e = call_ss(c, "CompleteLogin", id, location, NULL, NULL);
         assert_string_equal(e, ERR("LoginExpired"));
-        bus_close(c);
+        bc_close(c);
 }
 
 static void test_code_replay(void **state)
@@ -680,7 +520,7 @@ static void test_code_replay(void **state)
         assert_null(e);
         e = call_ss(c, "CancelLogin", id2, NULL, NULL, NULL);
         assert_null(e);
-        bus_close(c);
+        bc_close(c);
 }
 
 /* ---- refresh ---- */
@@ -703,8 +543,8 @@ static void test_refresh_once(void **state)
 
         /* Every caller needs the refresh; they all wait on one. */
         for (int i = 0; i < 8; i++) {
-                DBusMessage *m = new_call("GetToken");
-                append_options(m, "ref-1", 0);
+                DBusMessage *m = bc_new("GetToken");
+                bc_append_options(m, "ref-1", 0);
                 assert_true(dbus_connection_send_with_reply(c, m, &pending[i], 60000));
                 dbus_message_unref(m);
         }
@@ -750,7 +590,7 @@ static void test_refresh_once(void **state)
         assert_int_equal(refreshes, 2);
         e = call_ss(c, "CloseSession", "ref-1", NULL, NULL, NULL);
         assert_null(e);
-        bus_close(c);
+        bc_close(c);
 }
 
 static void test_refresh_invalid_grant(void **state)
@@ -771,7 +611,7 @@ static void test_refresh_invalid_grant(void **state)
         free(e);
         e = call_ss(c, "CloseSession", "ref-2", NULL, NULL, NULL);
         assert_null(e);
-        bus_close(c);
+        bc_close(c);
 }
 
 /* ---- the signal ---- */
@@ -794,8 +634,8 @@ static void test_session_changed(void **state)
         e = call_ss(c, "CloseSession", "sig-1", NULL, NULL, NULL);
         assert_null(e);
 
-        deadline = now_ms() + 5000;
-        while (now_ms() < deadline && !strstr(seen, "closed")) {
+        deadline = lkh_now_ms() + 5000;
+        while (lkh_now_ms() < deadline && !strstr(seen, "closed")) {
                 DBusMessage *m;
 
                 dbus_connection_read_write(listener, 100);
@@ -813,8 +653,8 @@ static void test_session_changed(void **state)
                 }
         }
         assert_string_equal(seen, "opened refreshed closed");
-        bus_close(listener);
-        bus_close(c);
+        bc_close(listener);
+        bc_close(c);
 }
 
 /* ---- restart ---- */
@@ -910,7 +750,7 @@ static void test_restart(void **state)
         open_session(h, c, "nobody", "rs-2");
         e = get_token(c, "rs-1", 0, &before, NULL);
         assert_null(e);
-        bus_close(c);
+        bc_close(c);
 
         assert_true(h->broker_pid > 0);
         assert_int_equal(kill(h->broker_pid, SIGKILL), 0);
@@ -952,7 +792,7 @@ static void test_restart(void **state)
         assert_null(e);
         e = call_ss(c, "CloseSession", "rs-2", NULL, NULL, NULL);
         assert_null(e);
-        bus_close(c);
+        bc_close(c);
 }
 
 /* ---- steady state ---- */
@@ -982,7 +822,7 @@ static void test_one_request_per_login(void **state)
         assert_null(e);
         e = call_ss(c, "CloseSession", "ss-1", NULL, NULL, NULL);
         assert_null(e);
-        bus_close(c);
+        bc_close(c);
 }
 
 /* ---- the provider misbehaving ---- */
@@ -1006,24 +846,24 @@ static void expect_unavailable(struct lkh *h, const char *sw, const char *value)
         else
                 lkh_stop_idp(h); /* the provider is down */
 
-        m = new_call("CompleteLogin");
+        m = bc_new("CompleteLogin");
         loc = location;
         dbus_message_append_args(m, DBUS_TYPE_STRING, &id, DBUS_TYPE_STRING, &loc,
                                  DBUS_TYPE_INVALID);
-        t0 = now_ms();
+        t0 = lkh_now_ms();
         assert_true(dbus_connection_send_with_reply(c, m, &pending, 60000));
         dbus_connection_flush(c);
         dbus_message_unref(m);
 
         /* Meanwhile the broker answers others at once. */
         usleep(200 * 1000);
-        t1 = now_ms();
+        t1 = lkh_now_ms();
         list = list_sessions(other);
         assert_non_null(list);
-        assert_true(now_ms() - t1 < 1000);
+        assert_true(lkh_now_ms() - t1 < 1000);
 
         dbus_pending_call_block(pending);
-        t2 = now_ms();
+        t2 = lkh_now_ms();
         reply = dbus_pending_call_steal_reply(pending);
         dbus_pending_call_unref(pending);
         assert_int_equal(dbus_message_get_type(reply), DBUS_MESSAGE_TYPE_ERROR);
@@ -1037,8 +877,8 @@ static void expect_unavailable(struct lkh *h, const char *sw, const char *value)
         free(e);
         e = call_ss(c, "CancelLogin", id, NULL, NULL, NULL);
         assert_null(e);
-        bus_close(other);
-        bus_close(c);
+        bc_close(other);
+        bc_close(c);
 }
 
 static void test_provider_slow(void **state)
@@ -1070,8 +910,8 @@ static void test_shutdown_answers_waiters(void **state)
 
         open_session(h, c, "root", "term-1");
         assert_int_equal(lkh_idp_set(h, "delay_ms", "3000"), 0);
-        m = new_call("GetToken");
-        append_options(m, "term-1", 7200);
+        m = bc_new("GetToken");
+        bc_append_options(m, "term-1", 7200);
         assert_true(dbus_connection_send_with_reply(c, m, &pending, 60000));
         dbus_connection_flush(c);
         dbus_message_unref(m);
@@ -1093,7 +933,7 @@ static void test_shutdown_answers_waiters(void **state)
         assert_null(e);
         e = call_ss(c, "CloseSession", "term-1", NULL, NULL, NULL);
         assert_null(e);
-        bus_close(c);
+        bc_close(c);
 }
 
 /* Last of its group: stops the IdP. */
@@ -1111,7 +951,7 @@ static void test_provider_down(void **state)
         e = get_token(c, "down-1", 7200, &after, NULL);
         assert_null(e);
         assert_string_equal(before, after);
-        bus_close(c);
+        bc_close(c);
 }
 
 /* ---- nothing secret in a --debug log ---- */
@@ -1221,7 +1061,7 @@ static void test_debug_log_has_no_secrets(void **state)
 
         e = call_ss(c, "CloseSession", "dbg-1", NULL, NULL, NULL);
         assert_null(e);
-        bus_close(c);
+        bc_close(c);
         assert_int_not_equal(access(session_path, F_OK), 0);
         lkh_stop_broker(h);
 
@@ -1270,7 +1110,7 @@ static void test_idle_exit(void **state)
         assert_true(has_word(list, "idle-1:0"));
         e = get_token(c, "idle-1", 0, &t, NULL);
         assert_null(e);
-        bus_close(c);
+        bc_close(c);
 }
 
 int main(void)
@@ -1318,15 +1158,15 @@ int main(void)
                 return 77;
         }
         failed +=
-            cmocka_run_group_tests_name("broker, client_secret_post", post, setup_post, teardown);
+            cmocka_run_group_tests_name("broker, client_secret_post", post, setup_post, lkh_teardown);
         failed += cmocka_run_group_tests_name("broker, client_secret_basic", basic, setup_basic,
-                                              teardown);
+                                              lkh_teardown);
         failed += cmocka_run_group_tests_name("broker, login_timeout = 1", short_logins,
-                                              setup_short_logins, teardown);
+                                              setup_short_logins, lkh_teardown);
         failed += cmocka_run_group_tests_name("broker, provider misbehaving", provider,
-                                              setup_short_timeout, teardown);
+                                              setup_short_timeout, lkh_teardown);
         failed +=
             cmocka_run_group_tests_name("broker, --debug log", debug, setup_debug, teardown_debug);
-        failed += cmocka_run_group_tests_name("broker, idle exit", idle, setup_idle, teardown);
+        failed += cmocka_run_group_tests_name("broker, idle exit", idle, setup_idle, lkh_teardown);
         return failed ? 1 : 0;
 }

@@ -98,20 +98,7 @@ static void proc_start(struct proc *p, const char *const *env, const char *const
 
 static void append_fd(int *fd, char **text, size_t *len)
 {
-        char buf[4096];
-        ssize_t n = read(*fd, buf, sizeof(buf));
-
-        if (n <= 0) {
-                close(*fd);
-                *fd = -1;
-                return;
-        }
-        assert_true(*len + (size_t)n < OUTPUT_MAX);
-        *text = realloc(*text, *len + (size_t)n + 1);
-        assert_non_null(*text);
-        memcpy(*text + *len, buf, (size_t)n);
-        *len += (size_t)n;
-        (*text)[*len] = '\0';
+        assert_int_equal(lkh_read_more(fd, text, len, OUTPUT_MAX), 0);
 }
 
 /* Reads output until stderr holds needle (when not NULL) or both pipes are closed. */

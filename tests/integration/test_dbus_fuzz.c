@@ -27,13 +27,14 @@
 
 #include <cmocka.h>
 
+#include "busclient.h"
 #include "harness.h"
 #include "util.h"
 
-#define NAME "org.latchkey.Broker1"
-#define PATH "/org/latchkey/Broker1"
-#define IFACE "org.latchkey.Broker1"
-#define ERR(x) "org.latchkey.Broker1.Error." x
+#define NAME BC_NAME
+#define PATH BC_PATH
+#define IFACE BC_IFACE
+#define ERR BC_ERR
 #define NOBODY 65534
 
 #define CALLS_MAX 200000
@@ -76,39 +77,14 @@ struct fuzz {
         char unexpected[256]; /* the first error that means the broker did not answer */
 };
 
-static int64_t now_ms(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static DBusConnection *bus_open(const char *address)
 {
-        DBusError err = DBUS_ERROR_INIT;
-        DBusConnection *c = dbus_connection_open_private(address, &err);
+        _cleanup_free_ char *msg = NULL;
+        DBusConnection *c = bc_open_err(address, &msg);
 
-        if (c && !dbus_bus_register(c, &err)) {
-                dbus_connection_close(c);
-                dbus_connection_unref(c);
-                c = NULL;
-        }
-        if (!c) {
-                fprintf(stderr, "cannot connect to the test bus: %s\n", err.message);
-                dbus_error_free(&err);
-                return NULL;
-        }
-        dbus_connection_set_exit_on_disconnect(c, FALSE);
+        if (!c)
+                fprintf(stderr, "cannot connect to the test bus: %s\n", msg);
         return c;
-}
-
-static void bus_close(DBusConnection *c)
-{
-        if (c) {
-                dbus_connection_close(c);
-                dbus_connection_unref(c);
-        }
 }
 
 /* ---- random values ---- */
@@ -365,7 +341,7 @@ static int fuzz_loop(void *userdata)
         if (!c)
                 return 1;
         rng_state = f->seed ? f->seed : 1;
-        while (f->calls < CALLS_MAX && now_ms() < f->deadline_ms && !f->unexpected[0]) {
+        while (f->calls < CALLS_MAX && lkh_now_ms() < f->deadline_ms && !f->unexpected[0]) {
                 DBusPendingCall *pending[BATCH] = {0};
                 unsigned n = 0;
 
@@ -415,7 +391,7 @@ static int fuzz_loop(void *userdata)
                         dbus_message_unref(reply);
                 }
         }
-        bus_close(c);
+        bc_close(c);
         report(f);
         if (f->unexpected[0])
                 return 2;
@@ -426,22 +402,7 @@ static int fuzz_loop(void *userdata)
 
 static int setup(void **state)
 {
-        struct lkh *h = NULL;
-
-        if (lkh_new(&h) < 0 || lkh_start_idp(h, NULL) < 0 ||
-            lkh_write_config(h, "[sessions]\nrefresh_margin = 60\n") < 0 || lkh_start_bus(h) < 0 ||
-            lkh_start_broker(h, NULL) < 0) {
-                lkh_free(h);
-                return -1;
-        }
-        *state = h;
-        return 0;
-}
-
-static int teardown(void **state)
-{
-        lkh_free(*state);
-        return 0;
+        return lkh_setup_broker(state, NULL, "[sessions]\nrefresh_margin = 60\n");
 }
 
 /* Calls method with string arguments (NULL-terminated); the first string of the reply. */
@@ -487,23 +448,9 @@ static char *call(DBusConnection *c, const char *method, char **ret_error, ...)
 /* BeginLogin(user, {}): the login id and the authorize URL. */
 static void begin_login(DBusConnection *c, const char *user, char **ret_id, char **ret_url)
 {
-        DBusMessage *m = dbus_message_new_method_call(NAME, PATH, IFACE, "BeginLogin"), *reply;
-        DBusMessageIter it, dict;
-        const char *id, *url;
+        _cleanup_free_ char *e = bc_begin_login(c, user, ret_id, ret_url);
 
-        assert_non_null(m);
-        dbus_message_iter_init_append(m, &it);
-        assert_true(dbus_message_iter_append_basic(&it, DBUS_TYPE_STRING, &user));
-        assert_true(dbus_message_iter_open_container(&it, DBUS_TYPE_ARRAY, "{sv}", &dict));
-        assert_true(dbus_message_iter_close_container(&it, &dict));
-        reply = dbus_connection_send_with_reply_and_block(c, m, 30000, NULL);
-        dbus_message_unref(m);
-        assert_non_null(reply);
-        assert_true(dbus_message_get_args(reply, NULL, DBUS_TYPE_STRING, &id, DBUS_TYPE_STRING,
-                                          &url, DBUS_TYPE_INVALID));
-        *ret_id = strdup(id);
-        *ret_url = strdup(url);
-        dbus_message_unref(reply);
+        assert_null(e);
 }
 
 static pid_t name_owner_pid(DBusConnection *c)
@@ -652,14 +599,14 @@ static void test_dbus_fuzz(void **state)
 
         /* A third of the time as nobody, who owns nothing here... */
         f.who = "nobody";
-        f.deadline_ms = now_ms() + seconds * 1000 / 3;
+        f.deadline_ms = lkh_now_ms() + seconds * 1000 / 3;
         assert_int_equal(lkh_run_as(NOBODY, NOBODY, fuzz_loop, &f, &result), 0);
         assert_int_equal(result, 0);
 
         /* ...then as root, who may call everything on everyone's behalf. */
         f.who = "root";
         f.seed += 1;
-        f.deadline_ms = now_ms() + seconds * 1000 * 2 / 3;
+        f.deadline_ms = lkh_now_ms() + seconds * 1000 * 2 / 3;
         result = fuzz_loop(&f);
         assert_int_equal(result, 0);
 
@@ -727,7 +674,7 @@ static void test_dbus_fuzz(void **state)
                         dbus_message_unref(reply);
                 }
         }
-        bus_close(c);
+        bc_close(c);
 
         /* A clean exit on SIGTERM: under ASan or valgrind, also no leak and no bad access. */
         status = lkh_stop_process(&h->broker_pid, 60000);
@@ -745,5 +692,5 @@ int main(void)
                 fprintf(stderr, "test-dbus-fuzz needs root (a second uid); skipping\n");
                 return 77;
         }
-        return cmocka_run_group_tests_name("D-Bus fuzzing", tests, setup, teardown);
+        return cmocka_run_group_tests_name("D-Bus fuzzing", tests, setup, lkh_teardown);
 }

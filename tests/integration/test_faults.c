@@ -52,22 +52,6 @@
 /* Sessions the driver keeps open at most; it closes the oldest beyond that. */
 #define DRIVER_SESSIONS 4
 
-static int64_t now_ms(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(long ms)
-{
-        struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-
-        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-                ;
-}
-
 static DBusConnection *open_bus(struct lkh *h)
 {
         DBusConnection *c = bc_open(h->bus_address);
@@ -195,12 +179,6 @@ static int setup_kill(void **state)
                 return -1;
         }
         *state = h;
-        return 0;
-}
-
-static int teardown(void **state)
-{
-        lkh_free(*state);
         return 0;
 }
 
@@ -371,7 +349,7 @@ static void start_broker_retrying(struct lkh *h)
         for (int i = 0; i < 50 && r < 0; i++) {
                 r = lkh_start_broker(h, NULL);
                 if (r < 0)
-                        sleep_ms(100);
+                        lkh_sleep_ms(100);
         }
         assert_int_equal(r, 0);
 }
@@ -439,7 +417,7 @@ static void test_sigkill_rounds(void **state)
         const char *seed_env = getenv("LATCHKEY_TEST_SEED");
         unsigned seed = seed_env ? (unsigned)strtoul(seed_env, NULL, 10)
                                  : (unsigned)time(NULL) ^ (unsigned)getpid();
-        int64_t t0 = now_ms();
+        int64_t t0 = lkh_now_ms();
 
         fprintf(stderr, "SIGKILL rounds with LATCHKEY_TEST_SEED=%u\n", seed);
         srand(seed);
@@ -463,7 +441,7 @@ static void test_sigkill_rounds(void **state)
                         drive(h, fds[1], round, b.open);
                 }
                 close(fds[1]);
-                sleep_ms(wait_ms);
+                lkh_sleep_ms(wait_ms);
 
                 /* The driver freezes first, so it never sees the broker die: what it said
                  * is exactly what it had been answered. Its calls in flight stay in flight. */
@@ -491,7 +469,7 @@ static void test_sigkill_rounds(void **state)
                 "%u rounds in %lld ms: %u sessions opened; killed with a refresh under way %u "
                 "times, with an OpenSession under way %u, a CloseSession %u; kills in the "
                 "middle of a write (a temporary file left, removed by the next broker): %u\n",
-                KILL_ROUNDS, (long long)(now_ms() - t0), b.sessions_made, b.kills_in_refresh,
+                KILL_ROUNDS, (long long)(lkh_now_ms() - t0), b.sessions_made, b.kills_in_refresh,
                 b.kills_in_open, b.kills_in_close, b.temp_files);
         /* The rounds did what they are for: kills landed in the middle of the work. */
         assert_true(b.sessions_made >= KILL_ROUNDS);
@@ -768,16 +746,7 @@ static void test_disk_full(void **state)
 
 static int setup_provider(void **state)
 {
-        struct lkh *h = NULL;
-
-        if (lkh_new(&h) < 0 || lkh_start_idp(h, NULL) < 0 ||
-            lkh_write_config(h, "[sessions]\nrefresh_margin = 60\n") < 0 || lkh_start_bus(h) < 0 ||
-            lkh_start_broker(h, NULL) < 0) {
-                lkh_free(h);
-                return -1;
-        }
-        *state = h;
-        return 0;
+        return lkh_setup_broker(state, NULL, "[sessions]\nrefresh_margin = 60\n");
 }
 
 /*
@@ -798,15 +767,15 @@ static void expect_provider_error(struct lkh *h, const char *sw, const char *val
         assert_null(e);
         assert_int_equal(lkh_browser_login(h, url, "root", false, &location, NULL), 0);
         assert_int_equal(lkh_idp_set(h, sw, value), 0);
-        t0 = now_ms();
+        t0 = lkh_now_ms();
         e = bc_call_s(c, "CompleteLogin", id, location, NULL, &msg);
-        fprintf(stderr, "%s=%s: %s: %s (%lld ms)\n", sw, value, e, msg, (long long)(now_ms() - t0));
+        fprintf(stderr, "%s=%s: %s: %s (%lld ms)\n", sw, value, e, msg, (long long)(lkh_now_ms() - t0));
         assert_non_null(e);
         assert_string_equal(e, ERR("ProviderUnavailable"));
         if (!strstr(msg, what))
                 fail_msg("the error for %s does not say '%s': %s", sw, what, msg);
         /* Not the timeout: the broker saw what happened. */
-        assert_true(now_ms() - t0 < 5000);
+        assert_true(lkh_now_ms() - t0 < 5000);
         free(e);
         free(msg);
         msg = NULL;
@@ -862,15 +831,8 @@ static void test_provider_after(void **state)
 static int setup_wrong_name(void **state)
 {
         struct lkh_idp_options o = {.cert_name = "other.example"};
-        struct lkh *h = NULL;
 
-        if (lkh_new(&h) < 0 || lkh_start_idp(h, &o) < 0 || lkh_write_config(h, NULL) < 0 ||
-            lkh_start_bus(h) < 0 || lkh_start_broker(h, NULL) < 0) {
-                lkh_free(h);
-                return -1;
-        }
-        *state = h;
-        return 0;
+        return lkh_setup_broker(state, &o, NULL);
 }
 
 /* The certificate is trusted (ca_file) but names other.example, not 127.0.0.1. */
@@ -916,7 +878,7 @@ static void test_bus_restart(void **state)
                 if (r == pid)
                         break;
                 assert_int_equal(r, 0);
-                sleep_ms(20);
+                lkh_sleep_ms(20);
         }
         if (waited >= 10000)
                 fail_msg("the broker is still running 10 s after the bus went away");
@@ -970,7 +932,7 @@ static void set_shift(long seconds)
 
         snprintf(buf, sizeof(buf), "%ld\n", seconds);
         assert_int_equal(write_text(shift_file, buf), 0);
-        sleep_ms(60); /* the shim looks again every 20 ms */
+        lkh_sleep_ms(60); /* the shim looks again every 20 ms */
 }
 
 static void test_clock_jump(void **state)
@@ -1057,13 +1019,13 @@ int main(void)
         };
         int failed = 0;
 
-        failed += cmocka_run_group_tests_name("faults, SIGKILL", kill, setup_kill, teardown);
+        failed += cmocka_run_group_tests_name("faults, SIGKILL", kill, setup_kill, lkh_teardown);
         failed += cmocka_run_group_tests_name("faults, provider", provider, setup_provider,
-                                              teardown);
+                                              lkh_teardown);
         failed += cmocka_run_group_tests_name("faults, certificate for another name", wrong_name,
-                                              setup_wrong_name, teardown);
+                                              setup_wrong_name, lkh_teardown);
         failed += cmocka_run_group_tests_name("faults, dbus-daemon restart", bus, setup_provider,
-                                              teardown);
+                                              lkh_teardown);
         failed += cmocka_run_group_tests_name("faults, clock jump", clock, setup_clock,
                                               teardown_clock);
         failed += cmocka_run_group_tests_name("faults, state writes failing", disk, setup_disk,

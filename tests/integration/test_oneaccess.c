@@ -25,6 +25,7 @@
 
 #include <cmocka.h>
 
+#include "busclient.h"
 #include "harness.h"
 #include "util.h"
 
@@ -32,10 +33,7 @@
 #error "ONEACCESS_CONF_EXAMPLE and ONEACCESS_DOC must be defined by meson"
 #endif
 
-#define NAME "org.latchkey.Broker1"
-#define PATH "/org/latchkey/Broker1"
-#define IFACE "org.latchkey.Broker1"
-#define ERR(x) "org.latchkey.Broker1.Error." x
+#define ERR BC_ERR
 #define TEXT_MAX (64 * 1024)
 /* OneAccess's words for a refused code (IssueIDToken / RenewOIDCToken, status 400). */
 #define ONEACCESS_INVALID_CODE "Invalid authorization code"
@@ -167,163 +165,54 @@ static const char *bus_address;
 
 static DBusConnection *bus_open(void)
 {
-        DBusError err = DBUS_ERROR_INIT;
-        DBusConnection *c = dbus_connection_open_private(bus_address, &err);
+        _cleanup_free_ char *msg = NULL;
+        DBusConnection *c = bc_open_err(bus_address, &msg);
 
-        if (c && !dbus_bus_register(c, &err)) {
-                dbus_connection_close(c);
-                dbus_connection_unref(c);
-                c = NULL;
-        }
-        if (!c) {
-                fprintf(stderr, "cannot connect to the test bus: %s\n", err.message);
-                dbus_error_free(&err);
-                return NULL;
-        }
-        dbus_connection_set_exit_on_disconnect(c, FALSE);
+        if (!c)
+                fprintf(stderr, "cannot connect to the test bus: %s\n", msg);
         return c;
-}
-
-static void bus_close(DBusConnection *c)
-{
-        if (c) {
-                dbus_connection_close(c);
-                dbus_connection_unref(c);
-        }
-}
-
-/* The reply, or NULL with *ret_error (the error name) and *ret_message set. */
-static DBusMessage *send_call(DBusConnection *c, DBusMessage *m, char **ret_error,
-                              char **ret_message)
-{
-        DBusError err = DBUS_ERROR_INIT;
-        DBusMessage *reply = dbus_connection_send_with_reply_and_block(c, m, 60000, &err);
-
-        dbus_message_unref(m);
-        if (!reply) {
-                *ret_error = strdup(err.name ? err.name : "?");
-                if (ret_message)
-                        *ret_message = strdup(err.message ? err.message : "");
-                dbus_error_free(&err);
-        }
-        return reply;
-}
-
-static void append_options(DBusMessage *m, const char *session_id, uint32_t min_valid)
-{
-        DBusMessageIter it, dict, entry, v;
-        const char *k1 = "session_id", *k2 = "min_valid";
-
-        dbus_message_iter_init_append(m, &it);
-        dbus_message_iter_open_container(&it, DBUS_TYPE_ARRAY, "{sv}", &dict);
-        if (session_id) {
-                dbus_message_iter_open_container(&dict, DBUS_TYPE_DICT_ENTRY, NULL, &entry);
-                dbus_message_iter_append_basic(&entry, DBUS_TYPE_STRING, &k1);
-                dbus_message_iter_open_container(&entry, DBUS_TYPE_VARIANT, "s", &v);
-                dbus_message_iter_append_basic(&v, DBUS_TYPE_STRING, &session_id);
-                dbus_message_iter_close_container(&entry, &v);
-                dbus_message_iter_close_container(&dict, &entry);
-        }
-        if (min_valid) {
-                dbus_message_iter_open_container(&dict, DBUS_TYPE_DICT_ENTRY, NULL, &entry);
-                dbus_message_iter_append_basic(&entry, DBUS_TYPE_STRING, &k2);
-                dbus_message_iter_open_container(&entry, DBUS_TYPE_VARIANT, "u", &v);
-                dbus_message_iter_append_basic(&v, DBUS_TYPE_UINT32, &min_valid);
-                dbus_message_iter_close_container(&entry, &v);
-                dbus_message_iter_close_container(&dict, &entry);
-        }
-        dbus_message_iter_close_container(&it, &dict);
-}
-
-static DBusMessage *new_call(const char *method)
-{
-        DBusMessage *m = dbus_message_new_method_call(NAME, PATH, IFACE, method);
-
-        if (!m)
-                abort();
-        return m;
 }
 
 /* BeginLogin(user): an error name, or NULL and the login id and authorize URL. */
 static char *begin_login(DBusConnection *c, const char *user, char **ret_id, char **ret_url)
 {
-        DBusMessage *m = new_call("BeginLogin"), *reply;
-        const char *id, *url;
-        char *e = NULL;
+        char *e = bc_begin_login(c, user, ret_id, ret_url);
 
-        dbus_message_append_args(m, DBUS_TYPE_STRING, &user, DBUS_TYPE_INVALID);
-        append_options(m, NULL, 0);
-        reply = send_call(c, m, &e, NULL);
-        if (!reply)
-                return e;
-        assert_true(dbus_message_get_args(reply, NULL, DBUS_TYPE_STRING, &id, DBUS_TYPE_STRING,
-                                          &url, DBUS_TYPE_INVALID));
-        *ret_id = strdup(id);
-        *ret_url = strdup(url);
-        dbus_message_unref(reply);
-        return NULL;
+        assert_false(bc_bad_reply(e));
+        return e;
 }
 
 /* A method taking one or two strings and answering nothing or one string. */
 static char *call_ss(DBusConnection *c, const char *method, const char *a1, const char *a2,
                      char **ret_out, char **ret_message)
 {
-        DBusMessage *m = new_call(method), *reply;
-        char *e = NULL;
+        char *e = bc_call_s(c, method, a1, a2, ret_out, ret_message);
 
-        if (a2)
-                dbus_message_append_args(m, DBUS_TYPE_STRING, &a1, DBUS_TYPE_STRING, &a2,
-                                         DBUS_TYPE_INVALID);
-        else
-                dbus_message_append_args(m, DBUS_TYPE_STRING, &a1, DBUS_TYPE_INVALID);
-        reply = send_call(c, m, &e, ret_message);
-        if (!reply)
-                return e;
-        if (ret_out) {
-                const char *out;
-                assert_true(dbus_message_get_args(reply, NULL, DBUS_TYPE_STRING, &out,
-                                                  DBUS_TYPE_INVALID));
-                *ret_out = strdup(out);
-        }
-        dbus_message_unref(reply);
-        return NULL;
+        assert_false(bc_bad_reply(e));
+        return e;
 }
 
 static char *get_token(DBusConnection *c, const char *session_id, uint32_t min_valid,
                        char **ret_token, int64_t *ret_expires, char **ret_message)
 {
-        DBusMessage *m = new_call("GetToken"), *reply;
-        const char *token, *type;
-        dbus_int64_t exp;
-        char *e = NULL;
+        _cleanup_free_ char *type = NULL;
+        char *e = bc_get_token_typed(c, session_id, min_valid, ret_token, ret_expires, &type,
+                                     ret_message);
 
-        append_options(m, session_id, min_valid);
-        reply = send_call(c, m, &e, ret_message);
-        if (!reply)
-                return e;
-        assert_true(dbus_message_get_args(reply, NULL, DBUS_TYPE_STRING, &token, DBUS_TYPE_INT64,
-                                          &exp, DBUS_TYPE_STRING, &type, DBUS_TYPE_INVALID));
-        assert_string_equal(type, "Bearer");
-        *ret_token = strdup(token);
-        *ret_expires = exp;
-        dbus_message_unref(reply);
-        return NULL;
+        assert_false(bc_bad_reply(e));
+        if (!e)
+                assert_string_equal(type, "Bearer");
+        return e;
 }
 
 static json_t *get_claims(DBusConnection *c, const char *session_id)
 {
-        DBusMessage *m = new_call("GetClaims"), *reply;
-        _cleanup_free_ char *e = NULL;
-        const char *text;
+        _cleanup_free_ char *e = NULL, *text = NULL;
         json_t *j;
 
-        append_options(m, session_id, 0);
-        reply = send_call(c, m, &e, NULL);
-        assert_non_null(reply);
-        assert_true(
-            dbus_message_get_args(reply, NULL, DBUS_TYPE_STRING, &text, DBUS_TYPE_INVALID));
+        e = bc_get_claims(c, session_id, &text, NULL);
+        assert_null(e);
         j = json_loads(text, 0, NULL);
-        dbus_message_unref(reply);
         assert_non_null(j);
         return j;
 }
@@ -459,12 +348,6 @@ static int setup_if_present(void **state)
 static int setup_nonce_required(void **state)
 {
         return setup_profile(state, true);
-}
-
-static int teardown(void **state)
-{
-        lkh_free(*state);
-        return 0;
 }
 
 /* ---- tests ---------------------------------------------------------------- */
@@ -644,7 +527,7 @@ static void flow(struct lkh *h, bool as_string, long lifetime)
         assert_int_equal(stat_of(h, "token_refresh"), 0);
 
         close_session(c, "oa-flow");
-        bus_close(c);
+        bc_close(c);
 }
 
 static void test_flow_expires_in_string(void **state)
@@ -701,7 +584,7 @@ static void test_no_refresh_token(void **state)
         assert_non_null(strstr(msg, "log in again"));
         assert_int_equal(stat_of(h, "token_refresh"), 0);
         close_session(c, "oa-short");
-        bus_close(c);
+        bc_close(c);
 }
 
 /* With "Refresh Token validity period" set in the application: refresh works. */
@@ -744,7 +627,7 @@ static void test_refresh(void **state)
         assert_string_equal(token2, token3);
         assert_int_equal(stat_of(h, "token_refresh"), 1);
         close_session(c, "oa-ref");
-        bus_close(c);
+        bc_close(c);
 }
 
 /* A code used twice: the person reads OneAccess's own words. */
@@ -776,7 +659,7 @@ static void test_code_reused(void **state)
         e = call_ss(c, "CancelLogin", id2, NULL, NULL, NULL);
         assert_null(e);
         login_clear(&l);
-        bus_close(c);
+        bc_close(c);
 }
 
 /* The profile allows the application's one algorithm: an RS256 id_token is refused. */
@@ -794,7 +677,7 @@ static void test_other_alg_refused(void **state)
         print_message("    InvalidIdToken: %s\n", l.message);
         assert_non_null(strstr(l.message, "RS256"));
         login_clear(&l);
-        bus_close(c);
+        bc_close(c);
 }
 
 /* nonce = if-present (the profile): a nonce that is there must still be ours. */
@@ -810,7 +693,7 @@ static void test_wrong_nonce_refused(void **state)
         assert_string_equal(l.error, ERR("InvalidIdToken"));
         assert_non_null(strstr(l.message, "nonce"));
         login_clear(&l);
-        bus_close(c);
+        bc_close(c);
 }
 
 /* The same profile with nonce = required: OneAccess's id_token (no nonce) is refused. */
@@ -839,7 +722,7 @@ static void test_nonce_required_refuses(void **state)
                 assert_null(e);
         }
         login_clear(&l);
-        bus_close(c);
+        bc_close(c);
 }
 
 int main(void)
@@ -869,9 +752,9 @@ int main(void)
         if (!me)
                 return 1;
         failed += cmocka_run_group_tests_name("oneaccess profile (nonce = if-present)", if_present,
-                                              setup_if_present, teardown);
+                                              setup_if_present, lkh_teardown);
         failed += cmocka_run_group_tests_name("oneaccess profile with nonce = required", required,
-                                              setup_nonce_required, teardown);
+                                              setup_nonce_required, lkh_teardown);
         free(me);
         return failed ? 1 : 0;
 }

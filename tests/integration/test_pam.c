@@ -31,6 +31,7 @@
 #include <libpamtest.h>
 #include <security/pam_appl.h>
 
+#include "busclient.h"
 #include "harness.h"
 #include "util.h"
 
@@ -213,8 +214,7 @@ static int get_token(const char *session_id, char **ret_token, char **ret_error)
         DBusError err;
         DBusConnection *c;
         DBusMessage *m, *reply;
-        DBusMessageIter it, dict, entry, var;
-        const char *key = "session_id", *token = NULL, *type = NULL;
+        const char *token = NULL, *type = NULL;
         dbus_int64_t expires = 0;
         int r = 0;
 
@@ -222,18 +222,8 @@ static int get_token(const char *session_id, char **ret_token, char **ret_error)
         c = dbus_bus_get_private(DBUS_BUS_SYSTEM, &err);
         assert_non_null(c);
         dbus_connection_set_exit_on_disconnect(c, FALSE);
-        m = dbus_message_new_method_call("org.latchkey.Broker1", "/org/latchkey/Broker1",
-                                         "org.latchkey.Broker1", "GetToken");
-        assert_non_null(m);
-        dbus_message_iter_init_append(m, &it);
-        assert_true(dbus_message_iter_open_container(&it, DBUS_TYPE_ARRAY, "{sv}", &dict));
-        assert_true(dbus_message_iter_open_container(&dict, DBUS_TYPE_DICT_ENTRY, NULL, &entry));
-        assert_true(dbus_message_iter_append_basic(&entry, DBUS_TYPE_STRING, &key));
-        assert_true(dbus_message_iter_open_container(&entry, DBUS_TYPE_VARIANT, "s", &var));
-        assert_true(dbus_message_iter_append_basic(&var, DBUS_TYPE_STRING, &session_id));
-        assert_true(dbus_message_iter_close_container(&entry, &var));
-        assert_true(dbus_message_iter_close_container(&dict, &entry));
-        assert_true(dbus_message_iter_close_container(&it, &dict));
+        m = bc_new("GetToken");
+        bc_append_options(m, session_id, 0);
 
         reply = dbus_connection_send_with_reply_and_block(c, m, 20000, &err);
         dbus_message_unref(m);

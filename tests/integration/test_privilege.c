@@ -212,12 +212,6 @@ static int setup(void **state)
         return 0;
 }
 
-static int teardown(void **state)
-{
-        lkh_free(*state);
-        return 0;
-}
-
 /* latchkeyd with this state dir and no bus: what it says, and whether it refused. */
 static char *broker_on(struct lkh *h, const char *state_dir, int *ret_status)
 {
@@ -341,6 +335,6 @@ int main(void)
                 return failed ? 1 : 0;
         }
         failed += cmocka_run_group_tests_name("least privilege: the broker at start", broker,
-                                              setup, teardown);
+                                              setup, lkh_teardown);
         return failed ? 1 : 0;
 }

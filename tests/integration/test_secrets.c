@@ -47,13 +47,11 @@
 #include <cmocka.h>
 
 #include "b64url.h"
+#include "busclient.h"
 #include "harness.h"
 #include "util.h"
 
-#define NAME "org.latchkey.Broker1"
-#define PATH "/org/latchkey/Broker1"
-#define IFACE "org.latchkey.Broker1"
-#define ERR(x) "org.latchkey.Broker1.Error." x
+#define ERR BC_ERR
 
 #define VERIFIER_MIN 43
 #define VERIFIER_MAX 128
@@ -124,66 +122,30 @@ static void authorize_url_seen(const char *url)
 
 static DBusConnection *bus;
 
-static DBusMessage *new_call(const char *method)
-{
-        DBusMessage *m = dbus_message_new_method_call(NAME, PATH, IFACE, method);
-
-        assert_non_null(m);
-        return m;
-}
-
-static void append_options(DBusMessage *m, const char *session_id, uint32_t min_valid)
-{
-        DBusMessageIter it, dict, entry, v;
-        const char *k1 = "session_id", *k2 = "min_valid";
-
-        dbus_message_iter_init_append(m, &it);
-        dbus_message_iter_open_container(&it, DBUS_TYPE_ARRAY, "{sv}", &dict);
-        if (session_id) {
-                dbus_message_iter_open_container(&dict, DBUS_TYPE_DICT_ENTRY, NULL, &entry);
-                dbus_message_iter_append_basic(&entry, DBUS_TYPE_STRING, &k1);
-                dbus_message_iter_open_container(&entry, DBUS_TYPE_VARIANT, "s", &v);
-                dbus_message_iter_append_basic(&v, DBUS_TYPE_STRING, &session_id);
-                dbus_message_iter_close_container(&entry, &v);
-                dbus_message_iter_close_container(&dict, &entry);
-        }
-        if (min_valid) {
-                dbus_message_iter_open_container(&dict, DBUS_TYPE_DICT_ENTRY, NULL, &entry);
-                dbus_message_iter_append_basic(&entry, DBUS_TYPE_STRING, &k2);
-                dbus_message_iter_open_container(&entry, DBUS_TYPE_VARIANT, "u", &v);
-                dbus_message_iter_append_basic(&v, DBUS_TYPE_UINT32, &min_valid);
-                dbus_message_iter_close_container(&entry, &v);
-                dbus_message_iter_close_container(&dict, &entry);
-        }
-        dbus_message_iter_close_container(&it, &dict);
-}
-
 /* Sends m; the reply, or NULL with *ret_error (the error name) and the message recorded. */
 static DBusMessage *send_call(DBusMessage *m, char **ret_error)
 {
-        DBusError err = DBUS_ERROR_INIT;
-        DBusMessage *reply = dbus_connection_send_with_reply_and_block(bus, m, 60000, &err);
+        struct bc_reply r;
 
-        dbus_message_unref(m);
-        if (reply)
-                return reply;
-        see_str("D-Bus error", err.name);
-        see_str("D-Bus error message", err.message);
+        if (bc_call(bus, m, 60000, &r) == 0)
+                return TAKE_PTR(r.msg);
+        see_str("D-Bus error", r.error);
+        see_str("D-Bus error message", r.message);
         if (ret_error)
-                *ret_error = strdup(err.name);
+                *ret_error = TAKE_PTR(r.error);
         else
-                fprintf(stderr, "unexpected error %s: %s\n", err.name, err.message);
-        dbus_error_free(&err);
+                fprintf(stderr, "unexpected error %s: %s\n", r.error, r.message);
+        bc_reply_clear(&r);
         return NULL;
 }
 
 static void begin_login(const char *user, char **ret_id, char **ret_url)
 {
-        DBusMessage *m = new_call("BeginLogin"), *reply;
+        DBusMessage *m = bc_new("BeginLogin"), *reply;
         const char *id, *url;
 
         dbus_message_append_args(m, DBUS_TYPE_STRING, &user, DBUS_TYPE_INVALID);
-        append_options(m, NULL, 0);
+        bc_append_options(m, NULL, 0);
         reply = send_call(m, NULL);
         assert_non_null(reply);
         assert_true(dbus_message_get_args(reply, NULL, DBUS_TYPE_STRING, &id, DBUS_TYPE_STRING,
@@ -197,7 +159,7 @@ static void begin_login(const char *user, char **ret_id, char **ret_url)
 /* A call with string arguments; NULL on success, else the error name. */
 static char *call_ss(const char *method, const char *a1, const char *a2)
 {
-        DBusMessage *m = new_call(method), *reply;
+        DBusMessage *m = bc_new(method), *reply;
         char *e = NULL;
 
         if (a2)
@@ -214,12 +176,12 @@ static char *call_ss(const char *method, const char *a1, const char *a2)
 /* GetToken; NULL on success (the token recorded as a secret), else the error name. */
 static char *get_token(const char *session_id, uint32_t min_valid, char **ret_token)
 {
-        DBusMessage *m = new_call("GetToken"), *reply;
+        DBusMessage *m = bc_new("GetToken"), *reply;
         const char *token, *type;
         dbus_int64_t exp;
         char *e = NULL;
 
-        append_options(m, session_id, min_valid);
+        bc_append_options(m, session_id, min_valid);
         reply = send_call(m, &e);
         if (!reply)
                 return e;
@@ -323,12 +285,11 @@ static int setup_broker(void **state, bool basic)
         close(saved);
         if (r < 0)
                 goto out;
-        bus = dbus_connection_open_private(h->bus_address, NULL);
-        if (!bus || !dbus_bus_register(bus, NULL)) {
+        bus = bc_open(h->bus_address);
+        if (!bus) {
                 r = -1;
                 goto out;
         }
-        dbus_connection_set_exit_on_disconnect(bus, FALSE);
         *state = h;
         return 0;
 out:
@@ -348,11 +309,8 @@ static int setup_basic(void **state)
 
 static int teardown(void **state)
 {
-        if (bus) {
-                dbus_connection_close(bus);
-                dbus_connection_unref(bus);
-                bus = NULL;
-        }
+        bc_close(bus);
+        bus = NULL;
         lkh_free(*state);
         return 0;
 }

@@ -57,6 +57,7 @@
 
 #include <cmocka.h>
 
+#include "busclient.h"
 #include "harness.h"
 #include "util.h"
 
@@ -85,8 +86,6 @@
 #define USERADD "/usr/sbin/useradd"
 #define USERDEL "/usr/sbin/userdel"
 
-#define BROKER_NAME "org.latchkey.Broker1"
-#define BROKER_PATH "/org/latchkey/Broker1"
 
 #define WAIT_MS 30000         /* one step of the conversation */
 #define CLOSE_WAIT_MS 10000   /* logout until the broker forgot the session */
@@ -107,21 +106,6 @@ struct ctx {
         char *token_command; /* prints the session's token, run in the ssh session */
 };
 
-static char *xasprintf(const char *fmt, ...) _printf_(1, 2);
-static char *xasprintf(const char *fmt, ...)
-{
-        va_list ap;
-        char *s;
-        int r;
-
-        va_start(ap, fmt);
-        r = vasprintf(&s, fmt, ap);
-        va_end(ap);
-        if (r < 0)
-                abort();
-        return s;
-}
-
 static int say(int r, const char *fmt, ...) _printf_(2, 3);
 static int say(int r, const char *fmt, ...)
 {
@@ -133,22 +117,6 @@ static int say(int r, const char *fmt, ...)
         va_end(ap);
         fputc('\n', stderr);
         return r;
-}
-
-static int64_t now_ms(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(long ms)
-{
-        struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
-
-        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-                ;
 }
 
 /* LATCHKEY_TEST_VERBOSE=1, as for the harness: sshd logs in detail. */
@@ -312,7 +280,7 @@ static int make_user(struct ctx *x)
                 if (r < 0)
                         return say(r, "userdel " TEST_USER " failed");
         }
-        x->home = xasprintf("%s/home", x->h->dir);
+        x->home = lkh_xasprintf("%s/home", x->h->dir);
         {
                 const char *const add[] = {USERADD, "--create-home", "--home-dir", x->home,
                                            "--shell", "/bin/sh", "--comment", TEST_GECOS,
@@ -349,13 +317,14 @@ static int write_pam_service(struct ctx *x)
 {
         _cleanup_free_ char *stack = NULL;
 
-        stack = xasprintf("# Written by tests/integration/test_sshd.c for its own sshd (run as\n"
-                          "# " SERVICE "); removed when the test ends.\n"
-                          "auth     required  %s timeout=30\n"
-                          "account  required  %s\n"
-                          "account  required  pam_unix.so\n"
-                          "session  required  %s\n",
-                          LK_PAM_MODULE, LK_PAM_MODULE, LK_PAM_MODULE);
+        stack = lkh_xasprintf("# Written by tests/integration/test_sshd.c for its own sshd "
+                              "(run as\n"
+                              "# " SERVICE "); removed when the test ends.\n"
+                              "auth     required  %s timeout=30\n"
+                              "account  required  %s\n"
+                              "account  required  pam_unix.so\n"
+                              "session  required  %s\n",
+                              LK_PAM_MODULE, LK_PAM_MODULE, LK_PAM_MODULE);
         x->pam_file_written = true;
         return write_file(PAM_SERVICE_FILE, stack, 0644);
 }
@@ -365,32 +334,32 @@ static int write_sshd_config(struct ctx *x, const char *host_key)
         _cleanup_free_ char *text = NULL;
 
         free(x->sshd_config);
-        x->sshd_config = xasprintf("%s/sshd_config", x->h->dir);
-        text = xasprintf("# Written by tests/integration/test_sshd.c\n"
-                         "Port %u\n"
-                         "ListenAddress 127.0.0.1\n"
-                         "HostKey %s\n"
-                         "PidFile none\n"
-                         "UsePAM yes\n"
-                         "KbdInteractiveAuthentication yes\n"
-                         "PasswordAuthentication no\n"
-                         "PubkeyAuthentication no\n"
-                         "HostbasedAuthentication no\n"
-                         "AuthorizedKeysFile none\n"
-                         "AuthenticationMethods keyboard-interactive\n"
-                         "PermitRootLogin no\n"
-                         "AllowUsers " TEST_USER "\n"
-                         "MaxAuthTries 6\n"
-                         "LoginGraceTime 120\n"
-                         "UseDNS no\n"
-                         "PrintMotd no\n"
-                         "PrintLastLog no\n"
-                         "X11Forwarding no\n"
-                         "AllowTcpForwarding no\n"
-                         "AllowAgentForwarding no\n"
-                         "PermitTunnel no\n"
-                         "LogLevel %s\n",
-                         x->port, host_key, verbose() ? "DEBUG1" : "INFO");
+        x->sshd_config = lkh_xasprintf("%s/sshd_config", x->h->dir);
+        text = lkh_xasprintf("# Written by tests/integration/test_sshd.c\n"
+                             "Port %u\n"
+                             "ListenAddress 127.0.0.1\n"
+                             "HostKey %s\n"
+                             "PidFile none\n"
+                             "UsePAM yes\n"
+                             "KbdInteractiveAuthentication yes\n"
+                             "PasswordAuthentication no\n"
+                             "PubkeyAuthentication no\n"
+                             "HostbasedAuthentication no\n"
+                             "AuthorizedKeysFile none\n"
+                             "AuthenticationMethods keyboard-interactive\n"
+                             "PermitRootLogin no\n"
+                             "AllowUsers " TEST_USER "\n"
+                             "MaxAuthTries 6\n"
+                             "LoginGraceTime 120\n"
+                             "UseDNS no\n"
+                             "PrintMotd no\n"
+                             "PrintLastLog no\n"
+                             "X11Forwarding no\n"
+                             "AllowTcpForwarding no\n"
+                             "AllowAgentForwarding no\n"
+                             "PermitTunnel no\n"
+                             "LogLevel %s\n",
+                             x->port, host_key, verbose() ? "DEBUG1" : "INFO");
         return write_file(x->sshd_config, text, 0644);
 }
 
@@ -417,7 +386,7 @@ static const char *enter_namespace(const char *bus_socket)
 /* lkh_spawn(), with enter_namespace() before exec. */
 static int spawn_sshd(struct ctx *x)
 {
-        _cleanup_free_ char *bus_socket = xasprintf("%s/bus", x->h->dir);
+        _cleanup_free_ char *bus_socket = lkh_xasprintf("%s/bus", x->h->dir);
         const char *const argv[] = {x->sshd_link, "-D", "-e", "-f", x->sshd_config, NULL};
         pid_t parent = getpid(), pid;
 
@@ -455,7 +424,7 @@ static int spawn_sshd(struct ctx *x)
 /* Starts sshd on x->port and waits until it listens; -EADDRINUSE when it died first. */
 static int start_sshd(struct ctx *x)
 {
-        int64_t end = now_ms() + 15000;
+        int64_t end = lkh_now_ms() + 15000;
         int r;
 
         r = spawn_sshd(x);
@@ -475,17 +444,17 @@ static int start_sshd(struct ctx *x)
                         return say(-EADDRINUSE, "sshd exited before it listened (status 0x%x)",
                                    (unsigned)status);
                 }
-                if (now_ms() > end) {
+                if (lkh_now_ms() > end) {
                         lkh_stop_process(&x->sshd_pid, 5000);
                         return say(-ETIMEDOUT, "sshd did not listen on port %u", x->port);
                 }
-                sleep_ms(20);
+                lkh_sleep_ms(20);
         }
 }
 
 static int prepare_sshd(struct ctx *x)
 {
-        _cleanup_free_ char *key = xasprintf("%s/ssh_host_ed25519_key", x->h->dir);
+        _cleanup_free_ char *key = lkh_xasprintf("%s/ssh_host_ed25519_key", x->h->dir);
         const char *const keygen[] = {SSH_KEYGEN, "-q", "-t", "ed25519", "-N", "", "-C",
                                       "latchkey-test", "-f", key, NULL};
         int r;
@@ -494,7 +463,7 @@ static int prepare_sshd(struct ctx *x)
         if (r < 0)
                 return say(r, "ssh-keygen failed");
 
-        x->sshd_link = xasprintf("%s/" SERVICE, x->h->dir);
+        x->sshd_link = lkh_xasprintf("%s/" SERVICE, x->h->dir);
         if (symlink(SSHD, x->sshd_link) < 0)
                 return say(-errno, "symlink %s: %m", x->sshd_link);
         r = write_pam_service(x);
@@ -516,7 +485,6 @@ static int prepare_sshd(struct ctx *x)
 /* ---- the private bus ---- */
 
 static DBusConnection *bus_open(struct lkh *h);
-static void bus_close(DBusConnection *c);
 
 /* ---- group setup ---- */
 
@@ -539,14 +507,14 @@ static int pick_token_command(struct ctx *x)
                 if (r < 0)
                         return r;
                 if (result == 0) {
-                        x->token_command = xasprintf("%s token", LK_LATCHKEYCTL);
+                        x->token_command = lkh_xasprintf("%s token", LK_LATCHKEYCTL);
                         fprintf(stderr, "test-sshd: the session runs latchkeyctl token\n");
                         return 0;
                 }
                 fprintf(stderr, "test-sshd: " TEST_USER " cannot run %s, using lk-get-token\n",
                         LK_LATCHKEYCTL);
         }
-        helper = xasprintf("%s/lk-get-token", x->h->dir);
+        helper = lkh_xasprintf("%s/lk-get-token", x->h->dir);
         r = copy_program(LK_GET_TOKEN, helper);
         if (r < 0)
                 return r;
@@ -613,29 +581,12 @@ static int teardown(void **state)
 
 static DBusConnection *bus_open(struct lkh *h)
 {
-        DBusError err = DBUS_ERROR_INIT;
-        DBusConnection *c = dbus_connection_open_private(h->bus_address, &err);
+        _cleanup_free_ char *msg = NULL;
+        DBusConnection *c = bc_open_err(h->bus_address, &msg);
 
-        if (c && !dbus_bus_register(c, &err)) {
-                dbus_connection_close(c);
-                dbus_connection_unref(c);
-                c = NULL;
-        }
-        if (!c) {
-                fprintf(stderr, "test-sshd: cannot connect to the test bus: %s\n", err.message);
-                dbus_error_free(&err);
-                return NULL;
-        }
-        dbus_connection_set_exit_on_disconnect(c, FALSE);
+        if (!c)
+                fprintf(stderr, "test-sshd: cannot connect to the test bus: %s\n", msg);
         return c;
-}
-
-static void bus_close(DBusConnection *c)
-{
-        if (c) {
-                dbus_connection_close(c);
-                dbus_connection_unref(c);
-        }
 }
 
 /*
@@ -645,16 +596,13 @@ static void bus_close(DBusConnection *c)
 static int sessions_of(DBusConnection *c, uid_t uid, const char *session_id, const char *user,
                        bool *ret_found)
 {
-        DBusMessage *m = dbus_message_new_method_call(BROKER_NAME, BROKER_PATH, BROKER_NAME,
-                                                      "ListSessions");
+        DBusMessage *m = bc_new("ListSessions");
         DBusError err = DBUS_ERROR_INIT;
         DBusMessage *reply;
         DBusMessageIter it, arr;
         bool found = false;
         int n = 0;
 
-        if (!m)
-                return -ENOMEM;
         reply = dbus_connection_send_with_reply_and_block(c, m, 30000, &err);
         dbus_message_unref(m);
         if (!reply) {
@@ -696,37 +644,21 @@ static int sessions_of(DBusConnection *c, uid_t uid, const char *session_id, con
 /* GetToken for session_id as root; the token, or NULL and the error's name in *ret_error. */
 static char *root_get_token(DBusConnection *c, const char *session_id, char **ret_error)
 {
-        DBusMessage *m = dbus_message_new_method_call(BROKER_NAME, BROKER_PATH, BROKER_NAME,
-                                                      "GetToken");
-        DBusError err = DBUS_ERROR_INIT;
-        DBusMessageIter it, dict, entry, v;
-        const char *key = "session_id", *token, *type;
+        DBusMessage *m = bc_new("GetToken");
+        const char *token, *type;
         dbus_int64_t expires;
-        DBusMessage *reply;
+        struct bc_reply r;
         char *ret = NULL;
 
-        if (!m)
-                return NULL;
-        dbus_message_iter_init_append(m, &it);
-        dbus_message_iter_open_container(&it, DBUS_TYPE_ARRAY, "{sv}", &dict);
-        dbus_message_iter_open_container(&dict, DBUS_TYPE_DICT_ENTRY, NULL, &entry);
-        dbus_message_iter_append_basic(&entry, DBUS_TYPE_STRING, &key);
-        dbus_message_iter_open_container(&entry, DBUS_TYPE_VARIANT, "s", &v);
-        dbus_message_iter_append_basic(&v, DBUS_TYPE_STRING, &session_id);
-        dbus_message_iter_close_container(&entry, &v);
-        dbus_message_iter_close_container(&dict, &entry);
-        dbus_message_iter_close_container(&it, &dict);
-        reply = dbus_connection_send_with_reply_and_block(c, m, 30000, &err);
-        dbus_message_unref(m);
-        if (!reply) {
-                *ret_error = strdup(err.name);
-                dbus_error_free(&err);
+        bc_append_options(m, session_id, 0);
+        if (bc_call(c, m, 30000, &r) < 0) {
+                *ret_error = bc_take_error(&r, NULL);
                 return NULL;
         }
-        if (dbus_message_get_args(reply, NULL, DBUS_TYPE_STRING, &token, DBUS_TYPE_INT64,
+        if (dbus_message_get_args(r.msg, NULL, DBUS_TYPE_STRING, &token, DBUS_TYPE_INT64,
                                   &expires, DBUS_TYPE_STRING, &type, DBUS_TYPE_INVALID))
                 ret = strdup(token);
-        dbus_message_unref(reply);
+        bc_reply_clear(&r);
         return ret;
 }
 
@@ -804,7 +736,7 @@ static bool term_read(struct term *t, int timeout_ms)
 /* Waits for needle at or after from; its offset in *ret_at. */
 static int term_expect(struct term *t, size_t from, const char *needle, size_t *ret_at)
 {
-        int64_t end = now_ms() + WAIT_MS;
+        int64_t end = lkh_now_ms() + WAIT_MS;
 
         for (;;) {
                 const char *p = from <= t->len ? strstr(t->buf + from, needle) : NULL;
@@ -815,7 +747,7 @@ static int term_expect(struct term *t, size_t from, const char *needle, size_t *
                 }
                 if (!term_read(t, 200))
                         return say(-ECHILD, "ssh ended without writing \"%s\"", needle);
-                if (now_ms() > end)
+                if (lkh_now_ms() > end)
                         return say(-ETIMEDOUT, "ssh did not write \"%s\" within %d ms", needle,
                                     WAIT_MS);
         }
@@ -840,11 +772,11 @@ static int term_send(struct term *t, const char *text)
 /* Reads until ssh closes the terminal and returns its wait status; -ETIMEDOUT kills it. */
 static int term_finish(struct term *t, int *ret_status)
 {
-        int64_t end = now_ms() + WAIT_MS;
+        int64_t end = lkh_now_ms() + WAIT_MS;
         int status;
 
         while (term_read(t, 200))
-                if (now_ms() > end) {
+                if (lkh_now_ms() > end) {
                         lkh_stop_process(&t->pid, 2000);
                         return say(-ETIMEDOUT, "ssh did not end within %d ms", WAIT_MS);
                 }
@@ -920,7 +852,7 @@ static char *word_at(const struct term *t, size_t at)
 
 static void start_ssh(struct ctx *x, struct term *t, const char *command)
 {
-        _cleanup_free_ char *port = xasprintf("%u", x->port);
+        _cleanup_free_ char *port = lkh_xasprintf("%u", x->port);
         const char *const argv[] = {
                 SSH, "-F", "/dev/null", "-p", port,
                 "-o", "StrictHostKeyChecking=no",
@@ -945,7 +877,7 @@ static void start_ssh(struct ctx *x, struct term *t, const char *command)
 static void expect_address_and_prompt(struct ctx *x, struct term *t, char **ret_url,
                                       char **ret_prompt, size_t *ret_after)
 {
-        _cleanup_free_ char *url = NULL, *expected = xasprintf("%s/authorize?", x->h->issuer);
+        _cleanup_free_ char *url = NULL, *expected = lkh_xasprintf("%s/authorize?", x->h->issuer);
         size_t at = 0, eol = 0, colon = 0, start = 0;
 
         if (term_expect(t, 0, "https://", &at) < 0 || term_expect(t, at, "\n", &eol) < 0) {
@@ -1016,17 +948,18 @@ static void test_login_token_logout(void **state)
          * In the session: where the token went, then GetToken as the user would
          * ask, then wait for a line so that the test sees the session open.
          */
-        command = xasprintf("printf 'LATCHKEY_SESSION=%%s\\n' \"$LATCHKEY_SESSION\"; "
-                            "printf 'LOGIN_ID_IN_SESSION=%%s\\n' \"${LATCHKEY_LOGIN_ID:+yes}\"; "
-                            "printf 'TOKEN='; %s || exit 3; echo READY; read line; echo BYE",
-                            x->token_command);
+        command = lkh_xasprintf("printf 'LATCHKEY_SESSION=%%s\\n' \"$LATCHKEY_SESSION\"; "
+                                "printf 'LOGIN_ID_IN_SESSION=%%s\\n' "
+                                "\"${LATCHKEY_LOGIN_ID:+yes}\"; "
+                                "printf 'TOKEN='; %s || exit 3; echo READY; read line; echo BYE",
+                                x->token_command);
         start_ssh(x, &t, command);
 
         expect_address_and_prompt(x, &t, &url, &prompt, &after);
         assert_int_equal(lkh_browser_login(x->h, url, TEST_USER, false, &location, &code), 0);
         assert_non_null(code);
         /* The whole address the browser came back to, pasted at the prompt. */
-        answer = xasprintf("%s\n", location);
+        answer = lkh_xasprintf("%s\n", location);
         assert_int_equal(term_send(&t, answer), 0);
 
         if (term_expect(&t, after, "READY", &at) < 0) {
@@ -1068,19 +1001,19 @@ static void test_login_token_logout(void **state)
         assert_int_equal(WEXITSTATUS(status), 0);
         term_close(&t);
 
-        end = now_ms() + CLOSE_WAIT_MS;
+        end = lkh_now_ms() + CLOSE_WAIT_MS;
         do {
                 n = sessions_of(c, x->uid, sid, TEST_USER, &found);
                 if (n == 0)
                         break;
-                sleep_ms(100);
-        } while (now_ms() < end);
+                lkh_sleep_ms(100);
+        } while (lkh_now_ms() < end);
         assert_int_equal(n, 0);
         lk_secret_free(root_token);
         root_token = root_get_token(c, sid, &error);
         assert_null(root_token);
         assert_string_equal(error, "org.latchkey.Broker1.Error.NotFound");
-        bus_close(c);
+        bc_close(c);
 }
 
 static void test_wrong_answers(void **state)
@@ -1098,7 +1031,7 @@ static void test_wrong_answers(void **state)
         start_ssh(x, &t, "echo COMMAND-RAN");
         expect_address_and_prompt(x, &t, &url, &prompt, &after);
         for (int i = 1; i <= 3; i++) {
-                _cleanup_free_ char *answer = xasprintf("not-a-real-code-%d\n", i);
+                _cleanup_free_ char *answer = lkh_xasprintf("not-a-real-code-%d\n", i);
 
                 assert_int_equal(term_send(&t, answer), 0);
                 if (i < 3) {
@@ -1128,7 +1061,7 @@ static void test_wrong_answers(void **state)
         assert_int_equal(lkh_idp_stat(x->h, "token_code", &codes), 0);
         assert_int_equal(codes, 3);
         assert_int_equal(sessions_of(c, x->uid, NULL, NULL, NULL), 0);
-        bus_close(c);
+        bc_close(c);
 }
 
 int main(void)

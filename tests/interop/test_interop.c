@@ -50,6 +50,7 @@
 #include "authorize.h"
 #include "answer.h"
 #include "b64url.h"
+#include "busclient.h"
 #include "config.h"
 #include "harness.h"
 #include "http.h"
@@ -75,9 +76,7 @@
 #define START_TIMEOUT_MS 30000  /* node may be slow to load oidc-provider */
 #define REVOKE_WAIT_MS 10000    /* CloseSession answers before the revocation is done */
 
-#define BUS_NAME "org.latchkey.Broker1"
-#define BUS_PATH "/org/latchkey/Broker1"
-#define BUS_ERR(x) "org.latchkey.Broker1.Error." x
+#define BUS_ERR BC_ERR
 
 static struct lkh *H;           /* the folder, certificate, client secret, bus, broker */
 static bool pam_available;      /* run under pam_wrapper */
@@ -95,29 +94,6 @@ static struct group groups[] = {
         { .alg = "RS256" },
         { .alg = "ES256" },
 };
-
-static void sleep_ms(long ms)
-{
-        struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
-
-        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-                ;
-}
-
-static char *xasprintf(const char *fmt, ...) _printf_(1, 2);
-static char *xasprintf(const char *fmt, ...)
-{
-        va_list ap;
-        char *s;
-        int r;
-
-        va_start(ap, fmt);
-        r = vasprintf(&s, fmt, ap);
-        va_end(ap);
-        if (r < 0)
-                abort();
-        return s;
-}
 
 static int write_text(const char *path, const char *text, mode_t mode)
 {
@@ -367,7 +343,7 @@ static int read_form(CURL *c, const char *html, const char *base, const char *lo
                 }
                 en = curl_easy_escape(c, name, 0);
                 ev = curl_easy_escape(c, v, 0);
-                n = en && ev ? xasprintf("%s%s%s=%s", body, *body ? "&" : "", en, ev) : NULL;
+                n = en && ev ? lkh_xasprintf("%s%s%s=%s", body, *body ? "&" : "", en, ev) : NULL;
                 curl_free(en);
                 curl_free(ev);
                 if (!n)
@@ -532,30 +508,9 @@ static const char *missing_prerequisite(void)
         return NULL;
 }
 
-static int read_port(const char *path, unsigned *ret)
-{
-        char b[16] = { 0 }, *end;
-        unsigned long v;
-        ssize_t n;
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-        if (fd < 0)
-                return -errno;
-        n = read(fd, b, sizeof(b) - 1);
-        close(fd);
-        if (n <= 0)
-                return -EAGAIN;
-        errno = 0;
-        v = strtoul(b, &end, 10);
-        if (errno || end == b || (*end && *end != '\n') || v == 0 || v > 65535)
-                return -EBADMSG;
-        *ret = (unsigned)v;
-        return 0;
-}
-
 static int start_provider(struct group *g)
 {
-        _cleanup_free_ char *port_file = xasprintf("%s/oidc-provider-%s.port", H->dir, g->alg);
+        _cleanup_free_ char *port_file = lkh_xasprintf("%s/oidc-provider-%s.port", H->dir, g->alg);
         const char *argv[] = {
                 node_path(), LK_INTEROP_DIR "/provider.mjs",
                 "--cert", H->cert_file, "--key", H->key_file,
@@ -573,7 +528,7 @@ static int start_provider(struct group *g)
         if (r < 0)
                 return r;
         for (int waited = 0;; waited += 50) {
-                if (read_port(port_file, &g->port) == 0)
+                if (lkh_read_port_file(port_file, &g->port) == 0)
                         break;
                 if (waited >= START_TIMEOUT_MS) {
                         lkh_stop_process(&g->pid, 5000);
@@ -585,9 +540,9 @@ static int start_provider(struct group *g)
                         fprintf(stderr, "interop: oidc-provider exited before it was ready\n");
                         return -ECHILD;
                 }
-                sleep_ms(50);
+                lkh_sleep_ms(50);
         }
-        g->issuer = xasprintf("https://127.0.0.1:%u", g->port);
+        g->issuer = lkh_xasprintf("https://127.0.0.1:%u", g->port);
         return 0;
 }
 
@@ -596,30 +551,30 @@ static int write_configs(struct group *g)
 {
         for (int basic = 0; basic < 2; basic++) {
                 _cleanup_free_ char *text = NULL;
-                char *path = xasprintf("%s/latchkey-%s-%s.conf", H->dir, g->alg,
-                                       basic ? "basic" : "post");
+                char *path = lkh_xasprintf("%s/latchkey-%s-%s.conf", H->dir, g->alg,
+                                           basic ? "basic" : "post");
                 int r;
 
-                text = xasprintf("# tests/interop: oidc-provider, %s keys\n"
-                                 "[provider]\n"
-                                 "issuer = %s\n"
-                                 "client_id = %s\n"
-                                 "client_secret_file = %s\n"
-                                 "client_auth = %s\n"
-                                 "redirect_uri = %s\n"
-                                 "scopes = openid profile offline_access\n"
-                                 "prompt = consent\n"
-                                 "id_token_algorithms = %s\n"
-                                 "ca_file = %s\n"
-                                 "timeout = 10\n"
-                                 "[users]\n"
-                                 "username_claim = preferred_username\n"
-                                 "[sessions]\n"
-                                 "revoke_on_close = yes\n",
-                                 g->alg, g->issuer, basic ? BASIC_CLIENT : POST_CLIENT,
-                                 H->client_secret_file,
-                                 basic ? "client_secret_basic" : "client_secret_post",
-                                 H->redirect_uri, g->alg, H->cert_file);
+                text = lkh_xasprintf("# tests/interop: oidc-provider, %s keys\n"
+                                     "[provider]\n"
+                                     "issuer = %s\n"
+                                     "client_id = %s\n"
+                                     "client_secret_file = %s\n"
+                                     "client_auth = %s\n"
+                                     "redirect_uri = %s\n"
+                                     "scopes = openid profile offline_access\n"
+                                     "prompt = consent\n"
+                                     "id_token_algorithms = %s\n"
+                                     "ca_file = %s\n"
+                                     "timeout = 10\n"
+                                     "[users]\n"
+                                     "username_claim = preferred_username\n"
+                                     "[sessions]\n"
+                                     "revoke_on_close = yes\n",
+                                     g->alg, g->issuer, basic ? BASIC_CLIENT : POST_CLIENT,
+                                     H->client_secret_file,
+                                     basic ? "client_secret_basic" : "client_secret_post",
+                                     H->redirect_uri, g->alg, H->cert_file);
                 r = write_text(path, text, 0644);
                 if (r < 0) {
                         free(path);
@@ -633,7 +588,7 @@ static int write_configs(struct group *g)
 
 static int group_setup(struct group *g, void **state)
 {
-        _cleanup_free_ char *state_dir = xasprintf("%s/state-%s", H->dir, g->alg);
+        _cleanup_free_ char *state_dir = lkh_xasprintf("%s/state-%s", H->dir, g->alg);
 
         if (start_provider(g) < 0 || write_configs(g) < 0)
                 return -1;
@@ -816,7 +771,7 @@ static json_t *jose_header(const char *jwt)
 static void test_core_discovery_and_keys(void **state)
 {
         struct group *g = *state;
-        _cleanup_free_ char *token_ep = xasprintf("%s/token", g->issuer);
+        _cleanup_free_ char *token_ep = lkh_xasprintf("%s/token", g->issuer);
         const struct lk_endpoints *ep;
         struct lk_provider_stats st;
         json_t *jwks, *key;
@@ -995,7 +950,7 @@ static void assert_revoked_soon(struct group *g, bool basic, const char *refresh
                         break;
                 if (waited >= REVOKE_WAIT_MS)
                         fail_msg("the refresh token still works %d ms after the close", waited);
-                sleep_ms(200);
+                lkh_sleep_ms(200);
         }
         print_message("after the close, refresh: %s: %s\n", lk_err_name(e.code), e.message);
         assert_int_equal(e.code, LK_ERR_INVALID_GRANT);
@@ -1018,24 +973,12 @@ static void restart_broker(struct group *g, bool basic)
 
 static DBusConnection *bus_open(void)
 {
-        DBusError err = DBUS_ERROR_INIT;
-        DBusConnection *c = dbus_connection_open_private(H->bus_address, &err);
+        _cleanup_free_ char *msg = NULL;
+        DBusConnection *c = bc_open_err(H->bus_address, &msg);
 
-        if (c && !dbus_bus_register(c, &err)) {
-                dbus_connection_close(c);
-                dbus_connection_unref(c);
-                c = NULL;
-        }
         if (!c)
-                fail_msg("cannot connect to the test bus: %s", err.message);
-        dbus_connection_set_exit_on_disconnect(c, FALSE);
+                fail_msg("cannot connect to the test bus: %s", msg);
         return c;
-}
-
-static void bus_close(DBusConnection *c)
-{
-        dbus_connection_close(c);
-        dbus_connection_unref(c);
 }
 
 /*
@@ -1047,51 +990,20 @@ static char *call(DBusConnection *c, const char *method, const char *const *args
                   const char *session_id, uint32_t min_valid, DBusMessage **ret_reply,
                   char **ret_message)
 {
-        DBusMessage *m = dbus_message_new_method_call(BUS_NAME, BUS_PATH, BUS_NAME, method);
-        DBusError err = DBUS_ERROR_INIT;
-        DBusMessageIter it, dict, entry, v;
-        DBusMessage *reply;
-        char *name;
+        DBusMessage *m = bc_new(method);
+        DBusMessageIter it;
+        struct bc_reply r;
 
-        assert_non_null(m);
         dbus_message_iter_init_append(m, &it);
         for (size_t i = 0; args && args[i]; i++)
                 assert_true(dbus_message_iter_append_basic(&it, DBUS_TYPE_STRING, &args[i]));
-        if (options) {
-                const char *k1 = "session_id", *k2 = "min_valid";
-
-                assert_true(dbus_message_iter_open_container(&it, DBUS_TYPE_ARRAY, "{sv}", &dict));
-                if (session_id) {
-                        dbus_message_iter_open_container(&dict, DBUS_TYPE_DICT_ENTRY, NULL, &entry);
-                        dbus_message_iter_append_basic(&entry, DBUS_TYPE_STRING, &k1);
-                        dbus_message_iter_open_container(&entry, DBUS_TYPE_VARIANT, "s", &v);
-                        dbus_message_iter_append_basic(&v, DBUS_TYPE_STRING, &session_id);
-                        dbus_message_iter_close_container(&entry, &v);
-                        dbus_message_iter_close_container(&dict, &entry);
-                }
-                if (min_valid) {
-                        dbus_message_iter_open_container(&dict, DBUS_TYPE_DICT_ENTRY, NULL, &entry);
-                        dbus_message_iter_append_basic(&entry, DBUS_TYPE_STRING, &k2);
-                        dbus_message_iter_open_container(&entry, DBUS_TYPE_VARIANT, "u", &v);
-                        dbus_message_iter_append_basic(&v, DBUS_TYPE_UINT32, &min_valid);
-                        dbus_message_iter_close_container(&entry, &v);
-                        dbus_message_iter_close_container(&dict, &entry);
-                }
-                assert_true(dbus_message_iter_close_container(&it, &dict));
-        }
-        reply = dbus_connection_send_with_reply_and_block(c, m, 60000, &err);
-        dbus_message_unref(m);
-        if (!reply) {
-                name = strdup(err.name ? err.name : "?");
-                if (ret_message)
-                        *ret_message = strdup(err.message ? err.message : "");
-                dbus_error_free(&err);
-                return name;
-        }
+        if (options)
+                bc_append_options(m, session_id, min_valid);
+        if (bc_call(c, m, 60000, &r) < 0)
+                return bc_take_error(&r, ret_message);
         if (ret_reply)
-                *ret_reply = reply;
-        else
-                dbus_message_unref(reply);
+                *ret_reply = TAKE_PTR(r.msg);
+        bc_reply_clear(&r);
         return NULL;
 }
 
@@ -1157,7 +1069,7 @@ static json_t *get_claims(DBusConnection *c, const char *sid)
 /* The refresh token latchkeyd keeps on disk for session sid (SPEC §2: kept across restarts). */
 static char *stored_refresh_token(const char *sid)
 {
-        _cleanup_free_ char *path = xasprintf("%s/sessions/%s.json", H->state_dir, sid);
+        _cleanup_free_ char *path = lkh_xasprintf("%s/sessions/%s.json", H->state_dir, sid);
         json_error_t jerr;
         json_t *j = json_load_file(path, 0, &jerr);
         char *rt;
@@ -1198,7 +1110,7 @@ static char *broker_login(DBusConnection *c, struct group *g, char **ret_locatio
 
 static void broker_flow(struct group *g, bool basic)
 {
-        _cleanup_free_ char *sid = xasprintf("interop-%s-%s", g->alg, basic ? "basic" : "post");
+        _cleanup_free_ char *sid = lkh_xasprintf("interop-%s-%s", g->alg, basic ? "basic" : "post");
         _cleanup_free_ char *id = NULL, *location = NULL, *id2 = NULL, *code = NULL;
         _cleanup_free_ char *t1 = NULL, *t2 = NULL, *e = NULL, *msg = NULL;
         _cleanup_secret_ char *refresh_token = NULL;
@@ -1269,7 +1181,7 @@ static void broker_flow(struct group *g, bool basic)
         assert_string_equal(e, BUS_ERR("InvalidGrant"));
         assert_non_null(strstr(msg, "invalid_grant"));
         assert_null(strstr(msg, code));
-        bus_close(c);
+        bc_close(c);
 }
 
 static void test_broker_flow_basic(void **state)
@@ -1379,7 +1291,7 @@ static void pam_login(struct group *g, bool basic)
         token = get_token(c, sid, 0, &e);
         assert_null(token);
         assert_string_equal(e, BUS_ERR("NotFound"));
-        bus_close(c);
+        bc_close(c);
         assert_revoked_soon(g, basic, refresh_token, claims);
         json_decref(claims);
         free(p.location);
@@ -1399,12 +1311,13 @@ static void test_pam_login_post(void **state)
 
 static int write_pam_service(void)
 {
-        _cleanup_free_ char *dir = xasprintf("%s/pam.d", H->dir);
-        _cleanup_free_ char *path = xasprintf("%s/latchkey-interop", dir);
-        _cleanup_free_ char *text = xasprintf("auth required %s timeout=30\n"
-                                              "account required %s\n"
-                                              "session required %s\n",
-                                              PAM_LATCHKEY_SO, PAM_LATCHKEY_SO, PAM_LATCHKEY_SO);
+        _cleanup_free_ char *dir = lkh_xasprintf("%s/pam.d", H->dir);
+        _cleanup_free_ char *path = lkh_xasprintf("%s/latchkey-interop", dir);
+        _cleanup_free_ char *text = lkh_xasprintf("auth required %s timeout=30\n"
+                                                  "account required %s\n"
+                                                  "session required %s\n",
+                                                  PAM_LATCHKEY_SO, PAM_LATCHKEY_SO,
+                                                  PAM_LATCHKEY_SO);
 
         if (mkdir(dir, 0755) < 0 && errno != EEXIST)
                 return -errno;
@@ -1421,14 +1334,14 @@ static int global_setup(void)
 
         if (lkh_new(&H) < 0)
                 return -1;
-        cert = xasprintf("%s/oidc-provider-cert.pem", H->dir);
-        key = xasprintf("%s/oidc-provider-key.pem", H->dir);
+        cert = lkh_xasprintf("%s/oidc-provider-cert.pem", H->dir);
+        key = lkh_xasprintf("%s/oidc-provider-key.pem", H->dir);
         if (lkh_make_cert(H, NULL, cert, key) < 0)
                 return -1;
         H->cert_file = TAKE_PTR(cert);
         H->key_file = TAKE_PTR(key);
         /* The bus's activation file names a config; the tests start the broker themselves. */
-        conf = xasprintf("%s/latchkey.conf", H->dir);
+        conf = lkh_xasprintf("%s/latchkey.conf", H->dir);
         if (write_text(conf, "# replaced per test\n", 0644) < 0)
                 return -1;
         H->config_file = TAKE_PTR(conf);

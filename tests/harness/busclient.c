@@ -9,7 +9,7 @@
 
 bool bc_autostart = true;
 
-DBusConnection *bc_open(const char *address)
+DBusConnection *bc_open_err(const char *address, char **ret_message)
 {
         DBusError err = DBUS_ERROR_INIT;
         DBusConnection *c = dbus_connection_open_private(address, &err);
@@ -19,10 +19,17 @@ DBusConnection *bc_open(const char *address)
                 dbus_connection_unref(c);
                 c = NULL;
         }
+        if (!c && ret_message)
+                *ret_message = strdup(err.message ? err.message : "?");
         dbus_error_free(&err);
         if (c)
                 dbus_connection_set_exit_on_disconnect(c, FALSE);
         return c;
+}
+
+DBusConnection *bc_open(const char *address)
+{
+        return bc_open_err(address, NULL);
 }
 
 void bc_close(DBusConnection *c)
@@ -94,8 +101,7 @@ void bc_reply_clear(struct bc_reply *r)
         *r = (struct bc_reply){0};
 }
 
-/* The error name of a failed call (taken out of r), with its message when asked for. */
-static char *take_error(struct bc_reply *r, char **ret_message)
+char *bc_take_error(struct bc_reply *r, char **ret_message)
 {
         char *e = TAKE_PTR(r->error);
 
@@ -114,11 +120,11 @@ char *bc_begin_login(DBusConnection *c, const char *user, char **ret_id, char **
         dbus_message_append_args(m, DBUS_TYPE_STRING, &user, DBUS_TYPE_INVALID);
         bc_append_options(m, NULL, 0);
         if (bc_call(c, m, 30000, &r) < 0)
-                return take_error(&r, NULL);
+                return bc_take_error(&r, NULL);
         if (!dbus_message_get_args(r.msg, NULL, DBUS_TYPE_STRING, &id, DBUS_TYPE_STRING, &url,
                                    DBUS_TYPE_INVALID)) {
                 bc_reply_clear(&r);
-                return strdup("bad-reply");
+                return strdup(BC_BAD_REPLY);
         }
         if (ret_id)
                 *ret_id = strdup(id);
@@ -141,12 +147,12 @@ char *bc_call_s(DBusConnection *c, const char *method, const char *a1, const cha
         else
                 dbus_message_append_args(m, DBUS_TYPE_STRING, &a1, DBUS_TYPE_INVALID);
         if (bc_call(c, m, 60000, &r) < 0)
-                return take_error(&r, ret_message);
+                return bc_take_error(&r, ret_message);
         if (ret_out) {
                 if (!dbus_message_get_args(r.msg, NULL, DBUS_TYPE_STRING, &out,
                                            DBUS_TYPE_INVALID)) {
                         bc_reply_clear(&r);
-                        return strdup("bad-reply");
+                        return strdup(BC_BAD_REPLY);
                 }
                 *ret_out = strdup(out);
         }
@@ -157,6 +163,14 @@ char *bc_call_s(DBusConnection *c, const char *method, const char *a1, const cha
 char *bc_get_token(DBusConnection *c, const char *session_id, uint32_t min_valid,
                    char **ret_token, int64_t *ret_expires, char **ret_message)
 {
+        return bc_get_token_typed(c, session_id, min_valid, ret_token, ret_expires, NULL,
+                                  ret_message);
+}
+
+char *bc_get_token_typed(DBusConnection *c, const char *session_id, uint32_t min_valid,
+                         char **ret_token, int64_t *ret_expires, char **ret_type,
+                         char **ret_message)
+{
         DBusMessage *m = bc_new("GetToken");
         struct bc_reply r;
         const char *token, *type;
@@ -164,17 +178,19 @@ char *bc_get_token(DBusConnection *c, const char *session_id, uint32_t min_valid
 
         bc_append_options(m, session_id, min_valid);
         if (bc_call(c, m, 60000, &r) < 0)
-                return take_error(&r, ret_message);
+                return bc_take_error(&r, ret_message);
         if (!dbus_message_get_args(r.msg, NULL, DBUS_TYPE_STRING, &token, DBUS_TYPE_INT64, &exp,
                                    DBUS_TYPE_STRING, &type, DBUS_TYPE_INVALID) ||
             !*token) {
                 bc_reply_clear(&r);
-                return strdup("bad-reply");
+                return strdup(BC_BAD_REPLY);
         }
         if (ret_token)
                 *ret_token = strdup(token);
         if (ret_expires)
                 *ret_expires = exp;
+        if (ret_type)
+                *ret_type = strdup(type);
         bc_reply_clear(&r);
         return NULL;
 }
@@ -188,10 +204,10 @@ char *bc_get_claims(DBusConnection *c, const char *session_id, char **ret_json,
 
         bc_append_options(m, session_id, 0);
         if (bc_call(c, m, 30000, &r) < 0)
-                return take_error(&r, ret_message);
+                return bc_take_error(&r, ret_message);
         if (!dbus_message_get_args(r.msg, NULL, DBUS_TYPE_STRING, &json, DBUS_TYPE_INVALID)) {
                 bc_reply_clear(&r);
-                return strdup("bad-reply");
+                return strdup(BC_BAD_REPLY);
         }
         if (ret_json)
                 *ret_json = strdup(json);

@@ -1,15 +1,20 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * A small blocking D-Bus client for the broker, shared by test_faults.c and
- * test_abuse.c. Nothing here asserts (children and lkh_run_as() functions use
- * it too): calls return NULL on success or the D-Bus error name (malloc'd),
- * and print nothing. Output parameters are written only on success.
+ * A small blocking D-Bus client for the broker, part of lk-harness and shared
+ * by the integration tests. Nothing here asserts (children and lkh_run_as()
+ * functions use it too): calls return NULL on success or the D-Bus error name
+ * (malloc'd; BC_BAD_REPLY when the answer had the wrong shape), and print
+ * nothing. Output parameters are written only on success.
+ *
+ * libdbus reads DBUS_SYSTEM_BUS_ADDRESS once per process, and each test group
+ * has its own bus: connect to the group's h->bus_address with bc_open().
  */
 #pragma once
 
 #include <dbus/dbus.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "harness.h"
 
@@ -17,12 +22,16 @@
 #define BC_PATH "/org/latchkey/Broker1"
 #define BC_IFACE "org.latchkey.Broker1"
 #define BC_ERR(x) "org.latchkey.Broker1.Error." x
+/* What the calls below return when the broker's answer has the wrong arguments. */
+#define BC_BAD_REPLY "bad-reply"
 
 /* Whether calls made by bc_new() may start the broker through the bus (default true). */
 extern bool bc_autostart;
 
 /* A private connection to that bus address, registered; NULL on failure. */
 DBusConnection *bc_open(const char *address);
+/* The same; on failure the D-Bus error's message in *ret_message (when not NULL). */
+DBusConnection *bc_open_err(const char *address, char **ret_message);
 void bc_close(DBusConnection *c);
 
 /* A method call to the broker's interface. */
@@ -38,6 +47,9 @@ struct bc_reply {
 /* Sends m (taking it over) and waits for the answer; 0 on a method return, -1 otherwise. */
 int bc_call(DBusConnection *c, DBusMessage *m, int timeout_ms, struct bc_reply *r);
 void bc_reply_clear(struct bc_reply *r);
+/* The error name of a failed call (taken out of r, which is cleared), with its message in
+ * *ret_message when ret_message is not NULL. */
+char *bc_take_error(struct bc_reply *r, char **ret_message);
 
 char *bc_begin_login(DBusConnection *c, const char *user, char **ret_id, char **ret_url);
 /* A method with one (a2 == NULL) or two string arguments; ret_out takes a string answer. */
@@ -45,8 +57,18 @@ char *bc_call_s(DBusConnection *c, const char *method, const char *a1, const cha
                 char **ret_out, char **ret_message);
 char *bc_get_token(DBusConnection *c, const char *session_id, uint32_t min_valid,
                    char **ret_token, int64_t *ret_expires, char **ret_message);
+/* The same, with the answer's token_type in *ret_type (when not NULL). */
+char *bc_get_token_typed(DBusConnection *c, const char *session_id, uint32_t min_valid,
+                         char **ret_token, int64_t *ret_expires, char **ret_type,
+                         char **ret_message);
 char *bc_get_claims(DBusConnection *c, const char *session_id, char **ret_json,
                     char **ret_message);
+/* Whether e (a call's result) says the broker's answer had the wrong shape. */
+static inline bool bc_bad_reply(const char *e)
+{
+        return e && strcmp(e, BC_BAD_REPLY) == 0;
+}
+
 /* The session ids the caller sees (a NULL-terminated list), or NULL on error. */
 char **bc_list_sessions(DBusConnection *c);
 
