@@ -164,6 +164,58 @@ int broker_need_provider(struct broker *b, struct lk_call *call, struct lk_error
         return LK_CALL_LATER;
 }
 
+/* ---- the sessions of the last run, read after the start ---- */
+
+/* One slice of session files per loop round: calls are served between slices. */
+#define LOAD_SLICE_US 2000
+
+static void on_sessions_loaded(struct broker *b)
+{
+        struct lk_call **calls = TAKE_PTR(b->wait_sessions);
+        size_t n = b->n_wait_sessions;
+
+        b->n_wait_sessions = 0;
+        for (size_t i = 0; i < n; i++) {
+                struct lk_call *c = calls[i];
+                struct lk_error e = {0};
+                int r = c->method->handler(b, c, &e);
+
+                if (r < 0)
+                        lk_call_reply_error(c, r, &e);
+                lk_call_unref(c);
+        }
+        free(calls);
+}
+
+static void on_load_timer(struct lk_timer *t, void *userdata)
+{
+        struct broker *b = userdata;
+
+        if (!lk_store_load_some(b, LOAD_SLICE_US)) {
+                lk_timer_set_in(t, 0);
+                return;
+        }
+        log_info("All %zu session(s) of the last run are read", b->n_sessions);
+        on_sessions_loaded(b);
+}
+
+int broker_need_sessions(struct broker *b, struct lk_call *call, struct lk_error *e)
+{
+        struct lk_call **w;
+
+        if (!b->loader)
+                return 0;
+        if (b->n_wait_sessions >= DEFERRED_MAX)
+                return lk_error_set(e, LK_ERR_TOO_MANY_REQUESTS,
+                                    "Too many calls are waiting for the sessions to be read");
+        w = realloc(b->wait_sessions, (b->n_wait_sessions + 1) * sizeof(*w));
+        if (!w)
+                return lk_error_set(e, LK_ERR_NOMEM, "Out of memory");
+        b->wait_sessions = w;
+        w[b->n_wait_sessions++] = lk_call_ref(call);
+        return LK_CALL_LATER;
+}
+
 /* ---- the tick: login expiry and idle exit ---- */
 
 static void on_tick(struct lk_timer *t, void *userdata)
@@ -174,6 +226,7 @@ static void on_tick(struct lk_timer *t, void *userdata)
 
         lk_timer_set_in(t, 1000);
         if (b->idle_exit == 0 || live > 0 || b->busy_ops > 0 || b->n_deferred > 0 || b->preparing ||
+            b->loader || b->n_wait_sessions > 0 ||
             lk_http_pending(b->http) > 0 || lk_bus_busy(b->bus) > 0)
                 return;
         if (now - b->last_activity_ms < (int64_t)b->idle_exit * 1000)
@@ -194,6 +247,10 @@ void broker_free(struct broker *b)
         for (size_t i = 0; i < b->n_deferred; i++)
                 lk_call_unref(b->deferred[i]);
         free(b->deferred);
+        for (size_t i = 0; i < b->n_wait_sessions; i++)
+                lk_call_unref(b->wait_sessions[i]);
+        free(b->wait_sessions);
+        lk_store_loader_free(b);
         /* Cancels every exchange without calling back; then what they pointed at can go. */
         lk_provider_free(b->provider);
         lk_http_free(b->http);
@@ -246,7 +303,8 @@ int broker_new(const struct broker_options *o, struct broker **ret, struct lk_er
         }
         b->tick = lk_timer_new(b->loop, on_tick, b);
         b->http_timer = lk_timer_new(b->loop, on_http_timer, b);
-        if (!b->tick || !b->http_timer) {
+        b->load_timer = lk_timer_new(b->loop, on_load_timer, b);
+        if (!b->tick || !b->http_timer || !b->load_timer) {
                 r = lk_error_set(e, LK_ERR_NOMEM, "Out of memory");
                 goto fail;
         }
@@ -261,7 +319,8 @@ int broker_new(const struct broker_options *o, struct broker **ret, struct lk_er
         if (r < 0)
                 goto fail;
 
-        r = lk_store_load_all(b, e);
+        /* Only opens the directory: the files are read once callers are served (store.c). */
+        r = lk_store_load_begin(b, e);
         if (r < 0)
                 goto fail;
 
@@ -270,6 +329,7 @@ int broker_new(const struct broker_options *o, struct broker **ret, struct lk_er
         if (r < 0)
                 goto fail;
         lk_store_remove_leftovers(b);
+        lk_timer_set_in(b->load_timer, 0);
 
         broker_touch(b);
         lk_timer_set_in(b->tick, 1000);
@@ -283,12 +343,8 @@ fail:
 
 int broker_run(struct broker *b)
 {
-        unsigned n = 0;
-
-        for (struct lk_session *s = b->sessions; s; s = s->next)
-                n++;
-        log_info("latchkeyd %s ready on the system bus as %s; %u session(s), state in %s, "
-                 "idle exit %s",
-                 LATCHKEY_VERSION, LK_BUS_NAME, n, b->state_dir, b->idle_exit ? "on" : "off");
+        log_info("latchkeyd %s ready on the system bus as %s; sessions of the last run being "
+                 "read, state in %s, idle exit %s",
+                 LATCHKEY_VERSION, LK_BUS_NAME, b->state_dir, b->idle_exit ? "on" : "off");
         return lk_loop_run(b->loop);
 }

@@ -34,7 +34,16 @@ struct broker {
         struct lk_login *logins;
         unsigned n_logins;                  /* including expired ones still remembered */
         struct lk_session *sessions;        /* newest first */
+        struct lk_session **session_table;  /* by id, chained through hnext */
+        size_t session_buckets;             /* a power of two, or 0 before the first */
+        size_t n_sessions;
         struct lk_session *closed_sessions; /* closed while a refresh was under way */
+
+        /* The sessions of the last run, read in slices once the bus name is ours (store.c). */
+        struct lk_store_loader *loader;     /* NULL once all are read */
+        struct lk_timer *load_timer;
+        struct lk_call **wait_sessions;     /* calls that need every session, till then */
+        size_t n_wait_sessions;
         unsigned busy_ops;                  /* exchanges, refreshes, revocations under way */
 
         /* Calls waiting for discovery and keys, re-run from the top when they come. */
@@ -57,6 +66,13 @@ void broker_touch(struct broker *b);
  * handler's top when they come; returns LK_CALL_LATER then.
  */
 int broker_need_provider(struct broker *b, struct lk_call *call, struct lk_error *e);
+
+/*
+ * Every session read from disk: 0 when they are, else the call is parked and re-run from
+ * its handler's top once they are (ListSessions, GetToken without a session id); returns
+ * LK_CALL_LATER then.
+ */
+int broker_need_sessions(struct broker *b, struct lk_call *call, struct lk_error *e);
 
 /* Realtime seconds, for token lifetimes and opened_at. */
 int64_t lk_now_wall(void);

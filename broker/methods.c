@@ -45,17 +45,24 @@ static int not_found_session(const char *id, struct lk_error *e)
         return lk_error_set(e, LK_ERR_NOT_FOUND, "No session '%s'", id);
 }
 
-/* The session options name, or the caller's newest; the same error for absent and not ours. */
+/*
+ * The session options name, or the caller's newest; the same error for absent and not ours.
+ * LK_CALL_LATER when the newest cannot be known yet (the sessions are still being read).
+ */
 static int find_session(struct broker *b, struct lk_call *call, const struct lk_options *o,
                         struct lk_session **ret, struct lk_error *e)
 {
         struct lk_session *s;
+        int r;
 
         if (o->session_id) {
                 s = lk_session_find(b, o->session_id);
                 if (!s || !lk_call_allowed(call, s->uid))
                         return not_found_session(o->session_id, e);
         } else {
+                r = broker_need_sessions(b, call, e);
+                if (r != 0)
+                        return r;
                 s = lk_session_latest(b, call->uid);
                 if (!s)
                         return lk_error_set(e, LK_ERR_NOT_FOUND,
@@ -298,7 +305,7 @@ static int method_get_token(struct broker *b, struct lk_call *call, struct lk_er
         if (r < 0)
                 return r;
         r = find_session(b, call, &o, &s, e);
-        if (r < 0)
+        if (r != 0)
                 return r;
 
         r = lk_session_get_token(b, s, o.min_valid, on_token, lk_call_ref(call), e);
@@ -323,7 +330,7 @@ static int method_get_claims(struct broker *b, struct lk_call *call, struct lk_e
         if (r < 0)
                 return r;
         r = find_session(b, call, &o, &s, e);
-        if (r < 0)
+        if (r != 0)
                 return r;
         json = s->claims ? json_dumps(s->claims, JSON_COMPACT | JSON_SORT_KEYS) : strdup("{}");
         if (!json)
@@ -333,10 +340,15 @@ static int method_get_claims(struct broker *b, struct lk_call *call, struct lk_e
 
 static int method_list_sessions(struct broker *b, struct lk_call *call, struct lk_error *e)
 {
-        DBusMessage *reply = lk_call_new_return(call);
+        DBusMessage *reply;
         DBusMessageIter it, array;
         bool ok;
+        int r;
 
+        r = broker_need_sessions(b, call, e);
+        if (r != 0)
+                return r;
+        reply = lk_call_new_return(call);
         if (!reply)
                 return -LK_ERR_NOMEM;
         dbus_message_iter_init_append(reply, &it);

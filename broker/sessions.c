@@ -31,12 +31,100 @@ int lk_session_check_id(const char *id, struct lk_error *e)
         return 0;
 }
 
-struct lk_session *lk_session_find(struct broker *b, const char *id)
+/*
+ * Sessions by id: a chained hash table beside the list (the list keeps the newest-first
+ * order). 10,000 sessions made the linear search, and the duplicate check at load, cost.
+ */
+#define SESSION_BUCKETS_MIN 256
+
+static size_t id_hash(const char *id)
 {
-        for (struct lk_session *s = b->sessions; s; s = s->next)
+        uint64_t h = 14695981039346656037ULL; /* FNV-1a */
+
+        for (; *id; id++)
+                h = (h ^ (unsigned char)*id) * 1099511628211ULL;
+        return (size_t)h;
+}
+
+/*
+ * Doubles the table (or makes the first), filling it from the list (the session being added
+ * is on it already). False on OOM: the table stays as it was (only fuller), and without any
+ * table lookups walk the list.
+ */
+static bool table_grow(struct broker *b)
+{
+        size_t n = b->session_buckets ? b->session_buckets * 2 : SESSION_BUCKETS_MIN;
+        struct lk_session **t = calloc(n, sizeof(*t));
+
+        if (!t)
+                return false;
+        for (struct lk_session *s = b->sessions; s; s = s->next) {
+                size_t k = id_hash(s->id) & (n - 1);
+
+                s->hnext = t[k];
+                t[k] = s;
+        }
+        free(b->session_table);
+        b->session_table = t;
+        b->session_buckets = n;
+        return true;
+}
+
+/* s is on b->sessions already. */
+static void table_add(struct broker *b, struct lk_session *s)
+{
+        size_t k;
+
+        b->n_sessions++;
+        if (b->n_sessions > b->session_buckets && table_grow(b))
+                return; /* s went in with the rest */
+        if (!b->session_table) {
+                s->hnext = NULL;
+                return;
+        }
+        k = id_hash(s->id) & (b->session_buckets - 1);
+        s->hnext = b->session_table[k];
+        b->session_table[k] = s;
+}
+
+static void table_remove(struct broker *b, struct lk_session *s)
+{
+        b->n_sessions--;
+        if (!b->session_table)
+                return;
+        for (struct lk_session **p = &b->session_table[id_hash(s->id) & (b->session_buckets - 1)];
+             *p; p = &(*p)->hnext)
+                if (*p == s) {
+                        *p = s->hnext;
+                        break;
+                }
+        s->hnext = NULL;
+}
+
+struct lk_session *lk_session_find_loaded(struct broker *b, const char *id)
+{
+        if (!b->session_table) {
+                for (struct lk_session *s = b->sessions; s; s = s->next)
+                        if (streq(s->id, id))
+                                return s;
+                return NULL;
+        }
+        for (struct lk_session *s = b->session_table[id_hash(id) & (b->session_buckets - 1)]; s;
+             s = s->hnext)
                 if (streq(s->id, id))
                         return s;
         return NULL;
+}
+
+struct lk_session *lk_session_find(struct broker *b, const char *id)
+{
+        struct lk_session *s = lk_session_find_loaded(b, id);
+
+        if (!s && b->loader) {
+                lk_store_load_id(b, id);
+                s = lk_session_find_loaded(b, id);
+        }
+        return s;
 }
 
 struct lk_session *lk_session_latest(struct broker *b, uid_t uid)
@@ -86,6 +174,7 @@ void lk_session_adopt(struct broker *b, struct lk_session *s)
         s->broker = b;
         s->next = b->sessions;
         b->sessions = s;
+        table_add(b, s);
 }
 
 static void log_tokens(int prio, const char *what, const struct lk_session *s)
@@ -127,6 +216,8 @@ int lk_session_open(struct broker *b, const char *id, const char *user, uid_t ui
                 lk_session_free(s);
                 return lk_error_set(e, LK_ERR_NOMEM, "Out of memory");
         }
+        /* Before the save: a file not read yet must be read as the old session, not the new. */
+        old = lk_session_find(b, id);
 
         /*
          * The same id again: su inside a session, or a session whose close
@@ -140,7 +231,6 @@ int lk_session_open(struct broker *b, const char *id, const char *user, uid_t ui
                 lk_session_free(s);
                 return r;
         }
-        old = lk_session_find(b, id);
         if (old)
                 session_close(b, old, false);
         lk_session_adopt(b, s);
@@ -324,6 +414,7 @@ static void session_close(struct broker *b, struct lk_session *s, bool remove_fi
 
         log_tokens(LOG_NOTICE, "closed", s);
         session_unlink(&b->sessions, s);
+        table_remove(b, s);
         if (remove_file)
                 lk_store_remove(b, s->id);
         /* The provider copies the token, so it may go with the session below. */
@@ -365,6 +456,10 @@ void lk_sessions_free_all(struct broker *b)
                         answer_waiters(s, -LK_ERR_PROVIDER_UNAVAILABLE, &e);
                         lk_session_free(s);
                 }
+        free(b->session_table);
+        b->session_table = NULL;
+        b->session_buckets = 0;
+        b->n_sessions = 0;
 }
 
 unsigned lk_sessions_refreshing(struct broker *b)

@@ -34,6 +34,7 @@ struct lk_token_waiter {
 
 struct lk_session {
         struct lk_session *next;
+        struct lk_session *hnext; /* the next in its bucket of b->session_table */
         struct broker *broker;
         char *id;
         char *user;
@@ -55,9 +56,14 @@ struct lk_session {
 /* Session ids become file names: [A-Za-z0-9._-]{1,64}, not starting with '.'. */
 int lk_session_check_id(const char *id, struct lk_error *e);
 
-/* The session of that id, or NULL. */
+/*
+ * The session of that id, or NULL. While the sessions of the last run are still being
+ * read (store.c), one not read yet is read from its file now.
+ */
 struct lk_session *lk_session_find(struct broker *b, const char *id);
-/* The session uid opened last, or NULL. */
+/* The same among the sessions in memory only. */
+struct lk_session *lk_session_find_loaded(struct broker *b, const char *id);
+/* The session uid opened last, or NULL. Only once every session is read (broker_need_sessions). */
 struct lk_session *lk_session_latest(struct broker *b, uid_t uid);
 
 /* Makes the session from a login's grant (taken over, also on failure), saves it, announces it. */

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "broker.h"
@@ -251,6 +252,30 @@ static void set_aside(struct broker *b, const char *name, const char *why)
                             why, to);
 }
 
+/*
+ * Reading the sessions of the last run. Start only opens the directory: 10,000 files took a
+ * second to parse, and the first call should not wait for that. Once the bus name is ours
+ * the broker reads them in slices between calls (lk_store_load_some); a call that names a
+ * session reads its file at once (lk_store_load_id); calls that need them all wait for the
+ * end (broker_need_sessions). The files stay the only truth: no index to fall out of step.
+ * readdir() returns each entry that stays in the directory once; a session saved or closed
+ * meanwhile is in memory or gone already, and a file that has gone is skipped.
+ */
+struct lk_store_loader {
+        DIR *dir;
+        unsigned n;
+        bool remove_leftovers; /* the bus name is ours: no other broker writes here */
+        unsigned n_leftovers;
+};
+
+static int64_t mono_us(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 static void load_one(struct broker *b, const char *name)
 {
         size_t n = strlen(name);
@@ -271,8 +296,14 @@ static void load_one(struct broker *b, const char *name)
                 set_aside(b, name, "not a session id");
                 return;
         }
+        /* Read already (asked for by id), or opened anew since the start: memory is newer. */
+        if (lk_session_find_loaded(b, id))
+                return;
         r = lk_read_file(path, STORE_FILE_MAX, &text, &len, &e);
         if (r < 0) {
+                /* Closed since the directory was listed: nothing to read, nothing to log. */
+                if (access(path, F_OK) < 0 && errno == ENOENT)
+                        return;
                 set_aside(b, name, e.message);
                 return;
         }
@@ -287,20 +318,22 @@ static void load_one(struct broker *b, const char *name)
                 lk_store_remove(b, id);
                 return;
         }
-        if (lk_session_find(b, id)) {
-                lk_session_free(s);
-                return;
-        }
         lk_session_adopt(b, s);
         log_debug("Loaded session %s of %s (uid %u)", s->id, s->user, (unsigned)s->uid);
 }
 
 void lk_store_remove_leftovers(struct broker *b)
 {
-        DIR *d = opendir(b->sessions_dir);
+        DIR *d;
         struct dirent *de;
         unsigned n = 0;
 
+        /* The loader does it as it passes: one walk over the directory, not two. */
+        if (b->loader) {
+                b->loader->remove_leftovers = true;
+                return;
+        }
+        d = opendir(b->sessions_dir);
         if (!d)
                 return;
         while ((de = readdir(d)))
@@ -311,22 +344,88 @@ void lk_store_remove_leftovers(struct broker *b)
                 log_info("Removed %u temporary session file(s) left by an interrupted write", n);
 }
 
-int lk_store_load_all(struct broker *b, struct lk_error *e)
+int lk_store_load_begin(struct broker *b, struct lk_error *e)
 {
-        DIR *d;
-        struct dirent *de;
-        unsigned n = 0;
+        struct lk_store_loader *l;
 
-        d = opendir(b->sessions_dir);
-        if (!d)
-                return lk_error_set(e, LK_ERR_IO, "Cannot read %s: %s", b->sessions_dir,
-                                    strerror(errno));
-        while ((de = readdir(d))) {
+        l = calloc(1, sizeof(*l));
+        if (!l)
+                return lk_error_set(e, LK_ERR_NOMEM, "Out of memory");
+        l->dir = opendir(b->sessions_dir);
+        if (!l->dir) {
+                int r = lk_error_set(e, LK_ERR_IO, "Cannot read %s: %s", b->sessions_dir,
+                                     strerror(errno));
+                free(l);
+                return r;
+        }
+        b->loader = l;
+        return 0;
+}
+
+void lk_store_loader_free(struct broker *b)
+{
+        if (!b->loader)
+                return;
+        closedir(b->loader->dir);
+        free(b->loader);
+        b->loader = NULL;
+}
+
+bool lk_store_load_some(struct broker *b, int64_t budget_us)
+{
+        struct lk_store_loader *l = b->loader;
+        int64_t end = mono_us() + budget_us;
+        struct dirent *de;
+
+        if (!l)
+                return true;
+        for (unsigned k = 0;; k++) {
+                /* The clock every 16 files: one file takes tens of microseconds. */
+                if (k % 16 == 15 && mono_us() >= end)
+                        return false;
+                errno = 0;
+                de = readdir(l->dir);
+                if (!de)
+                        break;
                 if (de->d_name[0] == '.')
                         continue;
+                if (strstr(de->d_name, ".json.tmp.")) {
+                        if (l->remove_leftovers && unlinkat(dirfd(l->dir), de->d_name, 0) == 0)
+                                l->n_leftovers++;
+                        continue;
+                }
                 load_one(b, de->d_name);
-                n++;
+                l->n++;
         }
-        closedir(d);
+        if (l->n_leftovers > 0)
+                log_info("Removed %u temporary session file(s) left by an interrupted write",
+                         l->n_leftovers);
+        if (errno != 0)
+                log_error("Cannot read all of %s: %s; some sessions may be missing",
+                          b->sessions_dir, strerror(errno));
+        log_debug("Read %u session file(s); %zu session(s) in memory", l->n, b->n_sessions);
+        lk_store_loader_free(b);
+        return true;
+}
+
+int lk_store_load_all(struct broker *b, struct lk_error *e)
+{
+        int r = lk_store_load_begin(b, e);
+
+        if (r < 0)
+                return r;
+        while (!lk_store_load_some(b, INT64_MAX / 2))
+                ;
         return 0;
+}
+
+void lk_store_load_id(struct broker *b, const char *id)
+{
+        _cleanup_free_ char *name = NULL;
+
+        if (!b->loader || lk_session_check_id(id, NULL) < 0)
+                return;
+        if (asprintf(&name, "%s.json", id) < 0)
+                return;
+        load_one(b, name);
 }

@@ -1,11 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Sessions on disk: one JSON file per session in <state_dir>/sessions/, mode
- * 0600, written whole (temp file, fsync, rename). Loaded at start: a corrupt
- * file is moved aside (*.corrupt) with a log line; a session of another boot
- * is dropped, since logind reuses session ids.
+ * 0600, written whole (temp file, fsync, rename). Read after the start, in
+ * slices between calls, and one by one on demand (store.c): a corrupt file is
+ * moved aside (*.corrupt) with a log line; a session of another boot is
+ * dropped, since logind reuses session ids.
  */
 #pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
 
 #include "error.h"
 
@@ -24,5 +28,15 @@ void lk_store_remove(struct broker *b, const char *session_id);
  * write left behind. Only once we own the bus name: no other broker writes here then.
  */
 void lk_store_remove_leftovers(struct broker *b);
-/* Loads every session file; problems with single files are logged and skipped. */
+/*
+ * Starts reading the session files (b->loader); lk_store_load_some() then reads them a slice
+ * at a time. Problems with single files are logged and skipped.
+ */
+int lk_store_load_begin(struct broker *b, struct lk_error *e);
+/* Reads files for about budget_us; true once every file is read (b->loader is gone then). */
+bool lk_store_load_some(struct broker *b, int64_t budget_us);
+/* Reads the file of that session now, if there is one and it is not in memory yet. */
+void lk_store_load_id(struct broker *b, const char *id);
+void lk_store_loader_free(struct broker *b);
+/* Reads every session file now (lk_store_load_begin and all the slices at once). */
 int lk_store_load_all(struct broker *b, struct lk_error *e);

@@ -24,10 +24,38 @@
 #define CONTENT_TYPE_MAX 256
 /* Connecting may take at most this long, within the whole exchange's timeout. */
 #define CONNECT_TIMEOUT_MAX 10
+/*
+ * Exchanges under way at once, and connections open at once to one host
+ * (CURLMOPT_MAX_HOST_CONNECTIONS): 1024 pending logins must never mean 1024 connections to a
+ * provider. Exchanges beyond it wait in our own queue (start_waiting), oldest first; their
+ * own timeout runs while they wait (expire_overdue). 128, not fewer: over HTTP/1.1 a slow
+ * provider serves one exchange per connection at a time, and 200 logins at once must not
+ * take more than two of its round trips. (The broker speaks to one provider, so one count
+ * for all hosts is the per-host count.)
+ */
+#define HOST_CONNECTIONS_MAX 128
+/* Past its deadline, an exchange gets this long for curl to report the timeout in its words. */
+#define OVERDUE_GRACE_US (250 * 1000)
+/*
+ * New exchanges handed to curl per loop round. curl starts a new one (connection, TLS
+ * context, CA file, ClientHello) in the timer round after it is added, ~1 ms each: 200
+ * CompleteLogin calls at once held the loop for 135 ms, and every GetToken with it. Two per
+ * round keeps a round short; 200 are under way within a few hundred ms.
+ */
+#define STARTS_PER_ROUND 2
+/*
+ * Finished exchanges whose callbacks run per call of process_done. A callback can be a
+ * login's end (id_token check, session file written and synced, reply): a burst of
+ * responses ran 50 of them in one socket callback and held the loop for 50 ms. The rest wait
+ * in curl's message queue for the next round.
+ */
+#define DONE_PER_ROUND 4
 
 struct xfer {
         struct lk_http *h;
         struct xfer *prev, *next;
+        struct xfer *wnext; /* in h's waiting queue, not yet handed to curl */
+        bool added;         /* on the multi handle */
         CURL *easy;
         struct curl_slist *headers;
         char *url;
@@ -35,6 +63,7 @@ struct xfer {
         char *user;     /* secret */
         char *password; /* secret */
         unsigned timeout;
+        int64_t deadline_us; /* monotonic: submitted + timeout, queued or not */
         lk_http_done_fn done;
         void *userdata;
 
@@ -55,8 +84,10 @@ struct deferred {
 
 struct lk_http {
         CURLM *multi;
-        struct xfer *xfers; /* under way */
+        struct xfer *xfers; /* under way, waiting ones included */
         unsigned n_xfers;
+        struct xfer *waiting_head, *waiting_tail; /* submitted, not yet handed to curl */
+        unsigned n_added;                         /* handed to curl, not finished */
         uint64_t started;
 
         struct deferred *deferred_head, *deferred_tail;
@@ -64,15 +95,19 @@ struct lk_http {
         lk_http_watch_fn watch_socket;
         lk_http_timer_fn set_timer;
         void *loop;
-        int64_t curl_deadline_ms; /* monotonic; -1 when curl wants no timer */
+        int64_t curl_deadline_us; /* monotonic; -1 when curl wants no timer */
+        bool more_done;           /* curl has finished exchanges whose callbacks wait */
+        int64_t next_overdue_us;  /* no exchange's own deadline comes before this; -1: none */
+        bool timer_set_by_curl;   /* timer_cb ran since the last lk_http_on_timeout */
 };
 
-static int64_t now_ms(void)
+/* Microseconds: curl keeps its timers in them, and rounding to ms fired ours too early. */
+static int64_t now_us(void)
 {
         struct timespec ts;
 
         clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+        return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 static void xfer_free(struct xfer *x)
@@ -106,10 +141,28 @@ static void xfer_unlink(struct lk_http *h, struct xfer *x)
         h->n_xfers--;
 }
 
-/* Takes x off the multi handle and out of the list; it is then ours alone. */
+/* Takes x off the multi handle (or the waiting queue) and out of the list; it is then ours. */
 static void xfer_detach(struct lk_http *h, struct xfer *x)
 {
-        curl_multi_remove_handle(h->multi, x->easy);
+        if (x->added) {
+                curl_multi_remove_handle(h->multi, x->easy);
+                x->added = false;
+                h->n_added--;
+        } else {
+                struct xfer *prev = NULL;
+
+                for (struct xfer *w = h->waiting_head; w; prev = w, w = w->wnext)
+                        if (w == x) {
+                                if (prev)
+                                        prev->wnext = x->wnext;
+                                else
+                                        h->waiting_head = x->wnext;
+                                if (h->waiting_tail == x)
+                                        h->waiting_tail = prev;
+                                break;
+                        }
+                x->wnext = NULL;
+        }
         xfer_unlink(h, x);
 }
 
@@ -272,22 +325,40 @@ static int socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *s
         return 0;
 }
 
-/* Tells the loop when to call lk_http_on_timeout: now for deferred calls, else when curl wants. */
+/*
+ * Tells the loop when to call lk_http_on_timeout: now for deferred calls, else when curl's
+ * timer or an exchange's own deadline comes. The wait is rounded up to whole milliseconds:
+ * rounded down, the loop woke before curl's timer had expired, curl did nothing and did not
+ * set its timer again, and the loop spun on poll(..., 0) until it had. A deadline already
+ * past is served at once, but only once: if curl then leaves its timer as it was (the loop's
+ * millisecond clock can still wake us a fraction early), the next try is 1 ms later, never
+ * a busy loop.
+ */
 static void arm_timer(struct lk_http *h)
 {
+        int64_t at = -1, left;
         long t;
 
         if (!h->set_timer)
                 return;
-        if (h->deferred_head)
-                t = 0;
-        else if (h->curl_deadline_ms < 0)
-                t = -1;
-        else {
-                int64_t left = h->curl_deadline_ms - now_ms();
-
-                t = left <= 0 ? 0 : left > LONG_MAX ? LONG_MAX : (long)left;
+        if (h->deferred_head || h->more_done ||
+            (h->waiting_head && h->n_added < HOST_CONNECTIONS_MAX)) {
+                h->set_timer(h->loop, 0);
+                return;
         }
+        if (h->curl_deadline_us >= 0)
+                at = h->curl_deadline_us;
+        if (h->next_overdue_us >= 0 && (at < 0 || h->next_overdue_us < at))
+                at = h->next_overdue_us;
+        if (at < 0) {
+                h->set_timer(h->loop, -1);
+                return;
+        }
+        left = at - now_us();
+        if (left <= 0)
+                t = h->timer_set_by_curl ? 0 : 1;
+        else
+                t = (left + 999) / 1000 > LONG_MAX ? LONG_MAX : (long)((left + 999) / 1000);
         h->set_timer(h->loop, t);
 }
 
@@ -295,7 +366,8 @@ static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
 {
         struct lk_http *h = userp;
 
-        h->curl_deadline_ms = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+        h->curl_deadline_us = timeout_ms < 0 ? -1 : now_us() + (int64_t)timeout_ms * 1000;
+        h->timer_set_by_curl = true;
         arm_timer(h);
         return 0;
 }
@@ -315,7 +387,8 @@ int lk_http_new(struct lk_http **ret)
         h = calloc(1, sizeof(*h));
         if (!h)
                 return -LK_ERR_NOMEM;
-        h->curl_deadline_ms = -1;
+        h->curl_deadline_us = -1;
+        h->next_overdue_us = -1;
         h->multi = curl_multi_init();
         if (!h->multi) {
                 free(h);
@@ -325,6 +398,7 @@ int lk_http_new(struct lk_http **ret)
         curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h);
         curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
         curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, h);
+        curl_multi_setopt(h->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)HOST_CONNECTIONS_MAX);
         *ret = h;
         return 0;
 }
@@ -369,7 +443,6 @@ int lk_http_submit(struct lk_http *h, const struct lk_http_request *req, lk_http
                    void *userdata, struct lk_error *e)
 {
         struct xfer *x;
-        CURLMcode mc;
 
         if (!req || isempty(req->url) || !done)
                 return lk_error_set(e, LK_ERR_INVALID_ARGUMENT, "HTTP request without a URL");
@@ -385,6 +458,7 @@ int lk_http_submit(struct lk_http *h, const struct lk_http_request *req, lk_http
         x->userdata = userdata;
         x->max_age = -1;
         x->timeout = req->timeout;
+        x->deadline_us = now_us() + (int64_t)req->timeout * 1000000;
         x->url = strdup(req->url);
         if (!x->url || dup_secret(req->form, &x->form) < 0 ||
             dup_secret(req->basic_user, &x->user) < 0 ||
@@ -444,20 +518,21 @@ int lk_http_submit(struct lk_http *h, const struct lk_http_request *req, lk_http
                 SETOPT(CURLOPT_PASSWORD, x->password ? x->password : "");
         }
 
-        mc = curl_multi_add_handle(h->multi, x->easy);
-        if (mc != CURLM_OK) {
-                int r = lk_error_set(e, mc == CURLM_OUT_OF_MEMORY ? LK_ERR_NOMEM : LK_ERR_IO,
-                                     "Cannot start the request to %s: %s", req->url,
-                                     curl_multi_strerror(mc));
-                xfer_free(x);
-                return r;
-        }
+        /* Handed to curl from the next round on, STARTS_PER_ROUND at a time (start_waiting). */
         x->next = h->xfers;
         if (h->xfers)
                 h->xfers->prev = x;
         h->xfers = x;
         h->n_xfers++;
         h->started++;
+        if (h->waiting_tail)
+                h->waiting_tail->wnext = x;
+        else
+                h->waiting_head = x;
+        h->waiting_tail = x;
+        if (h->next_overdue_us < 0 || x->deadline_us + OVERDUE_GRACE_US < h->next_overdue_us)
+                h->next_overdue_us = x->deadline_us + OVERDUE_GRACE_US;
+        arm_timer(h);
         return 0;
 
 setopt_failed:
@@ -497,13 +572,14 @@ static void describe_failure(const struct xfer *x, CURLcode code, struct lk_erro
                 lk_error_set(e, LK_ERR_PROVIDER_UNAVAILABLE, "%s: %s", x->url, why);
 }
 
-/* Runs the callbacks of every finished exchange. */
-static void process_done(struct lk_http *h)
+/* Runs the callbacks of up to max finished exchanges; more_done tells whether some wait. */
+static void process_done(struct lk_http *h, unsigned max)
 {
         CURLMsg *m;
-        int left;
+        int left = 0;
 
-        while ((m = curl_multi_info_read(h->multi, &left))) {
+        h->more_done = false;
+        while (max > 0 && (m = curl_multi_info_read(h->multi, &left))) {
                 struct lk_http_response resp = {0};
                 struct lk_error err = {0};
                 struct xfer *x = NULL;
@@ -517,6 +593,7 @@ static void process_done(struct lk_http *h)
                         continue;
                 /* From here on x belongs to nobody else: the callback may do anything. */
                 xfer_detach(h, x);
+                max--;
 
                 if (code == CURLE_OK && !x->too_big) {
                         curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &resp.status);
@@ -537,6 +614,76 @@ static void process_done(struct lk_http *h)
                 }
                 describe_failure(x, code, &err);
         fail:
+                x->done(x->userdata, NULL, &err);
+                xfer_free(x);
+        }
+        if (max == 0 && left > 0)
+                h->more_done = true;
+}
+
+/*
+ * Ends the exchanges past their own deadline. curl times out the exchanges it runs, from
+ * when they were added; one still in our waiting queue (or in curl's pending list) is not
+ * run, and the caller's timeout, counted from lk_http_submit, must hold anyway.
+ */
+static void expire_overdue(struct lk_http *h)
+{
+        int64_t now = now_us(), next = -1;
+        struct xfer *overdue = NULL;
+
+        if (h->next_overdue_us < 0 || h->next_overdue_us > now)
+                return;
+        for (struct xfer *x = h->xfers, *nx; x; x = nx) {
+                nx = x->next;
+                if (x->deadline_us + OVERDUE_GRACE_US <= now) {
+                        xfer_detach(h, x);
+                        x->next = overdue; /* callbacks only once the list is consistent */
+                        overdue = x;
+                } else if (next < 0 || x->deadline_us + OVERDUE_GRACE_US < next) {
+                        next = x->deadline_us + OVERDUE_GRACE_US;
+                }
+        }
+        h->next_overdue_us = next;
+        while (overdue) {
+                struct xfer *x = overdue;
+                struct lk_error err = {0};
+
+                overdue = x->next;
+                x->next = NULL;
+                lk_error_set(&err, LK_ERR_PROVIDER_UNAVAILABLE,
+                             "%s: timeout after %u s (waiting for a connection)", x->url,
+                             x->timeout);
+                x->done(x->userdata, NULL, &err);
+                xfer_free(x);
+        }
+}
+
+/*
+ * Hands up to max waiting exchanges to curl, oldest first, while fewer than
+ * HOST_CONNECTIONS_MAX are under way. Not curl's own queue for them: a connection coming free
+ * there woke every queued exchange in the same round (72 TLS set-ups, 150 ms in one call).
+ */
+static void start_waiting(struct lk_http *h, unsigned max)
+{
+        while (max-- > 0 && h->waiting_head && h->n_added < HOST_CONNECTIONS_MAX) {
+                struct xfer *x = h->waiting_head;
+                struct lk_error err = {0};
+                CURLMcode mc;
+
+                h->waiting_head = x->wnext;
+                if (!h->waiting_head)
+                        h->waiting_tail = NULL;
+                x->wnext = NULL;
+                mc = curl_multi_add_handle(h->multi, x->easy);
+                if (mc == CURLM_OK) {
+                        x->added = true;
+                        h->n_added++;
+                        continue;
+                }
+                xfer_unlink(h, x);
+                lk_error_set(&err, mc == CURLM_OUT_OF_MEMORY ? LK_ERR_NOMEM : LK_ERR_IO,
+                             "Cannot start the request to %s: %s", x->url,
+                             curl_multi_strerror(mc));
                 x->done(x->userdata, NULL, &err);
                 xfer_free(x);
         }
@@ -627,7 +774,7 @@ void lk_http_on_socket(struct lk_http *h, int fd, int what)
         if (what & LK_HTTP_WATCH_OUT)
                 mask |= CURL_CSELECT_OUT;
         curl_multi_socket_action(h->multi, fd, mask, &running);
-        process_done(h);
+        process_done(h, DONE_PER_ROUND);
         arm_timer(h);
 }
 
@@ -636,9 +783,12 @@ void lk_http_on_timeout(struct lk_http *h)
         int running;
 
         run_deferred(h);
+        start_waiting(h, STARTS_PER_ROUND);
         /* Early is harmless: curl only acts on timers that expired. */
+        h->timer_set_by_curl = false;
         curl_multi_socket_action(h->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-        process_done(h);
+        process_done(h, DONE_PER_ROUND);
+        expire_overdue(h);
         /* The loop's timer was one-shot: set it again, whether or not curl changed its mind. */
         arm_timer(h);
 }
@@ -655,10 +805,11 @@ int lk_http_run(struct lk_http *h)
                 run_deferred(h);
                 if (h->n_xfers == 0 && !h->deferred_head)
                         return 0;
+                start_waiting(h, UINT_MAX);
                 mc = curl_multi_perform(h->multi, &running);
                 if (mc != CURLM_OK)
                         return -LK_ERR_IO;
-                process_done(h);
+                process_done(h, UINT_MAX);
                 if (h->deferred_head || h->n_xfers == 0)
                         continue;
                 mc = curl_multi_poll(h->multi, NULL, 0, 1000, NULL);

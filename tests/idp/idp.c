@@ -1792,14 +1792,21 @@ int main(int argc, char **argv)
 
         sa.sin_port = htons((uint16_t)port);
         sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        /*
+         * Connections: the broker opens at most 128 to one host (broker/core/http.c), and the
+         * benchmark adds its own browsers and direct token requests beside them, so 128 here
+         * refused logins. 512 threads at most; poll(), not select(), so descriptors past
+         * FD_SETSIZE are no limit.
+         */
         d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-                                     MHD_USE_TLS | (idp.verbose ? MHD_USE_ERROR_LOG : 0),
+                                     MHD_USE_POLL | MHD_USE_TLS |
+                                     (idp.verbose ? MHD_USE_ERROR_LOG : 0),
                              0, NULL, NULL, access_handler, NULL,
                              MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
                              MHD_OPTION_HTTPS_MEM_CERT, cert,
                              MHD_OPTION_HTTPS_MEM_KEY, key,
                              MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
-                             MHD_OPTION_CONNECTION_LIMIT, (unsigned)128,
+                             MHD_OPTION_CONNECTION_LIMIT, (unsigned)512,
                              MHD_OPTION_NOTIFY_COMPLETED, request_completed, NULL,
                              MHD_OPTION_END);
         if (!d) {
