@@ -406,23 +406,29 @@ static void test_disk_cache_survives_restart(void **state)
 }
 
 /* Rewrites a disk copy so that it ends in one second. */
-static void expire_soon(const char *path)
+/*
+ * Makes the disk copy at path expire a few seconds from now (long enough that
+ * a busy machine still loads it as fresh) and returns when that is.
+ */
+static int64_t expire_soon(const char *path)
 {
         struct lk_cache_file file = {0};
         struct lk_error e = {0};
-        int64_t now = (int64_t)time(NULL);
+        int64_t now = (int64_t)time(NULL), expires_at = now + 3;
 
         assert_int_equal(lk_cache_file_load(path, now, &file, &e), 0);
         file.fetched_at = now - 100;
-        file.expires_at = now + 1;
+        file.expires_at = expires_at;
         assert_int_equal(lk_cache_file_save(path, &file, &e), 0);
         lk_cache_file_clear(&file);
+        return expires_at;
 }
 
 static void test_stale_cache_refreshed(void **state)
 {
         struct fixture *f = *state;
         struct outcome o = {0};
+        int64_t expires_at;
         char path[128];
 
         new_provider(f, f->cache_dir);
@@ -432,12 +438,13 @@ static void test_stale_cache_refreshed(void **state)
         assert_string_equal(f->fake.order, "dj");
 
         snprintf(path, sizeof(path), "%s/discovery.json", f->cache_dir);
-        expire_soon(path);
+        expires_at = expire_soon(path);
         snprintf(path, sizeof(path), "%s/jwks.json", f->cache_dir);
-        expire_soon(path);
+        expires_at = expire_soon(path);
         new_provider(f, f->cache_dir);
         assert_non_null(lk_provider_endpoints(f->p));
-        usleep(1200 * 1000);
+        while ((int64_t)time(NULL) <= expires_at)
+                usleep(100 * 1000);
 
         /*
          * Stale keys are fetched before the code is exchanged; the stale discovery
