@@ -800,7 +800,7 @@ int lk_http_run(struct lk_http *h)
 
         for (;;) {
                 CURLMcode mc;
-                int running;
+                int running, wait_ms;
 
                 run_deferred(h);
                 if (h->n_xfers == 0 && !h->deferred_head)
@@ -810,9 +810,18 @@ int lk_http_run(struct lk_http *h)
                 if (mc != CURLM_OK)
                         return -LK_ERR_IO;
                 process_done(h, UINT_MAX);
-                if (h->deferred_head || h->n_xfers == 0)
+                /* Queued ones keep their own timeout here too, and start as slots come free. */
+                expire_overdue(h);
+                if (h->deferred_head || h->n_xfers == 0 ||
+                    (h->waiting_head && h->n_added < HOST_CONNECTIONS_MAX))
                         continue;
-                mc = curl_multi_poll(h->multi, NULL, 0, 1000, NULL);
+                wait_ms = 1000;
+                if (h->next_overdue_us >= 0) {
+                        int64_t left = (h->next_overdue_us - now_us() + 999) / 1000;
+
+                        wait_ms = left <= 0 ? 0 : left < 1000 ? (int)left : 1000;
+                }
+                mc = curl_multi_poll(h->multi, NULL, 0, wait_ms, NULL);
                 if (mc != CURLM_OK)
                         return -LK_ERR_IO;
         }

@@ -118,9 +118,12 @@ struct result {
         long max_age;
         struct lk_error err;
         int order; /* when it completed, among others */
+        int64_t at_ms; /* when its callback ran (CLOCK_MONOTONIC) */
 };
 
 static int completed;
+
+static int64_t mono_ms(void);
 
 static void result_clear(struct result *r)
 {
@@ -136,6 +139,7 @@ static void record_cb(void *userdata, const struct lk_http_response *resp,
 
         r->calls++;
         r->order = ++completed;
+        r->at_ms = mono_ms();
         if (!resp) {
                 assert_non_null(err);
                 r->err = *err;
@@ -658,8 +662,9 @@ static void test_defer(void **state)
 }
 
 /* A small poll loop, standing in for the broker's, driving lk_http through its callbacks. */
+#define LOOP_FDS_MAX 512
 struct loop {
-        struct pollfd fds[64];
+        struct pollfd fds[LOOP_FDS_MAX];
         int n;
         int64_t deadline; /* -1: none */
         int watch_calls, timer_calls;
@@ -680,7 +685,7 @@ static void loop_watch(void *userdata, int fd, int what)
                 return;
         }
         if (i == l->n) {
-                assert_true(l->n < 64);
+                assert_true(l->n < LOOP_FDS_MAX);
                 l->n++;
         }
         l->fds[i] = (struct pollfd){
@@ -705,7 +710,7 @@ static bool loop_run(struct lk_http *h, struct loop *l, const int *counter, int 
         int64_t end = mono_ms() + limit_ms;
 
         while (*counter < target) {
-                struct pollfd fds[64];
+                struct pollfd fds[LOOP_FDS_MAX];
                 int n = l->n, wait = 100;
                 int64_t now = mono_ms();
 
@@ -772,6 +777,9 @@ static void test_event_loop(void **state)
         assert_true(l.watch_calls > 0);
         assert_true(l.timer_calls > 0);
         assert_int_equal(lk_http_pending(f->h), 0);
+        /* Here, while l lives: freeing h tells the loop about the sockets it closes. */
+        lk_http_free(f->h);
+        f->h = NULL;
 }
 
 static void test_event_loop_timeout(void **state)
@@ -792,6 +800,210 @@ static void test_event_loop_timeout(void **state)
         assert_true(mono_ms() - t0 < 2000);
         /* Every socket curl asked us to watch was released again. */
         assert_int_equal(l.n, 0);
+        lk_http_free(f->h);
+        f->h = NULL;
+}
+
+/* ---- many requests to one host: at most 128 at once, the rest queued (http.c) ---- */
+
+#define HOST_MAX 128
+
+/* The loop of the tests below: static, since lk_http_free() in the teardown still tells it
+ * about the sockets it closes. */
+static struct loop big_loop;
+
+/* Connections open at the server at once, counted by libmicrohttpd's connection notices. */
+static atomic_int conns_now, conns_peak;
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+        (void)cls;
+        (void)conn;
+        (void)socket_context;
+        if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+                int now = atomic_fetch_add(&conns_now, 1) + 1;
+                int peak = atomic_load(&conns_peak);
+
+                while (now > peak && !atomic_compare_exchange_weak(&conns_peak, &peak, now))
+                        ;
+        } else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+                atomic_fetch_sub(&conns_now, 1);
+        }
+}
+
+/* As setup, with a server that counts its connections and takes many more than 128. */
+static int setup_counting(void **state)
+{
+        struct fixture *f = calloc(1, sizeof(*f));
+        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = 0};
+        const union MHD_DaemonInfo *info;
+        struct ts_server *s;
+
+        assert_non_null(f);
+        s = &f->server;
+        s->handler = handler;
+        s->userdata = &f->seen;
+        pthread_mutex_init(&s->lock, NULL);
+        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        atomic_store(&conns_now, 0);
+        atomic_store(&conns_peak, 0);
+        s->daemon = MHD_start_daemon(
+                MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL, 0,
+                NULL, NULL, ts_access, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+                MHD_OPTION_NOTIFY_COMPLETED, ts_completed, s, MHD_OPTION_NOTIFY_CONNECTION,
+                on_connection, s, MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000,
+                MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024, MHD_OPTION_END);
+        assert_non_null(s->daemon);
+        info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
+        assert_true(info && info->port != 0);
+        s->port = info->port;
+        snprintf(s->base, sizeof(s->base), "http://127.0.0.1:%u", (unsigned)s->port);
+        assert_int_equal(lk_http_new(&f->h), 0);
+        *state = f;
+        return 0;
+}
+
+/*
+ * N requests at once to one host whose answers take delay_ms: all complete, never more than
+ * 128 connections at the server at once, and the queue is first in, first out: each of those
+ * submitted past the first 128 completes after every one of the first 128.
+ */
+static void many_at_once(struct fixture *f, bool with_loop)
+{
+        enum { N = 200, DELAY_MS = 500 };
+        _cleanup_free_ char *u = url(f, "/slow?ms=500");
+        struct lk_http_request req = {.url = u, .timeout = 15};
+        struct result *r = calloc(N, sizeof(*r));
+        struct loop *l = &big_loop;
+        struct lk_error e = {0};
+        int64_t t0 = mono_ms();
+        int last_of_first = 0, first_of_rest = N + 1;
+
+        assert_non_null(r);
+        *l = (struct loop){.deadline = -1};
+        completed = 0;
+        if (with_loop)
+                lk_http_set_loop(f->h, loop_watch, loop_timer, l);
+        for (int i = 0; i < N; i++)
+                assert_int_equal(lk_http_submit(f->h, &req, record_cb, &r[i], &e), 0);
+        assert_int_equal(lk_http_pending(f->h), N);
+        if (with_loop)
+                assert_true(loop_run(f->h, l, &completed, N, 20000));
+        else
+                assert_int_equal(lk_http_run(f->h), 0);
+        print_message("%d requests, %d ms each: %lld ms; at most %d connections, %d requests "
+                      "at once at the server\n",
+                      N, DELAY_MS, (long long)(mono_ms() - t0), atomic_load(&conns_peak),
+                      atomic_load(&f->server.peak));
+
+        assert_int_equal(completed, N);
+        assert_int_equal(lk_http_pending(f->h), 0);
+        assert_int_equal(atomic_load(&f->server.requests), N);
+        for (int i = 0; i < N; i++) {
+                if (r[i].calls != 1 || !r[i].ok)
+                        fail_msg("request %d: %d calls, %s", i, r[i].calls,
+                                 r[i].ok ? "ok" : r[i].err.message);
+                assert_string_equal(r[i].body, "slow");
+                if (i < HOST_MAX && r[i].order > last_of_first)
+                        last_of_first = r[i].order;
+                if (i >= HOST_MAX && r[i].order < first_of_rest)
+                        first_of_rest = r[i].order;
+                result_clear(&r[i]);
+        }
+        /* The cap held, and was used: the first 128 were under way together. */
+        assert_true(atomic_load(&conns_peak) <= HOST_MAX);
+        assert_true(atomic_load(&f->server.peak) <= HOST_MAX);
+        assert_true(atomic_load(&f->server.peak) >= HOST_MAX * 3 / 4);
+        /* Completion order: the queued ones after all of the first 128 (callbacks 1..128). */
+        assert_int_equal(last_of_first, HOST_MAX);
+        assert_int_equal(first_of_rest, HOST_MAX + 1);
+        /* Two rounds of the provider's delay, not N of them. */
+        assert_true(mono_ms() - t0 < 6 * DELAY_MS);
+        free(r);
+}
+
+static void test_many_at_once_loop(void **state)
+{
+        many_at_once(*state, true);
+}
+
+static void test_many_at_once_run(void **state)
+{
+        many_at_once(*state, false);
+}
+
+/*
+ * 128 slow requests hold every slot; one more, with a timeout of 1 s, waits in the queue and
+ * never starts: it must still fail with a timeout after about 1 s (its own), not when a slot
+ * comes free, and the server must never see it.
+ */
+static void queued_times_out(struct fixture *f, bool with_loop)
+{
+        _cleanup_free_ char *slow = url(f, "/slow?ms=4000"), *quick = url(f, "/hello");
+        struct lk_http_request req = {.url = slow, .timeout = 15};
+        struct lk_http_request late = {.url = quick, .timeout = 1};
+        struct result *r = calloc(HOST_MAX, sizeof(*r));
+        struct loop *l = &big_loop;
+        struct result q = {0};
+        struct lk_error e = {0};
+        int64_t t0;
+
+        assert_non_null(r);
+        *l = (struct loop){.deadline = -1};
+        completed = 0;
+        if (with_loop)
+                lk_http_set_loop(f->h, loop_watch, loop_timer, l);
+        for (int i = 0; i < HOST_MAX; i++)
+                assert_int_equal(lk_http_submit(f->h, &req, record_cb, &r[i], &e), 0);
+        if (with_loop) {
+                /* Let the 128 reach the server, so the slots are really taken. */
+                int64_t end = mono_ms() + 5000;
+
+                while (atomic_load(&f->server.in_flight) < HOST_MAX && mono_ms() < end) {
+                        (void)loop_run(f->h, l, &completed, 1, 20);
+                        assert_int_equal(completed, 0);
+                }
+                assert_int_equal(atomic_load(&f->server.in_flight), HOST_MAX);
+        }
+        t0 = mono_ms();
+        assert_int_equal(lk_http_submit(f->h, &late, record_cb, &q, &e), 0);
+        if (with_loop)
+                assert_true(loop_run(f->h, l, &q.calls, 1, 3000));
+        else
+                assert_int_equal(lk_http_run(f->h), 0);
+        print_message("queued request: %s after %lld ms\n", q.ok ? "ok" : q.err.message,
+                      (long long)(q.at_ms - t0));
+        assert_int_equal(q.calls, 1);
+        assert_false(q.ok);
+        assert_int_equal(q.err.code, LK_ERR_PROVIDER_UNAVAILABLE);
+        assert_non_null(strstr(q.err.message, "timeout"));
+        assert_non_null(strstr(q.err.message, quick));
+        assert_true(q.at_ms - t0 >= 900);
+        assert_true(q.at_ms - t0 < 2000);
+        pthread_mutex_lock(&f->server.lock);
+        assert_int_equal(f->seen.hello_hits, 0);
+        pthread_mutex_unlock(&f->server.lock);
+        if (with_loop) {
+                /* The slow ones are still under way; none of them ended with it. */
+                assert_int_equal(completed, 1);
+                assert_int_equal(lk_http_pending(f->h), HOST_MAX);
+        }
+        for (int i = 0; i < HOST_MAX; i++)
+                result_clear(&r[i]);
+        result_clear(&q);
+        /* The teardown frees h with the slow ones under way, and stops the server at once. */
+        free(r);
+}
+
+static void test_queued_times_out_loop(void **state)
+{
+        queued_times_out(*state, true);
+}
+
+static void test_queued_times_out_run(void **state)
+{
+        queued_times_out(*state, false);
 }
 
 static void write_tmp(const char *text, char *path_template)
@@ -886,6 +1098,12 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_event_loop, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_event_loop_timeout, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_free_with_pending, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_many_at_once_loop, setup_counting, teardown),
+                cmocka_unit_test_setup_teardown(test_many_at_once_run, setup_counting, teardown),
+                cmocka_unit_test_setup_teardown(test_queued_times_out_loop, setup_counting,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(test_queued_times_out_run, setup_counting,
+                                                teardown),
                 cmocka_unit_test(test_https),
         };
 
