@@ -26,6 +26,7 @@
 
 #include "b64url.h"
 #include "secret.h"
+#include "utf8.h"
 
 #define TOKEN_MAX_SIZE (64 * 1024)
 
@@ -81,26 +82,6 @@ static void bn_freep(BIGNUM **b)
 {
         BN_free(*b);
 }
-
-/* Copies an outside (but not secret) string for a message: printable ASCII, shortened. */
-static const char *printable(const char *s, char *buf, size_t size)
-{
-        size_t i = 0, j = 0;
-
-        if (!s)
-                return "(none)";
-        for (; s[i] && j + 4 < size; i++)
-                buf[j++] = (s[i] >= 0x20 && s[i] < 0x7f && s[i] != '"') ? s[i] : '?';
-        if (s[i]) {
-                buf[j++] = '.';
-                buf[j++] = '.';
-                buf[j++] = '.';
-        }
-        buf[j] = 0;
-        return buf;
-}
-
-#define PRINTABLE(s) printable((s), (char[72]){0}, 72)
 
 struct jws {
         const char *token;
@@ -414,11 +395,11 @@ static int verify_signature(const struct jws *j, unsigned alg, const char *alg_n
         }
 
         if (kid && named == 0)
-                return refuse(e, LK_IDT_UNKNOWN_KID, "no key has kid \"%s\"", PRINTABLE(kid));
+                return refuse(e, LK_IDT_UNKNOWN_KID, "no key has kid \"%s\"", LK_TEXT_PRINTABLE(kid));
         if (kid && tried == 0)
                 return refuse(e, LK_IDT_KEY_MISMATCH,
                               "alg %s cannot use key \"%s\" (%s%s%s%s)", alg_name,
-                              PRINTABLE(kid), key_family(refused),
+                              LK_TEXT_PRINTABLE(kid), key_family(refused),
                               refused->alg ? ", meant for " : "", refused->alg ? refused->alg : "",
                               refused->alg ? " only" : "");
         if (tried == 0)
@@ -426,7 +407,7 @@ static int verify_signature(const struct jws *j, unsigned alg, const char *alg_n
                               alg_name);
         if (kid)
                 return refuse(e, LK_IDT_BAD_SIGNATURE, "the %s signature does not match key \"%s\"",
-                              alg_name, PRINTABLE(kid));
+                              alg_name, LK_TEXT_PRINTABLE(kid));
         return refuse(e, LK_IDT_BAD_SIGNATURE,
                       "the %s signature matches none of the %zu keys that fit", alg_name, tried);
 }
@@ -445,11 +426,11 @@ static int check_header_and_signature(const struct jws *j, const struct lk_idtok
         alg_name = json_string_value(v);
         if (strcasecmp(alg_name, "none") == 0)
                 return refuse(e, LK_IDT_ALG_NONE, "alg \"%s\" (unsigned) is never accepted",
-                              PRINTABLE(alg_name));
+                              LK_TEXT_PRINTABLE(alg_name));
         alg = lk_alg_from_name(alg_name);
         if (alg == 0 || !(p->algorithms & alg))
                 return refuse(e, LK_IDT_ALG_NOT_ALLOWED,
-                              "alg \"%s\" is not in id_token_algorithms", PRINTABLE(alg_name));
+                              "alg \"%s\" is not in id_token_algorithms", LK_TEXT_PRINTABLE(alg_name));
 
         /* RFC 7515 §4.1.11: extensions we do not understand must not be ignored. */
         if (json_object_get(j->header, "crit"))
@@ -494,7 +475,7 @@ static int check_aud(const json_t *c, const struct lk_idtoken_params *p, struct 
                 ours = streq(json_string_value(aud), p->client_id);
                 if (!ours)
                         return refuse(e, LK_IDT_AUD, "aud \"%s\" is not client_id \"%s\"",
-                                      PRINTABLE(json_string_value(aud)), PRINTABLE(p->client_id));
+                                      LK_TEXT_PRINTABLE(json_string_value(aud)), LK_TEXT_PRINTABLE(p->client_id));
         } else if (json_is_array(aud)) {
                 n = json_array_size(aud);
                 if (n == 0)
@@ -510,8 +491,8 @@ static int check_aud(const json_t *c, const struct lk_idtoken_params *p, struct 
                         return refuse(e, LK_IDT_AUD,
                                       "none of the %zu aud values (first \"%s\") "
                                       "is client_id \"%s\"",
-                                      n, PRINTABLE(json_string_value(json_array_get(aud, 0))),
-                                      PRINTABLE(p->client_id));
+                                      n, LK_TEXT_PRINTABLE(json_string_value(json_array_get(aud, 0))),
+                                      LK_TEXT_PRINTABLE(p->client_id));
         } else {
                 return refuse(e, LK_IDT_AUD, "aud is missing or not a string or array");
         }
@@ -522,7 +503,7 @@ static int check_aud(const json_t *c, const struct lk_idtoken_params *p, struct 
                         return refuse(e, LK_IDT_AZP, "azp is not a string");
                 if (!streq(json_string_value(azp), p->client_id))
                         return refuse(e, LK_IDT_AZP, "azp \"%s\" is not client_id \"%s\"",
-                                      PRINTABLE(json_string_value(azp)), PRINTABLE(p->client_id));
+                                      LK_TEXT_PRINTABLE(json_string_value(azp)), LK_TEXT_PRINTABLE(p->client_id));
         } else if (n > 1) {
                 return refuse(e, LK_IDT_AZP, "aud has %zu values but there is no azp", n);
         }
@@ -609,7 +590,7 @@ static int check_claims(const json_t *c, const struct lk_idtoken_params *p, stru
                 return refuse(e, LK_IDT_ISS, "iss is missing or not a string");
         if (!streq(json_string_value(v), p->issuer))
                 return refuse(e, LK_IDT_ISS, "iss \"%s\" is not the issuer \"%s\"",
-                              PRINTABLE(json_string_value(v)), PRINTABLE(p->issuer));
+                              LK_TEXT_PRINTABLE(json_string_value(v)), LK_TEXT_PRINTABLE(p->issuer));
 
         r = check_aud(c, p, e);
         if (r < 0)

@@ -20,6 +20,7 @@
 
 #include "b64url.h"
 #include "config.h"
+#include "utf8.h"
 
 #define JWKS_MAX_SIZE (1024 * 1024)
 #define JWK_KID_MAX 1024
@@ -59,26 +60,6 @@ static void bio_freep(BIO **b)
 {
         BIO_free(*b);
 }
-
-/* Copies an outside string for a message: printable ASCII only, shortened. */
-static const char *printable(const char *s, char *buf, size_t size)
-{
-        size_t i = 0, j = 0;
-
-        if (!s)
-                return "(none)";
-        for (; s[i] && j + 4 < size; i++)
-                buf[j++] = (s[i] >= 0x20 && s[i] < 0x7f && s[i] != '"') ? s[i] : '?';
-        if (s[i]) {
-                buf[j++] = '.';
-                buf[j++] = '.';
-                buf[j++] = '.';
-        }
-        buf[j] = 0;
-        return buf;
-}
-
-#define PRINTABLE(s) printable((s), (char[72]){0}, 72)
 
 /* An optional string member: 0 and NULL when absent, -1 when of another type. */
 static int get_string(const json_t *obj, const char *name, const char **ret)
@@ -471,7 +452,7 @@ int lk_jwks_parse(const char *body, size_t len, struct lk_jwks **ret, struct lk_
                         if (json_is_object(v))
                                 (void)get_string(v, "kid", &kid);
                         return lk_error_set(e, -r, "JWKS key %zu (kid \"%s\"): %s", i,
-                                            PRINTABLE(kid), ke.message);
+                                            LK_TEXT_PRINTABLE(kid), ke.message);
                 }
                 s->n++;
         }

@@ -86,3 +86,20 @@ void lk_text_sanitize(const char *in, char *out, size_t size)
         }
         out[o] = 0;
 }
+
+const char *lk_text_printable(const char *s, char *buf, size_t size)
+{
+        size_t i = 0, j = 0;
+
+        if (!s)
+                return "(none)";
+        for (; s[i] && j + 4 < size; i++)
+                buf[j++] = (s[i] >= 0x20 && s[i] < 0x7f && s[i] != '"') ? s[i] : '?';
+        if (s[i]) {
+                buf[j++] = '.';
+                buf[j++] = '.';
+                buf[j++] = '.';
+        }
+        buf[j] = 0;
+        return buf;
+}

@@ -19,3 +19,12 @@ bool lk_utf8_valid(const char *s, size_t len);
  * (ending in "..." when cut). in may be NULL (gives "").
  */
 void lk_text_sanitize(const char *in, char *out, size_t size);
+
+/*
+ * The same for a value quoted inside a message ("kid \"%s\""): printable ASCII
+ * kept but for '"', anything else '?', cut to size - 4 bytes followed by "...".
+ * Returns buf, or "(none)" when s is NULL. LK_TEXT_PRINTABLE(s) uses a
+ * 72-byte buffer of the calling expression.
+ */
+const char *lk_text_printable(const char *s, char *buf, size_t size);
+#define LK_TEXT_PRINTABLE(s) lk_text_printable((s), (char[72]){0}, 72)
