@@ -68,11 +68,6 @@ const char *lk_idtoken_check_name(enum lk_idtoken_check c)
                             "id_token refused (%s): " fmt, lk_idtoken_check_name(check),    \
                             ##__VA_ARGS__)
 
-static void md_ctx_freep(EVP_MD_CTX **c)
-{
-        EVP_MD_CTX_free(*c);
-}
-
 static void ecdsa_sig_freep(ECDSA_SIG **s)
 {
         ECDSA_SIG_free(*s);
@@ -261,15 +256,32 @@ static int ecdsa_der(const unsigned char *sig, size_t size, unsigned char **ret,
         return 0;
 }
 
-/* 1 verified, 0 not, negative on error. */
-static int openssl_verify_pkey(const struct jws *j, unsigned alg, EVP_PKEY *pkey)
+/*
+ * RS* and ES*: OpenSSL's verdict alone. libjwt 1.10 (its OpenSSL flavour, the one we link)
+ * would verify these by PEM_read_bio_PUBKEY on a PEM of this very key, then
+ * EVP_DigestVerify over the same signing input: the check made here, by the same library on
+ * the same key, so its "yes" would add no second judgement of the signature.
+ * Its own parts would be its lenient base64 and its R||S handling, where ours are stricter
+ * (exact signature length, canonical base64url), and the PEM decode, which OpenSSL 3.0 runs
+ * through its decoder framework: ~4 M instructions (~1.3 ms) per token, nine tenths of a
+ * login's CPU time in the broker. HS* keeps both checks (libjwt's HMAC is cheap): there
+ * libjwt computes the MAC itself from the secret. A signature OpenSSL refuses is refused
+ * either way; nothing OpenSSL refuses can be accepted.
+ *
+ * Returns 1 verified, 0 not, negative on error: the digest of the signing input, then one
+ * EVP_PKEY_verify with the context the key keeps for that hash (jwks.h).
+ */
+static int verify_with_key(const struct jws *j, unsigned alg, const struct lk_jwk *k)
 {
-        _cleanup_(md_ctx_freep) EVP_MD_CTX *md = NULL;
-        unsigned char *der = NULL;
+        EVP_PKEY_CTX *ctx = k->verify[lk_jwk_hash_of(alg)];
+        unsigned char digest[EVP_MAX_MD_SIZE], *der = NULL;
+        unsigned int digest_len = 0;
         const unsigned char *sig = j->sig;
         size_t sig_len = j->sig_len, size;
         int r;
 
+        if (!ctx)
+                return 0;
         if (alg & ALG_ES) {
                 (void)alg_curve(alg, &size);
                 if (j->sig_len != 2 * size)
@@ -278,18 +290,16 @@ static int openssl_verify_pkey(const struct jws *j, unsigned alg, EVP_PKEY *pkey
                 if (r < 0)
                         return r;
                 sig = der;
-        } else if (EVP_PKEY_get_size(pkey) <= 0 || j->sig_len != (size_t)EVP_PKEY_get_size(pkey)) {
+        } else if (EVP_PKEY_get_size(k->pkey) <= 0 ||
+                   j->sig_len != (size_t)EVP_PKEY_get_size(k->pkey)) {
                 return 0;
         }
 
-        md = EVP_MD_CTX_new();
-        if (!md) {
+        if (EVP_Digest(j->token, j->signing_input_len, digest, &digest_len, alg_md(alg), NULL) != 1) {
                 OPENSSL_free(der);
                 return -LK_ERR_NOMEM;
         }
-        r = EVP_DigestVerifyInit(md, NULL, alg_md(alg), NULL, pkey) == 1 &&
-            EVP_DigestVerify(md, sig, sig_len, (const unsigned char *)j->token,
-                             j->signing_input_len) == 1;
+        r = EVP_PKEY_verify(ctx, sig, sig_len, digest, digest_len) == 1;
         OPENSSL_free(der);
         return r;
 }
@@ -323,23 +333,6 @@ static bool libjwt_agrees(const struct jws *j, unsigned alg, const char *key)
         ok = jwt_get_alg(jwt) == alg_libjwt(alg);
         jwt_free(jwt);
         return ok;
-}
-
-/*
- * RS* and ES*: OpenSSL's verdict alone. libjwt 1.10 (its OpenSSL flavour, the one we link)
- * verifies these by PEM_read_bio_PUBKEY on the PEM we made from this very EVP_PKEY, then
- * EVP_DigestVerify over the same signing input: the same library call on the same key that
- * openssl_verify_pkey has just made, so its "yes" adds no second judgement of the signature.
- * Its own parts would be its lenient base64 and its R||S handling, where ours are stricter
- * (exact signature length, canonical base64url), and the PEM decode, which OpenSSL 3.0 runs
- * through its decoder framework: ~4 M instructions (~1.3 ms) per token, nine tenths of a
- * login's CPU time in the broker. HS* keeps both checks (libjwt's HMAC is cheap): there
- * libjwt computes the MAC itself from the secret. A signature OpenSSL refuses is refused
- * either way; nothing OpenSSL refuses can be accepted.
- */
-static int verify_with_key(const struct jws *j, unsigned alg, const struct lk_jwk *k)
-{
-        return openssl_verify_pkey(j, alg, k->pkey);
 }
 
 static int verify_signature(const struct jws *j, unsigned alg, const char *alg_name,

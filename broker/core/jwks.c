@@ -14,7 +14,7 @@
 #include <openssl/core_names.h>
 #include <openssl/obj_mac.h>
 #include <openssl/param_build.h>
-#include <openssl/pem.h>
+#include <openssl/rsa.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -54,11 +54,6 @@ static void pkey_ctx_freep(EVP_PKEY_CTX **c)
 static void pkey_freep(EVP_PKEY **k)
 {
         EVP_PKEY_free(*k);
-}
-
-static void bio_freep(BIO **b)
-{
-        BIO_free(*b);
 }
 
 /* An optional string member: 0 and NULL when absent, -1 when of another type. */
@@ -192,10 +187,11 @@ static const struct curve {
         const char *group;   /* OpenSSL group name */
         int nid;
         size_t size;         /* bytes per coordinate */
+        enum lk_jwk_hash hash; /* ES256, ES384, ES512 */
 } curves[] = {
-        { "P-256", "prime256v1", NID_X9_62_prime256v1, 32 },
-        { "P-384", "secp384r1", NID_secp384r1, 48 },
-        { "P-521", "secp521r1", NID_secp521r1, 66 },
+        { "P-256", "prime256v1", NID_X9_62_prime256v1, 32, LK_JWK_SHA256 },
+        { "P-384", "secp384r1", NID_secp384r1, 48, LK_JWK_SHA384 },
+        { "P-521", "secp521r1", NID_secp521r1, 66, LK_JWK_SHA512 },
 };
 
 static const struct curve *curve_by_name(const char *crv)
@@ -245,22 +241,36 @@ static int ec_from_json(const json_t *obj, const struct curve *c, EVP_PKEY **ret
         return pkey_from_params("EC", bld, invalid, ret, e);
 }
 
-static int pem_of(EVP_PKEY *pkey, char **ret, struct lk_error *e)
+enum lk_jwk_hash lk_jwk_hash_of(unsigned alg)
 {
-        _cleanup_(bio_freep) BIO *bio = NULL;
-        char *data, *pem;
-        long len;
+        if (alg & (LK_ALG_RS256 | LK_ALG_ES256))
+                return LK_JWK_SHA256;
+        if (alg & (LK_ALG_RS384 | LK_ALG_ES384))
+                return LK_JWK_SHA384;
+        return LK_JWK_SHA512;
+}
 
-        bio = BIO_new(BIO_s_mem());
-        if (!bio || PEM_write_bio_PUBKEY(bio, pkey) != 1)
-                return lk_error_set(e, LK_ERR_NOMEM, "Cannot write the key as PEM");
-        len = BIO_get_mem_data(bio, &data);
-        if (len <= 0)
-                return lk_error_set(e, LK_ERR_NOMEM, "Cannot write the key as PEM");
-        pem = strndup(data, (size_t)len);
-        if (!pem)
-                return lk_error_set(e, LK_ERR_NOMEM, "Out of memory");
-        *ret = pem;
+/* k->verify[] for the hashes k may be used with: alg_bit's when set, else the curve's or all. */
+static int prepare_verify(struct lk_jwk *k, unsigned alg_bit, const struct curve *c,
+                          struct lk_error *e)
+{
+        static const char *const md_names[LK_JWK_HASHES] = {"SHA256", "SHA384", "SHA512"};
+
+        for (int h = 0; h < LK_JWK_HASHES; h++) {
+                EVP_PKEY_CTX *ctx;
+
+                if ((alg_bit && (int)lk_jwk_hash_of(alg_bit) != h) || (c && (int)c->hash != h))
+                        continue;
+                ctx = EVP_PKEY_CTX_new_from_pkey(NULL, k->pkey, NULL);
+                k->verify[h] = ctx;
+                if (!ctx || EVP_PKEY_verify_init(ctx) != 1 ||
+                    (k->kty == LK_KTY_RSA &&
+                     EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) != 1) ||
+                    EVP_PKEY_CTX_set_signature_md(ctx, EVP_get_digestbyname(md_names[h])) != 1)
+                        return lk_error_set(e, LK_ERR_NOMEM,
+                                            "Cannot set up the key to verify %s signatures",
+                                            md_names[h]);
+        }
         return 0;
 }
 
@@ -284,8 +294,9 @@ void lk_jwk_clear(struct lk_jwk *k)
                 return;
         free(k->kid);
         free(k->alg);
+        for (int h = 0; h < LK_JWK_HASHES; h++)
+                EVP_PKEY_CTX_free(k->verify[h]);
         EVP_PKEY_free(k->pkey);
-        free(k->pem);
         *k = (struct lk_jwk){0};
 }
 
@@ -372,7 +383,7 @@ int lk_jwk_from_json(const void *json_object, struct lk_jwk *ret, struct lk_erro
         if (r < 0)
                 return r;
 
-        r = pem_of(k.pkey, &k.pem, e);
+        r = prepare_verify(&k, alg_bit, c, e);
         if (r < 0)
                 return r;
         if (kid) {

@@ -14,6 +14,17 @@
 
 #define LK_JWKS_MAX_KEYS 64
 
+/* The SHA-2 hashes JWS signatures use (RS256/ES256, RS384/ES384, RS512/ES512). */
+enum lk_jwk_hash {
+        LK_JWK_SHA256,
+        LK_JWK_SHA384,
+        LK_JWK_SHA512,
+        LK_JWK_HASHES,
+};
+
+/* The hash of an RS* or ES* algorithm (enum lk_alg bit). */
+enum lk_jwk_hash lk_jwk_hash_of(unsigned alg);
+
 enum lk_kty {
         LK_KTY_RSA = 1,
         LK_KTY_EC,
@@ -25,7 +36,13 @@ struct lk_jwk {
         int curve_nid;   /* for EC: NID_X9_62_prime256v1, NID_secp384r1, NID_secp521r1 */
         char *alg;       /* the key's own "alg" when it names one, else NULL */
         EVP_PKEY *pkey;
-        char *pem;       /* SubjectPublicKeyInfo PEM of pkey (what libjwt takes) */
+        /*
+         * pkey set up once to verify signatures over a digest made with each hash it may be
+         * used with (EVP_PKEY_verify_init, the digest named, PKCS#1 v1.5 for RSA), so that a
+         * token costs one EVP_PKEY_verify, not a fresh context. NULL for a hash the key cannot
+         * use: an EC key has only its curve's, a key whose "alg" names one has only that one.
+         */
+        EVP_PKEY_CTX *verify[LK_JWK_HASHES];
 };
 
 struct lk_jwks {

@@ -19,7 +19,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 if (!s || s->n == 0 || s->n > LK_JWKS_MAX_KEYS)
                         abort();
                 for (size_t i = 0; i < s->n; i++)
-                        if (!s->keys[i].pkey || !s->keys[i].pem ||
+                        if (!s->keys[i].pkey ||
+                            !(s->keys[i].verify[LK_JWK_SHA256] || s->keys[i].verify[LK_JWK_SHA384] ||
+                              s->keys[i].verify[LK_JWK_SHA512]) ||
                             (s->keys[i].kty != LK_KTY_RSA && s->keys[i].kty != LK_KTY_EC))
                                 abort();
                 lk_jwks_free(s);

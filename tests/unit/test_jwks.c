@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "b64url.h"
+#include "config.h"
 #include "jwks.h"
 #include "jwt_forge.h"
 
@@ -101,7 +102,10 @@ static void test_rsa(void **state)
         assert_non_null(s->keys[0].pkey);
         assert_int_equal(EVP_PKEY_get_bits(s->keys[0].pkey), 2048);
         assert_true(EVP_PKEY_eq(s->keys[0].pkey, jwt_forge_key_pkey(rsa)) == 1);
-        assert_non_null(strstr(s->keys[0].pem, "-----BEGIN PUBLIC KEY-----"));
+        /* "alg": "RS256": set up for SHA-256 only. */
+        assert_non_null(s->keys[0].verify[LK_JWK_SHA256]);
+        assert_null(s->keys[0].verify[LK_JWK_SHA384]);
+        assert_null(s->keys[0].verify[LK_JWK_SHA512]);
         lk_jwks_free(s);
         free(jwk);
 }
@@ -116,6 +120,9 @@ static void test_rsa_without_kid(void **state)
         assert_int_equal(s->n, 1);
         assert_null(s->keys[0].kid);
         assert_null(s->keys[0].alg);
+        /* No "alg": RS256, RS384 and RS512 may all use it. */
+        for (int h = 0; h < LK_JWK_HASHES; h++)
+                assert_non_null(s->keys[0].verify[h]);
         lk_jwks_free(s);
         free(jwk);
 }
@@ -132,7 +139,12 @@ static void check_ec(struct jwt_forge_key *k, const char *alg, int nid)
         assert_int_equal(s->keys[0].curve_nid, nid);
         assert_string_equal(s->keys[0].alg, alg);
         assert_true(EVP_PKEY_eq(s->keys[0].pkey, jwt_forge_key_pkey(k)) == 1);
-        assert_non_null(strstr(s->keys[0].pem, "-----BEGIN PUBLIC KEY-----"));
+        /* Only the curve's hash: P-256 with SHA-256 (ES256), and so on. */
+        for (int h = 0; h < LK_JWK_HASHES; h++)
+                if (h == (int)lk_jwk_hash_of(lk_alg_from_name(alg)))
+                        assert_non_null(s->keys[0].verify[h]);
+                else
+                        assert_null(s->keys[0].verify[h]);
         lk_jwks_free(s);
         free(jwk);
 }
