@@ -208,6 +208,8 @@ static void on_exchanged(void *userdata, struct lk_grant *grant, const struct lk
         l->grant = grant;
         l->state = LK_LOGIN_DONE;
         l->expires_ms = lk_now_ms() + (int64_t)b->config->login_timeout * 1000;
+        /* The caller waits for the answer, not for the log line: answer first. */
+        done(done_userdata, l->user, 0, NULL);
         sub = json_object_get(grant->claims, "sub");
         lk_fingerprint(grant->tokens.access_token, afp);
         lk_log_auth(LOG_NOTICE,
@@ -215,7 +217,6 @@ static void on_exchanged(void *userdata, struct lk_grant *grant, const struct lk
                     "access token %s",
                     fp, l->user, (unsigned)l->user_uid,
                     json_is_string(sub) ? json_string_value(sub) : "?", afp);
-        done(done_userdata, l->user, 0, NULL);
 }
 
 int lk_login_complete(struct broker *b, struct lk_login *l, const char *answer,
