@@ -175,11 +175,7 @@ fail:
 
 static const EVP_MD *alg_md(unsigned alg)
 {
-        if (alg & (LK_ALG_RS256 | LK_ALG_ES256 | LK_ALG_HS256))
-                return EVP_sha256();
-        if (alg & (LK_ALG_RS384 | LK_ALG_ES384 | LK_ALG_HS384))
-                return EVP_sha384();
-        return EVP_sha512();
+        return lk_jwk_hash_md(lk_jwk_hash_of(alg));
 }
 
 static jwt_alg_t alg_libjwt(unsigned alg)

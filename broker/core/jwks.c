@@ -243,20 +243,28 @@ static int ec_from_json(const json_t *obj, const struct curve *c, EVP_PKEY **ret
 
 enum lk_jwk_hash lk_jwk_hash_of(unsigned alg)
 {
-        if (alg & (LK_ALG_RS256 | LK_ALG_ES256))
+        if (alg & (LK_ALG_RS256 | LK_ALG_ES256 | LK_ALG_HS256))
                 return LK_JWK_SHA256;
-        if (alg & (LK_ALG_RS384 | LK_ALG_ES384))
+        if (alg & (LK_ALG_RS384 | LK_ALG_ES384 | LK_ALG_HS384))
                 return LK_JWK_SHA384;
         return LK_JWK_SHA512;
+}
+
+const EVP_MD *lk_jwk_hash_md(enum lk_jwk_hash h)
+{
+        switch (h) {
+        case LK_JWK_SHA256: return EVP_sha256();
+        case LK_JWK_SHA384: return EVP_sha384();
+        default: return EVP_sha512();
+        }
 }
 
 /* k->verify[] for the hashes k may be used with: alg_bit's when set, else the curve's or all. */
 static int prepare_verify(struct lk_jwk *k, unsigned alg_bit, const struct curve *c,
                           struct lk_error *e)
 {
-        static const char *const md_names[LK_JWK_HASHES] = {"SHA256", "SHA384", "SHA512"};
-
         for (int h = 0; h < LK_JWK_HASHES; h++) {
+                const EVP_MD *md = lk_jwk_hash_md((enum lk_jwk_hash)h);
                 EVP_PKEY_CTX *ctx;
 
                 if ((alg_bit && (int)lk_jwk_hash_of(alg_bit) != h) || (c && (int)c->hash != h))
@@ -266,10 +274,10 @@ static int prepare_verify(struct lk_jwk *k, unsigned alg_bit, const struct curve
                 if (!ctx || EVP_PKEY_verify_init(ctx) != 1 ||
                     (k->kty == LK_KTY_RSA &&
                      EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) != 1) ||
-                    EVP_PKEY_CTX_set_signature_md(ctx, EVP_get_digestbyname(md_names[h])) != 1)
+                    EVP_PKEY_CTX_set_signature_md(ctx, md) != 1)
                         return lk_error_set(e, LK_ERR_NOMEM,
                                             "Cannot set up the key to verify %s signatures",
-                                            md_names[h]);
+                                            EVP_MD_get0_name(md));
         }
         return 0;
 }

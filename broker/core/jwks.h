@@ -22,8 +22,9 @@ enum lk_jwk_hash {
         LK_JWK_HASHES,
 };
 
-/* The hash of an RS* or ES* algorithm (enum lk_alg bit). */
+/* The hash of an RS*, ES* or HS* algorithm (enum lk_alg bit), and its OpenSSL digest. */
 enum lk_jwk_hash lk_jwk_hash_of(unsigned alg);
+const EVP_MD *lk_jwk_hash_md(enum lk_jwk_hash h);
 
 enum lk_kty {
         LK_KTY_RSA = 1,
