@@ -3,7 +3,8 @@
  * latchkeyd: the latchkey broker on the system bus (SPEC §1, §4).
  *
  * Logging: to syslog (security events to LOG_AUTHPRIV), which under systemd
- * lands in the journal. With --debug it goes to stderr instead and adds
+ * lands in the journal; to stderr when no syslog daemon listens on /dev/log
+ * (containers, CI). With --debug it goes to stderr instead and adds
  * detail (still never a secret: tokens appear only as fingerprints), so a
  * person or a test running the broker by hand sees everything in one place.
  */
@@ -133,7 +134,7 @@ static int run(int argc, char *argv[])
         if (r < 0) {
                 /* Also to stderr when logging to syslog: whoever started us should see it. */
                 fprintf(stderr, "latchkeyd: %s\n", e.message[0] ? e.message : lk_err_name(r));
-                if (!o.debug)
+                if (!lk_log_to_stderr())
                         log_error("Cannot start: %s", e.message);
                 return 1;
         }

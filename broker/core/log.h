@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Logging for the daemon and the tools: syslog, or stderr for the command
- * line and tests. Never pass a secret; log lk_fingerprint() of it instead.
- * Security events (logins, sessions, refusals) go to LOG_AUTHPRIV.
+ * line and tests, and when no syslog daemon listens. Never pass a secret;
+ * log lk_fingerprint() of it instead. Security events (logins, sessions,
+ * refusals) go to LOG_AUTHPRIV.
  */
 #pragma once
 
@@ -11,7 +12,11 @@
 
 #include "util.h"
 
+/* to_stderr false: syslog, unless nothing listens on /dev/log (then stderr, said once). */
 void lk_log_open(const char *ident, bool to_stderr, bool debug);
+bool lk_log_to_stderr(void);
+/* Whether a syslog daemon takes messages on the socket at path. */
+bool lk_syslog_listening(const char *path);
 bool lk_log_debug_enabled(void);
 
 void lk_log(int priority, const char *fmt, ...) _printf_(2, 3);

@@ -682,6 +682,37 @@ static pid_t broker_pid_on_bus(struct lkh *h)
         return (pid_t)pid;
 }
 
+/*
+ * Without a syslog daemon the broker logs to stderr: to DIR/broker.log, as the bus's notes
+ * go to DIR/bus.log, unless LATCHKEY_TEST_VERBOSE or --debug (whose caller has pointed
+ * stderr where it wants the log).
+ */
+static int spawn_broker(struct lkh *h, const char *const argv[])
+{
+        _cleanup_free_ char *log = lkh_xasprintf("%s/broker.log", h->dir);
+        int saved = -1, logfd = -1, r;
+        bool debug = false;
+
+        for (size_t i = 0; argv[i]; i++)
+                debug = debug || streq(argv[i], "--debug");
+        if (!debug) {
+                logfd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+                saved = logfd >= 0 ? fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3) : -1;
+                if (saved >= 0) {
+                        fflush(stderr);
+                        dup2(logfd, STDERR_FILENO);
+                }
+        }
+        r = lkh_spawn(argv, -1, &h->broker_pid);
+        if (saved >= 0) {
+                dup2(saved, STDERR_FILENO);
+                close(saved);
+        }
+        if (logfd >= 0)
+                close(logfd);
+        return r;
+}
+
 int lkh_start_broker(struct lkh *h, const char *const *extra_args)
 {
         const char *argv[64];
@@ -711,7 +742,7 @@ int lkh_start_broker(struct lkh *h, const char *const *extra_args)
         argv[n] = NULL;
         if (access(lkh_latchkeyd_path(), X_OK) < 0 || access(argv[0], X_OK) < 0)
                 return fail(-errno, "cannot run %s: %m", argv[0]);
-        r = lkh_spawn(argv, -1, &h->broker_pid);
+        r = spawn_broker(h, argv);
         if (r < 0)
                 return r;
 
