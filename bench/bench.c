@@ -456,14 +456,19 @@ static DBusMessage *call_or_die(DBusConnection *c, DBusMessage *m)
         return reply;
 }
 
-static void call_ss(DBusConnection *c, const char *method, const char *a, const char *b)
+static DBusMessage *new_call_ss(const char *method, const char *a, const char *b)
 {
         DBusMessage *m = new_call(method);
 
         if (!dbus_message_append_args(m, DBUS_TYPE_STRING, &a, DBUS_TYPE_STRING, &b,
                                       DBUS_TYPE_INVALID))
                 die("out of memory");
-        dbus_message_unref(call_or_die(c, m));
+        return m;
+}
+
+static void call_ss(DBusConnection *c, const char *method, const char *a, const char *b)
+{
+        dbus_message_unref(call_or_die(c, new_call_ss(method, a, b)));
 }
 
 static void call_s(DBusConnection *c, const char *method, const char *a)
@@ -671,12 +676,15 @@ static int64_t broker_login(DBusConnection *c, CURL *cu, const char *user,
                             const char *session_id)
 {
         _cleanup_free_ char *id = NULL, *url = NULL, *location = NULL;
+        DBusMessage *m;
         int64_t t0, t1;
 
         begin_login(c, user, &id, &url);
         location = browser(cu, url, user);
+        /* Composed before the clock starts, as the direct request's form is. */
+        m = new_call_ss("CompleteLogin", id, location);
         t0 = now_ns();
-        call_ss(c, "CompleteLogin", id, location);
+        dbus_message_unref(call_or_die(c, m));
         t1 = now_ns();
         if (session_id)
                 call_ss(c, "OpenSession", id, session_id);
