@@ -146,6 +146,29 @@ int lkh_spawn(const char *const argv[], int fd3, pid_t *ret_pid)
         return 0;
 }
 
+/* lkh_spawn, with the child's stderr appended to log (NULL: it shares ours). */
+static int spawn_logged(const char *const argv[], int fd3, const char *log, pid_t *ret_pid)
+{
+        int saved = -1, logfd = -1, r;
+
+        if (log) {
+                logfd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+                saved = logfd >= 0 ? fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3) : -1;
+                if (saved >= 0) {
+                        fflush(stderr);
+                        dup2(logfd, STDERR_FILENO);
+                }
+        }
+        r = lkh_spawn(argv, fd3, ret_pid);
+        if (saved >= 0) {
+                dup2(saved, STDERR_FILENO);
+                close(saved);
+        }
+        if (logfd >= 0)
+                close(logfd);
+        return r;
+}
+
 int lkh_stop_process(pid_t *pid, int timeout_ms)
 {
         int status = 0;
@@ -555,22 +578,10 @@ int lkh_start_bus(struct lkh *h)
                                                                          : "--syslog-only",
                                        NULL };
                 _cleanup_free_ char *log = lkh_xasprintf("%s/bus.log", h->dir);
-                int saved = -1, logfd = -1;
 
                 /* What libdbus itself prints goes to DIR/bus.log unless verbose. */
-                if (!env_true("LATCHKEY_TEST_VERBOSE")) {
-                        logfd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-                        saved = logfd >= 0 ? fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3) : -1;
-                        if (saved >= 0)
-                                dup2(logfd, STDERR_FILENO);
-                }
-                r = lkh_spawn(argv, fds[1], &h->bus_pid);
-                if (saved >= 0) {
-                        dup2(saved, STDERR_FILENO);
-                        close(saved);
-                }
-                if (logfd >= 0)
-                        close(logfd);
+                r = spawn_logged(argv, fds[1], env_true("LATCHKEY_TEST_VERBOSE") ? NULL : log,
+                                 &h->bus_pid);
         }
         close(fds[1]);
         if (r < 0) {
@@ -690,27 +701,11 @@ static pid_t broker_pid_on_bus(struct lkh *h)
 static int spawn_broker(struct lkh *h, const char *const argv[])
 {
         _cleanup_free_ char *log = lkh_xasprintf("%s/broker.log", h->dir);
-        int saved = -1, logfd = -1, r;
         bool debug = false;
 
         for (size_t i = 0; argv[i]; i++)
                 debug = debug || streq(argv[i], "--debug");
-        if (!debug) {
-                logfd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-                saved = logfd >= 0 ? fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3) : -1;
-                if (saved >= 0) {
-                        fflush(stderr);
-                        dup2(logfd, STDERR_FILENO);
-                }
-        }
-        r = lkh_spawn(argv, -1, &h->broker_pid);
-        if (saved >= 0) {
-                dup2(saved, STDERR_FILENO);
-                close(saved);
-        }
-        if (logfd >= 0)
-                close(logfd);
-        return r;
+        return spawn_logged(argv, -1, debug ? NULL : log, &h->broker_pid);
 }
 
 int lkh_start_broker(struct lkh *h, const char *const *extra_args)
