@@ -5,6 +5,7 @@
 #include <paths.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -72,7 +73,23 @@ static void _printf_(3, 0) log_v(int facility, int priority, const char *fmt, va
         if (priority == LOG_DEBUG && !log_debug)
                 return;
         if (log_to_stderr) {
-                vfprintf(stderr, fmt, ap);
+                char *line = NULL;
+                va_list copy;
+                int n;
+
+                /*
+                 * The line and its newline in one fprintf: glibc writes an unbuffered
+                 * stream's fprintf at once, so other writers never cut into a line.
+                 */
+                va_copy(copy, ap);
+                n = vasprintf(&line, fmt, copy);
+                va_end(copy);
+                if (n >= 0) {
+                        fprintf(stderr, "%s\n", line);
+                        free(line);
+                        return;
+                }
+                vfprintf(stderr, fmt, ap); /* out of memory: in two writes, but whole */
                 fputc('\n', stderr);
                 return;
         }
