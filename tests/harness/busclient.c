@@ -215,21 +215,14 @@ char *bc_get_claims(DBusConnection *c, const char *session_id, char **ret_json,
         return NULL;
 }
 
-char **bc_list_sessions(DBusConnection *c)
+char **bc_session_ids(DBusMessage *reply)
 {
-        DBusMessage *m = bc_new("ListSessions");
         DBusMessageIter it, arr;
-        struct bc_reply r;
         char **l = calloc(1, sizeof(char *));
 
         if (!l)
                 abort();
-        if (bc_call(c, m, 30000, &r) < 0) {
-                bc_reply_clear(&r);
-                free(l);
-                return NULL;
-        }
-        dbus_message_iter_init(r.msg, &it);
+        dbus_message_iter_init(reply, &it);
         dbus_message_iter_recurse(&it, &arr);
         while (dbus_message_iter_get_arg_type(&arr) == DBUS_TYPE_STRUCT) {
                 DBusMessageIter st;
@@ -240,6 +233,19 @@ char **bc_list_sessions(DBusConnection *c)
                 bc_strv_add(&l, id);
                 dbus_message_iter_next(&arr);
         }
+        return l;
+}
+
+char **bc_list_sessions(DBusConnection *c)
+{
+        struct bc_reply r;
+        char **l;
+
+        if (bc_call(c, bc_new("ListSessions"), 30000, &r) < 0) {
+                bc_reply_clear(&r);
+                return NULL;
+        }
+        l = bc_session_ids(r.msg);
         bc_reply_clear(&r);
         return l;
 }

@@ -71,6 +71,8 @@ static inline bool bc_bad_reply(const char *e)
 
 /* The session ids the caller sees (a NULL-terminated list), or NULL on error. */
 char **bc_list_sessions(DBusConnection *c);
+/* The session ids in a ListSessions reply (a NULL-terminated list). */
+char **bc_session_ids(DBusMessage *reply);
 
 /* BeginLogin, the browser, CompleteLogin: the login id, or NULL (what failed on stderr). */
 char *bc_login(struct lkh *h, DBusConnection *c, const char *user);

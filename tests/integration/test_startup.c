@@ -200,24 +200,9 @@ static char *error_of(DBusMessage *m)
 
 static char **list_of(DBusMessage *m)
 {
-        DBusMessageIter it, arr;
-        char **l = calloc(1, sizeof(char *));
-
-        assert_non_null(l);
         assert_non_null(m);
         assert_int_equal(dbus_message_get_type(m), DBUS_MESSAGE_TYPE_METHOD_RETURN);
-        dbus_message_iter_init(m, &it);
-        dbus_message_iter_recurse(&it, &arr);
-        while (dbus_message_iter_get_arg_type(&arr) == DBUS_TYPE_STRUCT) {
-                DBusMessageIter st;
-                const char *id;
-
-                dbus_message_iter_recurse(&arr, &st);
-                dbus_message_iter_get_basic(&st, &id);
-                bc_strv_add(&l, id);
-                dbus_message_iter_next(&arr);
-        }
-        return l;
+        return bc_session_ids(m);
 }
 
 static int setup(void **state)
