@@ -411,10 +411,13 @@ void lk_logins_caller_left(struct broker *b, const char *name)
                 if (l->state == LK_LOGIN_PENDING)
                         login_end(l, "ended when its caller left the bus");
                 else if (l->state == LK_LOGIN_EXCHANGING) {
+                        char fp[LK_FINGERPRINT_SIZE];
+
                         /* The exchange frees it, as for CancelLogin; its CompleteLogin hears. */
                         l->cancelled = true;
-                        lk_log_auth(LOG_INFO, "Login for %s cancelled: its caller left the bus",
-                                    l->user);
+                        lk_fingerprint(l->id, fp);
+                        lk_log_auth(LOG_INFO, "Login %s for %s cancelled: its caller left the bus",
+                                    fp, l->user);
                 }
         }
 }
