@@ -78,9 +78,14 @@ static bool login_pending(const struct lk_login *l, int64_t now)
                (l->state == LK_LOGIN_PENDING && now < l->expires_ms);
 }
 
+static uid_t account_of(uid_t owner_uid, uid_t user_uid)
+{
+        return owner_uid == 0 ? user_uid : owner_uid;
+}
+
 uid_t lk_login_account(const struct lk_login *l)
 {
-        return l->owner_uid == 0 ? l->user_uid : l->owner_uid;
+        return account_of(l->owner_uid, l->user_uid);
 }
 
 /* Ends l: its secrets go, what remains says why (why: a static string, NULL for its time). */
@@ -111,8 +116,7 @@ static int login_ended_error(struct broker *b, const struct lk_login *l, struct 
 
 int lk_login_admit(struct broker *b, uid_t owner_uid, uid_t user_uid, struct lk_error *e)
 {
-        const struct lk_login key = {.owner_uid = owner_uid, .user_uid = user_uid};
-        uid_t account = lk_login_account(&key);
+        uid_t account = account_of(owner_uid, user_uid);
         int64_t now = lk_now_ms();
         unsigned mine = 0, all = 0;
 
@@ -193,11 +197,14 @@ struct lk_login *lk_login_find(struct broker *b, const char *id)
         return NULL;
 }
 
-/* An answer that may be given again: the provider was not reached, or asked us to wait. */
+/*
+ * The exchange failed without the provider judging the code: it was not reached, answered
+ * nothing usable, asked us to wait, or we failed here. Anything else is its refusal.
+ */
 static bool exchange_may_retry(int code)
 {
         return code == LK_ERR_PROVIDER_UNAVAILABLE || code == LK_ERR_PROVIDER_RESPONSE ||
-               code == LK_ERR_TOO_MANY_REQUESTS;
+               code == LK_ERR_TOO_MANY_REQUESTS || code == LK_ERR_NOMEM || code == LK_ERR_IO;
 }
 
 /* A failed answer: the login ends when it may take no other. */
