@@ -15,7 +15,7 @@
 /* How long an ended login is remembered, so a late caller hears LoginExpired. */
 #define LOGIN_TOMBSTONE_MS (120 * 1000)
 
-/* A limit's number in the static reason strings of login_end(). */
+/* LK_LOGIN_ANSWERS_MAX in a static reason string of login_end(). */
 #define STR(x) #x
 #define NUMBER(x) STR(x)
 
@@ -385,11 +385,9 @@ void lk_logins_bound_done(struct broker *b, struct lk_login *l)
                         }
                 }
         if (mine >= LK_LOGINS_DONE_PER_USER_MAX)
-                login_end(oldest_mine, "was dropped: " NUMBER(LK_LOGINS_DONE_PER_USER_MAX)
-                                       " newer completed logins of its user wait for a session");
+                login_end(oldest_mine, "was dropped for newer completed logins of its user");
         else if (all >= LK_LOGINS_DONE_MAX)
-                login_end(oldest, "was dropped: " NUMBER(LK_LOGINS_DONE_MAX)
-                                  " newer completed logins wait for a session");
+                login_end(oldest, "was dropped for newer completed logins");
 }
 
 void lk_logins_bound_ended(struct broker *b)
@@ -439,8 +437,8 @@ unsigned lk_logins_sweep(struct broker *b)
 
                 if (l->state != LK_LOGIN_EXCHANGING && now >= l->expires_ms)
                         login_end(l, l->state == LK_LOGIN_DONE
-                                             ? "expired before its session was opened"
-                                             : NULL);
+                                         ? "expired before its session was opened"
+                                         : NULL);
                 if (l->state == LK_LOGIN_EXPIRED && now >= l->expires_ms + LOGIN_TOMBSTONE_MS) {
                         *p = l->next;
                         b->n_logins--;

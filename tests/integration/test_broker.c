@@ -676,7 +676,7 @@ static void test_refused_answer_ends_login(void **state)
         _cleanup_free_ char *id = NULL, *url = NULL, *loc = NULL, *id2 = NULL, *url2 = NULL;
         _cleanup_free_ char *loc2 = NULL, *loc3 = NULL;
         char *e, *msg = NULL;
-        long codes;
+        long codes, after;
 
         e = begin_login(c, "root", &id, &url);
         assert_null(e);
@@ -692,11 +692,8 @@ static void test_refused_answer_ends_login(void **state)
         free(e);
         free(msg);
         msg = NULL;
-        {
-                long after;
-                assert_int_equal(lkh_idp_stat(h, "token_code", &after), 0);
-                assert_int_equal(after, codes);
-        }
+        assert_int_equal(lkh_idp_stat(h, "token_code", &after), 0);
+        assert_int_equal(after, codes);
 
         assert_int_equal(lkh_idp_set(h, "id_token_user", "daemon"), 0);
         e = begin_login(c, "root", &id2, &url2);
