@@ -434,11 +434,17 @@ static void test_wrong_code_then_right(void **state)
                 pam_test(PAMTEST_CLOSE_SESSION, PAM_SUCCESS),
         };
 
+        unsigned addresses = 0;
+
         run("latchkey", me, &p, cases, ELEMENTSOF(cases), false);
         assert_int_equal(p.n_prompts, 2);
         assert_int_equal(p.n_error, 1);
         /* the broker's own words (InvalidGrant carries the provider's error) */
         assert_non_null(strstr(p.error[0], "invalid_grant"));
+        /* The refusal ended that login at the broker: the second answer went to a new one. */
+        for (unsigned i = 0; i < p.n_info; i++)
+                addresses += strncmp(p.info[i], "https://", 8) == 0;
+        assert_int_equal(addresses, 2);
         person_free(&p);
 }
 
