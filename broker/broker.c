@@ -38,6 +38,11 @@ void broker_touch(struct broker *b)
         b->last_activity_ms = lk_now_ms();
 }
 
+void broker_caller_left(struct broker *b, const char *name)
+{
+        lk_logins_caller_left(b, name);
+}
+
 /* ---- lk_http on the loop ---- */
 
 static void on_http_io(struct lk_io *io, int fd, short revents, void *userdata)

@@ -15,9 +15,19 @@
 struct lk_login;
 struct lk_session;
 
-/* The pending-login limits (SPEC §4). */
-#define LK_LOGINS_PER_UID_MAX 16
-#define LK_LOGINS_MAX 1024
+/*
+ * Login limits (SPEC §4; docs/SECURITY.md). A login counts against the user it is for when root
+ * began it (sshd, login and greeters begin everyone's), else against the uid that began it.
+ * Pending logins (waiting for an answer, or exchanging its code) are refused beyond the caps;
+ * completed ones (waiting for OpenSession) never block a new login: beyond their caps the
+ * oldest is dropped. Ended logins are remembered, the oldest forgotten first.
+ */
+#define LK_LOGINS_PER_USER_MAX 16      /* pending, per user */
+#define LK_LOGINS_MAX 1024             /* pending, host-wide */
+#define LK_LOGINS_DONE_PER_USER_MAX 16 /* completed, per user */
+#define LK_LOGINS_DONE_MAX 1024        /* completed, host-wide */
+#define LK_LOGINS_ENDED_MAX 1024       /* ended, remembered to say LoginExpired */
+#define LK_LOGIN_ANSWERS_MAX 3         /* CompleteLogin answers per login (the module's tries) */
 
 struct broker {
         struct lk_config *config;
@@ -59,6 +69,9 @@ struct broker {
 
 /* A method call arrived: resets the idle clock. */
 void broker_touch(struct broker *b);
+
+/* The bus says that unique name (":1.42") has left: logins begun with end_with_caller end. */
+void broker_caller_left(struct broker *b, const char *name);
 
 /*
  * Discovery and keys: 0 when the provider's endpoints are known, else the

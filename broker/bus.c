@@ -367,6 +367,13 @@ int lk_options_parse(DBusMessageIter *array, struct lk_options *ret, struct lk_e
                                 return lk_error_set(e, LK_ERR_INVALID_ARGUMENT,
                                                     "option min_valid must be a uint32 (u)");
                         dbus_message_iter_get_basic(&variant, &o.min_valid);
+                } else if (streq(key, "end_with_caller")) {
+                        dbus_bool_t v;
+                        if (type != DBUS_TYPE_BOOLEAN)
+                                return lk_error_set(e, LK_ERR_INVALID_ARGUMENT,
+                                                    "option end_with_caller must be a boolean (b)");
+                        dbus_message_iter_get_basic(&variant, &v);
+                        o.end_with_caller = v;
                 }
                 /* Unknown options are ignored (SPEC §4). */
         }
@@ -512,8 +519,10 @@ static DBusHandlerResult on_filter(DBusConnection *conn, DBusMessage *m, void *u
                 if (dbus_message_get_args(m, NULL, DBUS_TYPE_STRING, &name, DBUS_TYPE_STRING,
                                           &old_owner, DBUS_TYPE_STRING, &new_owner,
                                           DBUS_TYPE_INVALID) &&
-                    name[0] == ':' && isempty(new_owner))
+                    name[0] == ':' && isempty(new_owner)) {
                         uid_cache_drop(bus, name);
+                        broker_caller_left(bus->broker, name);
+                }
         }
         return DBUS_HANDLER_RESULT_NOT_YET_HANDLED;
 }

@@ -114,5 +114,6 @@ int lk_bus_method_set_property(struct broker *b, struct lk_call *call, struct lk
 struct lk_options {
         const char *session_id; /* NULL when absent; points into the message */
         uint32_t min_valid;
+        bool end_with_caller;   /* BeginLogin: the login ends when the caller leaves the bus */
 };
 int lk_options_parse(DBusMessageIter *array, struct lk_options *ret, struct lk_error *e);

@@ -12,10 +12,12 @@
 #include "secret.h"
 #include "usermap.h"
 
-/* How long an expired login is remembered, so a late caller hears LoginExpired. */
+/* How long an ended login is remembered, so a late caller hears LoginExpired. */
 #define LOGIN_TOMBSTONE_MS (120 * 1000)
-/* Logins remembered in all, expired ones included. */
-#define LOGINS_REMEMBERED_MAX (4 * LK_LOGINS_MAX)
+
+/* LK_LOGIN_ANSWERS_MAX in a static reason string of login_end(). */
+#define STR(x) #x
+#define NUMBER(x) STR(x)
 
 int lk_login_resolve_user(const char *user, uid_t *ret_uid, struct lk_error *e)
 {
@@ -47,6 +49,7 @@ static void login_free(struct lk_login *l)
         login_wipe(l);
         free(l->id);
         free(l->user);
+        free(l->caller);
         free(l);
 }
 
@@ -61,31 +64,84 @@ static void login_unlink(struct broker *b, struct lk_login *l)
                 }
 }
 
+/* Not ended: holds secrets or a grant; the broker does not exit while one is. */
 static bool login_live(const struct lk_login *l, int64_t now)
 {
         return l->state == LK_LOGIN_EXCHANGING ||
                (l->state != LK_LOGIN_EXPIRED && now < l->expires_ms);
 }
 
-static void login_expire(struct lk_login *l, const char *why)
+/* Waiting for its answer or exchanging it: what the pending caps count. */
+static bool login_pending(const struct lk_login *l, int64_t now)
+{
+        return l->state == LK_LOGIN_EXCHANGING ||
+               (l->state == LK_LOGIN_PENDING && now < l->expires_ms);
+}
+
+static uid_t account_of(uid_t owner_uid, uid_t user_uid)
+{
+        return owner_uid == 0 ? user_uid : owner_uid;
+}
+
+uid_t lk_login_account(const struct lk_login *l)
+{
+        return account_of(l->owner_uid, l->user_uid);
+}
+
+/* Ends l: its secrets go, what remains says why (why: a static string, NULL for its time). */
+static void login_end(struct lk_login *l, const char *why)
 {
         char fp[LK_FINGERPRINT_SIZE];
 
         if (l->state == LK_LOGIN_EXPIRED)
                 return;
         lk_fingerprint(l->id, fp);
-        lk_log_auth(LOG_INFO, "Login %s for %s (uid %u) %s", fp, l->user, (unsigned)l->owner_uid,
-                    why);
+        lk_log_auth(LOG_INFO, "Login %s for %s (uid %u) begun by uid %u %s", fp, l->user,
+                    (unsigned)l->user_uid, (unsigned)l->owner_uid, why ?: "expired");
         login_wipe(l);
         l->state = LK_LOGIN_EXPIRED;
+        l->ended = why;
+        l->expires_ms = lk_now_ms();
+}
+
+static int login_ended_error(struct broker *b, const struct lk_login *l, struct lk_error *e)
+{
+        if (l->ended)
+                return lk_error_set(e, LK_ERR_LOGIN_EXPIRED, "This login %s; begin a new one",
+                                    l->ended);
+        return lk_error_set(e, LK_ERR_LOGIN_EXPIRED,
+                            "The login has expired (after %u s); begin a new one",
+                            b->config->login_timeout);
+}
+
+int lk_login_admit(struct broker *b, uid_t owner_uid, uid_t user_uid, struct lk_error *e)
+{
+        uid_t account = account_of(owner_uid, user_uid);
+        int64_t now = lk_now_ms();
+        unsigned mine = 0, all = 0;
+
+        for (const struct lk_login *l = b->logins; l; l = l->next)
+                if (login_pending(l, now)) {
+                        all++;
+                        if (lk_login_account(l) == account)
+                                mine++;
+                }
+        if (mine >= LK_LOGINS_PER_USER_MAX)
+                return lk_error_set(e, LK_ERR_TOO_MANY_REQUESTS,
+                                    "Too many pending logins for uid %u (at most %d); complete or "
+                                    "cancel one first",
+                                    (unsigned)account, LK_LOGINS_PER_USER_MAX);
+        if (all >= LK_LOGINS_MAX)
+                return lk_error_set(e, LK_ERR_TOO_MANY_REQUESTS,
+                                    "Too many pending logins (at most %d); try again later",
+                                    LK_LOGINS_MAX);
+        return 0;
 }
 
 int lk_login_begin(struct broker *b, uid_t owner_uid, const char *user, uid_t user_uid,
-                   struct lk_login **ret, struct lk_error *e)
+                   const char *caller, struct lk_login **ret, struct lk_error *e)
 {
         const struct lk_endpoints *ep = lk_provider_endpoints(b->provider);
-        int64_t now = lk_now_ms();
-        unsigned mine = 0, all = 0;
         struct lk_login *l;
         char fp[LK_FINGERPRINT_SIZE];
         int r;
@@ -93,21 +149,10 @@ int lk_login_begin(struct broker *b, uid_t owner_uid, const char *user, uid_t us
         if (!ep)
                 return lk_error_set(e, LK_ERR_PROVIDER_UNAVAILABLE,
                                     "The provider's endpoints are not known yet");
-        for (l = b->logins; l; l = l->next)
-                if (login_live(l, now)) {
-                        all++;
-                        if (l->owner_uid == owner_uid)
-                                mine++;
-                }
-        if (mine >= LK_LOGINS_PER_UID_MAX)
-                return lk_error_set(e, LK_ERR_TOO_MANY_REQUESTS,
-                                    "Too many pending logins for uid %u (at most %d); complete or "
-                                    "cancel one first",
-                                    (unsigned)owner_uid, LK_LOGINS_PER_UID_MAX);
-        if (all >= LK_LOGINS_MAX || b->n_logins >= LOGINS_REMEMBERED_MAX)
-                return lk_error_set(e, LK_ERR_TOO_MANY_REQUESTS,
-                                    "Too many pending logins (at most %d); try again later",
-                                    LK_LOGINS_MAX);
+        r = lk_login_admit(b, owner_uid, user_uid, e);
+        if (r < 0)
+                return r;
+        lk_logins_bound_ended(b);
 
         l = calloc(1, sizeof(*l));
         if (!l)
@@ -116,9 +161,10 @@ int lk_login_begin(struct broker *b, uid_t owner_uid, const char *user, uid_t us
         l->owner_uid = owner_uid;
         l->user_uid = user_uid;
         l->state = LK_LOGIN_PENDING;
-        l->expires_ms = now + (int64_t)b->config->login_timeout * 1000;
+        l->expires_ms = lk_now_ms() + (int64_t)b->config->login_timeout * 1000;
         l->user = strdup(user);
-        if (!l->user) {
+        l->caller = caller ? strdup(caller) : NULL;
+        if (!l->user || (caller && !l->caller)) {
                 login_free(l);
                 return lk_error_set(e, LK_ERR_NOMEM, "Out of memory");
         }
@@ -136,8 +182,9 @@ int lk_login_begin(struct broker *b, uid_t owner_uid, const char *user, uid_t us
         b->logins = l;
         b->n_logins++;
         lk_fingerprint(l->id, fp);
-        lk_log_auth(LOG_INFO, "Login %s begun for %s (uid %u) by uid %u", fp, user,
-                    (unsigned)user_uid, (unsigned)owner_uid);
+        lk_log_auth(LOG_INFO, "Login %s begun for %s (uid %u) by uid %u%s", fp, user,
+                    (unsigned)user_uid, (unsigned)owner_uid,
+                    caller ? ", ending with its caller" : "");
         *ret = l;
         return 0;
 }
@@ -148,6 +195,25 @@ struct lk_login *lk_login_find(struct broker *b, const char *id)
                 if (!l->cancelled && streq(l->id, id))
                         return l;
         return NULL;
+}
+
+/*
+ * The exchange failed without the provider judging the code: it was not reached, answered
+ * nothing usable, asked us to wait, or we failed here. Anything else is its refusal.
+ */
+static bool exchange_may_retry(int code)
+{
+        return code == LK_ERR_PROVIDER_UNAVAILABLE || code == LK_ERR_PROVIDER_RESPONSE ||
+               code == LK_ERR_TOO_MANY_REQUESTS || code == LK_ERR_NOMEM || code == LK_ERR_IO;
+}
+
+/* A failed answer: the login ends when it may take no other. */
+static void login_answer_failed(struct lk_login *l, bool may_retry)
+{
+        if (!may_retry)
+                login_end(l, "ended after a refused answer");
+        else if (l->answers >= LK_LOGIN_ANSWERS_MAX)
+                login_end(l, "ended after " NUMBER(LK_LOGIN_ANSWERS_MAX) " answers");
 }
 
 static void on_exchanged(void *userdata, struct lk_grant *grant, const struct lk_error *err)
@@ -175,7 +241,6 @@ static void on_exchanged(void *userdata, struct lk_grant *grant, const struct lk
                 done(done_userdata, NULL, -LK_ERR_NOT_FOUND, &e);
                 return;
         }
-        /* A failed attempt leaves the login open for another answer, until it expires. */
         l->state = LK_LOGIN_PENDING;
         if (!grant) {
                 if (err && err->code)
@@ -184,6 +249,8 @@ static void on_exchanged(void *userdata, struct lk_grant *grant, const struct lk
                         lk_error_set(&e, LK_ERR_PROVIDER_UNAVAILABLE, "The code exchange failed");
                 lk_log_auth(LOG_WARNING, "Login %s for %s: code exchange failed: %s: %s", fp,
                             l->user, lk_err_name(e.code), e.message);
+                /* A refusal ends the login; a provider that could not judge the code does not. */
+                login_answer_failed(l, exchange_may_retry(e.code));
                 done(done_userdata, NULL, -e.code, &e);
                 return;
         }
@@ -199,6 +266,7 @@ static void on_exchanged(void *userdata, struct lk_grant *grant, const struct lk
                 lk_grant_free(grant);
                 lk_log_auth(LOG_WARNING, "Login %s for %s refused: %s: %s", fp, l->user,
                             lk_err_name(r), e.message);
+                login_answer_failed(l, false);
                 done(done_userdata, NULL, r, &e);
                 return;
         }
@@ -208,6 +276,7 @@ static void on_exchanged(void *userdata, struct lk_grant *grant, const struct lk
         l->grant = grant;
         l->state = LK_LOGIN_DONE;
         l->expires_ms = lk_now_ms() + (int64_t)b->config->login_timeout * 1000;
+        lk_logins_bound_done(b, l);
         /* The caller waits for the answer, not for the log line: answer first. */
         done(done_userdata, l->user, 0, NULL);
         sub = json_object_get(grant->claims, "sub");
@@ -226,12 +295,10 @@ int lk_login_complete(struct broker *b, struct lk_login *l, const char *answer,
         int r;
 
         if (l->state != LK_LOGIN_EXCHANGING && lk_now_ms() >= l->expires_ms)
-                login_expire(l, "expired");
+                login_end(l, NULL);
         switch (l->state) {
         case LK_LOGIN_EXPIRED:
-                return lk_error_set(e, LK_ERR_LOGIN_EXPIRED,
-                                    "The login has expired (after %u s); begin a new one",
-                                    b->config->login_timeout);
+                return login_ended_error(b, l, e);
         case LK_LOGIN_EXCHANGING:
                 return lk_error_set(e, LK_ERR_TOO_MANY_REQUESTS,
                                     "This login is already being completed");
@@ -241,13 +308,20 @@ int lk_login_complete(struct broker *b, struct lk_login *l, const char *answer,
                 break;
         }
 
+        /* Every answer counts, so that no login makes the provider judge codes without end. */
+        l->answers++;
         r = lk_answer_parse(answer, l->auth->state, &code, e);
-        if (r < 0)
+        if (r < 0) {
+                /* error= on the callback: the provider (or the person) said no. */
+                login_answer_failed(l, r != -LK_ERR_ACCESS_DENIED_BY_USER);
                 return r;
+        }
         r = lk_provider_exchange_code(b->provider, code, l->auth->verifier, l->auth->nonce,
                                       on_exchanged, l);
-        if (r < 0)
+        if (r < 0) {
+                login_answer_failed(l, true);
                 return lk_error_set(e, r, "Cannot start the code exchange");
+        }
         l->state = LK_LOGIN_EXCHANGING;
         l->done = done;
         l->done_userdata = userdata;
@@ -258,13 +332,12 @@ int lk_login_complete(struct broker *b, struct lk_login *l, const char *answer,
 int lk_login_check_done(struct broker *b, struct lk_login *l, struct lk_error *e)
 {
         if (l->state == LK_LOGIN_DONE && lk_now_ms() >= l->expires_ms)
-                login_expire(l, "expired before its session was opened");
+                login_end(l, "expired before its session was opened");
         switch (l->state) {
         case LK_LOGIN_DONE:
                 return 0;
         case LK_LOGIN_EXPIRED:
-                return lk_error_set(e, LK_ERR_LOGIN_EXPIRED,
-                                    "The login has expired; begin a new one");
+                return login_ended_error(b, l, e);
         default:
                 return lk_error_set(e, LK_ERR_INVALID_ARGUMENT,
                                     "The login is not complete yet (CompleteLogin first)");
@@ -295,6 +368,65 @@ void lk_login_cancel(struct broker *b, struct lk_login *l)
         login_free(l);
 }
 
+void lk_logins_bound_done(struct broker *b, struct lk_login *l)
+{
+        uid_t account = lk_login_account(l);
+        struct lk_login *oldest_mine = NULL, *oldest = NULL;
+        unsigned mine = 0, all = 0;
+
+        /* Newest first: the last one seen is the oldest. */
+        for (struct lk_login *x = b->logins; x; x = x->next)
+                if (x != l && x->state == LK_LOGIN_DONE) {
+                        all++;
+                        oldest = x;
+                        if (lk_login_account(x) == account) {
+                                mine++;
+                                oldest_mine = x;
+                        }
+                }
+        if (mine >= LK_LOGINS_DONE_PER_USER_MAX)
+                login_end(oldest_mine, "was dropped for newer completed logins of its user");
+        else if (all >= LK_LOGINS_DONE_MAX)
+                login_end(oldest, "was dropped for newer completed logins");
+}
+
+void lk_logins_bound_ended(struct broker *b)
+{
+        unsigned ended = 0;
+
+        /* Newest first: those beyond the cap are the oldest. */
+        for (struct lk_login **p = &b->logins; *p;) {
+                struct lk_login *l = *p;
+
+                if (l->state == LK_LOGIN_EXPIRED && ++ended > LK_LOGINS_ENDED_MAX) {
+                        *p = l->next;
+                        b->n_logins--;
+                        login_free(l);
+                        continue;
+                }
+                p = &l->next;
+        }
+}
+
+void lk_logins_caller_left(struct broker *b, const char *name)
+{
+        for (struct lk_login *l = b->logins; l; l = l->next) {
+                if (!l->caller || !streq(l->caller, name) || l->cancelled)
+                        continue;
+                if (l->state == LK_LOGIN_PENDING)
+                        login_end(l, "ended when its caller left the bus");
+                else if (l->state == LK_LOGIN_EXCHANGING) {
+                        char fp[LK_FINGERPRINT_SIZE];
+
+                        /* The exchange frees it, as for CancelLogin; its CompleteLogin hears. */
+                        l->cancelled = true;
+                        lk_fingerprint(l->id, fp);
+                        lk_log_auth(LOG_INFO, "Login %s for %s cancelled: its caller left the bus",
+                                    fp, l->user);
+                }
+        }
+}
+
 unsigned lk_logins_sweep(struct broker *b)
 {
         int64_t now = lk_now_ms();
@@ -304,7 +436,9 @@ unsigned lk_logins_sweep(struct broker *b)
                 struct lk_login *l = *p;
 
                 if (l->state != LK_LOGIN_EXCHANGING && now >= l->expires_ms)
-                        login_expire(l, "expired");
+                        login_end(l, l->state == LK_LOGIN_DONE
+                                         ? "expired before its session was opened"
+                                         : NULL);
                 if (l->state == LK_LOGIN_EXPIRED && now >= l->expires_ms + LOGIN_TOMBSTONE_MS) {
                         *p = l->next;
                         b->n_logins--;
@@ -315,6 +449,7 @@ unsigned lk_logins_sweep(struct broker *b)
                         live++;
                 p = &l->next;
         }
+        lk_logins_bound_ended(b);
         return live;
 }
 

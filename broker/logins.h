@@ -1,10 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Pending logins: from BeginLogin until OpenSession. A login is bound to the
- * uid that began it and to one local user; it holds the state, nonce and PKCE
- * verifier until CompleteLogin, then the grant until OpenSession. It expires
- * after login_timeout; an expired login is remembered (without its secrets)
- * for a while, so that a late CompleteLogin hears LoginExpired, not NotFound.
+ * Logins: from BeginLogin until OpenSession. A login is bound to the uid that
+ * began it and to one local user; it holds the state, nonce and PKCE verifier
+ * until CompleteLogin, then the grant until OpenSession. It expires after
+ * login_timeout. It ends sooner when the provider refuses its answer (or the
+ * id_token or user that came back is refused), after LK_LOGIN_ANSWERS_MAX
+ * answers, when its caller leaves the bus (end_with_caller, while not yet
+ * complete), or, complete, when newer completed logins push it out (the caps
+ * in broker.h). An ended login is remembered (without its secrets) for a
+ * while, so that a late caller hears LoginExpired and why, not NotFound.
  */
 #pragma once
 
@@ -35,9 +39,12 @@ struct lk_login {
         uid_t owner_uid; /* who began it */
         char *user;      /* the local user it is for */
         uid_t user_uid;
+        char *caller;       /* the unique bus name that began it, with end_with_caller */
         enum lk_login_state state;
         bool cancelled;     /* cancelled while exchanging: freed when the exchange ends */
-        int64_t expires_ms; /* CLOCK_MONOTONIC */
+        unsigned answers;   /* CompleteLogin answers taken */
+        const char *ended;  /* LK_LOGIN_EXPIRED: why, when before its time ("ended after ...") */
+        int64_t expires_ms; /* CLOCK_MONOTONIC; LK_LOGIN_EXPIRED: when it ended */
         struct lk_authorization *auth; /* until the code is exchanged */
         struct lk_grant *grant;        /* LK_LOGIN_DONE */
         lk_login_done_fn done;
@@ -47,9 +54,18 @@ struct lk_login {
 /* The local user must exist; returns its uid. */
 int lk_login_resolve_user(const char *user, uid_t *ret_uid, struct lk_error *e);
 
-/* Makes a login for user (uid user_uid) begun by owner_uid, with its authorization URL. */
+/* The uid a login counts against: the user it is for when root began it, else its owner. */
+uid_t lk_login_account(const struct lk_login *l);
+
+/* 0 when a new login of owner_uid for user_uid fits the pending caps, else TooManyRequests. */
+int lk_login_admit(struct broker *b, uid_t owner_uid, uid_t user_uid, struct lk_error *e);
+
+/*
+ * Makes a login for user (uid user_uid) begun by owner_uid, with its authorization URL.
+ * caller (may be NULL): the unique bus name whose leaving ends it while it is not complete.
+ */
 int lk_login_begin(struct broker *b, uid_t owner_uid, const char *user, uid_t user_uid,
-                   struct lk_login **ret, struct lk_error *e);
+                   const char *caller, struct lk_login **ret, struct lk_error *e);
 
 /* The login of that id, expired or not; NULL when there is none. */
 struct lk_login *lk_login_find(struct broker *b, const char *id);
@@ -66,7 +82,16 @@ struct lk_grant *lk_login_take_grant(struct broker *b, struct lk_login *l);
 
 void lk_login_cancel(struct broker *b, struct lk_login *l);
 
-/* Expires what is due and forgets what expired long ago; returns the logins still pending. */
+/* l has just completed: drops the oldest completed login beyond the caps (its user's first). */
+void lk_logins_bound_done(struct broker *b, struct lk_login *l);
+
+/* Forgets the oldest ended logins beyond LK_LOGINS_ENDED_MAX. */
+void lk_logins_bound_ended(struct broker *b);
+
+/* That unique bus name left: its end_with_caller logins that are not complete end. */
+void lk_logins_caller_left(struct broker *b, const char *name);
+
+/* Expires what is due and forgets what ended long ago; returns the logins not yet ended. */
 unsigned lk_logins_sweep(struct broker *b);
 
 void lk_logins_free_all(struct broker *b);

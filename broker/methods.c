@@ -103,7 +103,8 @@ static int method_begin_login(struct broker *b, struct lk_call *call, struct lk_
         r = broker_need_provider(b, call, e);
         if (r != 0)
                 return r;
-        r = lk_login_begin(b, call->uid, user, user_uid, &l, e);
+        r = lk_login_begin(b, call->uid, user, user_uid,
+                           o.end_with_caller ? dbus_message_get_sender(call->msg) : NULL, &l, e);
         if (r < 0)
                 return r;
         return reply_args(call, DBUS_TYPE_STRING, &l->id, DBUS_TYPE_STRING, &l->auth->url,

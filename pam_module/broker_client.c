@@ -68,10 +68,12 @@ static int new_call(const char *method, DBusMessage **ret)
         return 0;
 }
 
-/* Appends the strings, then (where options is true) an empty a{sv}. */
+/* Appends the strings, then (where options is true) an a{sv}: end_with_caller = true. */
 static int append(DBusMessage *m, const char *a, const char *b, bool options)
 {
-        DBusMessageIter it, dict;
+        static const char *const key = "end_with_caller";
+        const dbus_bool_t yes = TRUE;
+        DBusMessageIter it, dict, entry, value;
 
         dbus_message_iter_init_append(m, &it);
         if (a && !dbus_message_iter_append_basic(&it, DBUS_TYPE_STRING, &a))
@@ -79,11 +81,59 @@ static int append(DBusMessage *m, const char *a, const char *b, bool options)
         if (b && !dbus_message_iter_append_basic(&it, DBUS_TYPE_STRING, &b))
                 return -ENOMEM;
         if (options) {
-                if (!dbus_message_iter_open_container(&it, DBUS_TYPE_ARRAY, "{sv}", &dict))
-                        return -ENOMEM;
-                if (!dbus_message_iter_close_container(&it, &dict))
+                if (!dbus_message_iter_open_container(&it, DBUS_TYPE_ARRAY, "{sv}", &dict) ||
+                    !dbus_message_iter_open_container(&dict, DBUS_TYPE_DICT_ENTRY, NULL, &entry) ||
+                    !dbus_message_iter_append_basic(&entry, DBUS_TYPE_STRING, &key) ||
+                    !dbus_message_iter_open_container(&entry, DBUS_TYPE_VARIANT, "b", &value) ||
+                    !dbus_message_iter_append_basic(&value, DBUS_TYPE_BOOLEAN, &yes) ||
+                    !dbus_message_iter_close_container(&entry, &value) ||
+                    !dbus_message_iter_close_container(&dict, &entry) ||
+                    !dbus_message_iter_close_container(&it, &dict))
                         return -ENOMEM;
         }
+        return 0;
+}
+
+static int connect_bus(DBusConnection **ret, struct lkp_broker_error *e)
+{
+        DBusError err;
+        DBusConnection *c;
+
+        dbus_error_init(&err);
+        c = dbus_bus_get_private(DBUS_BUS_SYSTEM, &err);
+        if (!c)
+                return error_from_dbus(e, &err);
+        /* libdbus would _exit() the login program when the bus goes away. */
+        dbus_connection_set_exit_on_disconnect(c, FALSE);
+        *ret = c;
+        return 0;
+}
+
+void lkp_conn_close(DBusConnection *c)
+{
+        if (!c)
+                return;
+        dbus_connection_close(c);
+        dbus_connection_unref(c);
+}
+
+/* Sends m on c and waits for the reply. */
+static int call_on(DBusConnection *c, const struct options *o, DBusMessage *m,
+                   const char *signature, DBusMessage **ret_reply, struct lkp_broker_error *e)
+{
+        DBusError err;
+        DBusMessage *reply;
+
+        dbus_error_init(&err);
+        reply = dbus_connection_send_with_reply_and_block(c, m, (int)o->timeout * 1000, &err);
+        if (!reply)
+                return error_from_dbus(e, &err);
+
+        if (!dbus_message_has_signature(reply, signature)) {
+                dbus_message_unref(reply);
+                return bad_reply(e, "The sign-in service answered with arguments of the wrong types.");
+        }
+        *ret_reply = reply;
         return 0;
 }
 
@@ -94,29 +144,15 @@ static int append(DBusMessage *m, const char *a, const char *b, bool options)
 static int call(const struct options *o, DBusMessage *m, const char *signature,
                 DBusMessage **ret_reply, struct lkp_broker_error *e)
 {
-        DBusError err;
-        DBusConnection *c;
-        DBusMessage *reply;
+        DBusConnection *c = NULL;
+        int r;
 
-        dbus_error_init(&err);
-        c = dbus_bus_get_private(DBUS_BUS_SYSTEM, &err);
-        if (!c)
-                return error_from_dbus(e, &err);
-        /* libdbus would _exit() the login program when the bus goes away. */
-        dbus_connection_set_exit_on_disconnect(c, FALSE);
-
-        reply = dbus_connection_send_with_reply_and_block(c, m, (int)o->timeout * 1000, &err);
-        dbus_connection_close(c);
-        dbus_connection_unref(c);
-        if (!reply)
-                return error_from_dbus(e, &err);
-
-        if (!dbus_message_has_signature(reply, signature)) {
-                dbus_message_unref(reply);
-                return bad_reply(e, "The sign-in service answered with arguments of the wrong types.");
-        }
-        *ret_reply = reply;
-        return 0;
+        r = connect_bus(&c, e);
+        if (r < 0)
+                return r;
+        r = call_on(c, o, m, signature, ret_reply, e);
+        lkp_conn_close(c);
+        return r;
 }
 
 /* A call whose reply has no arguments. */
@@ -141,10 +177,11 @@ static bool url_valid(const char *url)
                (strncmp(url, "https://", 8) == 0 || strncmp(url, "http://", 7) == 0);
 }
 
-int lkp_begin_login(const struct options *o, const char *user, char **ret_login_id, char **ret_url,
-                    struct lkp_broker_error *e)
+int lkp_begin_login(const struct options *o, const char *user, DBusConnection **ret_conn,
+                    char **ret_login_id, char **ret_url, struct lkp_broker_error *e)
 {
         _cleanup_(dbus_message_unrefp) DBusMessage *m = NULL, *reply = NULL;
+        _cleanup_(lkp_conn_closep) DBusConnection *c = NULL;
         _cleanup_free_ char *id_copy = NULL, *url_copy = NULL;
         const char *id = NULL, *url = NULL;
         int r;
@@ -157,7 +194,10 @@ int lkp_begin_login(const struct options *o, const char *user, char **ret_login_
         r = append(m, user, NULL, true);
         if (r < 0)
                 return r;
-        r = call(o, m, "ss", &reply, e);
+        r = connect_bus(&c, e);
+        if (r < 0)
+                return r;
+        r = call_on(c, o, m, "ss", &reply, e);
         if (r < 0)
                 return r;
 
@@ -173,6 +213,7 @@ int lkp_begin_login(const struct options *o, const char *user, char **ret_login_
         url_copy = strdup(url);
         if (!id_copy || !url_copy)
                 return -ENOMEM;
+        *ret_conn = TAKE_PTR(c);
         *ret_login_id = TAKE_PTR(id_copy);
         *ret_url = TAKE_PTR(url_copy);
         return 0;

@@ -3,9 +3,10 @@
  * The module's side of org.latchkey.Broker1 (SPEC §4). Every call opens its
  * own private connection to the system bus (DBUS_SYSTEM_BUS_ADDRESS where
  * set), waits at most o->timeout seconds for the reply, and closes the
- * connection before it returns: nothing outlives the call, so the module
- * keeps no state between PAM calls and leaks no descriptor into the login
- * program.
+ * connection before it returns, but for BeginLogin's, which the caller
+ * closes before its PAM call returns: nothing outlives the PAM call, so the
+ * module keeps no state between PAM calls and leaks no descriptor into the
+ * login program.
  *
  * Each function returns 0, -ENOMEM, or -EIO with e filled in: the D-Bus error
  * name (the broker's, the bus's, or LKP_ERROR_BAD_REPLY when the reply is
@@ -26,9 +27,22 @@ struct lkp_broker_error {
         char message[LKP_MESSAGE_MAX]; /* for a person; may be empty */
 };
 
-/* BeginLogin(user, {}) → a login id (printable, ≤ LKP_ID_MAX) and an http(s) address. */
-int lkp_begin_login(const struct options *o, const char *user, char **ret_login_id, char **ret_url,
-                    struct lkp_broker_error *e);
+struct DBusConnection;
+
+/*
+ * BeginLogin(user, {end_with_caller: true}) → a login id (printable, ≤ LKP_ID_MAX) and an
+ * http(s) address. *ret_conn is the call's connection, left open: until the login is complete
+ * the broker ends it when that connection closes, so a conversation that dies (sshd's child
+ * killed when the client drops) frees its login at once. Close it with lkp_conn_close() once the
+ * answer is in, or given up.
+ */
+int lkp_begin_login(const struct options *o, const char *user, struct DBusConnection **ret_conn,
+                    char **ret_login_id, char **ret_url, struct lkp_broker_error *e);
+void lkp_conn_close(struct DBusConnection *c);
+static inline void lkp_conn_closep(struct DBusConnection **c)
+{
+        lkp_conn_close(*c);
+}
 
 /* CompleteLogin(login_id, answer) → the local user name the provider vouched for. */
 int lkp_complete_login(const struct options *o, const char *login_id, const char *answer,

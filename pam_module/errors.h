@@ -16,6 +16,8 @@
 #define LKP_ERROR_BAD_ANSWER "org.latchkey.pam.Error.BadAnswer"       /* empty, too long or not UTF-8 */
 #define LKP_ERROR_BAD_REPLY "org.latchkey.pam.Error.BadReply"         /* the broker's reply is unusable */
 #define LKP_ERROR_USER_MISMATCH "org.latchkey.Broker1.Error.UserMismatch"
+/* The provider refused the answer: the broker ended that login, another answer needs a new one. */
+#define LKP_ERROR_INVALID_GRANT "org.latchkey.Broker1.Error.InvalidGrant"
 
 /* Which broker call failed: the same name can mean different things at BeginLogin. */
 enum lkp_call {

@@ -228,12 +228,34 @@ static int check_answer(const char *answer, struct lkp_broker_error *e)
 }
 
 /*
- * Up to `tries` answers (one with authtok). A refused answer (the table's
- * retry) asks again; anything else ends the sign-in. The answer is a secret:
- * it is wiped as soon as the broker has it.
+ * BeginLogin and its address shown; *conn and *login_id (the earlier login's, if any) are
+ * replaced. *conn stays open until the answer is in: the broker ends the login when it closes.
  */
-static int ask_and_complete(pam_handle_t *pamh, const struct options *o, const char *user,
-                            const char *login_id)
+static int begin(pam_handle_t *pamh, int flags, const struct options *o, const char *user,
+                 struct DBusConnection **conn, char **login_id)
+{
+        _cleanup_free_ char *url = NULL;
+        struct lkp_broker_error e = {};
+        int r;
+
+        lkp_conn_close(TAKE_PTR(*conn));
+        lkp_secret_free(TAKE_PTR(*login_id));
+        r = lkp_begin_login(o, user, conn, login_id, &url, &e);
+        if (r == -ENOMEM)
+                return PAM_BUF_ERR;
+        if (r < 0)
+                return report(pamh, o, LKP_CALL_BEGIN, user, NULL, &e);
+        return show_address(pamh, flags, o, url);
+}
+
+/*
+ * Up to `tries` answers (one with authtok). A refused answer (the table's
+ * retry) asks again; anything else ends the sign-in. The provider's refusal
+ * ends the broker's login, so the next answer goes to a new one, with a new
+ * address. The answer is a secret: it is wiped as soon as the broker has it.
+ */
+static int ask_and_complete(pam_handle_t *pamh, int flags, const struct options *o,
+                            const char *user, struct DBusConnection **conn, char **login_id)
 {
         unsigned tries = o->authtok ? 1 : o->tries;
 
@@ -250,7 +272,7 @@ static int ask_and_complete(pam_handle_t *pamh, const struct options *o, const c
                         return r;
                 r = check_answer(lkp_strip(answer), &e);
                 if (r == 0)
-                        r = lkp_complete_login(o, login_id, answer, &vouched, &e);
+                        r = lkp_complete_login(o, *login_id, answer, &vouched, &e);
                 lkp_secret_free(TAKE_PTR(answer));
                 if (r == -ENOMEM)
                         return PAM_BUF_ERR;
@@ -272,6 +294,11 @@ static int ask_and_complete(pam_handle_t *pamh, const struct options *o, const c
                                    log_name(user, &n), tries);
                         pam_error(pamh, "No attempts left.");
                         return PAM_MAXTRIES;
+                }
+                if (streq(e.name, LKP_ERROR_INVALID_GRANT)) {
+                        r = begin(pamh, flags, o, user, conn, login_id);
+                        if (r != PAM_SUCCESS)
+                                return r;
                 }
         }
 }
@@ -304,8 +331,7 @@ static void cancel_login(pam_handle_t *pamh, const struct options *o, const char
 static int authenticate(pam_handle_t *pamh, int flags, const struct options *o)
 {
         _cleanup_wipe_ char *login_id = NULL;
-        _cleanup_free_ char *url = NULL;
-        struct lkp_broker_error e = {};
+        _cleanup_(lkp_conn_closep) struct DBusConnection *conn = NULL;
         const char *user = NULL;
         struct log_name n;
         int r;
@@ -315,20 +341,15 @@ static int authenticate(pam_handle_t *pamh, int flags, const struct options *o)
         if (r != PAM_SUCCESS)
                 return r;
 
-        r = lkp_begin_login(o, user, &login_id, &url, &e);
-        if (r == -ENOMEM)
-                return PAM_BUF_ERR;
-        if (r < 0)
-                return report(pamh, o, LKP_CALL_BEGIN, user, NULL, &e);
-
-        r = show_address(pamh, flags, o, url);
+        r = begin(pamh, flags, o, user, &conn, &login_id);
         if (r == PAM_SUCCESS)
-                r = ask_and_complete(pamh, o, user, login_id);
+                r = ask_and_complete(pamh, flags, o, user, &conn, &login_id);
         if (r == PAM_SUCCESS)
                 r = remember_login(pamh, login_id);
         if (r != PAM_SUCCESS) {
                 forget_login(pamh);
-                cancel_login(pamh, o, login_id);
+                if (login_id)
+                        cancel_login(pamh, o, login_id);
                 return r;
         }
         pam_syslog(pamh, LOG_INFO, "%s signed in through single sign-on", log_name(user, &n));

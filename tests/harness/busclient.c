@@ -113,12 +113,31 @@ char *bc_take_error(struct bc_reply *r, char **ret_message)
 
 char *bc_begin_login(DBusConnection *c, const char *user, char **ret_id, char **ret_url)
 {
+        return bc_begin_login_with(c, user, false, ret_id, ret_url);
+}
+
+char *bc_begin_login_with(DBusConnection *c, const char *user, bool end_with_caller,
+                          char **ret_id, char **ret_url)
+{
         DBusMessage *m = bc_new("BeginLogin");
+        DBusMessageIter it, dict, entry, v;
+        const char *key = "end_with_caller";
+        dbus_bool_t yes = TRUE;
         struct bc_reply r;
         const char *id, *url;
 
         dbus_message_append_args(m, DBUS_TYPE_STRING, &user, DBUS_TYPE_INVALID);
-        bc_append_options(m, NULL, 0);
+        dbus_message_iter_init_append(m, &it);
+        dbus_message_iter_open_container(&it, DBUS_TYPE_ARRAY, "{sv}", &dict);
+        if (end_with_caller) {
+                dbus_message_iter_open_container(&dict, DBUS_TYPE_DICT_ENTRY, NULL, &entry);
+                dbus_message_iter_append_basic(&entry, DBUS_TYPE_STRING, &key);
+                dbus_message_iter_open_container(&entry, DBUS_TYPE_VARIANT, "b", &v);
+                dbus_message_iter_append_basic(&v, DBUS_TYPE_BOOLEAN, &yes);
+                dbus_message_iter_close_container(&entry, &v);
+                dbus_message_iter_close_container(&dict, &entry);
+        }
+        dbus_message_iter_close_container(&it, &dict);
         if (bc_call(c, m, 30000, &r) < 0)
                 return bc_take_error(&r, NULL);
         if (!dbus_message_get_args(r.msg, NULL, DBUS_TYPE_STRING, &id, DBUS_TYPE_STRING, &url,

@@ -52,6 +52,9 @@ void bc_reply_clear(struct bc_reply *r);
 char *bc_take_error(struct bc_reply *r, char **ret_message);
 
 char *bc_begin_login(DBusConnection *c, const char *user, char **ret_id, char **ret_url);
+/* The same, with the option end_with_caller (b) set when asked. */
+char *bc_begin_login_with(DBusConnection *c, const char *user, bool end_with_caller,
+                          char **ret_id, char **ret_url);
 /* A method with one (a2 == NULL) or two string arguments; ret_out takes a string answer. */
 char *bc_call_s(DBusConnection *c, const char *method, const char *a1, const char *a2,
                 char **ret_out, char **ret_message);

@@ -523,6 +523,372 @@ static void test_code_replay(void **state)
         bc_close(c);
 }
 
+/* ---- login accounting: how PAM really uses logins (issue 15) ---- */
+
+static char *begin_ending(DBusConnection *c, const char *user, char **ret_id, char **ret_url)
+{
+        return checked(bc_begin_login_with(c, user, true, ret_id, ret_url));
+}
+
+/* In a process of nobody's: 0 when its answers are as expected, else which one was not. */
+struct nobody_begins {
+        bool expect_full; /* root's logins for nobody fill nobody's share already */
+};
+
+static int nobody_begins(void *userdata)
+{
+        const struct nobody_begins *x = userdata;
+        DBusConnection *c = bc_open(bus_address);
+        char *e;
+        int r = 0;
+
+        if (!c)
+                return 100;
+        for (int i = 0; i < (x->expect_full ? 0 : 16) && r == 0; i++) {
+                /* With end_with_caller: they end when this process leaves. */
+                e = bc_begin_login_with(c, "nobody", true, NULL, NULL);
+                if (e)
+                        r = 10 + i;
+                free(e);
+        }
+        e = bc_begin_login_with(c, "nobody", true, NULL, NULL);
+        if (r == 0 && (!e || !streq(e, ERR("TooManyRequests"))))
+                r = 50;
+        free(e);
+        bc_close(c);
+        return r;
+}
+
+/* Root's logins count against the user they are for; a user's own against that user. */
+static void test_accounting_per_user(void **state)
+{
+        DBusConnection *c = bus_open();
+        char *root_ids[16] = {0}, *daemon_ids[16] = {0}, *nobody_ids[16] = {0};
+        struct nobody_begins x = {0};
+        char *e;
+        int result = -1;
+        int64_t t0;
+
+        /* sshd begins everyone's logins as root: root's 16 leave room for daemon's 16. */
+        for (int i = 0; i < 16; i++) {
+                e = begin_login(c, "root", &root_ids[i], NULL);
+                assert_null(e);
+                e = begin_login(c, "daemon", &daemon_ids[i], NULL);
+                assert_null(e);
+        }
+        e = begin_login(c, "root", NULL, NULL);
+        assert_string_equal(e, ERR("TooManyRequests"));
+        free(e);
+        e = begin_login(c, "daemon", NULL, NULL);
+        assert_string_equal(e, ERR("TooManyRequests"));
+        free(e);
+
+        /* Root's logins for nobody fill nobody's share: nobody's own is refused. */
+        for (int i = 0; i < 16; i++) {
+                e = begin_login(c, "nobody", &nobody_ids[i], NULL);
+                assert_null(e);
+        }
+        x.expect_full = true;
+        assert_int_equal(lkh_run_as(NOBODY, NOBODY, nobody_begins, &x, &result), 0);
+        assert_int_equal(result, 0);
+        for (int i = 0; i < 16; i++) {
+                e = call_ss(c, "CancelLogin", nobody_ids[i], NULL, NULL, NULL);
+                assert_null(e);
+                free(nobody_ids[i]);
+        }
+
+        /* nobody's own 16, then no more; they end when its process leaves the bus. */
+        x.expect_full = false;
+        assert_int_equal(lkh_run_as(NOBODY, NOBODY, nobody_begins, &x, &result), 0);
+        assert_int_equal(result, 0);
+        t0 = lkh_now_ms();
+        while ((e = begin_login(c, "nobody", &nobody_ids[0], NULL)) && lkh_now_ms() - t0 < 5000) {
+                assert_string_equal(e, ERR("TooManyRequests"));
+                free(e);
+                lkh_sleep_ms(20);
+        }
+        assert_null(e);
+        print_message("nobody's logins ended %lld ms after it left\n",
+                      (long long)(lkh_now_ms() - t0));
+        e = call_ss(c, "CancelLogin", nobody_ids[0], NULL, NULL, NULL);
+        assert_null(e);
+        free(nobody_ids[0]);
+
+        for (int i = 0; i < 16; i++) {
+                e = call_ss(c, "CancelLogin", root_ids[i], NULL, NULL, NULL);
+                assert_null(e);
+                e = call_ss(c, "CancelLogin", daemon_ids[i], NULL, NULL, NULL);
+                assert_null(e);
+                free(root_ids[i]);
+                free(daemon_ids[i]);
+        }
+        bc_close(c);
+}
+
+/* An auth-only stack: completed logins that no session takes never block the next ones. */
+static void test_done_logins_not_counted(void **state)
+{
+        struct lkh *h = *state;
+        DBusConnection *c = bus_open();
+        char *ids[40];
+        char *e, *msg = NULL, *pending = NULL;
+
+        for (int i = 0; i < 40; i++)
+                ids[i] = login(h, c, "root", NULL);
+        /* The 16 newest wait for OpenSession; the older ones were dropped, oldest first. */
+        for (int i = 0; i < 24; i++) {
+                e = call_ss(c, "OpenSession", ids[i], "done-old", NULL, &msg);
+                assert_string_equal(e, ERR("LoginExpired"));
+                assert_non_null(strstr(msg, "dropped"));
+                free(e);
+                free(msg);
+                msg = NULL;
+        }
+        e = call_ss(c, "OpenSession", ids[24], "done-1", NULL, NULL);
+        assert_null(e);
+        e = call_ss(c, "OpenSession", ids[39], "done-2", NULL, NULL);
+        assert_null(e);
+        /* Pending logins still fit. */
+        e = begin_login(c, "root", &pending, NULL);
+        assert_null(e);
+        e = call_ss(c, "CancelLogin", pending, NULL, NULL, NULL);
+        assert_null(e);
+        for (int i = 0; i < 40; i++) {
+                if (i != 24 && i != 39) {
+                        e = call_ss(c, "CancelLogin", ids[i], NULL, NULL, NULL);
+                        assert_null(e);
+                }
+                free(ids[i]);
+        }
+        free(pending);
+        e = call_ss(c, "CloseSession", "done-1", NULL, NULL, NULL);
+        assert_null(e);
+        e = call_ss(c, "CloseSession", "done-2", NULL, NULL, NULL);
+        assert_null(e);
+        bc_close(c);
+}
+
+/* A login whose answer the provider refused, or whose id_token names another user, ends. */
+static void test_refused_answer_ends_login(void **state)
+{
+        struct lkh *h = *state;
+        DBusConnection *c = bus_open();
+        _cleanup_free_ char *id = NULL, *url = NULL, *loc = NULL, *id2 = NULL, *url2 = NULL;
+        _cleanup_free_ char *loc2 = NULL, *loc3 = NULL;
+        char *e, *msg = NULL;
+        long codes, after;
+
+        e = begin_login(c, "root", &id, &url);
+        assert_null(e);
+        assert_int_equal(lkh_browser_login(h, url, "root", false, &loc, NULL), 0);
+        e = call_ss(c, "CompleteLogin", id, "not-a-code-the-provider-knows", NULL, NULL);
+        assert_string_equal(e, ERR("InvalidGrant"));
+        free(e);
+        /* The right answer comes too late: the provider is not asked again. */
+        assert_int_equal(lkh_idp_stat(h, "token_code", &codes), 0);
+        e = call_ss(c, "CompleteLogin", id, loc, NULL, &msg);
+        assert_string_equal(e, ERR("LoginExpired"));
+        assert_non_null(strstr(msg, "refused"));
+        free(e);
+        free(msg);
+        msg = NULL;
+        assert_int_equal(lkh_idp_stat(h, "token_code", &after), 0);
+        assert_int_equal(after, codes);
+
+        assert_int_equal(lkh_idp_set(h, "id_token_user", "daemon"), 0);
+        e = begin_login(c, "root", &id2, &url2);
+        assert_null(e);
+        assert_int_equal(lkh_browser_login(h, url2, "root", false, &loc2, NULL), 0);
+        e = call_ss(c, "CompleteLogin", id2, loc2, NULL, NULL);
+        assert_string_equal(e, ERR("UserMismatch"));
+        free(e);
+        assert_int_equal(lkh_idp_reset(h), 0);
+        assert_int_equal(lkh_browser_login(h, url2, "root", false, &loc3, NULL), 0);
+        e = call_ss(c, "CompleteLogin", id2, loc3, NULL, &msg);
+        assert_string_equal(e, ERR("LoginExpired"));
+        assert_non_null(strstr(msg, "refused"));
+        free(e);
+        free(msg);
+        /* What remains of an ended login can be cancelled. */
+        e = call_ss(c, "CancelLogin", id, NULL, NULL, NULL);
+        assert_null(e);
+        e = call_ss(c, "CancelLogin", id2, NULL, NULL, NULL);
+        assert_null(e);
+        bc_close(c);
+}
+
+/* Unusable answers: at most 3 per login, then it ends; an outage leaves it open. */
+static void test_answers_per_login(void **state)
+{
+        static const char *const bad = "https://127.0.0.1/cb?code=abc&state=not-this-login";
+        struct lkh *h = *state;
+        DBusConnection *c = bus_open();
+        char *id, *url, *loc, *e, *msg = NULL;
+
+        /* Two wrong pastes, then the right one: signed in. */
+        e = begin_login(c, "root", &id, &url);
+        assert_null(e);
+        assert_int_equal(lkh_browser_login(h, url, "root", false, &loc, NULL), 0);
+        for (int i = 0; i < 2; i++) {
+                e = call_ss(c, "CompleteLogin", id, bad, NULL, NULL);
+                assert_string_equal(e, ERR("InvalidArgument"));
+                free(e);
+        }
+        e = call_ss(c, "CompleteLogin", id, loc, NULL, NULL);
+        assert_null(e);
+        e = call_ss(c, "CancelLogin", id, NULL, NULL, NULL);
+        assert_null(e);
+        free(id);
+        free(url);
+        free(loc);
+
+        /* Three: the login has ended, the right one is refused. */
+        e = begin_login(c, "root", &id, &url);
+        assert_null(e);
+        assert_int_equal(lkh_browser_login(h, url, "root", false, &loc, NULL), 0);
+        for (int i = 0; i < 3; i++) {
+                e = call_ss(c, "CompleteLogin", id, bad, NULL, NULL);
+                assert_string_equal(e, ERR("InvalidArgument"));
+                free(e);
+        }
+        e = call_ss(c, "CompleteLogin", id, loc, NULL, &msg);
+        assert_string_equal(e, ERR("LoginExpired"));
+        assert_non_null(strstr(msg, "3 answers"));
+        free(e);
+        free(msg);
+        e = call_ss(c, "CancelLogin", id, NULL, NULL, NULL);
+        assert_null(e);
+        free(id);
+        free(url);
+        free(loc);
+
+        /* The provider failing (503) judged nothing: the same login takes the answer again. */
+        e = begin_login(c, "root", &id, &url);
+        assert_null(e);
+        assert_int_equal(lkh_browser_login(h, url, "root", false, &loc, NULL), 0);
+        assert_int_equal(lkh_idp_set(h, "fail_status", "503"), 0);
+        e = call_ss(c, "CompleteLogin", id, loc, NULL, NULL);
+        assert_string_equal(e, ERR("ProviderUnavailable"));
+        free(e);
+        assert_int_equal(lkh_idp_reset(h), 0);
+        e = call_ss(c, "CompleteLogin", id, loc, NULL, NULL);
+        assert_null(e);
+        e = call_ss(c, "CancelLogin", id, NULL, NULL, NULL);
+        assert_null(e);
+        free(id);
+        free(url);
+        free(loc);
+        bc_close(c);
+}
+
+/* OpenSession's answer for a login that is not complete: InvalidArgument while pending. */
+static char *wait_ended(DBusConnection *c, const char *id, int64_t *ret_ms)
+{
+        int64_t t0 = lkh_now_ms();
+        char *e, *msg = NULL;
+
+        while ((e = call_ss(c, "OpenSession", id, "never", NULL, &msg)) &&
+               streq(e, ERR("InvalidArgument")) && lkh_now_ms() - t0 < 5000) {
+                free(e);
+                free(msg);
+                msg = NULL;
+                lkh_sleep_ms(10);
+        }
+        *ret_ms = lkh_now_ms() - t0;
+        free(e);
+        return msg;
+}
+
+/* end_with_caller: a pending login ends when its caller leaves the bus; a complete one does not. */
+static void test_end_with_caller(void **state)
+{
+        struct lkh *h = *state;
+        DBusConnection *c = bus_open(), *pam;
+        DBusPendingCall *pending = NULL;
+        DBusMessage *m, *reply;
+        _cleanup_free_ char *id = NULL, *url = NULL, *loc = NULL, *msg = NULL;
+        _cleanup_free_ char *id2 = NULL, *url2 = NULL, *loc2 = NULL;
+        _cleanup_free_ char *id3 = NULL, *url3 = NULL, *loc3 = NULL, *msg3 = NULL;
+        _cleanup_free_ char *id4 = NULL, *url4 = NULL, *loc4 = NULL;
+        const char *a1, *a2;
+        char *e;
+        int64_t ms;
+
+        /* Pending: ends within moments of the connection closing. */
+        pam = bus_open();
+        e = begin_ending(pam, "root", &id, &url);
+        assert_null(e);
+        assert_int_equal(lkh_browser_login(h, url, "root", false, &loc, NULL), 0);
+        bc_close(pam);
+        msg = wait_ended(c, id, &ms);
+        print_message("ended %lld ms after its caller left: %s\n", (long long)ms, msg);
+        assert_non_null(strstr(msg, "caller left"));
+        assert_true(ms < 5000);
+        e = call_ss(c, "CompleteLogin", id, loc, NULL, NULL);
+        assert_string_equal(e, ERR("LoginExpired"));
+        free(e);
+
+        /* Complete: stays for OpenSession from another process (sshd's session). */
+        pam = bus_open();
+        e = begin_ending(pam, "root", &id2, &url2);
+        assert_null(e);
+        assert_int_equal(lkh_browser_login(h, url2, "root", false, &loc2, NULL), 0);
+        e = call_ss(pam, "CompleteLogin", id2, loc2, NULL, NULL);
+        assert_null(e);
+        bc_close(pam);
+        /* A pending one closed after it: once that one has ended, the first close was seen. */
+        pam = bus_open();
+        e = begin_ending(pam, "root", &id3, &url3);
+        assert_null(e);
+        bc_close(pam);
+        msg3 = wait_ended(c, id3, &ms);
+        assert_non_null(strstr(msg3, "caller left"));
+        e = call_ss(c, "OpenSession", id2, "ewc-1", NULL, NULL);
+        assert_null(e);
+        e = call_ss(c, "CloseSession", "ewc-1", NULL, NULL, NULL);
+        assert_null(e);
+
+        /* Exchanging: cancelled; the CompleteLogin under way hears NotFound. */
+        pam = bus_open();
+        e = begin_ending(pam, "root", &id4, &url4);
+        assert_null(e);
+        assert_int_equal(lkh_browser_login(h, url4, "root", false, &loc4, NULL), 0);
+        assert_int_equal(lkh_idp_set(h, "delay_ms", "1500"), 0);
+        m = bc_new("CompleteLogin");
+        a1 = id4;
+        a2 = loc4;
+        dbus_message_append_args(m, DBUS_TYPE_STRING, &a1, DBUS_TYPE_STRING, &a2,
+                                 DBUS_TYPE_INVALID);
+        assert_true(dbus_connection_send_with_reply(c, m, &pending, 30000));
+        dbus_connection_flush(c);
+        dbus_message_unref(m);
+        lkh_sleep_ms(300);
+        bc_close(pam);
+        dbus_pending_call_block(pending);
+        reply = dbus_pending_call_steal_reply(pending);
+        dbus_pending_call_unref(pending);
+        assert_int_equal(dbus_message_get_type(reply), DBUS_MESSAGE_TYPE_ERROR);
+        assert_string_equal(dbus_message_get_error_name(reply), ERR("NotFound"));
+        dbus_message_unref(reply);
+        assert_int_equal(lkh_idp_reset(h), 0);
+
+        /* Without the option (the default) a login outlives its caller's connection. */
+        free(id);
+        free(url);
+        free(loc);
+        pam = bus_open();
+        e = begin_login(pam, "root", &id, &url);
+        assert_null(e);
+        bc_close(pam);
+        assert_int_equal(lkh_browser_login(h, url, "root", false, &loc, NULL), 0);
+        lkh_sleep_ms(300);
+        e = call_ss(c, "CompleteLogin", id, loc, NULL, NULL);
+        assert_null(e);
+        e = call_ss(c, "CancelLogin", id, NULL, NULL, NULL);
+        assert_null(e);
+        bc_close(c);
+}
+
 /* ---- refresh ---- */
 
 static void test_refresh_once(void **state)
@@ -1142,6 +1508,13 @@ int main(void)
             cmocka_unit_test(test_shutdown_answers_waiters),
             cmocka_unit_test(test_provider_down),
         };
+        const struct CMUnitTest accounting[] = {
+            cmocka_unit_test(test_accounting_per_user),
+            cmocka_unit_test(test_done_logins_not_counted),
+            cmocka_unit_test(test_refused_answer_ends_login),
+            cmocka_unit_test(test_answers_per_login),
+            cmocka_unit_test(test_end_with_caller),
+        };
         const struct CMUnitTest debug[] = {
             cmocka_unit_test(test_debug_log_has_no_secrets),
         };
@@ -1160,6 +1533,8 @@ int main(void)
         failed +=
             cmocka_run_group_tests_name("broker, client_secret_post", post, setup_post, lkh_teardown);
         failed += cmocka_run_group_tests_name("broker, client_secret_basic", basic, setup_basic,
+                                              lkh_teardown);
+        failed += cmocka_run_group_tests_name("broker, login accounting", accounting, setup_post,
                                               lkh_teardown);
         failed += cmocka_run_group_tests_name("broker, login_timeout = 1", short_logins,
                                               setup_short_logins, lkh_teardown);

@@ -49,6 +49,8 @@ static struct lkh *H;
 static char *me;        /* the user running the test: the one who signs in */
 static char *other;     /* a second local user, allowed too: the id_token's user in the mismatch test */
 static char *outsider;  /* a local user outside allowed_users (only when root) */
+/* Three more allowed local users, for the auth-only runs (only when root). */
+static const char *const auth_only_users[] = { "sys", "sync", "games" };
 static char *pam_dir;   /* PAM_WRAPPER_SERVICE_DIR */
 
 /* ---- the person ------------------------------------------------------------ */
@@ -285,7 +287,8 @@ static int group_setup(void **state)
 
         if (lkh_new(&H) < 0)
                 return -1;
-        if (asprintf(&extra, "[users]\nallowed_users = %s %s\n", me, other) < 0)
+        if (asprintf(&extra, "[users]\nallowed_users = %s %s %s %s %s\n", me, other,
+                     auth_only_users[0], auth_only_users[1], auth_only_users[2]) < 0)
                 return -1;
         if (lkh_start_idp(H, NULL) < 0 || lkh_write_config(H, extra) < 0 || lkh_start_bus(H) < 0 ||
             lkh_start_broker(H, NULL) < 0)
@@ -431,11 +434,17 @@ static void test_wrong_code_then_right(void **state)
                 pam_test(PAMTEST_CLOSE_SESSION, PAM_SUCCESS),
         };
 
+        unsigned addresses = 0;
+
         run("latchkey", me, &p, cases, ELEMENTSOF(cases), false);
         assert_int_equal(p.n_prompts, 2);
         assert_int_equal(p.n_error, 1);
         /* the broker's own words (InvalidGrant carries the provider's error) */
         assert_non_null(strstr(p.error[0], "invalid_grant"));
+        /* The refusal ended that login at the broker: the second answer went to a new one. */
+        for (unsigned i = 0; i < p.n_info; i++)
+                addresses += strncmp(p.info[i], "https://", 8) == 0;
+        assert_int_equal(addresses, 2);
         person_free(&p);
 }
 
@@ -721,6 +730,115 @@ static void test_authtok(void **state)
         person_free(&q);
 }
 
+/*
+ * n pam_authenticate() alone for user, as a stack without a session step runs them (a VPN
+ * server, a mail server, a screen locker): 0, or the number of the run that failed. No cmocka
+ * assertion: also run in a process of the user's (lkh_run_as).
+ */
+static int auth_only_runs(const char *user, unsigned n)
+{
+        for (unsigned i = 0; i < n; i++) {
+                struct person p = {};
+                struct pam_testcase cases[] = {
+                        pam_test(PAMTEST_AUTHENTICATE, PAM_SUCCESS),
+                };
+                bool ok = try_run("latchkey", user, &p, cases, ELEMENTSOF(cases), NULL);
+
+                person_clear(&p);
+                if (!ok)
+                        return (int)i + 1;
+        }
+        return 0;
+}
+
+/* A whole login of user: auth, account, session, GetToken in it, close; 0 or the step failed. */
+static int full_login_run(const char *user)
+{
+        struct person p = {};
+        struct pam_testcase cases[] = {
+                pam_test(PAMTEST_AUTHENTICATE, PAM_SUCCESS),
+                pam_test(PAMTEST_ACCOUNT, PAM_SUCCESS),
+                pam_test(PAMTEST_OPEN_SESSION, PAM_SUCCESS),
+                pam_test(PAMTEST_KEEPHANDLE, PAM_SUCCESS),
+        };
+        _cleanup_free_ char *token = NULL, *msg = NULL, *e = NULL;
+        pam_handle_t *ph = NULL;
+        DBusConnection *c;
+        const char *session;
+        bool ok;
+
+        ok = try_run("latchkey", user, &p, cases, ELEMENTSOF(cases), &ph);
+        person_clear(&p);
+        if (!ok)
+                return 1;
+        session = pam_getenv(ph, "LATCHKEY_SESSION");
+        c = bc_open(H->bus_address);
+        if (!session || !c)
+                return 2;
+        e = bc_get_token(c, session, 0, &token, NULL, &msg);
+        bc_close(c);
+        if (e || !token || !*token) {
+                print_error("GetToken for %s: %s: %s\n", user, e, msg);
+                return 3;
+        }
+        if (pam_close_session(ph, 0) != PAM_SUCCESS)
+                return 4;
+        return pam_end(ph, PAM_SUCCESS) == PAM_SUCCESS ? 0 : 5;
+}
+
+struct auth_only {
+        const char *user;
+        unsigned runs; /* 0: one whole login instead */
+};
+
+static int auth_only_in_process(void *userdata)
+{
+        const struct auth_only *a = userdata;
+
+        return a->runs ? auth_only_runs(a->user, a->runs) : full_login_run(a->user);
+}
+
+/*
+ * Completed logins that no session takes never block later ones: 100 sign-ins of one user,
+ * 100 of another, then a whole login of a third, all begun by root as sshd, login and the
+ * greeters begin them.
+ */
+static void test_auth_only_as_root(void **state)
+{
+        double t0 = now_s();
+
+        if (getuid() != 0)
+                skip(); /* root begins logins for others */
+        assert_int_equal(auth_only_runs(auth_only_users[0], 100), 0);
+        assert_int_equal(auth_only_runs(auth_only_users[1], 100), 0);
+        assert_int_equal(full_login_run(auth_only_users[2]), 0);
+        print_message("201 sign-ins begun by root in %.1f s\n", now_s() - t0);
+}
+
+/* The same with the users' own processes calling (a screen locker runs as its user). */
+static void test_auth_only_as_the_user(void **state)
+{
+        const struct auth_only runs[] = {
+                { auth_only_users[0], 100 },
+                { auth_only_users[1], 100 },
+                { auth_only_users[2], 0 },
+        };
+        double t0 = now_s();
+
+        if (getuid() != 0)
+                skip(); /* switching to the users' uids */
+        for (size_t i = 0; i < ELEMENTSOF(runs); i++) {
+                struct passwd *pw = getpwnam(runs[i].user);
+                int result = -1;
+
+                assert_non_null(pw);
+                assert_int_equal(lkh_run_as(pw->pw_uid, pw->pw_gid, auth_only_in_process,
+                                            (void *)&runs[i], &result), 0);
+                assert_int_equal(result, 0);
+        }
+        print_message("201 sign-ins begun by the users themselves in %.1f s\n", now_s() - t0);
+}
+
 static unsigned count_fds(void)
 {
         DIR *d = opendir("/proc/self/fd");
@@ -807,6 +925,8 @@ int main(int argc, char **argv)
                 cmocka_unit_test_setup(test_broker_does_not_answer, reset),
                 cmocka_unit_test_setup(test_qr_code_shown, reset),
                 cmocka_unit_test_setup(test_authtok, reset),
+                cmocka_unit_test_setup(test_auth_only_as_root, reset),
+                cmocka_unit_test_setup(test_auth_only_as_the_user, reset),
                 cmocka_unit_test_setup(test_many_cycles_leak_nothing, reset),
         };
 

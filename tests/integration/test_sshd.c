@@ -1064,12 +1064,71 @@ static void test_wrong_answers(void **state)
         bc_close(c);
 }
 
+/*
+ * Clients that reach the sign-in prompt and drop (anyone who can reach sshd can): sshd's
+ * conversation dies with them, and with end_with_caller so do their logins, at once. Then a
+ * real login goes through without waiting, and the broker holds no pending login of the user.
+ */
+#define DROPPED_CLIENTS 50
+
+static void test_dropped_clients_free_their_logins(void **state)
+{
+        struct ctx *x = *state;
+        DBusConnection *c = bus_open(x->h);
+        char *ids[16] = {0};
+        int64_t t0, t1;
+
+        assert_non_null(c);
+        t0 = lkh_now_ms();
+        for (int i = 0; i < DROPPED_CLIENTS; i++) {
+                _cleanup_free_ char *url = NULL, *prompt = NULL;
+                struct term t;
+                size_t after;
+
+                start_ssh(x, &t, "echo COMMAND-RAN");
+                expect_address_and_prompt(x, &t, &url, &prompt, &after);
+                term_close(&t);
+        }
+        t1 = lkh_now_ms();
+        fprintf(stderr, "test-sshd: %d clients reached the prompt and dropped in %lld ms\n",
+                DROPPED_CLIENTS, (long long)(t1 - t0));
+
+        test_login_token_logout(state);
+        fprintf(stderr, "test-sshd: then a whole login in %lld ms\n",
+                (long long)(lkh_now_ms() - t1));
+        assert_true(lkh_now_ms() - t1 < WAIT_MS);
+
+        /* Nothing pending is left of the user: root may begin the user's 16 at once. */
+        for (int i = 0; i < 16; i++) {
+                int64_t end = lkh_now_ms() + 3000;
+                char *e;
+
+                while ((e = bc_begin_login(c, TEST_USER, &ids[i], NULL)) &&
+                       streq(e, "org.latchkey.Broker1.Error.TooManyRequests") &&
+                       lkh_now_ms() < end) {
+                        free(e);
+                        lkh_sleep_ms(50);
+                }
+                if (e)
+                        fprintf(stderr, "test-sshd: BeginLogin %d: %s\n", i, e);
+                assert_null(e);
+        }
+        for (int i = 0; i < 16; i++) {
+                char *e = bc_call_s(c, "CancelLogin", ids[i], NULL, NULL, NULL);
+
+                assert_null(e);
+                free(ids[i]);
+        }
+        bc_close(c);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_listens_on_loopback_only),
                 cmocka_unit_test(test_login_token_logout),
                 cmocka_unit_test(test_wrong_answers),
+                cmocka_unit_test(test_dropped_clients_free_their_logins),
         };
 
         if (geteuid() != 0) {

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* latchkeyd's parts that need no bus: session ids, the error table, argument checks, the store, the
- * loop. */
+ * loop, the login caps. */
 #include <errno.h>
 #include <ftw.h>
 #include <jansson.h>
@@ -19,6 +19,7 @@
 #include "broker.h"
 #include "bus.h"
 #include "errors.h"
+#include "logins.h"
 #include "loop.h"
 #include "sessions.h"
 #include "store.h"
@@ -311,6 +312,141 @@ static void test_loop(void **state)
         close(fds[1]);
 }
 
+/* ---- the login caps (broker.h), on logins made up in place ---- */
+
+static struct lk_login *fake_login(struct broker *b, uid_t owner, uid_t user,
+                                   enum lk_login_state state, const char *caller)
+{
+        static unsigned n;
+        struct lk_login *l = calloc(1, sizeof(*l));
+
+        assert_non_null(l);
+        *l = (struct lk_login){.broker = b, .owner_uid = owner, .user_uid = user, .state = state,
+                               .expires_ms = lk_now_ms() + 600 * 1000};
+        assert_true(asprintf(&l->id, "fake-%u", n++) > 0);
+        l->user = strdup("someone");
+        l->caller = caller ? strdup(caller) : NULL;
+        l->next = b->logins;
+        b->logins = l;
+        b->n_logins++;
+        return l;
+}
+
+static unsigned count_state(struct broker *b, enum lk_login_state state)
+{
+        unsigned n = 0;
+
+        for (struct lk_login *l = b->logins; l; l = l->next)
+                n += l->state == state;
+        return n;
+}
+
+static void test_login_caps_pending(void **state)
+{
+        struct broker b = {0};
+        struct lk_error e = {0};
+        struct lk_login *first = NULL;
+
+        /* Root's logins for uid 1000 and uid 1000's own share one count. */
+        for (int i = 0; i < LK_LOGINS_PER_USER_MAX; i++) {
+                struct lk_login *l = fake_login(&b, i % 2 ? 0 : 1000, 1000, LK_LOGIN_PENDING, NULL);
+                first = first ?: l;
+        }
+        assert_int_equal(lk_login_admit(&b, 0, 1000, &e), -LK_ERR_TOO_MANY_REQUESTS);
+        assert_non_null(strstr(e.message, "uid 1000"));
+        assert_int_equal(lk_login_admit(&b, 1000, 1000, NULL), -LK_ERR_TOO_MANY_REQUESTS);
+        assert_int_equal(lk_login_admit(&b, 0, 1001, NULL), 0);
+        assert_int_equal(lk_login_admit(&b, 0, 0, NULL), 0);
+        /* Complete or ended, a login no longer counts. */
+        first->state = LK_LOGIN_DONE;
+        assert_int_equal(lk_login_admit(&b, 0, 1000, NULL), 0);
+        first->state = LK_LOGIN_EXPIRED;
+        assert_int_equal(lk_login_admit(&b, 0, 1000, NULL), 0);
+        first->state = LK_LOGIN_EXCHANGING;
+        assert_int_equal(lk_login_admit(&b, 0, 1000, NULL), -LK_ERR_TOO_MANY_REQUESTS);
+        lk_logins_free_all(&b);
+
+        /* Host-wide: 1024 pending in all, whoever they are for. */
+        for (int i = 0; i < LK_LOGINS_MAX; i++)
+                first = fake_login(&b, 0, 2000 + (uid_t)(i / LK_LOGINS_PER_USER_MAX),
+                                   LK_LOGIN_PENDING, NULL);
+        lk_error_clear(&e);
+        assert_int_equal(lk_login_admit(&b, 0, 9999, &e), -LK_ERR_TOO_MANY_REQUESTS);
+        assert_non_null(strstr(e.message, "at most 1024"));
+        first->state = LK_LOGIN_DONE;
+        assert_int_equal(lk_login_admit(&b, 0, 9999, NULL), 0);
+        lk_logins_free_all(&b);
+}
+
+static void test_login_caps_done(void **state)
+{
+        struct broker b = {0};
+        struct lk_login *oldest7 = NULL, *l;
+
+        /* Per user: the 17th completed login of uid 7 pushes its oldest out, no one else's. */
+        fake_login(&b, 0, 8, LK_LOGIN_DONE, NULL);
+        for (int i = 0; i < LK_LOGINS_DONE_PER_USER_MAX; i++) {
+                l = fake_login(&b, 0, 7, LK_LOGIN_DONE, NULL);
+                oldest7 = oldest7 ?: l;
+        }
+        fake_login(&b, 0, 8, LK_LOGIN_DONE, NULL);
+        l = fake_login(&b, 7, 7, LK_LOGIN_DONE, NULL);
+        lk_logins_bound_done(&b, l);
+        assert_int_equal(oldest7->state, LK_LOGIN_EXPIRED);
+        assert_non_null(strstr(oldest7->ended, "dropped"));
+        assert_int_equal(count_state(&b, LK_LOGIN_DONE), LK_LOGINS_DONE_PER_USER_MAX + 2);
+        assert_int_equal(l->state, LK_LOGIN_DONE);
+        lk_logins_free_all(&b);
+
+        /* Host-wide: 1024 completed in all, the oldest goes. */
+        l = NULL;
+        for (int i = 0; i < LK_LOGINS_DONE_MAX; i++) {
+                struct lk_login *x = fake_login(&b, 0, 3000 + (uid_t)(i / 8), LK_LOGIN_DONE, NULL);
+                l = l ?: x;
+        }
+        oldest7 = l;
+        l = fake_login(&b, 0, 9999, LK_LOGIN_DONE, NULL);
+        lk_logins_bound_done(&b, l);
+        assert_int_equal(oldest7->state, LK_LOGIN_EXPIRED);
+        assert_int_equal(count_state(&b, LK_LOGIN_DONE), LK_LOGINS_DONE_MAX);
+        lk_logins_free_all(&b);
+}
+
+static void test_login_tombstones_bounded(void **state)
+{
+        struct broker b = {0};
+        struct lk_login *newest = NULL;
+
+        for (int i = 0; i < LK_LOGINS_ENDED_MAX + 100; i++)
+                newest = fake_login(&b, 0, 1, LK_LOGIN_EXPIRED, NULL);
+        fake_login(&b, 0, 1, LK_LOGIN_PENDING, NULL);
+        lk_logins_bound_ended(&b);
+        assert_int_equal(count_state(&b, LK_LOGIN_EXPIRED), LK_LOGINS_ENDED_MAX);
+        assert_int_equal(b.n_logins, LK_LOGINS_ENDED_MAX + 1);
+        assert_ptr_equal(b.logins->next, newest); /* the newest are kept */
+        assert_int_equal(count_state(&b, LK_LOGIN_PENDING), 1);
+        lk_logins_free_all(&b);
+}
+
+static void test_login_caller_left(void **state)
+{
+        struct broker b = {0};
+        struct lk_login *pending = fake_login(&b, 0, 1, LK_LOGIN_PENDING, ":1.5");
+        struct lk_login *done = fake_login(&b, 0, 1, LK_LOGIN_DONE, ":1.5");
+        struct lk_login *exchanging = fake_login(&b, 0, 1, LK_LOGIN_EXCHANGING, ":1.5");
+        struct lk_login *other = fake_login(&b, 0, 1, LK_LOGIN_PENDING, ":1.6");
+        struct lk_login *without = fake_login(&b, 0, 1, LK_LOGIN_PENDING, NULL);
+
+        lk_logins_caller_left(&b, ":1.5");
+        assert_int_equal(pending->state, LK_LOGIN_EXPIRED);
+        assert_non_null(strstr(pending->ended, "caller left"));
+        assert_int_equal(done->state, LK_LOGIN_DONE);
+        assert_true(exchanging->cancelled);
+        assert_int_equal(other->state, LK_LOGIN_PENDING);
+        assert_int_equal(without->state, LK_LOGIN_PENDING);
+        lk_logins_free_all(&b);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -320,6 +456,10 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_store_round_trip, store_setup, store_teardown),
             cmocka_unit_test_setup_teardown(test_store_dir_checks, store_setup, store_teardown),
             cmocka_unit_test(test_loop),
+            cmocka_unit_test(test_login_caps_pending),
+            cmocka_unit_test(test_login_caps_done),
+            cmocka_unit_test(test_login_tombstones_bounded),
+            cmocka_unit_test(test_login_caller_left),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
