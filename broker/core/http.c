@@ -301,6 +301,16 @@ static size_t header_cb(char *buffer, size_t size, size_t nitems, void *userdata
         return len;
 }
 
+/* curl reads both forms (delta-seconds and an HTTP date, RFC 9110 §10.2.3). */
+static long retry_after(CURL *easy)
+{
+        curl_off_t s = 0;
+
+        if (curl_easy_getinfo(easy, CURLINFO_RETRY_AFTER, &s) != CURLE_OK || s <= 0)
+                return -1;
+        return s > LONG_MAX ? LONG_MAX : (long)s;
+}
+
 static int socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
 {
         struct lk_http *h = userp;
@@ -608,6 +618,7 @@ static void process_done(struct lk_http *h, unsigned max)
                         resp.body = x->body;
                         resp.body_len = x->body_len;
                         resp.max_age = x->no_store ? -1 : x->max_age;
+                        resp.retry_after = retry_after(x->easy);
                         x->done(x->userdata, &resp, NULL);
                         xfer_free(x);
                         continue;
