@@ -47,6 +47,14 @@ struct lk_login {
 /* The local user must exist; returns its uid. */
 int lk_login_resolve_user(const char *user, uid_t *ret_uid, struct lk_error *e);
 
+/*
+ * Verified id_token claims against the local user they must stand for: [users]
+ * mapping and policy (lk_usermap), the same name, and the root and system account
+ * rule. Used after the code exchange and after every refresh with a new id_token.
+ */
+int lk_login_check_claims(struct broker *b, const json_t *claims, const char *user, uid_t uid,
+                          struct lk_error *e);
+
 /* Makes a login for user (uid user_uid) begun by owner_uid, with its authorization URL. */
 int lk_login_begin(struct broker *b, uid_t owner_uid, const char *user, uid_t user_uid,
                    struct lk_login **ret, struct lk_error *e);
