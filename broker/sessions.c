@@ -374,12 +374,13 @@ static void on_refreshed(void *userdata, struct lk_grant *grant, const struct lk
                 char why[LK_ERROR_MESSAGE_MAX];
 
                 if (e.provider_error[0])
-                        snprintf(why, sizeof(why), "the provider refused the refresh token (%s%s%s)",
+                        snprintf(why, sizeof(why),
+                                 "the provider refused the refresh token (%s%s%s)",
                                  e.provider_error, e.provider_description[0] ? ": " : "",
                                  e.provider_description);
                 else
-                        snprintf(why, sizeof(why), "the provider refused the refresh token (%.400s)",
-                                 e.message);
+                        snprintf(why, sizeof(why),
+                                 "the provider refused the refresh token (%.400s)", e.message);
                 session_expire(b, s, why);
                 return;
         }

@@ -212,8 +212,8 @@ static void discovery_done(void *userdata, const struct lk_http_response *resp,
         p->discovery_busy = false;
         if (!resp)
                 e = *err;
-        else if (check_status("The discovery document at", p->discovery_url,
-                                 "[provider] issuer", resp, &e) == 0 &&
+        else if (check_status("The discovery document at", p->discovery_url, "[provider] issuer",
+                              resp, &e) == 0 &&
                  lk_discovery_parse(p->c, resp->body, resp->body_len, &ep, &e) == 0) {
                 int64_t expires_at = now + lk_cache_lifetime(resp->max_age);
 
@@ -277,7 +277,8 @@ static void jwks_done(void *userdata, const struct lk_http_response *resp,
         if (!resp)
                 e = *err;
         else if (check_status("The key set at", p->ep.jwks_uri,
-                                 "the jwks_uri ([provider] jwks_uri, or discovery's)", resp, &e) == 0 &&
+                              "the jwks_uri ([provider] jwks_uri, or discovery's)", resp,
+                              &e) == 0 &&
                  lk_jwks_cache_store(&p->jwks, resp->body, resp->body_len, resp->max_age, now_s(),
                                      &e) == 0) {
                 wake_waiters(p, WAIT_JWKS, NULL);

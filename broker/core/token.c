@@ -333,8 +333,8 @@ static int oauth_refused(struct lk_error *e, const char *err, const char *desc)
 }
 
 /*
- * An answer other than 200, classified (the table in docs/latchkeyd.8, "PROVIDER
- * REFUSALS"): 5xx is unavailable; 429 is too many requests, whatever its body (the
+ * An answer other than 200, classified (the table in latchkeyd(8), "Provider
+ * refusals"): 5xx is unavailable; 429 is too many requests, whatever its body (the
  * caller honours Retry-After); any other 4xx with an OAuth error body is a refusal
  * (oauth_refused); 400, 401 and 403 without one are refusals too, since providers
  * answer a dead refresh token with an empty 400 or 401. Anything else (a 404 from a

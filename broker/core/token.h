@@ -57,9 +57,10 @@ int lk_token_error_parse(long status, const char *body, size_t len, struct lk_er
 /*
  * Parses a token endpoint response (SPEC §5). A status other than 200 is
  * classified by lk_token_error_parse(); a 200 carrying an OAuth error body
- * (no access_token) is a refusal as if it came with a 4xx; body not JSON, wrong content type, missing access_token, token_type not
- * Bearer (any case), expires_in neither number nor numeric string ->
- * LK_ERR_PROVIDER_RESPONSE; body over LK_HTTP_MAX_BODY -> the same.
+ * (no access_token) is a refusal as if it came with a 4xx; body not JSON,
+ * wrong content type, missing access_token, token_type not Bearer (any case),
+ * expires_in neither number nor numeric string -> LK_ERR_PROVIDER_RESPONSE;
+ * body over LK_HTTP_MAX_BODY -> the same.
  */
 int lk_token_response_parse(long status, const char *content_type, const char *body, size_t len,
                             int64_t now, struct lk_tokens *ret, struct lk_error *e);
