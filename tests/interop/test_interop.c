@@ -569,6 +569,8 @@ static int write_configs(struct group *g)
                                      "timeout = 10\n"
                                      "[users]\n"
                                      "username_claim = preferred_username\n"
+                                     "# the tests sign in as root, a system account to latchkey\n"
+                                     "allow_system_users = root\n"
                                      "[sessions]\n"
                                      "revoke_on_close = yes\n",
                                      g->alg, g->issuer, basic ? BASIC_CLIENT : POST_CLIENT,
