@@ -31,6 +31,7 @@ struct lk_http_response {
         size_t body_len;
         long max_age;       /* Cache-Control max-age in seconds, -1 when absent or no-store */
         long retry_after;   /* Retry-After in seconds from now (either form), -1 when absent */
+        bool challenge;     /* a WWW-Authenticate header came with it */
 };
 
 /*

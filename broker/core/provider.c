@@ -400,6 +400,19 @@ static int64_t throttle_seconds(long retry_after)
 static void note_refusal(struct lk_provider *p, const struct lk_http_response *resp,
                          struct lk_error *e)
 {
+        /*
+         * A 401 that challenges (WWW-Authenticate) without an OAuth error: the client's
+         * authentication failed (RFC 6749 §5.2 answers client_secret_basic so), not the
+         * grant; expiring every session for it would punish people for a rotated secret.
+         */
+        if (e->code == LK_ERR_INVALID_GRANT && resp->status == 401 && resp->challenge &&
+            !e->provider_error[0]) {
+                lk_error_clear(e);
+                lk_error_set(e, LK_ERR_CLIENT_REFUSED,
+                             "The provider refused latchkey's client credentials (HTTP 401 with "
+                             "an authentication challenge): check [provider] client_id and the "
+                             "client secret");
+        }
         if (e->code == LK_ERR_CLIENT_REFUSED) {
                 log_error("%s", e->message);
         } else if (e->code == LK_ERR_TOO_MANY_REQUESTS) {

@@ -34,6 +34,7 @@ struct fake {
         unsigned token_status;  /* 0: 200 */
         const char *token_body; /* with token_status: instead of an invalid_grant body */
         const char *retry_after; /* a Retry-After header on token answers */
+        const char *challenge;  /* a WWW-Authenticate header on token answers */
         unsigned jwks_status;   /* 0: 200 */
         unsigned discovery_status; /* 0: 200 */
         unsigned revoke_status; /* 0: 200 */
@@ -131,6 +132,7 @@ static void fake_handler(struct ts_server *s, const struct ts_request *rq, struc
                                                      : "{\"error\":\"invalid_grant\","
                                                        "\"error_description\":\"code expired\"}");
                         rp->retry_after = fk->retry_after;
+                        rp->www_authenticate = fk->challenge;
                         return;
                 }
                 j = json_pack("{s:s,s:s,s:i,s:s}", "access_token", "at-123", "token_type", "Bearer",
@@ -690,6 +692,22 @@ static void test_refusal_shapes(void **state)
         exchange(f, "nonce-1", &o);
         assert_int_equal(o.err.code, LK_ERR_CLIENT_REFUSED);
         assert_non_null(strstr(o.err.message, "client credentials (invalid_client)"));
+        outcome_clear(&o);
+
+        /* An empty 401: the grant refused; with a Basic challenge, the client's secret. */
+        f->fake.token_body = "";
+        exchange(f, "nonce-1", &o);
+        assert_int_equal(o.err.code, LK_ERR_INVALID_GRANT);
+        outcome_clear(&o);
+        f->fake.challenge = "Basic realm=\"oauth\"";
+        exchange(f, "nonce-1", &o);
+        assert_int_equal(o.err.code, LK_ERR_CLIENT_REFUSED);
+        assert_non_null(strstr(o.err.message, "authentication challenge"));
+        outcome_clear(&o);
+        /* A challenge does not turn an OAuth error into something else. */
+        f->fake.token_body = "{\"error\":\"invalid_grant\"}";
+        exchange(f, "nonce-1", &o);
+        assert_int_equal(o.err.code, LK_ERR_INVALID_GRANT);
         outcome_clear(&o);
 }
 
