@@ -752,6 +752,25 @@ static void load_users(void)
         endpwent();
 }
 
+/*
+ * The users are mostly system accounts (root, daemon, ...), which latchkey refuses unless
+ * [users] allow_system_users lists them: list them all.
+ */
+static char *system_users_config(void)
+{
+        size_t len = sizeof("[users]\nallow_system_users =\n");
+        char *text, *p;
+
+        for (size_t i = 0; i < n_users; i++)
+                len += strlen(users[i].name) + 1;
+        text = xmalloc(len);
+        p = text + snprintf(text, len, "[users]\nallow_system_users =");
+        for (size_t i = 0; i < n_users; i++)
+                p += snprintf(p, len - (size_t)(p - text), " %s", users[i].name);
+        snprintf(p, len - (size_t)(p - text), "\n");
+        return text;
+}
+
 /* ---- (1) GetToken vs Ping ---- */
 
 enum op { OP_PING, OP_GET_TOKEN };
@@ -1523,6 +1542,7 @@ int main(int argc, char *argv[])
         DBusConnection *conns[MAX_CLIENTS], *root;
         const char *load_sids[PACED_CLIENTS] = {"bench-o1", "bench-o2", "bench-o3", "bench-o4"};
         _cleanup_free_ char *model = NULL;
+        char *extra_config;
         struct utsname un;
         json_t *doc;
         CURL *cu;
@@ -1571,10 +1591,13 @@ int main(int argc, char *argv[])
         if (!results)
                 die("out of memory");
 
-        if (lkh_new(&H) < 0 || lkh_start_idp(H, NULL) < 0 || lkh_write_config(H, NULL) < 0 ||
-            lkh_start_bus(H) < 0 || lkh_start_broker(H, NULL) < 0)
-                die("cannot start the IdP, the bus and the broker");
         load_users();
+        extra_config = system_users_config();
+        if (lkh_new(&H) < 0 || lkh_start_idp(H, NULL) < 0 ||
+            lkh_write_config(H, extra_config) < 0 || lkh_start_bus(H) < 0 ||
+            lkh_start_broker(H, NULL) < 0)
+                die("cannot start the IdP, the bus and the broker");
+        free(extra_config);
         root = bus_connect_as(0, 0);
         for (int i = 0; i < MAX_CLIENTS; i++)
                 conns[i] = bus_connect_as(0, 0);

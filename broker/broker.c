@@ -18,6 +18,7 @@
 #include "methods.h"
 #include "sessions.h"
 #include "store.h"
+#include "usermap.h"
 
 /* Calls parked while discovery and keys are fetched; more are refused. */
 #define DEFERRED_MAX 4096
@@ -287,6 +288,12 @@ int broker_new(const struct broker_options *o, struct broker **ret, struct lk_er
         if (r < 0)
                 goto fail;
         b->idle_exit = o->idle_exit >= 0 ? (unsigned)o->idle_exit : b->config->idle_exit;
+        if (lk_login_defs_uid_min(LK_LOGIN_DEFS_PATH, &b->uid_min, e) < 0) {
+                log_warning("%s; taking UID_MIN %d, as shadow does", e->message,
+                            LK_UID_MIN_DEFAULT);
+                lk_error_clear(e);
+                b->uid_min = LK_UID_MIN_DEFAULT;
+        }
 
         b->state_dir = strdup(o->state_dir);
         if (!b->state_dir || asprintf(&b->sessions_dir, "%s/sessions", o->state_dir) < 0) {

@@ -35,6 +35,7 @@ struct broker {
         char *sessions_dir; /* state_dir/sessions: one file per session */
         char boot_id[40];
         unsigned idle_exit; /* seconds, 0 = never */
+        uid_t uid_min;      /* UID_MIN of login.defs: below it, system accounts */
 
         struct lk_loop *loop;
         struct lk_http *http;

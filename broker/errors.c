@@ -24,6 +24,12 @@ static const char *const error_names[_LK_ERR_MAX] = {
     [LK_ERR_TOO_MANY_REQUESTS] = LK_DBUS_ERROR_PREFIX "TooManyRequests",
     /* error= on the callback: the provider (or the person) refused the grant. */
     [LK_ERR_ACCESS_DENIED_BY_USER] = LK_DBUS_ERROR_PREFIX "InvalidGrant",
+    /*
+     * invalid_client / unauthorized_client: the broker's own registration is refused (a
+     * rotated secret). Nothing the person can do fixes it and every login fails alike, so
+     * it is "unavailable": PAM stacks fall back to passwords while the admin fixes it.
+     */
+    [LK_ERR_CLIENT_REFUSED] = LK_DBUS_ERROR_PREFIX "ProviderUnavailable",
 };
 
 const char *lk_dbus_error_name(int r)

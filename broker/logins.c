@@ -34,6 +34,23 @@ int lk_login_resolve_user(const char *user, uid_t *ret_uid, struct lk_error *e)
         return 0;
 }
 
+int lk_login_check_claims(struct broker *b, const json_t *claims, const char *user, uid_t uid,
+                          struct lk_error *e)
+{
+        _cleanup_free_ char *mapped = NULL;
+        int r;
+
+        r = lk_usermap(b->config, claims, &mapped, e);
+        if (r < 0)
+                return r;
+        if (!streq(mapped, user))
+                return lk_error_set(e, LK_ERR_USER_MISMATCH,
+                                    "The provider signed in '%s', but this login is for '%s'",
+                                    mapped, user);
+        /* BeginLogin checked it already; the rule holds here too, for a refresh as well. */
+        return lk_usermap_check_account(b->config, b->uid_min, user, uid, e);
+}
+
 static void login_wipe(struct lk_login *l)
 {
         lk_authorization_free(l->auth);
@@ -222,7 +239,6 @@ static void on_exchanged(void *userdata, struct lk_grant *grant, const struct lk
         struct broker *b = l->broker;
         lk_login_done_fn done = l->done;
         void *done_userdata = l->done_userdata;
-        _cleanup_free_ char *mapped = NULL;
         struct lk_error e = {0};
         char fp[LK_FINGERPRINT_SIZE], afp[LK_FINGERPRINT_SIZE];
         json_t *sub;
@@ -257,11 +273,7 @@ static void on_exchanged(void *userdata, struct lk_grant *grant, const struct lk
         if (!grant->claims)
                 r = lk_error_set(&e, LK_ERR_INVALID_ID_TOKEN, "The provider sent no id_token");
         else
-                r = lk_usermap(b->config, grant->claims, &mapped, &e);
-        if (r >= 0 && !streq(mapped, l->user))
-                r = lk_error_set(&e, LK_ERR_USER_MISMATCH,
-                                 "The provider signed in '%s', but this login is for '%s'", mapped,
-                                 l->user);
+                r = lk_login_check_claims(b, grant->claims, l->user, l->user_uid, &e);
         if (r < 0) {
                 lk_grant_free(grant);
                 lk_log_auth(LOG_WARNING, "Login %s for %s refused: %s: %s", fp, l->user,
@@ -291,6 +303,7 @@ static void on_exchanged(void *userdata, struct lk_grant *grant, const struct lk
 int lk_login_complete(struct broker *b, struct lk_login *l, const char *answer,
                       lk_login_done_fn done, void *userdata, struct lk_error *e)
 {
+        const struct lk_endpoints *ep;
         _cleanup_secret_ char *code = NULL;
         int r;
 
@@ -310,7 +323,9 @@ int lk_login_complete(struct broker *b, struct lk_login *l, const char *answer,
 
         /* Every answer counts, so that no login makes the provider judge codes without end. */
         l->answers++;
-        r = lk_answer_parse(answer, l->auth->state, &code, e);
+        ep = lk_provider_endpoints(b->provider);
+        r = lk_answer_parse(answer, l->auth->state, b->config->issuer, ep && ep->iss_parameter,
+                            &code, e);
         if (r < 0) {
                 /* error= on the callback: the provider (or the person) said no. */
                 login_answer_failed(l, r != -LK_ERR_ACCESS_DENIED_BY_USER);

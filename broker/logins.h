@@ -54,6 +54,14 @@ struct lk_login {
 /* The local user must exist; returns its uid. */
 int lk_login_resolve_user(const char *user, uid_t *ret_uid, struct lk_error *e);
 
+/*
+ * Verified id_token claims against the local user they must stand for: [users]
+ * mapping and policy (lk_usermap), the same name, and the root and system account
+ * rule. Used after the code exchange and after every refresh with a new id_token.
+ */
+int lk_login_check_claims(struct broker *b, const json_t *claims, const char *user, uid_t uid,
+                          struct lk_error *e);
+
 /* The uid a login counts against: the user it is for when root began it, else its owner. */
 uid_t lk_login_account(const struct lk_login *l);
 

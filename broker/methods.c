@@ -14,6 +14,7 @@
 #include "logins.h"
 #include "secret.h"
 #include "sessions.h"
+#include "usermap.h"
 
 static int reply_args(struct lk_call *call, int first_type, ...)
 {
@@ -99,6 +100,10 @@ static int method_begin_login(struct broker *b, struct lk_call *call, struct lk_
                 return lk_error_set(e, LK_ERR_ACCESS_DENIED,
                                     "uid %u may not begin a login for %s (only root or %s may)",
                                     (unsigned)call->uid, user, user);
+        /* Before any provider request: root and system accounts, unless the admin lists them. */
+        r = lk_usermap_check_account(b->config, b->uid_min, user, user_uid, e);
+        if (r < 0)
+                return r;
 
         r = broker_need_provider(b, call, e);
         if (r != 0)

@@ -7,6 +7,7 @@
 
 #include "broker.h"
 #include "log.h"
+#include "logins.h"
 #include "secret.h"
 #include "store.h"
 
@@ -270,6 +271,28 @@ static void answer_waiters(struct lk_session *s, int r, const struct lk_error *e
         free(w);
 }
 
+/*
+ * The refresh token is dead, or the provider no longer vouches for this user: the
+ * session ends here, "expired" is signalled once (s->expired stops every later
+ * refresh), and every waiter hears TokenExpired with why.
+ */
+static void session_expire(struct broker *b, struct lk_session *s, const char *why)
+{
+        struct lk_error x = {0};
+
+        lk_log_auth(LOG_NOTICE, "Session %s of %s (uid %u) has expired: %s", s->id, s->user,
+                    (unsigned)s->uid, why);
+        s->expired = true;
+        lk_session_tokens_changed(s);
+        lk_tokens_clear(&s->tokens);
+        if (lk_store_save(b, s, &x) < 0)
+                log_error("Cannot save session %s: %s", s->id, x.message);
+        lk_bus_emit_session_changed(b->bus, s->id, "expired");
+        lk_error_clear(&x);
+        lk_error_set(&x, LK_ERR_TOKEN_EXPIRED, "The session has expired: %s; log in again", why);
+        answer_waiters(s, -LK_ERR_TOKEN_EXPIRED, &x);
+}
+
 static void on_refreshed(void *userdata, struct lk_grant *grant, const struct lk_error *err)
 {
         struct lk_session *s = userdata;
@@ -286,6 +309,22 @@ static void on_refreshed(void *userdata, struct lk_grant *grant, const struct lk
                 answer_waiters(s, -LK_ERR_NOT_FOUND, &e);
                 session_unlink(&b->closed_sessions, s);
                 lk_session_free(s);
+                return;
+        }
+
+        /*
+         * A new id_token goes through [users] again: a user the provider moved out of
+         * allowed_groups, or renamed, gets no more tokens. Without one there is nothing
+         * new to judge, and the session goes on.
+         */
+        if (grant && grant->claims &&
+            lk_login_check_claims(b, grant->claims, s->user, s->uid, &e) < 0) {
+                char why[LK_ERROR_MESSAGE_MAX];
+
+                lk_grant_free(grant);
+                snprintf(why, sizeof(why), "the provider no longer allows this user here (%.400s)",
+                         e.message);
+                session_expire(b, s, why);
                 return;
         }
 
@@ -330,26 +369,19 @@ static void on_refreshed(void *userdata, struct lk_grant *grant, const struct lk
         else
                 lk_error_set(&e, LK_ERR_PROVIDER_UNAVAILABLE, "The refresh failed");
         r = -e.code;
+        /* Any refusal of the refresh token (ClientRefused is ours, not the session's). */
         if (r == -LK_ERR_INVALID_GRANT) {
-                struct lk_error x = {0};
+                char why[LK_ERROR_MESSAGE_MAX];
 
-                lk_log_auth(LOG_NOTICE,
-                            "Session %s of %s (uid %u): the provider refused the "
-                            "refresh token (%s), the session has expired",
-                            s->id, s->user, (unsigned)s->uid, e.provider_error);
-                s->expired = true;
-                lk_session_tokens_changed(s);
-                lk_tokens_clear(&s->tokens);
-                if (lk_store_save(b, s, &x) < 0)
-                        log_error("Cannot save session %s: %s", s->id, x.message);
-                lk_bus_emit_session_changed(b->bus, s->id, "expired");
-                lk_error_clear(&x);
-                lk_error_set(&x, LK_ERR_TOKEN_EXPIRED,
-                             "The session has expired: the provider refused the refresh token "
-                             "(%s%s%s); log in again",
-                             e.provider_error, e.provider_description[0] ? ": " : "",
-                             e.provider_description);
-                answer_waiters(s, -LK_ERR_TOKEN_EXPIRED, &x);
+                if (e.provider_error[0])
+                        snprintf(why, sizeof(why),
+                                 "the provider refused the refresh token (%s%s%s)",
+                                 e.provider_error, e.provider_description[0] ? ": " : "",
+                                 e.provider_description);
+                else
+                        snprintf(why, sizeof(why),
+                                 "the provider refused the refresh token (%.400s)", e.message);
+                session_expire(b, s, why);
                 return;
         }
         log_warning("Refreshing session %s failed: %s: %s", s->id, lk_err_name(r), e.message);

@@ -22,6 +22,14 @@
  * state must be present and equal expected_state, and the code must be there.
  * With expected_state NULL (a caller that made no state) the state is not
  * checked; the broker always passes one.
+ *
+ * RFC 9207 (mix-up defence): where the address carries iss, it must equal the
+ * issuer exactly, on an error as on a code, so that an answer meant for another
+ * provider never reaches ours. Where the provider says it always sends iss
+ * (iss_required: discovery's authorization_response_iss_parameter_supported), an
+ * address without it is refused. A bare code (rule 4) carries no iss and is taken
+ * all the same: there is no address to mix up, PKCE binds the code to this login,
+ * and it only ever goes to the configured token endpoint.
  */
 #include "answer.h"
 
@@ -39,6 +47,7 @@ struct params {
         char *state; /* secret */
         char *error;
         char *error_description;
+        char *iss;
 };
 
 static void params_clear(struct params *p)
@@ -47,6 +56,7 @@ static void params_clear(struct params *p)
         lk_secret_free(p->state);
         free(p->error);
         free(p->error_description);
+        free(p->iss);
         *p = (struct params){0};
 }
 
@@ -189,8 +199,10 @@ static int decode_value(const char *name, const char *v, size_t len, char **ret,
 
 static int parse_query(const char *q, size_t len, struct params *p, struct lk_error *e)
 {
-        static const char *const names[] = { "code", "state", "error", "error_description" };
-        char **const slots[] = { &p->code, &p->state, &p->error, &p->error_description };
+        static const char *const names[] = { "code", "state", "error", "error_description",
+                                             "iss" };
+        char **const slots[] = { &p->code, &p->state, &p->error, &p->error_description,
+                                 &p->iss };
         size_t i = 0;
 
         while (i < len) {
@@ -207,7 +219,7 @@ static int parse_query(const char *q, size_t len, struct params *p, struct lk_er
                         if (name_is(piece, n, names[k]))
                                 break;
                 if (k == ELEMENTSOF(names))
-                        continue; /* iss, session_state, and whatever else providers add */
+                        continue; /* session_state, and whatever else providers add */
 
                 if (*slots[k])
                         return lk_error_set(e, LK_ERR_INVALID_ARGUMENT,
@@ -272,8 +284,30 @@ static int refused(const struct params *p, struct lk_error *e)
                             "The provider refused the login: %s (%s)", err, desc);
 }
 
-int lk_answer_parse(const char *answer, const char *expected_state, char **ret_code,
-                    struct lk_error *e)
+/* RFC 9207 §2.4: a simple string comparison; no normalisation. */
+static int check_iss(const struct params *p, const char *issuer, bool iss_required,
+                     struct lk_error *e)
+{
+        char shown[128];
+
+        if (!issuer)
+                return 0;
+        if (!p->iss && iss_required)
+                return lk_error_set(e, LK_ERR_INVALID_ARGUMENT,
+                                    "the address carries no iss, though the provider says it "
+                                    "always sends one (RFC 9207); paste the whole address");
+        if (p->iss && !streq(p->iss, issuer)) {
+                lk_text_sanitize(p->iss, shown, sizeof(shown));
+                return lk_error_set(e, LK_ERR_INVALID_ARGUMENT,
+                                    "the address's iss '%s' is not this provider's issuer: it "
+                                    "answers a login at another provider (RFC 9207)",
+                                    shown);
+        }
+        return 0;
+}
+
+int lk_answer_parse(const char *answer, const char *expected_state, const char *expected_iss,
+                    bool iss_required, char **ret_code, struct lk_error *e)
 {
         _cleanup_(params_clear) struct params p = {0};
         const char *s, *q;
@@ -323,6 +357,9 @@ int lk_answer_parse(const char *answer, const char *expected_state, char **ret_c
         if (r < 0)
                 return r;
 
+        r = check_iss(&p, expected_iss, iss_required, e);
+        if (r < 0)
+                return r;
         if (p.error) {
                 if (expected_state && p.state && !lk_secret_equal(p.state, expected_state))
                         return lk_error_set(e, LK_ERR_INVALID_ARGUMENT,

@@ -2,6 +2,8 @@
 /* What the person pasted after signing in: a bare code, or the callback URL. */
 #pragma once
 
+#include <stdbool.h>
+
 #include "error.h"
 
 #define LK_ANSWER_MAX 8192
@@ -13,6 +15,8 @@
  * provider's error and error_description; code= is the result. Leading and
  * trailing white space is ignored. Empty, oversized, non-UTF-8 answers are
  * LK_ERR_INVALID_ARGUMENT, naming what was wrong but never quoting the answer.
+ * RFC 9207: a URL's iss must equal expected_iss (NULL: not checked), and with
+ * iss_required a URL without iss is refused; a bare code needs none.
  */
-int lk_answer_parse(const char *answer, const char *expected_state, char **ret_code,
-                    struct lk_error *e);
+int lk_answer_parse(const char *answer, const char *expected_state, const char *expected_iss,
+                    bool iss_required, char **ret_code, struct lk_error *e);

@@ -103,6 +103,7 @@ static const struct key_def keys[] = {
         KEY("users", allowed_users, KEY_LIST),
         KEY("users", allowed_groups, KEY_LIST),
         KEY("users", groups_claim, KEY_CLAIM),
+        KEY("users", allow_system_users, KEY_LIST),
 
         NUM("sessions", refresh_margin, 0, 86400),
         NUM("sessions", login_timeout, 1, 86400),
@@ -1123,6 +1124,7 @@ void lk_config_free(struct lk_config *c)
         lk_strv_free(c->allowed_users);
         lk_strv_free(c->allowed_groups);
         free(c->groups_claim);
+        lk_strv_free(c->allow_system_users);
         free(c);
 }
 

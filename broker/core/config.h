@@ -73,6 +73,7 @@ struct lk_config {
         char **allowed_users;  /* NULL or empty = anyone */
         char **allowed_groups; /* NULL or empty = no group rule */
         char *groups_claim;
+        char **allow_system_users; /* root and system accounts SSO may log in as; NULL: none */
 
         /* [sessions] */
         unsigned refresh_margin;

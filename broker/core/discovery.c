@@ -269,6 +269,9 @@ int lk_discovery_parse(const struct lk_config *c, const char *body, size_t len,
         r = parse_algs(doc, &ep.id_token_algs, e);
         if (r < 0)
                 return r;
+        /* Only a JSON true counts (RFC 8414 §2): anything else is "not promised". */
+        ep.iss_parameter =
+                json_is_true(json_object_get(doc, "authorization_response_iss_parameter_supported"));
 
         *ret = ep;
         ep = (struct lk_endpoints){0};

@@ -2,6 +2,7 @@
 /* The provider's endpoints: from OpenID Connect Discovery, or set by hand. */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "config.h"
@@ -14,6 +15,7 @@ struct lk_endpoints {
         char *userinfo_endpoint;   /* may be NULL */
         char *revocation_endpoint; /* may be NULL */
         char **id_token_algs;      /* id_token_signing_alg_values_supported, may be NULL */
+        bool iss_parameter;        /* authorization_response_iss_parameter_supported (RFC 9207) */
 };
 
 void lk_endpoints_clear(struct lk_endpoints *ep);

@@ -63,6 +63,7 @@ const char *lk_err_name(int code)
                 [LK_ERR_TOKEN_EXPIRED] = "TokenExpired",
                 [LK_ERR_TOO_MANY_REQUESTS] = "TooManyRequests",
                 [LK_ERR_ACCESS_DENIED_BY_USER] = "LoginRefused",
+                [LK_ERR_CLIENT_REFUSED] = "ClientRefused",
         };
 
         if (code < 0)

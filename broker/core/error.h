@@ -27,6 +27,7 @@ enum lk_err {
         LK_ERR_TOKEN_EXPIRED,
         LK_ERR_TOO_MANY_REQUESTS,
         LK_ERR_ACCESS_DENIED_BY_USER, /* error=access_denied (or other error=) on the callback */
+        LK_ERR_CLIENT_REFUSED,       /* the provider refused latchkey's own client credentials */
         _LK_ERR_MAX,
 };
 

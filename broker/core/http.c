@@ -73,6 +73,7 @@ struct xfer {
         char *content_type;
         long max_age;
         bool no_store;
+        bool challenge;
         char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -285,6 +286,7 @@ static size_t header_cb(char *buffer, size_t size, size_t nitems, void *userdata
                 x->content_type = NULL;
                 x->max_age = -1;
                 x->no_store = false;
+                x->challenge = false;
                 return len;
         }
         if (header_name_is(buffer, len, "Content-Type", &v, &vl)) {
@@ -297,8 +299,20 @@ static size_t header_cb(char *buffer, size_t size, size_t nitems, void *userdata
                 }
         } else if (header_name_is(buffer, len, "Cache-Control", &v, &vl)) {
                 lk_http_parse_cache_control(v, vl, &x->max_age, &x->no_store);
+        } else if (header_name_is(buffer, len, "WWW-Authenticate", &v, &vl)) {
+                x->challenge = true;
         }
         return len;
+}
+
+/* curl reads both forms (delta-seconds and an HTTP date, RFC 9110 §10.2.3). */
+static long retry_after(CURL *easy)
+{
+        curl_off_t s = 0;
+
+        if (curl_easy_getinfo(easy, CURLINFO_RETRY_AFTER, &s) != CURLE_OK || s <= 0)
+                return -1;
+        return s > LONG_MAX ? LONG_MAX : (long)s;
 }
 
 static int socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
@@ -608,6 +622,8 @@ static void process_done(struct lk_http *h, unsigned max)
                         resp.body = x->body;
                         resp.body_len = x->body_len;
                         resp.max_age = x->no_store ? -1 : x->max_age;
+                        resp.retry_after = retry_after(x->easy);
+                        resp.challenge = x->challenge;
                         x->done(x->userdata, &resp, NULL);
                         xfer_free(x);
                         continue;

@@ -30,6 +30,8 @@ struct lk_http_response {
         char *body;         /* NUL-terminated */
         size_t body_len;
         long max_age;       /* Cache-Control max-age in seconds, -1 when absent or no-store */
+        long retry_after;   /* Retry-After in seconds from now (either form), -1 when absent */
+        bool challenge;     /* a WWW-Authenticate header came with it */
 };
 
 /*

@@ -70,6 +70,7 @@ struct lk_provider {
 
         struct op *ops;
         struct lk_provider_stats stats;
+        int64_t throttled_until; /* after a 429: no token requests before this (s, realtime) */
 };
 
 static int64_t now_s(void)
@@ -177,16 +178,27 @@ static void wake_waiters(struct lk_provider *p, enum op_wait what, const struct 
         }
 }
 
-static int check_status(const char *what, const char *url, const struct lk_http_response *resp,
-                        struct lk_error *e)
+/*
+ * Discovery and key fetches: 5xx is the provider being down; another 4xx means the
+ * address is wrong or the provider refuses us, which no retry fixes: say where to look.
+ */
+static int check_status(const char *what, const char *url, const char *fix,
+                        const struct lk_http_response *resp, struct lk_error *e)
 {
         if (resp->status == 200)
                 return 0;
-        return lk_error_set(e,
-                            resp->status >= 500 && resp->status <= 599
-                                    ? LK_ERR_PROVIDER_UNAVAILABLE
-                                    : LK_ERR_PROVIDER_RESPONSE,
-                            "%s %s answered HTTP %ld", what, url, resp->status);
+        if (resp->status >= 500 && resp->status <= 599)
+                return lk_error_set(e, LK_ERR_PROVIDER_UNAVAILABLE, "%s %s answered HTTP %ld",
+                                    what, url, resp->status);
+        if (resp->status == 429)
+                return lk_error_set(e, LK_ERR_TOO_MANY_REQUESTS,
+                                    "%s %s answered HTTP 429 Too Many Requests", what, url);
+        if (resp->status >= 400 && resp->status <= 499)
+                return lk_error_set(e, LK_ERR_PROVIDER_RESPONSE,
+                                    "%s %s answered HTTP %ld: a configuration problem, check %s",
+                                    what, url, resp->status, fix);
+        return lk_error_set(e, LK_ERR_PROVIDER_RESPONSE, "%s %s answered HTTP %ld", what, url,
+                            resp->status);
 }
 
 static void discovery_done(void *userdata, const struct lk_http_response *resp,
@@ -200,7 +212,8 @@ static void discovery_done(void *userdata, const struct lk_http_response *resp,
         p->discovery_busy = false;
         if (!resp)
                 e = *err;
-        else if (check_status("The discovery document at", p->discovery_url, resp, &e) == 0 &&
+        else if (check_status("The discovery document at", p->discovery_url, "[provider] issuer",
+                              resp, &e) == 0 &&
                  lk_discovery_parse(p->c, resp->body, resp->body_len, &ep, &e) == 0) {
                 int64_t expires_at = now + lk_cache_lifetime(resp->max_age);
 
@@ -263,7 +276,9 @@ static void jwks_done(void *userdata, const struct lk_http_response *resp,
         p->jwks_busy = false;
         if (!resp)
                 e = *err;
-        else if (check_status("The key set at", p->ep.jwks_uri, resp, &e) == 0 &&
+        else if (check_status("The key set at", p->ep.jwks_uri,
+                              "the jwks_uri ([provider] jwks_uri, or discovery's)", resp,
+                              &e) == 0 &&
                  lk_jwks_cache_store(&p->jwks, resp->body, resp->body_len, resp->max_age, now_s(),
                                      &e) == 0) {
                 wake_waiters(p, WAIT_JWKS, NULL);
@@ -366,6 +381,53 @@ static void verify_and_finish(struct op *op)
         op_finish(op, grant, NULL);
 }
 
+/* After a 429, the provider's Retry-After within bounds, else a default. */
+static int64_t throttle_seconds(long retry_after)
+{
+        if (retry_after <= 0)
+                return LK_PROVIDER_THROTTLE_DEFAULT;
+        if (retry_after > LK_PROVIDER_THROTTLE_MAX)
+                return LK_PROVIDER_THROTTLE_MAX;
+        return retry_after;
+}
+
+/*
+ * The provider's refusals that are nobody's but the admin's, or that concern every
+ * caller alike, are decided here: invalid_client is logged at error level (once per
+ * request, whatever the caller logs), and a 429 stops every token request until the
+ * time is up, so that no caller hammers a provider that asked us to wait.
+ */
+static void note_refusal(struct lk_provider *p, const struct lk_http_response *resp,
+                         struct lk_error *e)
+{
+        /*
+         * A 401 that challenges (WWW-Authenticate) without an OAuth error: the client's
+         * authentication failed (RFC 6749 §5.2 answers client_secret_basic so), not the
+         * grant; expiring every session for it would punish people for a rotated secret.
+         */
+        if (e->code == LK_ERR_INVALID_GRANT && resp->status == 401 && resp->challenge &&
+            !e->provider_error[0]) {
+                lk_error_clear(e);
+                lk_error_set(e, LK_ERR_CLIENT_REFUSED,
+                             "The provider refused latchkey's client credentials (HTTP 401 with "
+                             "an authentication challenge): check [provider] client_id and the "
+                             "client secret");
+        }
+        if (e->code == LK_ERR_CLIENT_REFUSED) {
+                log_error("%s", e->message);
+        } else if (e->code == LK_ERR_TOO_MANY_REQUESTS) {
+                int64_t wait = throttle_seconds(resp->retry_after);
+
+                p->throttled_until = now_s() + wait;
+                lk_error_clear(e);
+                lk_error_set(e, LK_ERR_TOO_MANY_REQUESTS,
+                             "The provider answered HTTP 429 Too Many Requests; no token "
+                             "requests for %lld s",
+                             (long long)wait);
+                log_warning("%s", e->message);
+        }
+}
+
 static void token_done(void *userdata, const struct lk_http_response *resp,
                        const struct lk_error *err)
 {
@@ -378,6 +440,7 @@ static void token_done(void *userdata, const struct lk_http_response *resp,
         }
         if (lk_token_response_parse(resp->status, resp->content_type, resp->body, resp->body_len,
                                     now_s(), &op->tokens, &e) < 0) {
+                note_refusal(op->p, resp, &e);
                 op_finish(op, NULL, &e);
                 return;
         }
@@ -389,7 +452,6 @@ static void revoke_done(void *userdata, const struct lk_http_response *resp,
                         const struct lk_error *err)
 {
         struct op *op = userdata;
-        struct lk_tokens ignored = {0};
         struct lk_error e = {0};
 
         if (!resp) {
@@ -401,12 +463,9 @@ static void revoke_done(void *userdata, const struct lk_http_response *resp,
                 return;
         }
         /* The token endpoint's error rules (RFC 7009 §2.2.1 reuses RFC 6749 §5.2). */
-        if (lk_token_response_parse(resp->status, resp->content_type, resp->body, resp->body_len,
-                                    now_s(), &ignored, &e) == 0) {
-                lk_tokens_clear(&ignored);
-                lk_error_set(&e, LK_ERR_PROVIDER_RESPONSE,
-                             "The revocation endpoint answered HTTP %ld", resp->status);
-        }
+        lk_token_error_parse(resp->status, resp->body, resp->body_len, &e);
+        if (e.code == LK_ERR_CLIENT_REFUSED)
+                log_error("%s", e.message);
         op_finish(op, NULL, &e);
 }
 
@@ -417,6 +476,13 @@ static void send_token_request(struct op *op)
         struct lk_error e = {0};
         int r;
 
+        if (op->kind != OP_REVOKE && now_s() < p->throttled_until) {
+                op_fail(op, LK_ERR_TOO_MANY_REQUESTS,
+                        "The provider asked for no requests for another %lld s (HTTP 429); "
+                        "try again later",
+                        (long long)(p->throttled_until - now_s()));
+                return;
+        }
         switch (op->kind) {
         case OP_EXCHANGE:
                 r = lk_token_request_code(p->c, p->ep.token_endpoint, op->code, op->verifier, &tr,

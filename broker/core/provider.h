@@ -23,6 +23,14 @@
 struct lk_provider;
 
 /*
+ * After a 429 from the token endpoint, no exchange or refresh is sent for the
+ * provider's Retry-After (seconds or a date), at most LK_PROVIDER_THROTTLE_MAX, or
+ * LK_PROVIDER_THROTTLE_DEFAULT without one; they fail with LK_ERR_TOO_MANY_REQUESTS.
+ */
+#define LK_PROVIDER_THROTTLE_DEFAULT 30
+#define LK_PROVIDER_THROTTLE_MAX 600
+
+/*
  * cache_dir: where the keys (jwks.json) and discovery (discovery.json)
  * are cached on disk; NULL for memory only. c and h must outlive p.
  */

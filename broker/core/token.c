@@ -294,16 +294,77 @@ static bool oauth_error_body(const char *body, size_t len, char *err, size_t err
         return oauth_error(j, err, err_size, desc, desc_size);
 }
 
-static int refused(struct lk_error *e, int code, const char *prefix, const char *err,
-                   const char *desc)
+/* Keeps the provider's words for the D-Bus error (lk_dbus_error_message). */
+static void keep_words(struct lk_error *e, const char *err, const char *desc)
 {
         if (e && e->code == 0) {
                 snprintf(e->provider_error, sizeof(e->provider_error), "%s", err);
                 snprintf(e->provider_description, sizeof(e->provider_description), "%s", desc);
         }
+}
+
+static int refused(struct lk_error *e, int code, const char *prefix, const char *err,
+                   const char *desc)
+{
+        keep_words(e, err, desc);
         if (isempty(desc))
                 return lk_error_set(e, code, "%s: %s", prefix, err);
         return lk_error_set(e, code, "%s: %s (%s)", prefix, err, desc);
+}
+
+/*
+ * An OAuth error, by whose problem it is. invalid_client and unauthorized_client
+ * (RFC 6749 §5.2) say latchkey's own registration is refused: a rotated secret, a
+ * client the provider no longer knows or lets use this grant. That is the admin's to
+ * fix and says nothing about the person's code or refresh token. Every other error
+ * refuses the grant itself, whatever its name: providers answer a dead refresh token
+ * with invalid_request or access_denied as well as with invalid_grant.
+ */
+static int oauth_refused(struct lk_error *e, const char *err, const char *desc)
+{
+        if (streq(err, "invalid_client") || streq(err, "unauthorized_client")) {
+                keep_words(e, err, desc);
+                return lk_error_set(e, LK_ERR_CLIENT_REFUSED,
+                                    "The provider refused latchkey's client credentials (%s%s%s): "
+                                    "check [provider] client_id and the client secret",
+                                    err, isempty(desc) ? "" : ": ", desc);
+        }
+        return refused(e, LK_ERR_INVALID_GRANT, "The provider refused the request", err, desc);
+}
+
+/*
+ * An answer other than 200, classified (the table in latchkeyd(8), "Provider
+ * refusals"): 5xx is unavailable; 429 is too many requests, whatever its body (the
+ * caller honours Retry-After); any other 4xx with an OAuth error body is a refusal
+ * (oauth_refused); 400, 401 and 403 without one are refusals too, since providers
+ * answer a dead refresh token with an empty 400 or 401. Anything else (a 404 from a
+ * wrong token_endpoint, a 3xx, a 4xx HTML page) is an answer we cannot use.
+ */
+int lk_token_error_parse(long status, const char *body, size_t len, struct lk_error *e)
+{
+        char err[sizeof(e->provider_error)], desc[sizeof(e->provider_description)];
+        char prefix[64];
+        bool words;
+
+        if (status >= 500 && status <= 599)
+                return lk_error_set(e, LK_ERR_PROVIDER_UNAVAILABLE, "provider answered HTTP %ld",
+                                    status);
+        if (status == 429)
+                return lk_error_set(e, LK_ERR_TOO_MANY_REQUESTS,
+                                    "The provider is refusing requests for now (HTTP 429 Too "
+                                    "Many Requests)");
+        words = oauth_error_body(body, len, err, sizeof(err), desc, sizeof(desc));
+        if (words && status >= 400 && status <= 499)
+                return oauth_refused(e, err, desc);
+        if (status == 400 || status == 401 || status == 403)
+                return lk_error_set(e, LK_ERR_INVALID_GRANT,
+                                    "The provider refused the request (HTTP %ld, without an OAuth "
+                                    "error)",
+                                    status);
+        snprintf(prefix, sizeof(prefix), "the token endpoint answered HTTP %ld", status);
+        if (words)
+                return refused(e, LK_ERR_PROVIDER_RESPONSE, prefix, err, desc);
+        return lk_error_set(e, LK_ERR_PROVIDER_RESPONSE, "%s", prefix);
 }
 
 /* A token: present, a string, 1*VSCHAR (RFC 6749 Appendix A), so it can go into a header. */
@@ -447,27 +508,8 @@ int lk_token_response_parse(long status, const char *content_type, const char *b
         if (!body)
                 len = 0;
 
-        if (status >= 500 && status <= 599)
-                return lk_error_set(e, LK_ERR_PROVIDER_UNAVAILABLE, "provider answered HTTP %ld",
-                                    status);
-        if (status == 400 || status == 401) {
-                if (!oauth_error_body(body, len, err, sizeof(err), desc, sizeof(desc)))
-                        return lk_error_set(e, LK_ERR_PROVIDER_RESPONSE,
-                                            "the token endpoint answered HTTP %ld without an "
-                                            "OAuth error",
-                                            status);
-                return refused(
-                    e, streq(err, "invalid_grant") ? LK_ERR_INVALID_GRANT : LK_ERR_INVALID_ARGUMENT,
-                    "The provider refused the request", err, desc);
-        }
-        if (status != 200) {
-                char prefix[64];
-
-                snprintf(prefix, sizeof(prefix), "the token endpoint answered HTTP %ld", status);
-                if (oauth_error_body(body, len, err, sizeof(err), desc, sizeof(desc)))
-                        return refused(e, LK_ERR_PROVIDER_RESPONSE, prefix, err, desc);
-                return lk_error_set(e, LK_ERR_PROVIDER_RESPONSE, "%s", prefix);
-        }
+        if (status != 200)
+                return lk_token_error_parse(status, body, len, e);
 
         if (isempty(content_type))
                 return lk_error_set(e, LK_ERR_PROVIDER_RESPONSE,
@@ -499,9 +541,7 @@ int lk_token_response_parse(long status, const char *content_type, const char *b
         /* Some providers answer 200 with an error body. */
         if (!json_object_get(doc, "access_token") &&
             oauth_error(doc, err, sizeof(err), desc, sizeof(desc)))
-                return refused(
-                    e, streq(err, "invalid_grant") ? LK_ERR_INVALID_GRANT : LK_ERR_INVALID_ARGUMENT,
-                    "The provider refused the request", err, desc);
+                return oauth_refused(e, err, desc);
 
         r = get_token(doc, "access_token", true, &t.access_token, e);
         if (r < 0)

@@ -42,13 +42,25 @@ struct lk_tokens {
 void lk_tokens_clear(struct lk_tokens *t);
 
 /*
- * Parses a token endpoint response (SPEC §5). Distinct errors for:
- * 400/401 with {"error","error_description"} -> LK_ERR_INVALID_GRANT (error
- * invalid_grant) or LK_ERR_INVALID_ARGUMENT (others), provider words kept in
- * e->provider_error / provider_description; 5xx -> LK_ERR_PROVIDER_UNAVAILABLE;
- * body not JSON, wrong content type, missing access_token, token_type not
- * Bearer (any case), expires_in neither number nor numeric string ->
- * LK_ERR_PROVIDER_RESPONSE; body over LK_HTTP_MAX_BODY -> the same.
+ * A token (or revocation) endpoint's answer other than 200, by whose problem it is,
+ * provider words kept in e->provider_error / provider_description where it sent some:
+ *  5xx                                          -> LK_ERR_PROVIDER_UNAVAILABLE
+ *  429, whatever the body                       -> LK_ERR_TOO_MANY_REQUESTS
+ *  4xx with error invalid_client or unauthorized_client -> LK_ERR_CLIENT_REFUSED
+ *  4xx with any other OAuth error               -> LK_ERR_INVALID_GRANT
+ *  400, 401, 403 without an OAuth error body    -> LK_ERR_INVALID_GRANT
+ *  anything else (404, 3xx, ...)                -> LK_ERR_PROVIDER_RESPONSE
+ * Always returns < 0.
+ */
+int lk_token_error_parse(long status, const char *body, size_t len, struct lk_error *e);
+
+/*
+ * Parses a token endpoint response (SPEC §5). A status other than 200 is
+ * classified by lk_token_error_parse(); a 200 carrying an OAuth error body
+ * (no access_token) is a refusal as if it came with a 4xx; body not JSON,
+ * wrong content type, missing access_token, token_type not Bearer (any case),
+ * expires_in neither number nor numeric string -> LK_ERR_PROVIDER_RESPONSE;
+ * body over LK_HTTP_MAX_BODY -> the same.
  */
 int lk_token_response_parse(long status, const char *content_type, const char *body, size_t len,
                             int64_t now, struct lk_tokens *ret, struct lk_error *e);

@@ -8,8 +8,12 @@
  */
 #include "usermap.h"
 
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
+
+#include "utf8.h"
 
 #define USER_NAME_MAX 256 /* SPEC §4: user names are capped at 256 bytes */
 
@@ -175,4 +179,100 @@ int lk_usermap(const struct lk_config *c, const json_t *claims, char **ret_user,
 
         *ret_user = TAKE_PTR(name);
         return 0;
+}
+
+static bool is_blank(char c)
+{
+        return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+/* One login.defs line: true with the value (cut in place) when it sets name. */
+static bool defs_line(char *line, const char *name, char **ret_value)
+{
+        size_t n = strlen(name);
+        char *v, *end;
+
+        while (is_blank(*line))
+                line++;
+        if (strncmp(line, name, n) != 0 || !is_blank(line[n]))
+                return false;
+        v = line + n;
+        while (is_blank(*v))
+                v++;
+        end = v + strlen(v);
+        while (end > v && is_blank(end[-1]))
+                end--;
+        *end = 0;
+        if (end - v >= 2 && v[0] == '"' && end[-1] == '"') {
+                end[-1] = 0;
+                v++;
+        }
+        *ret_value = v;
+        return true;
+}
+
+int lk_login_defs_uid_min(const char *path, uid_t *ret, struct lk_error *e)
+{
+        _cleanup_free_ char *line = NULL;
+        unsigned long uid_min = LK_UID_MIN_DEFAULT;
+        size_t cap = 0;
+        unsigned lineno = 0;
+        FILE *f;
+
+        f = fopen(path, "re");
+        if (!f) {
+                if (errno == ENOENT) {
+                        *ret = LK_UID_MIN_DEFAULT;
+                        return 0;
+                }
+                return lk_error_set(e, LK_ERR_IO, "Cannot read %s: %s", path, strerror(errno));
+        }
+        while (getline(&line, &cap, f) >= 0) {
+                char *v, *end = NULL;
+                char shown[32];
+                unsigned long n;
+
+                lineno++;
+                if (!defs_line(line, "UID_MIN", &v))
+                        continue;
+                errno = 0;
+                n = strtoul(v, &end, 0);
+                if (*v == 0 || *v == '-' || *v == '+' || errno != 0 || *end != 0 ||
+                    n >= (uid_t)-1) {
+                        lk_text_sanitize(v, shown, sizeof(shown));
+                        fclose(f);
+                        return lk_error_set(e, LK_ERR_CONFIG,
+                                            "%s:%u: UID_MIN '%s' is not a uid", path, lineno,
+                                            shown);
+                }
+                uid_min = n;
+        }
+        if (ferror(f)) {
+                fclose(f);
+                return lk_error_set(e, LK_ERR_IO, "Cannot read %s", path);
+        }
+        fclose(f);
+        *ret = (uid_t)uid_min;
+        return 0;
+}
+
+int lk_usermap_check_account(const struct lk_config *c, uid_t uid_min, const char *user,
+                             uid_t uid, struct lk_error *e)
+{
+        char show[64];
+
+        if (uid != 0 && uid >= uid_min)
+                return 0;
+        if (lk_strv_contains(c->allow_system_users, user))
+                return 0;
+        shown(user, show, sizeof(show));
+        if (uid == 0)
+                return lk_error_set(e, LK_ERR_NOT_ALLOWED,
+                                    "%s is root (uid 0): single sign-on may log in as root only "
+                                    "where [users] allow_system_users names it",
+                                    show);
+        return lk_error_set(e, LK_ERR_NOT_ALLOWED,
+                            "%s is a system account (uid %u, below UID_MIN %u): single sign-on "
+                            "may log in as it only where [users] allow_system_users names it",
+                            show, (unsigned)uid, (unsigned)uid_min);
 }

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <jansson.h>
+#include <sys/types.h>
 
 #include "config.h"
 #include "error.h"
@@ -16,3 +17,24 @@
  * or not a usable user name.
  */
 int lk_usermap(const struct lk_config *c, const json_t *claims, char **ret_user, struct lk_error *e);
+
+#define LK_LOGIN_DEFS_PATH "/etc/login.defs"
+#define LK_UID_MIN_DEFAULT 1000 /* shadow's default UID_MIN */
+
+/*
+ * UID_MIN from a login.defs file, read as shadow's getdef() does: "NAME VALUE"
+ * lines, '#' comments, a value optionally in double quotes, decimal, 0x hex or
+ * 0 octal, the last line winning. LK_UID_MIN_DEFAULT when the file or the key is
+ * missing. A value that is not a uid is -LK_ERR_CONFIG, naming file and line
+ * (shadow then falls back to its default, and so should the caller).
+ */
+int lk_login_defs_uid_min(const char *path, uid_t *ret, struct lk_error *e);
+
+/*
+ * Root and system accounts (uid 0, or below uid_min) are refused with
+ * -LK_ERR_NOT_ALLOWED unless [users] allow_system_users names them: a
+ * provider account must never become root, or the owner of a service's files,
+ * by default.
+ */
+int lk_usermap_check_account(const struct lk_config *c, uid_t uid_min, const char *user,
+                             uid_t uid, struct lk_error *e);

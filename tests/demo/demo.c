@@ -148,13 +148,14 @@ static int ensure_user(uid_t *ret_uid, gid_t *ret_gid)
         struct passwd *pw = getpwnam(DEMO_USER);
 
         if (!pw) {
-                const char *const argv[] = { "/usr/sbin/useradd", "--system", "--no-create-home",
+                /* A person's account, not a system one: SSO refuses those by default. */
+                const char *const argv[] = { "/usr/sbin/useradd", "--no-create-home",
                                              "--shell", "/usr/sbin/nologin", DEMO_USER, NULL };
                 pid_t pid;
                 int status;
 
-                say("Creating the local account '%s' (useradd --system), as an admin would for "
-                    "a person who signs in with SSO.", DEMO_USER);
+                say("Creating the local account '%s' (useradd), as an admin would for a person "
+                    "who signs in with SSO.", DEMO_USER);
                 if (lkh_spawn(argv, -1, &pid) < 0 || waitpid(pid, &status, 0) < 0 ||
                     !WIFEXITED(status) || WEXITSTATUS(status) != 0)
                         return -EIO;
@@ -241,9 +242,21 @@ int main(int argc, char *argv[])
                 return fail(&d, NULL, 0, "could not create the local account " DEMO_USER);
         say("Local account '%s' has uid %u.", DEMO_USER, (unsigned)uid);
 
+        /*
+         * Older demos made the account with useradd --system, and latchkey refuses system
+         * accounts unless the admin lists them ([users] allow_system_users): list it then.
+         */
+        if (uid < 1000)
+                say("'%s' is a system account (uid below 1000, from an older demo): the config "
+                    "lists it in [users] allow_system_users, since latchkey refuses system "
+                    "accounts otherwise.", DEMO_USER);
+
         step("Starting the test identity provider (OneAccess's paths, HTTPS on loopback)");
         if (lkh_new(&d.h) < 0 || lkh_start_idp(d.h, NULL) < 0 ||
-            lkh_write_config(d.h, "scopes = openid profile offline_access\n") < 0)
+            lkh_write_config(d.h, uid < 1000 ? "scopes = openid profile offline_access\n"
+                                               "[users]\n"
+                                               "allow_system_users = " DEMO_USER "\n"
+                                             : "scopes = openid profile offline_access\n") < 0)
                 return fail(&d, NULL, 0, "could not start the test identity provider");
         say("Issuer: %s", d.h->issuer);
         say("latchkey.conf: %s", d.h->config_file);

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * lk_answer_parse() on anything. The first byte selects whether there is an
- * expected state (odd: yes); the rest, up to a NUL, is the answer.
+ * lk_answer_parse() on anything. The first byte's bits select an expected
+ * state (1), an expected issuer (2) and iss being required (4); the rest, up
+ * to a NUL, is the answer.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -28,7 +29,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         memcpy(answer, data + 1, size - 1);
         answer[size - 1] = 0;
 
-        r = lk_answer_parse(answer, (data[0] & 1) ? STATE : NULL, &code, &e);
+        r = lk_answer_parse(answer, (data[0] & 1) ? STATE : NULL,
+                            (data[0] & 2) ? "https://idp.example.com" : NULL, data[0] & 4, &code,
+                            &e);
         if (r == 0) {
                 /* A code is always printable ASCII without spaces, within its cap. */
                 size_t len = strlen(code);

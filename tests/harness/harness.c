@@ -419,6 +419,10 @@ int lkh_write_config(struct lkh *h, const char *extra)
                 return fail(-EINVAL, "start the IdP before writing the config");
         path = lkh_xasprintf("%s/latchkey.conf", h->dir);
         text = lkh_xasprintf("# written by lk-harness\n"
+                             "[users]\n"
+                             "# The tests sign in as root and other system accounts, which\n"
+                             "# single sign-on refuses unless they are listed here.\n"
+                             "allow_system_users = root daemon bin sys sync games\n"
                              "[provider]\n"
                              "issuer = %s\n"
                              "client_id = %s\n"

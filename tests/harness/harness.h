@@ -93,7 +93,8 @@ int lkh_make_cert(struct lkh *h, const char *name, const char *cert_path, const 
 int lkh_start_idp(struct lkh *h, const struct lkh_idp_options *o);
 void lkh_stop_idp(struct lkh *h);
 
-/* Writes h->config_file for the IdP: [provider] issuer, client_id, client_secret_file,
+/* Writes h->config_file for the IdP: [users] allow_system_users = root daemon bin sys sync games (the accounts
+ * the tests sign in as; extra may set it again), [provider] issuer, client_id, client_secret_file,
  * client_auth, redirect_uri, ca_file, timeout; then extra (may be NULL) verbatim, so extra
  * lines without a section header still belong to [provider]. Mode 0644. */
 int lkh_write_config(struct lkh *h, const char *extra);

@@ -60,6 +60,12 @@ struct client {
         bool basic; /* client_secret_basic; else client_secret_post */
 };
 
+/* refuse_code / refuse_refresh: a status (0 = off) and an OAuth error ("" = empty body). */
+struct refusal {
+        long status;
+        char error[64];
+};
+
 struct switches {
         long delay_ms;
         long fail_status;
@@ -90,6 +96,9 @@ struct switches {
         bool token_redirect;      /* token: 302 elsewhere */
         char wrong_content_type[STRING_SWITCH_MAX]; /* token: an HTML page under this type */
         bool oneaccess; /* OneAccess's documented shapes; see apply_switch() */
+        struct refusal refuse_code, refuse_refresh;
+        char retry_after[32];  /* a Retry-After header on refuse_* answers; "" = none */
+        bool iss_parameter;    /* RFC 9207: iss on authorization responses, said in discovery */
         char id_token_user[USER_MAX + 1];
         char groups[STRING_SWITCH_MAX];
         enum id_alg alg;
@@ -823,16 +832,32 @@ static enum MHD_Result redirect(struct MHD_Connection *c, const char *method, co
         return reply_raw(c, method, url, 302, "text/plain", body, strlen(body), headers);
 }
 
+/* iss_parameter: "&iss=ISSUER" for an authorization response (RFC 9207), else "". */
+static char *iss_param(void)
+{
+        _cleanup_free_ char *iss = NULL;
+        bool on;
+
+        pthread_mutex_lock(&idp.lock);
+        on = idp.sw.iss_parameter;
+        pthread_mutex_unlock(&idp.lock);
+        if (!on)
+                return xstrdup("");
+        iss = url_escape(idp.issuer);
+        return xasprintf("&iss=%s", iss);
+}
+
 static enum MHD_Result redirect_error(struct MHD_Connection *c, const char *method,
                                       const char *url, const char *redirect_uri, const char *state,
                                       const char *error, const char *desc)
 {
         _cleanup_free_ char *d = url_escape(desc);
         _cleanup_free_ char *s = state ? url_escape(state) : NULL;
+        _cleanup_free_ char *iss = iss_param();
         _cleanup_free_ char *loc =
-                xasprintf("%s%cerror=%s&error_description=%s%s%s", redirect_uri,
+                xasprintf("%s%cerror=%s&error_description=%s%s%s%s", redirect_uri,
                           strchr(redirect_uri, '?') ? '&' : '?', error, d, s ? "&state=" : "",
-                          s ? s : "");
+                          s ? s : "", iss);
 
         return redirect(c, method, url, loc);
 }
@@ -874,7 +899,7 @@ static enum MHD_Result authorize_endpoint(struct MHD_Connection *c, const char *
         const char *challenge_method = form_get(f, "code_challenge_method");
         const char *scope = form_get(f, "scope");
         const char *user = form_get(f, "username");
-        _cleanup_free_ char *code_esc = NULL, *state_esc = NULL, *loc = NULL;
+        _cleanup_free_ char *code_esc = NULL, *state_esc = NULL, *loc = NULL, *iss = NULL;
         struct code *k;
         bool deny;
 
@@ -927,8 +952,9 @@ static enum MHD_Result authorize_endpoint(struct MHD_Connection *c, const char *
         idp.codes = k;
         pthread_mutex_unlock(&idp.lock);
 
-        loc = xasprintf("%s%ccode=%s%s%s", redirect_uri, strchr(redirect_uri, '?') ? '&' : '?',
-                        code_esc, state_esc ? "&state=" : "", state_esc ? state_esc : "");
+        iss = iss_param();
+        loc = xasprintf("%s%ccode=%s%s%s%s", redirect_uri, strchr(redirect_uri, '?') ? '&' : '?',
+                        code_esc, state_esc ? "&state=" : "", state_esc ? state_esc : "", iss);
         return redirect(c, method, url, loc);
 }
 
@@ -1002,6 +1028,24 @@ static const struct client *authenticate_client(struct MHD_Connection *c, const 
         }
         *ret_basic = false;
         return cl;
+}
+
+/* refuse_code / refuse_refresh: the status, with the error body or an empty one. */
+static enum MHD_Result reply_refusal(struct MHD_Connection *c, const char *method,
+                                     const char *url, const struct switches *sw,
+                                     const struct refusal *rf)
+{
+        const char *const headers[] = { "Cache-Control", "no-store",
+                                        sw->retry_after[0] ? "Retry-After" : NULL,
+                                        sw->retry_after, NULL };
+
+        if (!rf->error[0])
+                return reply_raw(c, method, url, (unsigned)rf->status, NULL, xstrdup(""), 0,
+                                 headers);
+        return reply_json(c, method, url, (unsigned)rf->status,
+                          json_pack("{s:s, s:s}", "error", rf->error, "error_description",
+                                    "The test IdP was told to refuse"),
+                          headers);
 }
 
 /* OneAccess describes every refused grant alike, refresh tokens included (RenewOIDCToken). */
@@ -1135,6 +1179,8 @@ static enum MHD_Result token_endpoint(struct MHD_Connection *c, const char *meth
                 if (sw.code_invalid_grant)
                         return reply_error(c, method, url, 400, "invalid_grant",
                                            "Invalid authorization code");
+                if (sw.refuse_code.status)
+                        return reply_refusal(c, method, url, &sw, &sw.refuse_code);
                 if (!code)
                         return reply_error(c, method, url, 400, "invalid_request", "code missing");
                 if (verifier && lk_sha256_b64url(verifier, &computed) < 0)
@@ -1183,6 +1229,8 @@ static enum MHD_Result token_endpoint(struct MHD_Connection *c, const char *meth
                 if (sw.refresh_invalid_grant)
                         return reply_error(c, method, url, 400, "invalid_grant",
                                            grant_refused(&sw, "Invalid refresh token"));
+                if (sw.refuse_refresh.status)
+                        return reply_refusal(c, method, url, &sw, &sw.refuse_refresh);
                 if (!value)
                         return reply_error(c, method, url, 400, "invalid_request",
                                            "refresh_token missing");
@@ -1289,11 +1337,12 @@ static enum MHD_Result discovery_endpoint(struct MHD_Connection *c, const char *
 {
         _cleanup_free_ char *iss = NULL;
         json_t *j;
-        bool wrong;
+        bool wrong, iss_parameter;
 
         pthread_mutex_lock(&idp.lock);
         idp.st.discovery++;
         wrong = idp.sw.discovery_wrong_issuer;
+        iss_parameter = idp.sw.iss_parameter;
         pthread_mutex_unlock(&idp.lock);
 
         iss = wrong ? xasprintf("%s/wrong", idp.issuer) : xstrdup(idp.issuer);
@@ -1313,6 +1362,9 @@ static enum MHD_Result discovery_endpoint(struct MHD_Connection *c, const char *
                       "client_secret_basic",
                       "code_challenge_methods_supported", "S256",
                       "grant_types_supported", "authorization_code", "refresh_token");
+        if (iss_parameter)
+                json_object_set_new(j, "authorization_response_iss_parameter_supported",
+                                    json_true());
         return reply_json(c, method, url, 200, j, NULL);
 }
 
@@ -1381,7 +1433,29 @@ static const struct {
         BOOL_SWITCH(extra_aud_no_azp),   BOOL_SWITCH(omit_kid),
         BOOL_SWITCH(error_on_authorize), BOOL_SWITCH(discovery_wrong_issuer),
         BOOL_SWITCH(close_after_headers), BOOL_SWITCH(token_redirect),
+        BOOL_SWITCH(iss_parameter),
 };
+
+/* "STATUS" or "STATUS:ERROR", STATUS 400..499; "" or "0" = off. */
+static bool parse_refusal(const char *v, struct refusal *ret)
+{
+        const char *colon = v ? strchr(v, ':') : NULL;
+        char num[8];
+        long n;
+
+        if (isempty(v) || streq(v, "0")) {
+                *ret = (struct refusal){0};
+                return true;
+        }
+        if ((colon ? (size_t)(colon - v) : strlen(v)) >= sizeof(num))
+                return false;
+        snprintf(num, sizeof(num), "%.*s", colon ? (int)(colon - v) : (int)strlen(v), v);
+        if (parse_long(num, 400, 499, &n) < 0 || (colon && strlen(colon + 1) >= sizeof(ret->error)))
+                return false;
+        ret->status = n;
+        snprintf(ret->error, sizeof(ret->error), "%s", colon ? colon + 1 : "");
+        return true;
+}
 
 /* Applies one switch; called with the lock held. Returns false for an unknown name or bad value. */
 static bool apply_switch(const char *name, const char *value)
@@ -1428,6 +1502,16 @@ static bool apply_switch(const char *name, const char *value)
                         return false;
                 snprintf(sw->wrong_content_type, sizeof(sw->wrong_content_type), "%s",
                          value ? value : "");
+                return true;
+        }
+        if (streq(name, "refuse_code"))
+                return parse_refusal(value, &sw->refuse_code);
+        if (streq(name, "refuse_refresh"))
+                return parse_refusal(value, &sw->refuse_refresh);
+        if (streq(name, "retry_after")) {
+                if (value && strlen(value) >= sizeof(sw->retry_after))
+                        return false;
+                snprintf(sw->retry_after, sizeof(sw->retry_after), "%s", value ? value : "");
                 return true;
         }
         if (streq(name, "groups")) {
@@ -1479,6 +1563,11 @@ static json_t *switches_json(void)
         json_object_set_new(j, "alg", json_string(alg_names[sw->alg]));
         json_object_set_new(j, "id_token_user", json_string(sw->id_token_user));
         json_object_set_new(j, "groups", json_string(sw->groups));
+        json_object_set_new(j, "refuse_code",
+                            json_sprintf("%ld:%s", sw->refuse_code.status, sw->refuse_code.error));
+        json_object_set_new(j, "refuse_refresh", json_sprintf("%ld:%s", sw->refuse_refresh.status,
+                                                              sw->refuse_refresh.error));
+        json_object_set_new(j, "retry_after", json_string(sw->retry_after));
         json_object_set_new(j, "wrong_content_type", json_string(sw->wrong_content_type));
         json_object_set_new(j, "rsa_kid", json_string(idp.rsa_kid));
         return j;

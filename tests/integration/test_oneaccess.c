@@ -99,8 +99,9 @@ struct edit {
 
 /*
  * Writes DIR/latchkey.conf: the example with issuer, client_secret_file and ca_file
- * pointing at the test IdP and (with nonce_required) nonce = required. Every other
- * line stays as it is; each edited line must be in the example exactly once.
+ * pointing at the test IdP and (with nonce_required) nonce = required, and the test's
+ * user in [users] allow_system_users at the end. Every other line stays as it is; each
+ * edited line must be in the example exactly once.
  */
 static int write_profile(struct lkh *h, bool nonce_required)
 {
@@ -142,6 +143,8 @@ static int write_profile(struct lkh *h, bool nonce_required)
                         fwrite(l, 1, len, f);
                 l += len;
         }
+        /* The test signs in as whoever runs it, root as a rule: a system account to latchkey. */
+        fprintf(f, "\n[users]\nallow_system_users = %s\n", me);
         if (fclose(f) != 0)
                 r = -EIO;
         for (size_t i = 0; i < ELEMENTSOF(edits); i++) {

@@ -839,6 +839,47 @@ static void test_auth_only_as_the_user(void **state)
         print_message("201 sign-ins begun by the users themselves in %.1f s\n", now_s() - t0);
 }
 
+/*
+ * Each way a provider refuses a code (issue 15), through the module with one answer
+ * (authtok): a refusal of the code is PAM_AUTH_ERR with the provider's words; latchkey's own
+ * registration refused (invalid_client) is PAM_AUTHINFO_UNAVAIL, so the stack falls back; a
+ * 429 is PAM_AUTH_ERR (no fallback for a flood).
+ */
+static void test_provider_refusals(void **state)
+{
+        static const struct {
+                const char *shape;
+                int pam;
+                const char *words;
+        } shapes[] = {
+                { "403:invalid_grant", PAM_AUTH_ERR, "invalid_grant" },
+                { "401:invalid_grant", PAM_AUTH_ERR, "invalid_grant" },
+                { "400:invalid_request", PAM_AUTH_ERR, "invalid_request" },
+                { "400", PAM_AUTH_ERR, "HTTP 400" },
+                { "401:invalid_client", PAM_AUTHINFO_UNAVAIL, "client credentials" },
+                { "429", PAM_AUTH_ERR, "" },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(shapes); i++) {
+                struct person p = {};
+                struct pam_testcase cases[] = {
+                        pam_test(PAMTEST_AUTHENTICATE, shapes[i].pam),
+                };
+
+                assert_int_equal(lkh_idp_reset(H), 0);
+                assert_int_equal(lkh_idp_set(H, "refuse_code", shapes[i].shape), 0);
+                /* The broker waits Retry-After (at least 1 s here) after the 429. */
+                assert_int_equal(lkh_idp_set(H, "retry_after", "1"), 0);
+                run("latchkey-authtok", me, &p, cases, ELEMENTSOF(cases), false);
+                assert_int_equal(p.n_error, 1);
+                if (!strstr(p.error[0], shapes[i].words))
+                        fail_msg("%s: '%s' lacks '%s'", shapes[i].shape, p.error[0],
+                                 shapes[i].words);
+                person_free(&p);
+        }
+        sleep(2); /* the 429's wait, over before the next test */
+}
+
 static unsigned count_fds(void)
 {
         DIR *d = opendir("/proc/self/fd");
@@ -927,6 +968,7 @@ int main(int argc, char **argv)
                 cmocka_unit_test_setup(test_authtok, reset),
                 cmocka_unit_test_setup(test_auth_only_as_root, reset),
                 cmocka_unit_test_setup(test_auth_only_as_the_user, reset),
+                cmocka_unit_test_setup(test_provider_refusals, reset),
                 cmocka_unit_test_setup(test_many_cycles_leak_nothing, reset),
         };
 

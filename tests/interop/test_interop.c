@@ -569,6 +569,8 @@ static int write_configs(struct group *g)
                                      "timeout = 10\n"
                                      "[users]\n"
                                      "username_claim = preferred_username\n"
+                                     "# the tests sign in as root, a system account to latchkey\n"
+                                     "allow_system_users = root\n"
                                      "[sessions]\n"
                                      "revoke_on_close = yes\n",
                                      g->alg, g->issuer, basic ? BASIC_CLIENT : POST_CLIENT,
@@ -745,7 +747,8 @@ static struct lk_authorization *sign_in(struct rp *rp, char **ret_code)
         if (lk_authorization_new(rp->config, ep, NULL, &a, &e) < 0)
                 fail_msg("lk_authorization_new: %s", e.message);
         assert_int_equal(browser_login(a->url, ACCOUNT, &location), 0);
-        if (lk_answer_parse(location, a->state, ret_code, &e) < 0)
+        if (lk_answer_parse(location, a->state, rp->config->issuer, ep->iss_parameter, ret_code,
+                            &e) < 0)
                 fail_msg("the provider's answer: %s: %s", lk_err_name(e.code), e.message);
         return a;
 }

@@ -15,14 +15,21 @@
 
 static struct lk_error err;
 
-/* Parses answer; on success returns the code (owned by the caller), else NULL with err set. */
-static char *parse(const char *answer, const char *expected_state, int want)
+#define ISSUER "https://idp.example.com/api/v1/oauth2"
+#define ISSUER_ENC "https%3A%2F%2Fidp.example.com%2Fapi%2Fv1%2Foauth2"
+
+/*
+ * Parses answer (against ISSUER where issuer is set, with iss required where required is);
+ * on success returns the code (owned by the caller), else NULL with err set.
+ */
+static char *parse_iss(const char *answer, const char *expected_state, const char *issuer,
+                       bool required, int want)
 {
         char *code = NULL;
         int r;
 
         lk_error_clear(&err);
-        r = lk_answer_parse(answer, expected_state, &code, &err);
+        r = lk_answer_parse(answer, expected_state, issuer, required, &code, &err);
         assert_int_equal(r, want);
         if (r < 0) {
                 assert_null(code);
@@ -33,6 +40,11 @@ static char *parse(const char *answer, const char *expected_state, int want)
                 assert_null(strstr(err.message, STATE));
         }
         return code;
+}
+
+static char *parse(const char *answer, const char *expected_state, int want)
+{
+        return parse_iss(answer, expected_state, NULL, false, want);
 }
 
 static void expect_code(const char *answer, const char *expected_state, const char *want)
@@ -202,7 +214,7 @@ static void test_empty(void **state)
         parse(" \t\r\n ", STATE, -LK_ERR_INVALID_ARGUMENT);
         assert_string_equal(err.message, "the answer is empty");
         lk_error_clear(&err);
-        assert_int_equal(lk_answer_parse(NULL, STATE, &(char *){ NULL }, &err),
+        assert_int_equal(lk_answer_parse(NULL, STATE, NULL, false, &(char *){ NULL }, &err),
                          -LK_ERR_INVALID_ARGUMENT);
 }
 
@@ -252,6 +264,58 @@ static void test_bad_url(void **state)
         parse("https://", STATE, -LK_ERR_INVALID_ARGUMENT);
 }
 
+/* RFC 9207: an iss that is there must be ours; a provider that promises it must send it. */
+static void test_iss(void **state)
+{
+        static const char base[] = "https://login.example.com/cb?code=" CODE "&state=" STATE;
+        char *code;
+
+        /* Ours: fine, encoded or not, with or without the promise. */
+        code = parse_iss("https://login.example.com/cb?code=" CODE "&state=" STATE
+                         "&iss=" ISSUER_ENC, STATE, ISSUER, true, 0);
+        assert_string_equal(code, CODE);
+        free(code);
+        code = parse_iss("?iss=" ISSUER "&code=" CODE "&state=" STATE, STATE, ISSUER, false, 0);
+        assert_string_equal(code, CODE);
+        free(code);
+        /* Without iss and without the promise: as before RFC 9207. */
+        free(parse_iss(base, STATE, ISSUER, false, 0));
+
+        /* Another issuer: refused, on a code as on an error, even without the promise. */
+        parse_iss("https://login.example.com/cb?code=" CODE "&state=" STATE
+                  "&iss=https%3A%2F%2Fevil.example.net", STATE, ISSUER, false,
+                  -LK_ERR_INVALID_ARGUMENT);
+        assert_string_equal(err.message, "the address's iss 'https://evil.example.net' is not "
+                                         "this provider's issuer: it answers a login at another "
+                                         "provider (RFC 9207)");
+        parse_iss("code=" CODE "&state=" STATE "&iss=" ISSUER "/", STATE, ISSUER, false,
+                  -LK_ERR_INVALID_ARGUMENT);
+        parse_iss("https://login.example.com/cb?error=access_denied&state=" STATE
+                  "&iss=https%3A%2F%2Fevil.example.net", STATE, ISSUER, false,
+                  -LK_ERR_INVALID_ARGUMENT);
+        assert_non_null(strstr(err.message, "RFC 9207"));
+        /* Twice, or empty. */
+        parse_iss("?code=" CODE "&state=" STATE "&iss=" ISSUER "&iss=" ISSUER, STATE, ISSUER,
+                  false, -LK_ERR_INVALID_ARGUMENT);
+        assert_string_equal(err.message, "the address holds iss more than once");
+        parse_iss("?code=" CODE "&state=" STATE "&iss=", STATE, ISSUER, false,
+                  -LK_ERR_INVALID_ARGUMENT);
+
+        /* Promised but absent: refused, errors included. */
+        parse_iss(base, STATE, ISSUER, true, -LK_ERR_INVALID_ARGUMENT);
+        assert_non_null(strstr(err.message, "carries no iss"));
+        parse_iss("https://login.example.com/cb?error=access_denied&state=" STATE, STATE, ISSUER,
+                  true, -LK_ERR_INVALID_ARGUMENT);
+
+        /* A bare code carries no iss and is taken (PKCE binds it to the login). */
+        code = parse_iss(CODE, STATE, ISSUER, true, 0);
+        assert_string_equal(code, CODE);
+        free(code);
+
+        /* A caller that names no issuer does not check one. */
+        free(parse_iss(base, STATE, NULL, true, 0));
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -270,6 +334,7 @@ int main(void)
                 cmocka_unit_test(test_invalid_utf8),
                 cmocka_unit_test(test_control_chars),
                 cmocka_unit_test(test_bad_url),
+                cmocka_unit_test(test_iss),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -69,6 +69,7 @@ static void test_error_table(void **state)
             {LK_ERR_TOKEN_EXPIRED, "TokenExpired"},
             {LK_ERR_TOO_MANY_REQUESTS, "TooManyRequests"},
             {LK_ERR_ACCESS_DENIED_BY_USER, "InvalidGrant"},
+            {LK_ERR_CLIENT_REFUSED, "ProviderUnavailable"},
         };
         struct lk_error e = {0};
         char buf[1024];

@@ -128,6 +128,33 @@ static void test_minimal(void **state)
         lk_endpoints_clear(&ep);
 }
 
+/* RFC 9207: only a JSON true promises iss on every authorization response. */
+static void test_iss_parameter(void **state)
+{
+        static const char *const values[] = { "true", "false", "\"true\"", "1", "null" };
+        struct lk_config c = config();
+        struct lk_endpoints ep = {0};
+        struct lk_error e = {0};
+
+        assert_int_equal(parse_doc(&c, oneaccess_doc, &ep, &e), 0);
+        assert_false(ep.iss_parameter);
+        lk_endpoints_clear(&ep);
+        for (size_t i = 0; i < ELEMENTSOF(values); i++) {
+                _cleanup_free_ char *doc = NULL;
+
+                assert_true(asprintf(&doc,
+                                     "{\"issuer\":\"" ISSUER "\","
+                                     "\"authorization_endpoint\":\"https://tenant.example.com/a\","
+                                     "\"token_endpoint\":\"https://tenant.example.com/t\","
+                                     "\"jwks_uri\":\"https://tenant.example.com/k\","
+                                     "\"authorization_response_iss_parameter_supported\":%s}",
+                                     values[i]) > 0);
+                assert_int_equal(parse_doc(&c, doc, &ep, &e), 0);
+                assert_int_equal(ep.iss_parameter, i == 0);
+                lk_endpoints_clear(&ep);
+        }
+}
+
 static void test_issuer_mismatch(void **state)
 {
         struct lk_config c = config();
@@ -370,6 +397,7 @@ int main(void)
                 cmocka_unit_test(test_url_bad),
                 cmocka_unit_test(test_good),
                 cmocka_unit_test(test_minimal),
+                cmocka_unit_test(test_iss_parameter),
                 cmocka_unit_test(test_issuer_mismatch),
                 cmocka_unit_test(test_issuer_trailing_slash),
                 cmocka_unit_test(test_issuer_missing),

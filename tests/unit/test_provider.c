@@ -32,7 +32,12 @@ struct fake {
         char nonce[64];         /* echoed in id_tokens from the code grant; "" = none */
         bool no_id_token;
         unsigned token_status;  /* 0: 200 */
+        const char *token_body; /* with token_status: instead of an invalid_grant body */
+        const char *retry_after; /* a Retry-After header on token answers */
+        const char *challenge;  /* a WWW-Authenticate header on token answers */
         unsigned jwks_status;   /* 0: 200 */
+        unsigned discovery_status; /* 0: 200 */
+        unsigned revoke_status; /* 0: 200 */
         int discovery_hits, jwks_hits, token_hits, revoke_hits;
         char order[64]; /* one letter per request: d(iscovery) j(wks) t(oken) r(evoke) */
         char last_form[2048];
@@ -86,7 +91,8 @@ static void fake_handler(struct ts_server *s, const struct ts_request *rq, struc
                                      "\"id_token_signing_alg_values_supported\":[\"ES256\"]}",
                                      fk->issuer, s->base, s->base, s->base, s->base) < 0)
                         doc = NULL;
-                ts_reply_text(rp, 200, "application/json", doc ? doc : "");
+                ts_reply_text(rp, fk->discovery_status ? fk->discovery_status : 200,
+                              "application/json", doc ? doc : "");
                 rp->cache_control = "max-age=3600";
         } else if (streq(rq->url, "/jwks")) {
                 const char *jwk[NKEYS + 1] = {0};
@@ -122,8 +128,11 @@ static void fake_handler(struct ts_server *s, const struct ts_request *rq, struc
                 snprintf(fk->last_form, sizeof(fk->last_form), "%s", rq->body);
                 if (fk->token_status && fk->token_status != 200) {
                         ts_reply_text(rp, fk->token_status, "application/json",
-                                      "{\"error\":\"invalid_grant\","
-                                      "\"error_description\":\"code expired\"}");
+                                      fk->token_body ? fk->token_body
+                                                     : "{\"error\":\"invalid_grant\","
+                                                       "\"error_description\":\"code expired\"}");
+                        rp->retry_after = fk->retry_after;
+                        rp->www_authenticate = fk->challenge;
                         return;
                 }
                 j = json_pack("{s:s,s:s,s:i,s:s}", "access_token", "at-123", "token_type", "Bearer",
@@ -140,7 +149,11 @@ static void fake_handler(struct ts_server *s, const struct ts_request *rq, struc
                 fk->revoke_hits++;
                 note(fk, 'r');
                 snprintf(fk->last_form, sizeof(fk->last_form), "%s", rq->body);
-                ts_reply_text(rp, 200, "application/json", "");
+                if (fk->revoke_status)
+                        ts_reply_text(rp, fk->revoke_status, "application/json",
+                                      "{\"error\":\"invalid_client\"}");
+                else
+                        ts_reply_text(rp, 200, "application/json", "");
         } else {
                 ts_reply_text(rp, 404, "text/plain", "not found");
         }
@@ -654,6 +667,140 @@ static void test_invalid_grant(void **state)
         outcome_clear(&o);
 }
 
+/* Refusals keep their meaning through the provider (issue 15): words, and whose problem. */
+static void test_refusal_shapes(void **state)
+{
+        struct fixture *f = *state;
+        struct outcome o = {0};
+
+        new_provider(f, NULL);
+        f->fake.token_status = 403;
+        f->fake.token_body = "{\"error\":\"invalid_grant\",\"error_description\":\"reused\"}";
+        exchange(f, "nonce-1", &o);
+        assert_int_equal(o.err.code, LK_ERR_INVALID_GRANT);
+        assert_string_equal(o.err.provider_description, "reused");
+        outcome_clear(&o);
+
+        f->fake.token_status = 400;
+        f->fake.token_body = "";
+        exchange(f, "nonce-1", &o);
+        assert_int_equal(o.err.code, LK_ERR_INVALID_GRANT);
+        outcome_clear(&o);
+
+        f->fake.token_status = 401;
+        f->fake.token_body = "{\"error\":\"invalid_client\"}";
+        exchange(f, "nonce-1", &o);
+        assert_int_equal(o.err.code, LK_ERR_CLIENT_REFUSED);
+        assert_non_null(strstr(o.err.message, "client credentials (invalid_client)"));
+        outcome_clear(&o);
+
+        /* An empty 401: the grant refused; with a Basic challenge, the client's secret. */
+        f->fake.token_body = "";
+        exchange(f, "nonce-1", &o);
+        assert_int_equal(o.err.code, LK_ERR_INVALID_GRANT);
+        outcome_clear(&o);
+        f->fake.challenge = "Basic realm=\"oauth\"";
+        exchange(f, "nonce-1", &o);
+        assert_int_equal(o.err.code, LK_ERR_CLIENT_REFUSED);
+        assert_non_null(strstr(o.err.message, "authentication challenge"));
+        outcome_clear(&o);
+        /* A challenge does not turn an OAuth error into something else. */
+        f->fake.token_body = "{\"error\":\"invalid_grant\"}";
+        exchange(f, "nonce-1", &o);
+        assert_int_equal(o.err.code, LK_ERR_INVALID_GRANT);
+        outcome_clear(&o);
+}
+
+/* A 429 stops every token request for Retry-After: the provider is never hammered. */
+static void test_too_many_requests_waits(void **state)
+{
+        struct fixture *f = *state;
+        struct outcome o = {0}, r = {0};
+        json_t *claims = json_pack("{s:s,s:s}", "iss", f->server.base, "sub", "user-1");
+
+        new_provider(f, NULL);
+        f->fake.token_status = 429;
+        f->fake.token_body = "";
+        f->fake.retry_after = "120";
+        exchange(f, "nonce-1", &o);
+        assert_int_equal(o.err.code, LK_ERR_TOO_MANY_REQUESTS);
+        assert_non_null(strstr(o.err.message, "120 s"));
+        assert_int_equal(f->fake.token_hits, 1);
+        outcome_clear(&o);
+
+        /* The provider is back, but asked us to wait: nothing is sent. */
+        f->fake.token_status = 0;
+        exchange(f, "nonce-1", &o);
+        assert_int_equal(o.err.code, LK_ERR_TOO_MANY_REQUESTS);
+        assert_non_null(strstr(o.err.message, "try again later"));
+        refresh(f, claims, &r);
+        assert_int_equal(r.err.code, LK_ERR_TOO_MANY_REQUESTS);
+        assert_int_equal(f->fake.token_hits, 1);
+        outcome_clear(&o);
+        outcome_clear(&r);
+        json_decref(claims);
+}
+
+/* Without Retry-After (or with a huge one), the wait has bounds. */
+static void test_too_many_requests_bounds(void **state)
+{
+        struct fixture *f = *state;
+        struct outcome o = {0};
+        char want[32];
+
+        new_provider(f, NULL);
+        f->fake.token_status = 429;
+        f->fake.token_body = "{\"error\":\"slow_down\"}";
+        exchange(f, "nonce-1", &o);
+        snprintf(want, sizeof(want), "for %d s", LK_PROVIDER_THROTTLE_DEFAULT);
+        assert_non_null(strstr(o.err.message, want));
+        outcome_clear(&o);
+
+        new_provider(f, NULL);
+        f->fake.retry_after = "86400";
+        exchange(f, "nonce-1", &o);
+        snprintf(want, sizeof(want), "for %d s", LK_PROVIDER_THROTTLE_MAX);
+        assert_non_null(strstr(o.err.message, want));
+        outcome_clear(&o);
+}
+
+/* A 4xx on discovery is a configuration problem, and the message says where to look. */
+static void test_discovery_refused(void **state)
+{
+        struct fixture *f = *state;
+        struct outcome o = {0};
+
+        new_provider(f, NULL);
+        f->fake.discovery_status = 404;
+        prepare(f, &o);
+        assert_int_equal(o.err.code, LK_ERR_PROVIDER_RESPONSE);
+        assert_non_null(strstr(o.err.message, "HTTP 404: a configuration problem, check "
+                                              "[provider] issuer"));
+        outcome_clear(&o);
+
+        f->fake.discovery_status = 0;
+        f->fake.jwks_status = 403;
+        prepare(f, &o);
+        assert_int_equal(o.err.code, LK_ERR_PROVIDER_RESPONSE);
+        assert_non_null(strstr(o.err.message, "/jwks answered HTTP 403: a configuration"));
+        outcome_clear(&o);
+}
+
+/* The revocation endpoint's refusals are classified as the token endpoint's. */
+static void test_revoke_client_refused(void **state)
+{
+        struct fixture *f = *state;
+        struct outcome o = {0};
+
+        new_provider(f, NULL);
+        f->fake.revoke_status = 401;
+        assert_int_equal(lk_provider_revoke(f->p, "rt-456", "refresh_token", done_cb, &o), 0);
+        assert_int_equal(lk_http_run(f->h), 0);
+        assert_int_equal(o.calls, 1);
+        assert_int_equal(o.err.code, LK_ERR_CLIENT_REFUSED);
+        assert_non_null(strstr(o.err.message, "check [provider] client_id"));
+}
+
 static void test_revoke(void **state)
 {
         struct fixture *f = *state;
@@ -879,6 +1026,11 @@ int main(void)
                 T(test_exchange_without_id_token),
                 T(test_wrong_nonce),
                 T(test_invalid_grant),
+                T(test_refusal_shapes),
+                T(test_too_many_requests_waits),
+                T(test_too_many_requests_bounds),
+                T(test_discovery_refused),
+                T(test_revoke_client_refused),
                 T(test_revoke),
                 T(test_revoke_without_endpoint),
                 T(test_provider_unreachable),

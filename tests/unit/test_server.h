@@ -41,6 +41,8 @@ struct ts_reply {
         bool chunked;               /* no Content-Length */
         const char *cache_control;  /* copied */
         const char *location;       /* copied */
+        const char *retry_after;    /* copied */
+        const char *www_authenticate; /* copied */
         unsigned delay_ms;          /* wait before answering, outside the lock */
 };
 
@@ -194,6 +196,10 @@ static inline enum MHD_Result ts_access(void *cls, struct MHD_Connection *conn, 
                 MHD_add_response_header(resp, "Cache-Control", rp.cache_control);
         if (rp.location)
                 MHD_add_response_header(resp, "Location", rp.location);
+        if (rp.retry_after)
+                MHD_add_response_header(resp, "Retry-After", rp.retry_after);
+        if (rp.www_authenticate)
+                MHD_add_response_header(resp, "WWW-Authenticate", rp.www_authenticate);
         ret = MHD_queue_response(conn, rp.status ? rp.status : 200, resp);
         MHD_destroy_response(resp);
         atomic_fetch_sub(&s->in_flight, 1);

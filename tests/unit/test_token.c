@@ -386,26 +386,65 @@ static void test_invalid_grant(void **state)
         assert_string_equal(err.provider_description, "Invalid authorization code");
 }
 
+/* Providers answer a dead refresh token with invalid_request too: a refusal all the same. */
 static void test_invalid_request(void **state)
 {
         refuse(400, "application/json", "{\"error\":\"invalid_request\"}",
-               -LK_ERR_INVALID_ARGUMENT, NULL);
+               -LK_ERR_INVALID_GRANT, NULL);
         assert_string_equal(err.message, "The provider refused the request: invalid_request");
         assert_string_equal(err.provider_error, "invalid_request");
         assert_string_equal(err.provider_description, "");
 }
 
+/* Our own registration refused: the admin's problem, said in words that say so. */
 static void test_invalid_client(void **state)
 {
         /* A mislabelled error body is read all the same. */
         refuse(401, "text/plain", "{\"error\":\"invalid_client\",\"error_description\":"
                                   "\"Client authentication failed\\n\\u001b[0m\"}",
-               -LK_ERR_INVALID_ARGUMENT, "invalid_client (Client authentication failed??[0m)");
+               -LK_ERR_CLIENT_REFUSED, "(invalid_client: Client authentication failed??[0m)");
         assert_string_equal(err.provider_error, "invalid_client");
+        assert_non_null(strstr(err.message, "refused latchkey's client credentials"));
+        assert_non_null(strstr(err.message, "client_id"));
 
-        refuse(401, "text/html", "<html>Unauthorized</html>", -LK_ERR_PROVIDER_RESPONSE,
-               "HTTP 401 without an OAuth error");
-        refuse(400, JSON, "{\"error\":5}", -LK_ERR_PROVIDER_RESPONSE, "HTTP 400");
+        refuse(400, JSON, "{\"error\":\"unauthorized_client\"}", -LK_ERR_CLIENT_REFUSED,
+               "client credentials");
+        refuse(403, JSON, "{\"error\":\"invalid_client\"}", -LK_ERR_CLIENT_REFUSED,
+               "invalid_client");
+        /* In a 200, too. */
+        refuse(200, JSON, "{\"error\":\"invalid_client\"}", -LK_ERR_CLIENT_REFUSED,
+               "invalid_client");
+}
+
+/* Every refusal shape of SPEC §5 and issue 15, by status and body. */
+static void test_refusal_shapes(void **state)
+{
+        /* Any 4xx with an OAuth error is a refusal, with the provider's words. */
+        refuse(403, JSON, "{\"error\":\"invalid_grant\",\"error_description\":\"reused\"}",
+               -LK_ERR_INVALID_GRANT, "invalid_grant (reused)");
+        assert_string_equal(err.provider_error, "invalid_grant");
+        assert_string_equal(err.provider_description, "reused");
+        refuse(403, JSON, "{\"error\":\"access_denied\"}", -LK_ERR_INVALID_GRANT,
+               "refused the request: access_denied");
+        refuse(401, JSON, "{\"error\":\"invalid_grant\"}", -LK_ERR_INVALID_GRANT, NULL);
+        refuse(404, JSON, "{\"error\":\"invalid_grant\"}", -LK_ERR_INVALID_GRANT, NULL);
+
+        /* 400, 401, 403 without an OAuth body: refused (a dead refresh token, say). */
+        refuse(400, NULL, "", -LK_ERR_INVALID_GRANT, "HTTP 400, without an OAuth error");
+        assert_string_equal(err.provider_error, "");
+        refuse(401, NULL, NULL, -LK_ERR_INVALID_GRANT, "HTTP 401");
+        refuse(401, "text/html", "<html>Unauthorized</html>", -LK_ERR_INVALID_GRANT,
+               "HTTP 401, without an OAuth error");
+        refuse(403, "text/html", "<html>Forbidden</html>", -LK_ERR_INVALID_GRANT, "HTTP 403");
+        refuse(400, JSON, "{\"error\":5}", -LK_ERR_INVALID_GRANT, "HTTP 400");
+
+        /* 429: too many requests, whatever the body says. */
+        refuse(429, NULL, "", -LK_ERR_TOO_MANY_REQUESTS, "HTTP 429");
+        refuse(429, JSON, "{\"error\":\"invalid_grant\"}", -LK_ERR_TOO_MANY_REQUESTS, "429");
+
+        /* Other 4xx without an OAuth body: not a refusal, an answer we cannot use. */
+        refuse(404, "text/html", "<h1>Not Found</h1>", -LK_ERR_PROVIDER_RESPONSE, "HTTP 404");
+        refuse(405, NULL, "", -LK_ERR_PROVIDER_RESPONSE, "HTTP 405");
 }
 
 static void test_server_errors(void **state)
@@ -415,10 +454,11 @@ static void test_server_errors(void **state)
         assert_string_equal(err.message, "provider answered HTTP 500");
         refuse(503, NULL, NULL, -LK_ERR_PROVIDER_UNAVAILABLE, NULL);
         assert_string_equal(err.message, "provider answered HTTP 503");
+        refuse(503, JSON, "{\"error\":\"invalid_grant\"}", -LK_ERR_PROVIDER_UNAVAILABLE, NULL);
         refuse(404, "text/html", "<h1>Not Found</h1>", -LK_ERR_PROVIDER_RESPONSE, "HTTP 404");
         refuse(302, NULL, "", -LK_ERR_PROVIDER_RESPONSE, "HTTP 302");
-        refuse(403, JSON, "{\"error\":\"access_denied\"}", -LK_ERR_PROVIDER_RESPONSE,
-               "HTTP 403: access_denied");
+        refuse(302, JSON, "{\"error\":\"access_denied\"}", -LK_ERR_PROVIDER_RESPONSE,
+               "HTTP 302: access_denied");
 }
 
 static void test_wrong_content(void **state)
@@ -496,6 +536,7 @@ int main(void)
                 cmocka_unit_test(test_invalid_grant),
                 cmocka_unit_test(test_invalid_request),
                 cmocka_unit_test(test_invalid_client),
+                cmocka_unit_test(test_refusal_shapes),
                 cmocka_unit_test(test_server_errors),
                 cmocka_unit_test(test_wrong_content),
                 cmocka_unit_test(test_too_big),

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -233,7 +234,91 @@ static void test_users_and_groups_both(void **state)
                        LK_ERR_NOT_ALLOWED, "User carol is not in allowed_users");
 }
 
-int main(void)
+static const char *login_defs_fixture; /* argv[1]: tests/unit/data/login.defs */
+
+static uid_t uid_min_of(const char *text, int want_r, struct lk_error *e)
+{
+        char path[] = "/tmp/lk-login-defs-XXXXXX";
+        int fd = mkstemp(path);
+        uid_t uid_min = 12345;
+
+        assert_true(fd >= 0);
+        assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+        close(fd);
+        lk_error_clear(e);
+        assert_int_equal(lk_login_defs_uid_min(path, &uid_min, e), want_r);
+        unlink(path);
+        return uid_min;
+}
+
+/* UID_MIN as shadow reads it; the fixture is shaped as Debian's file. */
+static void test_login_defs(void **state)
+{
+        struct lk_error e = {0};
+        uid_t uid_min = 0;
+
+        assert_non_null(login_defs_fixture);
+        assert_int_equal(lk_login_defs_uid_min(login_defs_fixture, &uid_min, &e), 0);
+        assert_int_equal(uid_min, 2000);
+
+        /* No file, no key: shadow's default. */
+        assert_int_equal(lk_login_defs_uid_min("/nonexistent/login.defs", &uid_min, &e), 0);
+        assert_int_equal(uid_min, LK_UID_MIN_DEFAULT);
+        assert_int_equal(uid_min_of("", 0, &e), LK_UID_MIN_DEFAULT);
+        assert_int_equal(uid_min_of("UID_MAX 60000\n#UID_MIN 5\n", 0, &e), LK_UID_MIN_DEFAULT);
+
+        /* Hex and octal, as strtoul(..., 0) in shadow; no newline at the end. */
+        assert_int_equal(uid_min_of("UID_MIN 0x3e8", 0, &e), 1000);
+        assert_int_equal(uid_min_of("UID_MIN\t01750\n", 0, &e), 1000);
+        assert_int_equal(uid_min_of("  UID_MIN 500\r\n", 0, &e), 500);
+
+        /* A value that is not a uid: an error naming file and line (not written). */
+        uid_min_of("# x\nUID_MIN ten\n", -LK_ERR_CONFIG, &e);
+        assert_non_null(strstr(e.message, ":2: UID_MIN 'ten' is not a uid"));
+        uid_min_of("UID_MIN -1\n", -LK_ERR_CONFIG, &e);
+        uid_min_of("UID_MIN 99999999999\n", -LK_ERR_CONFIG, &e);
+        uid_min_of("UID_MIN\n", -LK_ERR_CONFIG, &e);
+        uid_min_of("UID_MIN 1000 # a note\n", -LK_ERR_CONFIG, &e);
+}
+
+/* Root and system accounts are refused unless allow_system_users lists them. */
+static void test_system_accounts(void **state)
+{
+        _cleanup_(lk_config_freep) struct lk_config *none = config("");
+        _cleanup_(lk_config_freep) struct lk_config *listed =
+                config("allow_system_users = root backup\n");
+        struct lk_error e = {0};
+
+        assert_int_equal(lk_usermap_check_account(none, 1000, "alice", 1000, &e), 0);
+        assert_int_equal(lk_usermap_check_account(none, 1000, "nobody", 65534, &e), 0);
+
+        assert_int_equal(lk_usermap_check_account(none, 1000, "root", 0, &e), -LK_ERR_NOT_ALLOWED);
+        assert_string_equal(e.message, "root is root (uid 0): single sign-on may log in as root "
+                                       "only where [users] allow_system_users names it");
+        lk_error_clear(&e);
+        assert_int_equal(lk_usermap_check_account(none, 1000, "backup", 34, &e),
+                         -LK_ERR_NOT_ALLOWED);
+        assert_string_equal(e.message, "backup is a system account (uid 34, below UID_MIN 1000): "
+                                       "single sign-on may log in as it only where [users] "
+                                       "allow_system_users names it");
+        lk_error_clear(&e);
+        /* Another name for uid 0 is root all the same. */
+        assert_int_equal(lk_usermap_check_account(none, 0, "toor", 0, &e), -LK_ERR_NOT_ALLOWED);
+        lk_error_clear(&e);
+        assert_int_equal(lk_usermap_check_account(none, 5000, "carol", 4999, &e),
+                         -LK_ERR_NOT_ALLOWED);
+        lk_error_clear(&e);
+
+        assert_int_equal(lk_usermap_check_account(listed, 1000, "root", 0, &e), 0);
+        assert_int_equal(lk_usermap_check_account(listed, 1000, "backup", 34, &e), 0);
+        assert_int_equal(lk_usermap_check_account(listed, 1000, "daemon", 1, &e),
+                         -LK_ERR_NOT_ALLOWED);
+        lk_error_clear(&e);
+        assert_int_equal(lk_usermap_check_account(listed, 1000, "toor", 0, &e),
+                         -LK_ERR_NOT_ALLOWED);
+}
+
+int main(int argc, char **argv)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_default_claim),
@@ -245,7 +330,10 @@ int main(void)
                 cmocka_unit_test(test_allowed_users),
                 cmocka_unit_test(test_allowed_groups),
                 cmocka_unit_test(test_users_and_groups_both),
+                cmocka_unit_test(test_login_defs),
+                cmocka_unit_test(test_system_accounts),
         };
 
+        login_defs_fixture = argc > 1 ? argv[1] : NULL;
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
