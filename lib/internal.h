@@ -24,6 +24,7 @@
 struct latchkey {
         DBusConnection *bus;   /* method calls; NULL until the first call, or after a disconnect */
         DBusConnection *watch; /* SessionChanged only (latchkey_watch_fd) */
+        char *broker_owner;    /* the unique name owning LKL_BUS_NAME, as watch last heard */
         char message[LATCHKEY_MESSAGE_MAX];
 };
 

@@ -183,10 +183,13 @@ int latchkey_broker_version(struct latchkey *lk, char **ret_version);
  * it delivered (0 or more). The strings are valid during the callback only.
  * The callback may call any latchkey function on lk except latchkey_close()
  * and latchkey_dispatch(). Signals whose arguments are malformed, too long or
- * not UTF-8 are dropped.
+ * not UTF-8 are dropped, and so is any signal that the current owner of
+ * org.latchkey.Broker1 did not broadcast (one sent to this connection alone,
+ * or by another connection, is a forgery).
  * Errors: INVALID_ARGUMENT (latchkey_watch_fd() was not called), NO_BROKER
  * (the bus connection is gone and its descriptor closed: stop watching it at
- * once; a later latchkey_watch_fd() connects again and gives a new one).
+ * once; a later latchkey_watch_fd() connects again and gives a new one),
+ * NO_MEMORY (likewise closed).
  */
 typedef void (*latchkey_session_changed_fn)(void *userdata, const char *session_id,
                                             const char *event);
