@@ -193,8 +193,8 @@ static void on_exchanged(void *userdata, struct lk_grant *grant, const struct lk
                 r = lk_usermap(b->config, grant->claims, &mapped, &e);
         if (r >= 0 && !streq(mapped, l->user))
                 r = lk_error_set(&e, LK_ERR_USER_MISMATCH,
-                                 "The provider signed in '%s', but this login is for '%s'", mapped,
-                                 l->user);
+                                 "The provider signed in '%s', but this login is for '%s'",
+                                 LK_ESCAPED(mapped), l->user);
         if (r < 0) {
                 lk_grant_free(grant);
                 lk_log_auth(LOG_WARNING, "Login %s for %s refused: %s: %s", fp, l->user,
@@ -216,7 +216,7 @@ static void on_exchanged(void *userdata, struct lk_grant *grant, const struct lk
                     "Login %s: %s (uid %u) signed in at the provider as sub %s; "
                     "access token %s",
                     fp, l->user, (unsigned)l->user_uid,
-                    json_is_string(sub) ? json_string_value(sub) : "?", afp);
+                    json_is_string(sub) ? LK_ESCAPED(json_string_value(sub)) : "?", afp);
 }
 
 int lk_login_complete(struct broker *b, struct lk_login *l, const char *answer,

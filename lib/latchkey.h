@@ -25,8 +25,9 @@
  * value) on success and a negative enum latchkey_error on failure. Output
  * parameters are written only on success. After a failure,
  * latchkey_last_error_message() tells a person what went wrong: the broker's
- * own message where it sent one (cleaned of control characters and invalid
- * UTF-8, at most LATCHKEY_MESSAGE_MAX bytes), else ours. It never holds a
+ * own message where it sent one (control characters, bidirectional controls
+ * and invalid UTF-8 shown escaped, as \n, \x1b or \u202e; at most
+ * LATCHKEY_MESSAGE_MAX bytes), else ours. It never holds a
  * token or other secret.
  *
  * Every call that talks to the broker blocks until the broker answers, for at

@@ -29,7 +29,8 @@
 #include <string.h>
 
 #include "secret.h"
-#include "utf8.h"
+#include "base/text.h"
+#include "base/utf8.h"
 
 /* A bare code or the code= value: authorization codes are short; OneAccess's are 32 to 64. */
 #define CODE_MAX 2048
@@ -259,8 +260,8 @@ static int refused(const struct params *p, struct lk_error *e)
 {
         char err[sizeof(e->provider_error)], desc[sizeof(e->provider_description)];
 
-        lk_text_sanitize(p->error, err, sizeof(err));
-        lk_text_sanitize(p->error_description, desc, sizeof(desc));
+        lk_text_escape(p->error, err, sizeof(err));
+        lk_text_escape(p->error_description, desc, sizeof(desc));
         if (e && e->code == 0) {
                 memcpy(e->provider_error, err, sizeof(err));
                 memcpy(e->provider_description, desc, sizeof(desc));

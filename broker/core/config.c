@@ -39,6 +39,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/text.h"
+
 #define CONFIG_FILE_MAX (64 * 1024) /* one config file */
 #define CONFIG_LINE_MAX 4096        /* one line, without its newline */
 #define CONFIG_DROPINS_MAX 256      /* files in latchkey.conf.d */
@@ -178,22 +180,10 @@ char *lk_config_problem_string(const struct lk_config_problem *p)
         return s;
 }
 
-/* Copies text from the file into a message: printable ASCII, cut to max bytes with "...". */
+/* Copies text from the file into a message (lk_text_escape()), cut near max bytes with "...". */
 static void quote(const char *in, size_t max, char *out, size_t size)
 {
-        size_t n = 0, i;
-
-        if (size == 0)
-                return;
-        for (i = 0; in[i] && n + 1 < size; i++) {
-                if (i == max) {
-                        for (const char *d = "..."; *d && n + 1 < size; d++)
-                                out[n++] = *d;
-                        break;
-                }
-                out[n++] = in[i] >= 0x20 && in[i] < 0x7f ? in[i] : '?';
-        }
-        out[n] = 0;
+        lk_text_escape(in, out, size < max + 4 ? size : max + 4);
 }
 
 static char *strdup_quoted(const char *in, size_t max)

@@ -91,6 +91,7 @@ struct switches {
         char wrong_content_type[STRING_SWITCH_MAX]; /* token: an HTML page under this type */
         bool oneaccess; /* OneAccess's documented shapes; see apply_switch() */
         char id_token_user[USER_MAX + 1];
+        char sub[USER_MAX + 1]; /* the id_token's sub, whoever signed in; "" = derived */
         char groups[STRING_SWITCH_MAX];
         enum id_alg alg;
         long jwks_max_age;
@@ -648,7 +649,7 @@ static char *make_id_token(const struct client *cl, const char *user, const char
         wrong_iss = xasprintf("%s/wrong", idp.issuer);
         json_object_set_new(claims, "iss", json_string(sw->wrong_iss ? wrong_iss : idp.issuer));
         if (!sw->no_sub)
-                json_object_set_new(claims, "sub", json_string(sub));
+                json_object_set_new(claims, "sub", json_string(isempty(sw->sub) ? sub : sw->sub));
         if (sw->wrong_aud)
                 json_object_set_new(claims, "aud", json_string("someone-else"));
         else if (sw->extra_aud_no_azp)
@@ -1423,6 +1424,12 @@ static bool apply_switch(const char *name, const char *value)
                 snprintf(sw->id_token_user, sizeof(sw->id_token_user), "%s", value ? value : "");
                 return true;
         }
+        if (streq(name, "sub")) {
+                if (value && strlen(value) > USER_MAX)
+                        return false;
+                snprintf(sw->sub, sizeof(sw->sub), "%s", value ? value : "");
+                return true;
+        }
         if (streq(name, "wrong_content_type")) {
                 if (value && strlen(value) >= sizeof(sw->wrong_content_type))
                         return false;
@@ -1478,6 +1485,7 @@ static json_t *switches_json(void)
         json_object_set_new(j, "jwks_max_age", json_integer(sw->jwks_max_age));
         json_object_set_new(j, "alg", json_string(alg_names[sw->alg]));
         json_object_set_new(j, "id_token_user", json_string(sw->id_token_user));
+        json_object_set_new(j, "sub", json_string(sw->sub));
         json_object_set_new(j, "groups", json_string(sw->groups));
         json_object_set_new(j, "wrong_content_type", json_string(sw->wrong_content_type));
         json_object_set_new(j, "rsa_kid", json_string(idp.rsa_kid));

@@ -400,7 +400,7 @@ static void test_invalid_client(void **state)
         /* A mislabelled error body is read all the same. */
         refuse(401, "text/plain", "{\"error\":\"invalid_client\",\"error_description\":"
                                   "\"Client authentication failed\\n\\u001b[0m\"}",
-               -LK_ERR_INVALID_ARGUMENT, "invalid_client (Client authentication failed??[0m)");
+               -LK_ERR_INVALID_ARGUMENT, "invalid_client (Client authentication failed\\n\\x1b[0m)");
         assert_string_equal(err.provider_error, "invalid_client");
 
         refuse(401, "text/html", "<html>Unauthorized</html>", -LK_ERR_PROVIDER_RESPONSE,
