@@ -823,6 +823,35 @@ static void test_ctl_session_commands(void **state)
 }
 
 /* logout without an id closes our newest session; then no session is left to close. */
+/* Claims the provider chose reach the terminal escaped: no bidi override, no C1 control. */
+static void test_ctl_claims_escaped(void **state)
+{
+        static const char *const raw[] = { "\xe2\x80\xae", "\xc2\x85", "\n\n" };
+        struct run r;
+
+        assert_int_equal(lkh_idp_set(H, "sub", "s\xe2\x80\xae\xc2\x85x\n"), 0);
+        assert_int_equal(lkh_idp_set(H, "groups", "ad\xe2\x80\xaemins"), 0);
+        open_session_new("ctl-bidi");
+        assert_int_equal(lkh_idp_reset(H), 0);
+
+        r = RUN("claims", "--session", "ctl-bidi");
+        assert_int_equal(r.code, 0);
+        assert_non_null(strstr(r.out, "\nsub: s\\u202e\\u0085x\\n\n"));
+        assert_non_null(strstr(r.out, "\ngroups: [\"ad\\u202Emins\"]\n")); /* JSON_ENSURE_ASCII */
+        for (size_t i = 0; i < ELEMENTSOF(raw); i++)
+                assert_null(strstr(r.out, raw[i]));
+        run_clear(&r);
+        r = RUN("claims", "--session", "ctl-bidi", "--json");
+        assert_int_equal(r.code, 0);
+        assert_non_null(strstr(r.out, "\"s\\u202E\\u0085x\\n\""));
+        for (size_t i = 0; i < ELEMENTSOF(raw); i++)
+                assert_null(strstr(r.out, raw[i]));
+        run_clear(&r);
+        r = RUN("logout", "--session", "ctl-bidi");
+        assert_int_equal(r.code, 0);
+        run_clear(&r);
+}
+
 static void test_ctl_logout_default(void **state)
 {
         struct latchkey_session *list = NULL;
@@ -1343,6 +1372,7 @@ int main(void)
                 cmocka_unit_test(test_lib_no_broker),
                 cmocka_unit_test(test_ctl_help_and_usage),
                 cmocka_unit_test(test_ctl_session_commands),
+                cmocka_unit_test(test_ctl_claims_escaped),
                 cmocka_unit_test(test_ctl_logout_default),
                 cmocka_unit_test(test_ctl_expired),
                 cmocka_unit_test(test_ctl_no_broker),
