@@ -1242,6 +1242,82 @@ static void test_check_config_secret_mode(void **state)
         }
 }
 
+/* Runs latchkeyd with config until it exits (it must); its exit code, and its stderr in *ret_err. */
+static int run_latchkeyd(const char *config, char **ret_err)
+{
+        _cleanup_free_ char *log = NULL, *state = NULL;
+        const char *argv[] = { lkh_latchkeyd_path(), "--config", config, "--state-dir", NULL,
+                               "--idle-exit", "0", NULL };
+        int fd, saved, status, r;
+        pid_t pid;
+        FILE *f;
+
+        assert_int_equal(asprintf(&log, "%s/latchkeyd-refused.log", H->dir) > 0, 1);
+        assert_int_equal(asprintf(&state, "%s/state-refused", H->dir) > 0, 1);
+        argv[4] = state;
+        fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        assert_true(fd >= 0);
+        fflush(stderr);
+        saved = dup(STDERR_FILENO);
+        assert_true(saved >= 0);
+        dup2(fd, STDERR_FILENO);
+        close(fd);
+        r = lkh_spawn(argv, -1, &pid);
+        fflush(stderr);
+        dup2(saved, STDERR_FILENO);
+        close(saved);
+        assert_int_equal(r, 0);
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFEXITED(status));
+        *ret_err = calloc(1, 65536);
+        assert_non_null(*ret_err);
+        f = fopen(log, "re");
+        assert_non_null(f);
+        (void)fread(*ret_err, 1, 65535, f);
+        fclose(f);
+        return WEXITSTATUS(status);
+}
+
+/* Issue 16 item 8: a config file others may write is refused by latchkeyd and check-config. */
+static void test_config_others_may_write(void **state)
+{
+        _cleanup_free_ char *base = base_config(true), *path = NULL, *dropdir = NULL;
+        _cleanup_free_ char *want = NULL, *drop = NULL, *err = NULL;
+        struct run r;
+
+        path = write_file("writable.conf", base);
+        assert_int_equal(chmod(path, 0666), 0);
+        assert_int_equal(asprintf(&want, "%s has mode 0666; it is writable by group or others "
+                                         "(chmod go-w %s)", path, path) > 0, 1);
+        assert_int_equal(run_latchkeyd(path, &err), 1);
+        if (!strstr(err, want))
+                fprintf(stderr, "latchkeyd said: %s", err);
+        assert_non_null(strstr(err, want));
+        r = RUN("check-config", path);
+        assert_int_equal(r.code, 1);
+        assert_non_null(strstr(r.out, want));
+        run_clear(&r);
+
+        /* A drop-in owned by another user */
+        assert_int_equal(chmod(path, 0644), 0);
+        assert_int_equal(asprintf(&dropdir, "%s.d", path) > 0, 1);
+        assert_int_equal(mkdir(dropdir, 0755), 0);
+        drop = write_file("writable.conf.d/50-users.conf", "[users]\nallowed_users = eve\n");
+        assert_int_equal(chown(drop, 65534, 65534), 0);
+        free(want);
+        assert_int_equal(asprintf(&want, "%s is owned by uid 65534; it must be owned by root or "
+                                         "by uid 0 (chown root %s)", drop, drop) > 0, 1);
+        free(err);
+        assert_int_equal(run_latchkeyd(path, &err), 1);
+        assert_non_null(strstr(err, want));
+        r = RUN("check-config", path);
+        assert_int_equal(r.code, 1);
+        assert_non_null(strstr(r.out, want));
+        run_clear(&r);
+        assert_int_equal(unlink(drop), 0);
+        assert_int_equal(rmdir(dropdir), 0);
+}
+
 static bool has_check(json_t *j, const char *check, const char *level, const char *text)
 {
         size_t i;
@@ -1381,6 +1457,7 @@ int main(void)
                 cmocka_unit_test(test_check_config_broken),
                 cmocka_unit_test(test_check_config_every_problem),
                 cmocka_unit_test(test_check_config_secret_mode),
+                cmocka_unit_test(test_config_others_may_write),
                 cmocka_unit_test(test_check_config_provider),
                 cmocka_unit_test(test_no_service),
         };
