@@ -11,7 +11,7 @@
 #include "errors.h"
 #include "introspect-xml.h" /* lk_interface_xml[]: dbus/org.latchkey.Broker1.xml, embedded at build time */
 #include "log.h"
-#include "utf8.h"
+#include "base/utf8.h"
 
 /* Method calls waiting for the bus to tell who sent them; more are refused. */
 #define LK_BUS_LOOKUPS_MAX 1024

@@ -46,7 +46,7 @@ int lk_login_check_claims(struct broker *b, const json_t *claims, const char *us
         if (!streq(mapped, user))
                 return lk_error_set(e, LK_ERR_USER_MISMATCH,
                                     "The provider signed in '%s', but this login is for '%s'",
-                                    mapped, user);
+                                    LK_ESCAPED(mapped), user);
         /* BeginLogin checked it already; the rule holds here too, for a refresh as well. */
         return lk_usermap_check_account(b->config, b->uid_min, user, uid, e);
 }
@@ -297,7 +297,7 @@ static void on_exchanged(void *userdata, struct lk_grant *grant, const struct lk
                     "Login %s: %s (uid %u) signed in at the provider as sub %s; "
                     "access token %s",
                     fp, l->user, (unsigned)l->user_uid,
-                    json_is_string(sub) ? json_string_value(sub) : "?", afp);
+                    json_is_string(sub) ? LK_ESCAPED(json_string_value(sub)) : "?", afp);
 }
 
 int lk_login_complete(struct broker *b, struct lk_login *l, const char *answer,

@@ -71,17 +71,7 @@ static int check_dir(const char *dir, bool create, struct lk_error *e)
                         return lk_error_set(e, LK_ERR_IO, "Cannot use state directory %s: %s", dir,
                                             strerror(errno));
         }
-        if (!S_ISDIR(st.st_mode))
-                return lk_error_set(e, LK_ERR_IO, "State directory %s is not a directory", dir);
-        if (st.st_uid != geteuid())
-                return lk_error_set(e, LK_ERR_IO,
-                                    "State directory %s is owned by uid %u, not by us (uid %u)",
-                                    dir, (unsigned)st.st_uid, (unsigned)geteuid());
-        if (st.st_mode & 077)
-                return lk_error_set(e, LK_ERR_IO,
-                                    "State directory %s has mode %04o; it must be 0700", dir,
-                                    (unsigned)(st.st_mode & 07777));
-        return 0;
+        return lk_check_private(dir, &st, LK_PRIVATE_DIR | LK_PRIVATE_SECRET | LK_PRIVATE_OURS, e);
 }
 
 int lk_store_init(struct broker *b, struct lk_error *e)
@@ -299,7 +289,8 @@ static void load_one(struct broker *b, const char *name)
         /* Read already (asked for by id), or opened anew since the start: memory is newer. */
         if (lk_session_find_loaded(b, id))
                 return;
-        r = lk_read_file(path, STORE_FILE_MAX, &text, &len, &e);
+        r = lk_read_private_file(path, LK_PRIVATE_SECRET | LK_PRIVATE_OURS, STORE_FILE_MAX, &text,
+                                 &len, NULL, &e);
         if (r < 0) {
                 /* Closed since the directory was listed: nothing to read, nothing to log. */
                 if (access(path, F_OK) < 0 && errno == ENOENT)

@@ -473,7 +473,7 @@ int cmd_check_config(int argc, char *argv[])
                                                               "config", path, "ok", !rep.failed,
                                                               "problems", problems,
                                                               "checks", checks);
-                char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+                char *s = j ? json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
 
                 if (!s)
                         return fail("check-config", EXIT_ERROR, "out of memory");

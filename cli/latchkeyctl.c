@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/text.h"
 #include "latchkeyctl.h"
 
 const char *program_name = "latchkeyctl";
@@ -132,17 +133,12 @@ bool parse_seconds(const char *s, unsigned max, unsigned *ret)
 
 void print_sanitized(FILE *f, const char *s)
 {
-        const unsigned char *p = (const unsigned char *)(s ? s : "");
+        size_t size = LK_TEXT_ESCAPED_SIZE(s ? strlen(s) : 0);
+        _cleanup_free_ char *buf = malloc(size);
+        char small[256];
 
-        for (; *p; p++) {
-                if (*p < 0x20 || *p == 0x7f)
-                        fputc('?', f);
-                else if (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) { /* C1 controls */
-                        fputc('?', f);
-                        p++;
-                } else
-                        fputc(*p, f);
-        }
+        /* Out of memory: a copy cut short, escaped all the same. */
+        fputs(buf ? lk_text_escape(s, buf, size) : lk_text_escape(s, small, sizeof(small)), f);
 }
 
 const char *format_time(int64_t t)

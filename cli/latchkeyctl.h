@@ -43,7 +43,7 @@ int command_help(const char *cmd, const char *options_text);
 
 /* Parses seconds (0..max) in full; false on anything else. */
 bool parse_seconds(const char *s, unsigned max, unsigned *ret);
-/* Text from outside (claims, names) for a terminal: control characters become '?'. */
+/* Text from outside (claims, names) for a terminal, whole, through lk_text_escape(). */
 void print_sanitized(FILE *f, const char *s);
 /* "2026-11-25 22:10:00 UTC" (thread-unsafe static buffer); "-" for 0. */
 const char *format_time(int64_t t);

@@ -178,7 +178,8 @@ static int strcmp_p(const void *a, const void *b)
 
 static void print_json(json_t *j)
 {
-        char *s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+        /* Non-ASCII as \uXXXX: a bidi override in a claim cannot reorder the terminal. */
+        char *s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII);
 
         if (s) {
                 puts(s);
@@ -299,7 +300,8 @@ int cmd_claims(int argc, char *argv[])
                         if (json_is_string(v))
                                 print_sanitized(stdout, json_string_value(v));
                         else {
-                                dumped = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+                                dumped = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY |
+                                                           JSON_ENSURE_ASCII);
                                 print_sanitized(stdout, dumped ? dumped : "?");
                                 free(dumped);
                         }

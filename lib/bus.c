@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/text.h"
 #include "internal.h"
 
 #define BROKER_ERROR "org.latchkey.Broker1.Error."
@@ -85,7 +86,7 @@ int lkl_error(struct latchkey *lk, int error, const char *fmt, ...)
                 va_start(ap, fmt);
                 vsnprintf(raw, sizeof(raw), fmt, ap);
                 va_end(ap);
-                lkl_text_for_person(raw, lk->message, sizeof(lk->message));
+                lk_text_escape(raw, lk->message, sizeof(lk->message));
         }
         return error;
 }

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * liblatchkey's insides: the handle, the bus glue (bus.c) and the checks on
- * text crossing the bus (text.c). Nothing here is exported (latchkey.sym).
+ * text crossing the bus (text.c; messages for a person go through the base's
+ * lk_text_escape()). Nothing here is exported (latchkey.sym).
  */
 #pragma once
 
@@ -24,6 +25,7 @@
 struct latchkey {
         DBusConnection *bus;   /* method calls; NULL until the first call, or after a disconnect */
         DBusConnection *watch; /* SessionChanged only (latchkey_watch_fd) */
+        char *broker_owner;    /* the unique name owning LKL_BUS_NAME, as watch last heard */
         char message[LATCHKEY_MESSAGE_MAX];
 };
 
@@ -57,9 +59,3 @@ int lkl_call(struct latchkey *lk, DBusMessage *m, DBusMessage **ret_reply);
 bool lkl_string_valid(const char *s, size_t max);
 /* true when s is 1..max bytes of printable ASCII without spaces (tokens, ids, addresses) */
 bool lkl_word_valid(const char *s, size_t max);
-/*
- * Copies text from outside for a person: invalid UTF-8 becomes '?', line breaks and tabs
- * spaces, other control characters and bidirectional overrides are dropped; cut on a
- * character boundary to fit size (>= 4), ending in "..." when cut. in may be NULL.
- */
-void lkl_text_for_person(const char *in, char *out, size_t size);

@@ -28,6 +28,7 @@ void latchkey_close(struct latchkey *lk)
                 return;
         lkl_disconnect(&lk->bus);
         lkl_disconnect(&lk->watch);
+        free(lk->broker_owner);
         explicit_bzero(lk, sizeof(*lk));
         free(lk);
 }

@@ -25,8 +25,9 @@
  * value) on success and a negative enum latchkey_error on failure. Output
  * parameters are written only on success. After a failure,
  * latchkey_last_error_message() tells a person what went wrong: the broker's
- * own message where it sent one (cleaned of control characters and invalid
- * UTF-8, at most LATCHKEY_MESSAGE_MAX bytes), else ours. It never holds a
+ * own message where it sent one (control characters, bidirectional controls
+ * and invalid UTF-8 shown escaped, as \n, \x1b or \u202e; at most
+ * LATCHKEY_MESSAGE_MAX bytes), else ours. It never holds a
  * token or other secret.
  *
  * Every call that talks to the broker blocks until the broker answers, for at
@@ -183,10 +184,13 @@ int latchkey_broker_version(struct latchkey *lk, char **ret_version);
  * it delivered (0 or more). The strings are valid during the callback only.
  * The callback may call any latchkey function on lk except latchkey_close()
  * and latchkey_dispatch(). Signals whose arguments are malformed, too long or
- * not UTF-8 are dropped.
+ * not UTF-8 are dropped, and so is any signal that the current owner of
+ * org.latchkey.Broker1 did not broadcast (one sent to this connection alone,
+ * or by another connection, is a forgery).
  * Errors: INVALID_ARGUMENT (latchkey_watch_fd() was not called), NO_BROKER
  * (the bus connection is gone and its descriptor closed: stop watching it at
- * once; a later latchkey_watch_fd() connects again and gives a new one).
+ * once; a later latchkey_watch_fd() connects again and gives a new one),
+ * NO_MEMORY (likewise closed).
  */
 typedef void (*latchkey_session_changed_fn)(void *userdata, const char *session_id,
                                             const char *event);

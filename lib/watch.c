@@ -3,22 +3,81 @@
  * SessionChanged for any main loop. The signals come on a connection of
  * their own, so that a method call on the handle never swallows them into
  * libdbus's queue, where no readable descriptor would announce them.
+ *
+ * A match rule only chooses which broadcasts the bus routes to us: a signal
+ * sent to our unique name reaches us from anyone, whatever it claims to be.
+ * So a SessionChanged counts only when it was broadcast (no destination) by
+ * the connection that owns the broker's name now, which we track with
+ * GetNameOwner and then NameOwnerChanged (only the bus itself can send as
+ * org.freedesktop.DBus).
  */
 #include <poll.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "internal.h"
 
 #define MATCH_RULE                                                                       \
         "type='signal',sender='" LKL_BUS_NAME "',path='" LKL_OBJECT_PATH "',interface='" \
         LKL_INTERFACE "',member='SessionChanged'"
+#define OWNER_MATCH_RULE                                                                 \
+        "type='signal',sender='" DBUS_SERVICE_DBUS "',path='" DBUS_PATH_DBUS           \
+        "',interface='" DBUS_INTERFACE_DBUS "',member='NameOwnerChanged',arg0='"          \
+        LKL_BUS_NAME "'"
 
 /* Reading rounds per latchkey_dispatch(): bounds the time one call spends when signals
  * keep coming; the descriptor stays readable for the next round of the caller's loop. */
 #define DISPATCH_ROUNDS 64
 
-int latchkey_watch_fd(struct latchkey *lk)
+/* Sets the broker's unique name (NULL or "": nobody owns the name); false when out of memory,
+ * leaving no owner, so that nothing is believed. */
+static bool set_owner(struct latchkey *lk, const char *owner)
+{
+        free(lk->broker_owner);
+        lk->broker_owner = NULL;
+        if (isempty(owner))
+                return true;
+        lk->broker_owner = strdup(owner);
+        return lk->broker_owner != NULL;
+}
+
+/* NameOwnerChanged first, then GetNameOwner: a change between the two is queued, not missed. */
+static int subscribe(struct latchkey *lk)
 {
         DBusError err = DBUS_ERROR_INIT;
+        _cleanup_(dbus_message_unrefp) DBusMessage *m = NULL, *reply = NULL;
+        const char *name = LKL_BUS_NAME, *owner = NULL;
+
+        dbus_bus_add_match(lk->watch, OWNER_MATCH_RULE, &err);
+        if (!dbus_error_is_set(&err))
+                dbus_bus_add_match(lk->watch, MATCH_RULE, &err);
+        if (dbus_error_is_set(&err))
+                return lkl_error_from_dbus(lk, &err);
+
+        m = dbus_message_new_method_call(DBUS_SERVICE_DBUS, DBUS_PATH_DBUS, DBUS_INTERFACE_DBUS,
+                                         "GetNameOwner");
+        if (!m || !dbus_message_append_args(m, DBUS_TYPE_STRING, &name, DBUS_TYPE_INVALID))
+                return lkl_error(lk, LATCHKEY_ERROR_NO_MEMORY, "out of memory");
+        reply = dbus_connection_send_with_reply_and_block(lk->watch, m, LATCHKEY_TIMEOUT_MS, &err);
+        if (!reply) {
+                /* Not running yet (activation starts it): its NameOwnerChanged will come. */
+                if (dbus_error_has_name(&err, DBUS_ERROR_NAME_HAS_NO_OWNER)) {
+                        dbus_error_free(&err);
+                        set_owner(lk, NULL);
+                        return 0;
+                }
+                return lkl_error_from_dbus(lk, &err);
+        }
+        if (!dbus_message_get_args(reply, NULL, DBUS_TYPE_STRING, &owner, DBUS_TYPE_INVALID))
+                return lkl_error(lk, LATCHKEY_ERROR_BAD_REPLY,
+                                 "the bus answered GetNameOwner with no name");
+        if (!set_owner(lk, owner))
+                return lkl_error(lk, LATCHKEY_ERROR_NO_MEMORY, "out of memory");
+        return 0;
+}
+
+int latchkey_watch_fd(struct latchkey *lk)
+{
         int fd = -1, r;
 
         if (!lk)
@@ -29,9 +88,8 @@ int latchkey_watch_fd(struct latchkey *lk)
                 r = lkl_connect(lk, &lk->watch);
                 if (r < 0)
                         return r;
-                dbus_bus_add_match(lk->watch, MATCH_RULE, &err);
-                if (dbus_error_is_set(&err)) {
-                        r = lkl_error_from_dbus(lk, &err);
+                r = subscribe(lk);
+                if (r < 0) {
                         lkl_disconnect(&lk->watch);
                         /* The bus answered: it is there, it refused. */
                         return r == LATCHKEY_ERROR_NO_BROKER ? LATCHKEY_ERROR_FAILED : r;
@@ -46,12 +104,30 @@ int latchkey_watch_fd(struct latchkey *lk)
         return fd;
 }
 
-/* Calls back for one message when it is a well-formed SessionChanged. */
-static bool deliver(DBusMessage *m, latchkey_session_changed_fn callback, void *userdata)
+/* Follows the broker's name from one owner to the next; false when out of memory. */
+static bool track_owner(struct latchkey *lk, DBusMessage *m)
+{
+        const char *name, *old_owner, *new_owner;
+
+        if (!dbus_message_is_signal(m, DBUS_INTERFACE_DBUS, "NameOwnerChanged") ||
+            !dbus_message_has_sender(m, DBUS_SERVICE_DBUS) ||
+            dbus_message_get_destination(m) ||
+            !dbus_message_get_args(m, NULL, DBUS_TYPE_STRING, &name, DBUS_TYPE_STRING,
+                                   &old_owner, DBUS_TYPE_STRING, &new_owner, DBUS_TYPE_INVALID) ||
+            !streq(name, LKL_BUS_NAME))
+                return true;
+        return set_owner(lk, new_owner);
+}
+
+/* Calls back for one message when it is a well-formed SessionChanged from the broker. */
+static bool deliver(struct latchkey *lk, DBusMessage *m, latchkey_session_changed_fn callback,
+                    void *userdata)
 {
         const char *id, *event;
 
         if (!dbus_message_is_signal(m, LKL_INTERFACE, "SessionChanged") ||
+            dbus_message_get_destination(m) || !lk->broker_owner ||
+            !dbus_message_has_sender(m, lk->broker_owner) ||
             !dbus_message_has_path(m, LKL_OBJECT_PATH) ||
             !dbus_message_get_args(m, NULL, DBUS_TYPE_STRING, &id, DBUS_TYPE_STRING, &event,
                                    DBUS_TYPE_INVALID))
@@ -64,7 +140,7 @@ static bool deliver(DBusMessage *m, latchkey_session_changed_fn callback, void *
 
 int latchkey_dispatch(struct latchkey *lk, latchkey_session_changed_fn callback, void *userdata)
 {
-        bool gone = false;
+        bool gone = false, oom = false;
         int n = 0;
 
         if (!lk)
@@ -83,7 +159,9 @@ int latchkey_dispatch(struct latchkey *lk, latchkey_session_changed_fn callback,
                 while ((m = dbus_connection_pop_message(lk->watch))) {
                         if (dbus_message_is_signal(m, DBUS_INTERFACE_LOCAL, "Disconnected"))
                                 gone = true;
-                        else if (deliver(m, callback, userdata) && n < INT32_MAX)
+                        else if (!track_owner(lk, m))
+                                oom = true;
+                        else if (deliver(lk, m, callback, userdata) && n < INT32_MAX)
                                 n++;
                         dbus_message_unref(m);
                 }
@@ -97,6 +175,13 @@ int latchkey_dispatch(struct latchkey *lk, latchkey_session_changed_fn callback,
                 lkl_disconnect(&lk->watch);
                 return lkl_error(lk, LATCHKEY_ERROR_NO_BROKER,
                                  "the connection to the system bus was lost");
+        }
+        if (oom) {
+                /* Without the owner nothing can be believed: start over with a new watch. */
+                lkl_disconnect(&lk->watch);
+                return lkl_error(lk, LATCHKEY_ERROR_NO_MEMORY,
+                                 "out of memory following the broker's name; the descriptor "
+                                 "is closed, call latchkey_watch_fd() again");
         }
         lk->message[0] = '\0';
         return n;

@@ -24,7 +24,7 @@ static int error_set(struct lkp_broker_error *e, int r, const char *name, const 
                 if (!lkp_word_valid(name, sizeof(e->name) - 1))
                         name = LKP_ERROR_BAD_REPLY;
                 snprintf(e->name, sizeof(e->name), "%s", name);
-                lkp_text_for_person(message, e->message, sizeof(e->message));
+                lk_text_escape(message, e->message, sizeof(e->message));
         }
         return r;
 }

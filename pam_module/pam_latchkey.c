@@ -46,7 +46,7 @@ struct log_name {
 
 static const char *log_name(const char *user, struct log_name *buf)
 {
-        lkp_text_for_person(user ? user : "(unknown)", buf->s, sizeof(buf->s));
+        lk_text_escape(user ? user : "(unknown)", buf->s, sizeof(buf->s));
         return buf->s;
 }
 

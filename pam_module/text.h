@@ -9,12 +9,15 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "base/text.h" /* lk_text_escape(): text for a log line or a person's screen */
+#include "base/utf8.h"
+
 #define LKP_ID_MAX 256          /* login ids, session ids, user names (SPEC §4) */
 #define LKP_ANSWER_MAX 8192     /* the person's answer (SPEC §4) */
 #define LKP_URL_MAX 8192        /* the authorization address from the broker */
 #define LKP_MESSAGE_MAX 512     /* a one-line reason shown to the person */
 
-/* true when the len bytes at s are well-formed UTF-8 (RFC 3629) without U+0000. */
+/* true when the len bytes at s are well-formed UTF-8 (RFC 3629, lk_utf8_valid) without U+0000. */
 bool lkp_utf8_valid(const char *s, size_t len);
 
 /*
@@ -23,15 +26,6 @@ bool lkp_utf8_valid(const char *s, size_t len);
  * onto a screen.
  */
 bool lkp_word_valid(const char *s, size_t max);
-
-/*
- * Copies a message for a person: bytes that are not UTF-8 become '?', tabs
- * and line breaks become spaces, other control characters (C0, DEL, C1) and
- * the bidirectional overrides are dropped, so the text cannot move the
- * cursor, hide itself or fake a prompt. Cut on a character boundary to fit
- * size (ending in "..." when cut). in may be NULL (gives ""). size >= 4.
- */
-void lkp_text_for_person(const char *in, char *out, size_t size);
 
 /* Removes spaces, tabs and line breaks at both ends, in place; returns s. */
 char *lkp_strip(char *s);

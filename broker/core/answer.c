@@ -37,7 +37,8 @@
 #include <string.h>
 
 #include "secret.h"
-#include "utf8.h"
+#include "base/text.h"
+#include "base/utf8.h"
 
 /* A bare code or the code= value: authorization codes are short; OneAccess's are 32 to 64. */
 #define CODE_MAX 2048
@@ -271,8 +272,8 @@ static int refused(const struct params *p, struct lk_error *e)
 {
         char err[sizeof(e->provider_error)], desc[sizeof(e->provider_description)];
 
-        lk_text_sanitize(p->error, err, sizeof(err));
-        lk_text_sanitize(p->error_description, desc, sizeof(desc));
+        lk_text_escape(p->error, err, sizeof(err));
+        lk_text_escape(p->error_description, desc, sizeof(desc));
         if (e && e->code == 0) {
                 memcpy(e->provider_error, err, sizeof(err));
                 memcpy(e->provider_description, desc, sizeof(desc));
@@ -297,7 +298,7 @@ static int check_iss(const struct params *p, const char *issuer, bool iss_requir
                                     "the address carries no iss, though the provider says it "
                                     "always sends one (RFC 9207); paste the whole address");
         if (p->iss && !streq(p->iss, issuer)) {
-                lk_text_sanitize(p->iss, shown, sizeof(shown));
+                lk_text_escape(p->iss, shown, sizeof(shown));
                 return lk_error_set(e, LK_ERR_INVALID_ARGUMENT,
                                     "the address's iss '%s' is not this provider's issuer: it "
                                     "answers a login at another provider (RFC 9207)",

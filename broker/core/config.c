@@ -39,6 +39,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/text.h"
+#include "fileio.h"
+
 #define CONFIG_FILE_MAX (64 * 1024) /* one config file */
 #define CONFIG_LINE_MAX 4096        /* one line, without its newline */
 #define CONFIG_DROPINS_MAX 256      /* files in latchkey.conf.d */
@@ -179,22 +182,10 @@ char *lk_config_problem_string(const struct lk_config_problem *p)
         return s;
 }
 
-/* Copies text from the file into a message: printable ASCII, cut to max bytes with "...". */
+/* Copies text from the file into a message (lk_text_escape()), cut near max bytes with "...". */
 static void quote(const char *in, size_t max, char *out, size_t size)
 {
-        size_t n = 0, i;
-
-        if (size == 0)
-                return;
-        for (i = 0; in[i] && n + 1 < size; i++) {
-                if (i == max) {
-                        for (const char *d = "..."; *d && n + 1 < size; d++)
-                                out[n++] = *d;
-                        break;
-                }
-                out[n++] = in[i] >= 0x20 && in[i] < 0x7f ? in[i] : '?';
-        }
-        out[n] = 0;
+        lk_text_escape(in, out, size < max + 4 ? size : max + 4);
 }
 
 static char *strdup_quoted(const char *in, size_t max)
@@ -821,42 +812,6 @@ static int parse_text(struct loader *l, size_t source, const char *text, size_t 
 
 /* ---- files ---- */
 
-/* Reads at most max bytes of fd; a larger file is -EFBIG. The buffer is NUL-terminated. */
-static int read_fd(int fd, size_t max, char **ret, size_t *ret_len)
-{
-        char *buf;
-        size_t len = 0;
-
-        buf = malloc(max + 1);
-        if (!buf)
-                return -ENOMEM;
-        while (len < max + 1) {
-                ssize_t n = read(fd, buf + len, max + 1 - len);
-
-                if (n < 0) {
-                        int r = -errno;
-
-                        if (r == -EINTR)
-                                continue;
-                        explicit_bzero(buf, len);
-                        free(buf);
-                        return r;
-                }
-                if (n == 0)
-                        break;
-                len += (size_t)n;
-        }
-        if (len > max) {
-                explicit_bzero(buf, len);
-                free(buf);
-                return -EFBIG;
-        }
-        buf[len] = 0;
-        *ret = buf;
-        *ret_len = len;
-        return 0;
-}
-
 static void wipe_free(char *buf, size_t len)
 {
         if (!buf)
@@ -886,46 +841,28 @@ static int add_source(struct loader *l, const char *name, size_t *ret)
 
 static int parse_file(struct loader *l, const char *path)
 {
+        struct lk_error e = {0};
         struct stat st;
         char *text = NULL;
         size_t len = 0, source;
-        int fd, r;
+        int r;
 
         r = add_source(l, path, &source);
         if (r < 0)
                 return r;
 
-        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-        if (fd < 0) {
-                add_problem(l, source, 0, NULL, NULL, "cannot open: %s", strerror(errno));
-                return 0;
-        }
-        if (fstat(fd, &st) < 0) {
-                add_problem(l, source, 0, NULL, NULL, "cannot stat: %s", strerror(errno));
-                close(fd);
-                return 0;
-        }
-        if (!S_ISREG(st.st_mode)) {
-                add_problem(l, source, 0, NULL, NULL, "not a regular file");
-                close(fd);
+        /* It decides the issuer, the keys and who may log in: no one else may write it. */
+        r = lk_read_private_file(path, 0, CONFIG_FILE_MAX, &text, &len, &st, &e);
+        if (r == -LK_ERR_NOMEM)
+                return r;
+        if (r < 0) {
+                add_problem(l, source, 0, NULL, NULL, "%s", e.message);
                 return 0;
         }
         l->sources[source].is_file = true;
         l->sources[source].mode = st.st_mode;
         l->sources[source].uid = st.st_uid;
 
-        r = read_fd(fd, CONFIG_FILE_MAX, &text, &len);
-        close(fd);
-        if (r == -ENOMEM)
-                return -LK_ERR_NOMEM;
-        if (r == -EFBIG) {
-                add_problem(l, source, 0, NULL, NULL, "larger than %d bytes", CONFIG_FILE_MAX);
-                return 0;
-        }
-        if (r < 0) {
-                add_problem(l, source, 0, NULL, NULL, "cannot read: %s", strerror(-r));
-                return 0;
-        }
         r = parse_text(l, source, text, len);
         wipe_free(text, len); /* it may hold client_secret */
         return r;
@@ -936,11 +873,44 @@ static int cmp_names(const void *a, const void *b)
         return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* The drop-in folder: not a symbolic link, and as private as the files in it. */
+static DIR *open_dropin_dir(const char *dir, struct lk_error *e)
+{
+        struct stat st;
+        DIR *d;
+        int fd, r;
+
+        fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0) {
+                if (errno == ENOENT)
+                        lk_error_set(e, LK_ERR_NOT_FOUND, "%s does not exist", dir);
+                else
+                        lk_error_set(e, LK_ERR_IO, "cannot open the folder: %s",
+                                     errno == ELOOP ? "it is a symbolic link" : strerror(errno));
+                return NULL;
+        }
+        if (fstat(fd, &st) < 0)
+                r = lk_error_set(e, LK_ERR_IO, "cannot stat the folder: %s", strerror(errno));
+        else
+                r = lk_check_private(dir, &st, LK_PRIVATE_DIR, e);
+        if (r < 0) {
+                close(fd);
+                return NULL;
+        }
+        d = fdopendir(fd);
+        if (!d) {
+                lk_error_set(e, LK_ERR_IO, "cannot open the folder: %s", strerror(errno));
+                close(fd);
+        }
+        return d;
+}
+
 /* <path>.d/ *.conf, in byte order of their names (not the locale's), later winning. */
 static int parse_dropins(struct loader *l, const char *path)
 {
         _cleanup_free_ char *dir = NULL;
         _cleanup_strv_ char **names = NULL;
+        struct lk_error e = {0};
         size_t n = 0, source;
         struct dirent *de;
         DIR *d;
@@ -950,14 +920,13 @@ static int parse_dropins(struct loader *l, const char *path)
                 dir = NULL;
                 return -LK_ERR_NOMEM;
         }
-        d = opendir(dir);
+        d = open_dropin_dir(dir, &e);
         if (!d) {
-                if (errno == ENOENT)
+                if (e.code == LK_ERR_NOT_FOUND)
                         return 0;
-                r = errno;
                 if (add_source(l, dir, &source) < 0)
                         return -LK_ERR_NOMEM;
-                add_problem(l, source, 0, NULL, NULL, "cannot open the folder: %s", strerror(r));
+                add_problem(l, source, 0, NULL, NULL, "%s", e.message);
                 return 0;
         }
         names = calloc(1, sizeof(char *));
@@ -1002,61 +971,21 @@ static int parse_dropins(struct loader *l, const char *path)
 }
 
 /*
- * A file holding the secret: not a symlink, a regular file, owned by us or
- * root, and no access at all for group and others.
+ * A file holding the secret: lk_read_private_file() with no access at all for
+ * group and others.
  */
 static int read_secret_file(const char *path, char **ret, char *why, size_t why_size)
 {
-        struct stat st;
+        struct lk_error e = {0};
         char *buf = NULL;
         size_t len = 0;
-        int fd, r;
+        int r;
 
-        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW | O_NONBLOCK);
-        if (fd < 0) {
-                if (errno == ELOOP)
-                        snprintf(why, why_size, "%s is a symbolic link; name the file itself",
-                                 path);
-                else
-                        snprintf(why, why_size, "cannot open %s: %s", path, strerror(errno));
-                return -LK_ERR_CONFIG;
-        }
-        if (fstat(fd, &st) < 0) {
-                snprintf(why, why_size, "cannot stat %s: %s", path, strerror(errno));
-                close(fd);
-                return -LK_ERR_CONFIG;
-        }
-        if (!S_ISREG(st.st_mode)) {
-                snprintf(why, why_size, "%s is not a regular file", path);
-                close(fd);
-                return -LK_ERR_CONFIG;
-        }
-        if (st.st_mode & 0077) {
-                snprintf(why, why_size,
-                         "%s has mode %04o; a secret must not be open to group or others "
-                         "(chmod 600)",
-                         path, (unsigned)(st.st_mode & 07777));
-                close(fd);
-                return -LK_ERR_CONFIG;
-        }
-        if (st.st_uid != geteuid() && st.st_uid != 0) {
-                snprintf(why, why_size,
-                         "%s is owned by uid %u; it must be owned by root or by uid %u", path,
-                         (unsigned)st.st_uid, (unsigned)geteuid());
-                close(fd);
-                return -LK_ERR_CONFIG;
-        }
-
-        r = read_fd(fd, SECRET_FILE_MAX, &buf, &len);
-        close(fd);
-        if (r == -ENOMEM)
-                return -LK_ERR_NOMEM;
-        if (r == -EFBIG) {
-                snprintf(why, why_size, "%s is larger than %d bytes", path, SECRET_FILE_MAX);
-                return -LK_ERR_CONFIG;
-        }
+        r = lk_read_private_file(path, LK_PRIVATE_SECRET, SECRET_FILE_MAX, &buf, &len, NULL, &e);
+        if (r == -LK_ERR_NOMEM)
+                return r;
         if (r < 0) {
-                snprintf(why, why_size, "cannot read %s: %s", path, strerror(-r));
+                snprintf(why, why_size, "%.*s", (int)why_size - 1, e.message);
                 return -LK_ERR_CONFIG;
         }
 
@@ -1177,18 +1106,15 @@ static void load_secret(struct loader *l)
 
         if (c->client_secret) {
                 const struct source *s = &l->sources[oi->source];
+                struct stat st = { .st_mode = s->mode, .st_uid = s->uid };
+                struct lk_error e = {0};
 
                 /* SPEC §3: a secret in a file others may read is refused. */
-                if (s->is_file && (s->mode & 0077))
+                if (s->is_file && lk_check_private(s->name, &st, LK_PRIVATE_SECRET, &e) < 0)
                         key_problem(l, "client_secret",
-                                    "this file holds the client secret but has mode %04o; make "
-                                    "it chmod 600, or use client_secret_file",
-                                    (unsigned)(s->mode & 07777));
-                else if (s->is_file && s->uid != geteuid() && s->uid != 0)
-                        key_problem(l, "client_secret",
-                                    "this file holds the client secret but is owned by uid %u; "
-                                    "it must be owned by root or by uid %u",
-                                    (unsigned)s->uid, (unsigned)geteuid());
+                                    "this file holds the client secret, but %s; or use "
+                                    "client_secret_file",
+                                    e.message);
                 else if (!(c->client_secret_source = strdup("client_secret")))
                         l->oom = true;
                 return;

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "http.h"
-#include "utf8.h"
+#include "base/text.h"
 
 #define WELL_KNOWN "/.well-known/openid-configuration"
 /* Caps on what a discovery document may hand us, beyond the body cap. */
@@ -257,7 +257,7 @@ int lk_discovery_parse(const struct lk_config *c, const char *body, size_t len,
             !streq_ptr(json_string_value(iss), c->issuer)) {
                 char shown[256];
 
-                lk_text_sanitize(json_string_value(iss), shown, sizeof(shown));
+                lk_text_escape(json_string_value(iss), shown, sizeof(shown));
                 return lk_error_set(e, LK_ERR_PROVIDER_RESPONSE,
                                     "discovery document names issuer %s, configured issuer is %s",
                                     shown, c->issuer ? c->issuer : "(none)");

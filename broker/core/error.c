@@ -2,7 +2,25 @@
 #include "error.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <string.h>
+
+#include "base/utf8.h"
+
+/* A message cut to fit ends on a whole character: D-Bus carries only valid UTF-8. */
+static void trim_cut_character(char *s)
+{
+        size_t len = strlen(s), start = len;
+        uint32_t cp;
+
+        while (start > 0 && len - start < 4 && ((unsigned char)s[start - 1] & 0xc0) == 0x80)
+                start--;
+        if (start > 0 && (unsigned char)s[start - 1] >= 0xc0)
+                start--;
+        if (start < len && lk_utf8_decode(s + start, len - start, &cp) != len - start)
+                s[start] = '\0';
+}
 
 static int _printf_(4, 0) error_setv(struct lk_error *e, int code, int detail, const char *fmt, va_list ap)
 {
@@ -11,7 +29,8 @@ static int _printf_(4, 0) error_setv(struct lk_error *e, int code, int detail, c
         if (e && e->code == 0) {
                 e->code = code;
                 e->detail = detail;
-                vsnprintf(e->message, sizeof(e->message), fmt, ap);
+                if (vsnprintf(e->message, sizeof(e->message), fmt, ap) >= (int)sizeof(e->message))
+                        trim_cut_character(e->message);
         }
         return -code;
 }

@@ -67,6 +67,84 @@ int lk_read_file(const char *path, size_t max, char **ret, size_t *ret_len, stru
         return r;
 }
 
+int lk_check_private(const char *path, const struct stat *st, unsigned flags, struct lk_error *e)
+{
+        bool dir = flags & LK_PRIVATE_DIR;
+        unsigned uid = (unsigned)geteuid();
+
+        if (dir ? !S_ISDIR(st->st_mode) : !S_ISREG(st->st_mode))
+                return lk_error_set(e, LK_ERR_IO, "%s is not a %s", path,
+                                    dir ? "directory" : "regular file");
+        if (flags & LK_PRIVATE_OURS) {
+                if (st->st_uid != uid)
+                        return lk_error_set(e, LK_ERR_IO,
+                                            "%s is owned by uid %u; it must be owned by uid %u "
+                                            "(chown %u %s)",
+                                            path, (unsigned)st->st_uid, uid, uid, path);
+        } else if (st->st_uid != 0 && st->st_uid != uid)
+                return lk_error_set(e, LK_ERR_IO,
+                                    "%s is owned by uid %u; it must be owned by root or by uid %u "
+                                    "(chown root %s)",
+                                    path, (unsigned)st->st_uid, uid, path);
+        if ((flags & LK_PRIVATE_SECRET) && (st->st_mode & 0077))
+                return lk_error_set(e, LK_ERR_IO,
+                                    "%s has mode %04o; a secret must not be open to group or "
+                                    "others (chmod %s %s)",
+                                    path, (unsigned)(st->st_mode & 07777), dir ? "0700" : "0600",
+                                    path);
+        if (st->st_mode & 0022)
+                return lk_error_set(e, LK_ERR_IO,
+                                    "%s has mode %04o; it is writable by group or others "
+                                    "(chmod go-w %s)",
+                                    path, (unsigned)(st->st_mode & 07777), path);
+        return 0;
+}
+
+/* The folder that holds path: a file there can be replaced by whoever may write it. */
+static int check_parent(const char *path, struct lk_error *e)
+{
+        _cleanup_free_ char *copy = strdup(path);
+        struct stat st;
+        const char *dir;
+
+        if (!copy)
+                return lk_error_set(e, LK_ERR_NOMEM, "Out of memory");
+        dir = dirname(copy);
+        if (stat(dir, &st) < 0)
+                return lk_error_set(e, LK_ERR_IO, "Cannot stat %s: %s", dir, strerror(errno));
+        return lk_check_private(dir, &st, LK_PRIVATE_DIR, e);
+}
+
+int lk_read_private_file(const char *path, unsigned flags, size_t max, char **ret,
+                         size_t *ret_len, struct stat *ret_st, struct lk_error *e)
+{
+        struct stat st;
+        int fd, r;
+
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW | O_NONBLOCK);
+        if (fd < 0) {
+                if (errno == ENOENT)
+                        return lk_error_set(e, LK_ERR_NOT_FOUND, "%s does not exist", path);
+                if (errno == ELOOP)
+                        return lk_error_set(e, LK_ERR_IO,
+                                            "%s is a symbolic link; name the file itself", path);
+                return lk_error_set(e, LK_ERR_IO, "Cannot open %s: %s", path, strerror(errno));
+        }
+        /* Checked on the open fd, so on what is read (no race). */
+        if (fstat(fd, &st) < 0)
+                r = lk_error_set(e, LK_ERR_IO, "Cannot stat %s: %s", path, strerror(errno));
+        else
+                r = lk_check_private(path, &st, flags & ~LK_PRIVATE_DIR, e);
+        if (r == 0)
+                r = check_parent(path, e);
+        if (r == 0)
+                r = lk_read_fd(fd, path, max, ret, ret_len, e);
+        close(fd);
+        if (r == 0 && ret_st)
+                *ret_st = st;
+        return r;
+}
+
 static int write_all(int fd, const char *p, size_t len)
 {
         while (len > 0) {

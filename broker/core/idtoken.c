@@ -26,7 +26,7 @@
 
 #include "b64url.h"
 #include "secret.h"
-#include "utf8.h"
+#include "base/text.h"
 
 #define TOKEN_MAX_SIZE (64 * 1024)
 
@@ -384,11 +384,11 @@ static int verify_signature(const struct jws *j, unsigned alg, const char *alg_n
         }
 
         if (kid && named == 0)
-                return refuse(e, LK_IDT_UNKNOWN_KID, "no key has kid \"%s\"", LK_TEXT_PRINTABLE(kid));
+                return refuse(e, LK_IDT_UNKNOWN_KID, "no key has kid \"%s\"", LK_ESCAPED(kid));
         if (kid && tried == 0)
                 return refuse(e, LK_IDT_KEY_MISMATCH,
                               "alg %s cannot use key \"%s\" (%s%s%s%s)", alg_name,
-                              LK_TEXT_PRINTABLE(kid), key_family(refused),
+                              LK_ESCAPED(kid), key_family(refused),
                               refused->alg ? ", meant for " : "", refused->alg ? refused->alg : "",
                               refused->alg ? " only" : "");
         if (tried == 0)
@@ -396,7 +396,7 @@ static int verify_signature(const struct jws *j, unsigned alg, const char *alg_n
                               alg_name);
         if (kid)
                 return refuse(e, LK_IDT_BAD_SIGNATURE, "the %s signature does not match key \"%s\"",
-                              alg_name, LK_TEXT_PRINTABLE(kid));
+                              alg_name, LK_ESCAPED(kid));
         return refuse(e, LK_IDT_BAD_SIGNATURE,
                       "the %s signature matches none of the %zu keys that fit", alg_name, tried);
 }
@@ -415,11 +415,11 @@ static int check_header_and_signature(const struct jws *j, const struct lk_idtok
         alg_name = json_string_value(v);
         if (strcasecmp(alg_name, "none") == 0)
                 return refuse(e, LK_IDT_ALG_NONE, "alg \"%s\" (unsigned) is never accepted",
-                              LK_TEXT_PRINTABLE(alg_name));
+                              LK_ESCAPED(alg_name));
         alg = lk_alg_from_name(alg_name);
         if (alg == 0 || !(p->algorithms & alg))
                 return refuse(e, LK_IDT_ALG_NOT_ALLOWED,
-                              "alg \"%s\" is not in id_token_algorithms", LK_TEXT_PRINTABLE(alg_name));
+                              "alg \"%s\" is not in id_token_algorithms", LK_ESCAPED(alg_name));
 
         /* RFC 7515 §4.1.11: extensions we do not understand must not be ignored. */
         if (json_object_get(j->header, "crit"))
@@ -464,7 +464,7 @@ static int check_aud(const json_t *c, const struct lk_idtoken_params *p, struct 
                 ours = streq(json_string_value(aud), p->client_id);
                 if (!ours)
                         return refuse(e, LK_IDT_AUD, "aud \"%s\" is not client_id \"%s\"",
-                                      LK_TEXT_PRINTABLE(json_string_value(aud)), LK_TEXT_PRINTABLE(p->client_id));
+                                      LK_ESCAPED(json_string_value(aud)), LK_ESCAPED(p->client_id));
         } else if (json_is_array(aud)) {
                 n = json_array_size(aud);
                 if (n == 0)
@@ -480,8 +480,8 @@ static int check_aud(const json_t *c, const struct lk_idtoken_params *p, struct 
                         return refuse(e, LK_IDT_AUD,
                                       "none of the %zu aud values (first \"%s\") "
                                       "is client_id \"%s\"",
-                                      n, LK_TEXT_PRINTABLE(json_string_value(json_array_get(aud, 0))),
-                                      LK_TEXT_PRINTABLE(p->client_id));
+                                      n, LK_ESCAPED(json_string_value(json_array_get(aud, 0))),
+                                      LK_ESCAPED(p->client_id));
         } else {
                 return refuse(e, LK_IDT_AUD, "aud is missing or not a string or array");
         }
@@ -492,7 +492,7 @@ static int check_aud(const json_t *c, const struct lk_idtoken_params *p, struct 
                         return refuse(e, LK_IDT_AZP, "azp is not a string");
                 if (!streq(json_string_value(azp), p->client_id))
                         return refuse(e, LK_IDT_AZP, "azp \"%s\" is not client_id \"%s\"",
-                                      LK_TEXT_PRINTABLE(json_string_value(azp)), LK_TEXT_PRINTABLE(p->client_id));
+                                      LK_ESCAPED(json_string_value(azp)), LK_ESCAPED(p->client_id));
         } else if (n > 1) {
                 return refuse(e, LK_IDT_AZP, "aud has %zu values but there is no azp", n);
         }
@@ -579,7 +579,7 @@ static int check_claims(const json_t *c, const struct lk_idtoken_params *p, stru
                 return refuse(e, LK_IDT_ISS, "iss is missing or not a string");
         if (!streq(json_string_value(v), p->issuer))
                 return refuse(e, LK_IDT_ISS, "iss \"%s\" is not the issuer \"%s\"",
-                              LK_TEXT_PRINTABLE(json_string_value(v)), LK_TEXT_PRINTABLE(p->issuer));
+                              LK_ESCAPED(json_string_value(v)), LK_ESCAPED(p->issuer));
 
         r = check_aud(c, p, e);
         if (r < 0)

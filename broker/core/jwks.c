@@ -20,7 +20,7 @@
 
 #include "b64url.h"
 #include "config.h"
-#include "utf8.h"
+#include "base/text.h"
 
 #define JWKS_MAX_SIZE (1024 * 1024)
 #define JWK_KID_MAX 1024
@@ -471,7 +471,7 @@ int lk_jwks_parse(const char *body, size_t len, struct lk_jwks **ret, struct lk_
                         if (json_is_object(v))
                                 (void)get_string(v, "kid", &kid);
                         return lk_error_set(e, -r, "JWKS key %zu (kid \"%s\"): %s", i,
-                                            LK_TEXT_PRINTABLE(kid), ke.message);
+                                            LK_ESCAPED(kid), ke.message);
                 }
                 s->n++;
         }

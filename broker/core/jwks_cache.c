@@ -55,38 +55,6 @@ static char *string_copy(const json_t *v)
         return s;
 }
 
-/*
- * The disk copy names the keys that sign id_tokens, so only a file the broker
- * wrote is trusted: a regular file owned by our euid that neither group nor
- * others may write. Checked on the open fd, so on what is read (no race).
- */
-static int read_own_file(const char *path, char **ret, size_t *ret_len, struct lk_error *e)
-{
-        struct stat st;
-        int fd, r;
-
-        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-        if (fd < 0) {
-                if (errno == ENOENT)
-                        return lk_error_set(e, LK_ERR_NOT_FOUND, "%s does not exist", path);
-                return lk_error_set(e, LK_ERR_IO, "Cannot open %s: %s", path, strerror(errno));
-        }
-        if (fstat(fd, &st) < 0)
-                r = lk_error_set(e, LK_ERR_IO, "Cannot stat %s: %s", path, strerror(errno));
-        else if (!S_ISREG(st.st_mode))
-                r = lk_error_set(e, LK_ERR_IO, "%s is not a regular file", path);
-        else if (st.st_uid != geteuid())
-                r = lk_error_set(e, LK_ERR_IO, "%s is owned by uid %u, not by us (uid %u)", path,
-                                 (unsigned)st.st_uid, (unsigned)geteuid());
-        else if (st.st_mode & 0022)
-                r = lk_error_set(e, LK_ERR_IO, "%s is writable by group or others (mode %04o)",
-                                 path, (unsigned)(st.st_mode & 07777));
-        else
-                r = lk_read_fd(fd, path, CACHE_FILE_MAX, ret, ret_len, e);
-        close(fd);
-        return r;
-}
-
 int lk_cache_file_load(const char *path, int64_t now, struct lk_cache_file *ret,
                        struct lk_error *e)
 {
@@ -98,7 +66,8 @@ int lk_cache_file_load(const char *path, int64_t now, struct lk_cache_file *ret,
         size_t len;
         int r;
 
-        r = read_own_file(path, &text, &len, e);
+        /* It names the keys that sign id_tokens: only a file the broker wrote is trusted. */
+        r = lk_read_private_file(path, LK_PRIVATE_OURS, CACHE_FILE_MAX, &text, &len, NULL, e);
         if (r < 0)
                 return r;
         doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);

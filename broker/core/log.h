@@ -3,13 +3,16 @@
  * Logging for the daemon and the tools: syslog, or stderr for the command
  * line and tests, and when no syslog daemon listens. Never pass a secret;
  * log lk_fingerprint() of it instead. Security events (logins, sessions,
- * refusals) go to LOG_AUTHPRIV.
+ * refusals) go to LOG_AUTHPRIV. Text from outside (a provider's claims or
+ * words) enters a line only through lk_text_escape() / LK_ESCAPED() of
+ * base/text.h, once, where it enters (an lk_error's message already has).
  */
 #pragma once
 
 #include <stdbool.h>
 #include <syslog.h>
 
+#include "base/text.h"
 #include "util.h"
 
 /* to_stderr false: syslog, unless nothing listens on /dev/log (then stderr, said once). */

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "utf8.h"
+#include "base/text.h"
 
 /* expires_in above this is nonsense (or a unit mix-up); below 1 is useless. */
 #define EXPIRES_IN_MAX ((int64_t)10 * 365 * 24 * 3600)
@@ -276,9 +276,9 @@ static bool oauth_error(json_t *j, char *err, size_t err_size, char *desc, size_
         v = json_object_get(j, "error");
         if (!json_is_string(v) || json_string_length(v) == 0)
                 return false;
-        lk_text_sanitize(json_string_value(v), err, err_size);
+        lk_text_escape(json_string_value(v), err, err_size);
         v = json_object_get(j, "error_description");
-        lk_text_sanitize(json_is_string(v) ? json_string_value(v) : NULL, desc, desc_size);
+        lk_text_escape(json_is_string(v) ? json_string_value(v) : NULL, desc, desc_size);
         return true;
 }
 
@@ -435,7 +435,7 @@ static int get_expires_in(json_t *doc, int64_t *ret, struct lk_error *e)
                 char *end = NULL;
                 long long ll;
 
-                lk_text_sanitize(s, shown, sizeof(shown));
+                lk_text_escape(s, shown, sizeof(shown));
                 if (len == 0 || len > 18 || strspn(s, "0123456789") != len)
                         return lk_error_set(e, LK_ERR_PROVIDER_RESPONSE,
                                             "the token endpoint's expires_in '%s' is not a whole "
@@ -517,7 +517,7 @@ int lk_token_response_parse(long status, const char *content_type, const char *b
         if (!is_json_type(content_type)) {
                 char shown[64];
 
-                lk_text_sanitize(content_type, shown, sizeof(shown));
+                lk_text_escape(content_type, shown, sizeof(shown));
                 return lk_error_set(e, LK_ERR_PROVIDER_RESPONSE,
                                     "the token endpoint answered with content type %s, not "
                                     "application/json",
@@ -557,7 +557,7 @@ int lk_token_response_parse(long status, const char *content_type, const char *b
         if (strcasecmp(json_string_value(v), "bearer") != 0 || json_string_length(v) != 6) {
                 char shown[32];
 
-                lk_text_sanitize(json_string_value(v), shown, sizeof(shown));
+                lk_text_escape(json_string_value(v), shown, sizeof(shown));
                 return lk_error_set(e, LK_ERR_PROVIDER_RESPONSE,
                                     "the token endpoint's token_type is '%s', not Bearer", shown);
         }

@@ -13,48 +13,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "utf8.h"
+#include "base/text.h"
+#include "base/utf8.h"
 
 #define USER_NAME_MAX 256 /* SPEC §4: user names are capped at 256 bytes */
-
-/* Strict UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing above U+10FFFF. */
-static bool utf8_valid(const unsigned char *s, size_t len)
-{
-        size_t i = 0;
-
-        while (i < len) {
-                unsigned char c = s[i];
-                size_t n;
-                uint32_t cp;
-
-                if (c < 0x80) {
-                        i++;
-                        continue;
-                } else if (c >= 0xc2 && c <= 0xdf) {
-                        n = 1;
-                        cp = c & 0x1f;
-                } else if (c >= 0xe0 && c <= 0xef) {
-                        n = 2;
-                        cp = c & 0x0f;
-                } else if (c >= 0xf0 && c <= 0xf4) {
-                        n = 3;
-                        cp = c & 0x07;
-                } else
-                        return false;
-                if (len - i - 1 < n)
-                        return false;
-                for (size_t k = 1; k <= n; k++) {
-                        if ((s[i + k] & 0xc0) != 0x80)
-                                return false;
-                        cp = (cp << 6) | (s[i + k] & 0x3f);
-                }
-                if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10ffff ||
-                    (cp >= 0xd800 && cp <= 0xdfff))
-                        return false;
-                i += n + 1;
-        }
-        return true;
-}
 
 /*
  * NULL when name can be a local user name, else what is wrong with it. Beyond
@@ -69,7 +31,7 @@ static const char *user_name_problem(const char *name, size_t len)
                 return "is longer than 256 bytes";
         if (strlen(name) != len)
                 return "holds a NUL byte";
-        if (!utf8_valid((const unsigned char *)name, len))
+        if (!lk_utf8_valid(name, len))
                 return "is not valid UTF-8";
         if (name[0] == '-')
                 return "starts with '-'";
@@ -86,16 +48,6 @@ static const char *user_name_problem(const char *name, size_t len)
                         return "holds a space";
         }
         return NULL;
-}
-
-/* A name safe to show: printable ASCII, others as '?', cut. */
-static void shown(const char *in, char *out, size_t size)
-{
-        size_t n = 0;
-
-        for (; *in && n + 1 < size; in++)
-                out[n++] = (unsigned char)*in >= 0x20 && (unsigned char)*in < 0x7f ? *in : '?';
-        out[n] = 0;
 }
 
 static bool group_allowed(const struct lk_config *c, const json_t *groups)
@@ -116,7 +68,6 @@ int lk_usermap(const struct lk_config *c, const json_t *claims, char **ret_user,
 {
         _cleanup_free_ char *name = NULL;
         const char *claim = c->username_claim ?: "preferred_username", *why;
-        char show[64];
         json_t *v;
         size_t len;
 
@@ -145,18 +96,16 @@ int lk_usermap(const struct lk_config *c, const json_t *claims, char **ret_user,
         }
 
         why = user_name_problem(name, len);
-        if (why) {
-                shown(name, show, sizeof(show));
+        if (why)
                 return lk_error_set(e, LK_ERR_INVALID_ID_TOKEN,
                                     "The id_token's '%s' claim ('%s') is not a usable user name: "
                                     "it %s",
-                                    claim, show, why);
-        }
+                                    claim, LK_ESCAPED(name), why);
 
         /* Both rules apply where both are set, as sshd's AllowUsers and AllowGroups. */
         if (c->allowed_users && c->allowed_users[0] && !lk_strv_contains(c->allowed_users, name))
                 return lk_error_set(e, LK_ERR_NOT_ALLOWED, "User %s is not in allowed_users",
-                                    name);
+                                    LK_ESCAPED(name));
 
         if (c->allowed_groups && c->allowed_groups[0]) {
                 const char *gclaim = c->groups_claim ?: "groups";
@@ -166,15 +115,16 @@ int lk_usermap(const struct lk_config *c, const json_t *claims, char **ret_user,
                         return lk_error_set(e, LK_ERR_NOT_ALLOWED,
                                             "User %s is not allowed: the id_token has no '%s' "
                                             "claim, and allowed_groups is set",
-                                            name, gclaim);
+                                            LK_ESCAPED(name), gclaim);
                 if (!json_is_string(groups) && !json_is_array(groups))
                         return lk_error_set(e, LK_ERR_NOT_ALLOWED,
                                             "User %s is not allowed: the id_token's '%s' claim is "
                                             "neither a string nor an array of strings",
-                                            name, gclaim);
+                                            LK_ESCAPED(name), gclaim);
                 if (!group_allowed(c, groups))
                         return lk_error_set(e, LK_ERR_NOT_ALLOWED,
-                                            "User %s is in none of the allowed_groups", name);
+                                            "User %s is in none of the allowed_groups",
+                                            LK_ESCAPED(name));
         }
 
         *ret_user = TAKE_PTR(name);
@@ -239,7 +189,7 @@ int lk_login_defs_uid_min(const char *path, uid_t *ret, struct lk_error *e)
                 n = strtoul(v, &end, 0);
                 if (*v == 0 || *v == '-' || *v == '+' || errno != 0 || *end != 0 ||
                     n >= (uid_t)-1) {
-                        lk_text_sanitize(v, shown, sizeof(shown));
+                        lk_text_escape(v, shown, sizeof(shown));
                         fclose(f);
                         return lk_error_set(e, LK_ERR_CONFIG,
                                             "%s:%u: UID_MIN '%s' is not a uid", path, lineno,
@@ -265,7 +215,7 @@ int lk_usermap_check_account(const struct lk_config *c, uid_t uid_min, const cha
                 return 0;
         if (lk_strv_contains(c->allow_system_users, user))
                 return 0;
-        shown(user, show, sizeof(show));
+        lk_text_escape(user, show, sizeof(show));
         if (uid == 0)
                 return lk_error_set(e, LK_ERR_NOT_ALLOWED,
                                     "%s is root (uid 0): single sign-on may log in as root only "

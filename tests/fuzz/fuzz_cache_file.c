@@ -4,11 +4,11 @@
  * someone had written anything at all into the cache folder: it must be
  * refused or give a fresh, bounded entry, never a crash.
  */
+#include <fcntl.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -18,27 +18,37 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+static char dir[] = "/tmp/fuzz-cache-file.XXXXXX";
+static char path[64];
+
+static void remove_dir(void)
+{
+        unlink(path);
+        rmdir(dir);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
         struct lk_cache_file f = {0};
         struct lk_jwks_cache c;
         struct lk_error e = {0};
-        char path[64];
+        static bool made;
         int fd, r;
 
-        fd = memfd_create("cache", MFD_CLOEXEC);
+        /* A file in a folder of our own, mode 0600: what the broker itself writes (a file
+         * others may write, or reached through a symbolic link, is refused before it is read). */
+        if (!made) {
+                if (!mkdtemp(dir))
+                        abort();
+                snprintf(path, sizeof(path), "%s/cache.json", dir);
+                atexit(remove_dir);
+                made = true;
+        }
+        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
         if (fd < 0)
-                return 0;
-        /* A memfd is 0777; a disk copy others may write is refused before it is read. */
-        if (fchmod(fd, 0600) < 0) {
-                close(fd);
-                return 0;
-        }
-        if (write(fd, data, size) != (ssize_t)size) {
-                close(fd);
-                return 0;
-        }
-        snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+                abort();
+        if (write(fd, data, size) != (ssize_t)size)
+                abort();
 
         r = lk_cache_file_load(path, NOW, &f, &e);
         if (r == 0) {

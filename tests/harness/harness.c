@@ -772,6 +772,30 @@ int lkh_start_broker(struct lkh *h, const char *const *extra_args)
         return r;
 }
 
+int lkh_start_broker_logging(struct lkh *h, const char *const *extra_args, const char *log_path)
+{
+        int saved, fd, r;
+
+        fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+        if (fd < 0)
+                return fail(-errno, "cannot open %s: %m", log_path);
+        /* The broker inherits our stderr: point it at the log while it starts. */
+        fflush(stderr);
+        saved = dup(STDERR_FILENO);
+        if (saved < 0) {
+                r = -errno;
+                close(fd);
+                return fail(r, "dup: %m");
+        }
+        dup2(fd, STDERR_FILENO);
+        close(fd);
+        r = lkh_start_broker(h, extra_args);
+        fflush(stderr);
+        dup2(saved, STDERR_FILENO);
+        close(saved);
+        return r;
+}
+
 void lkh_stop_broker(struct lkh *h)
 {
         pid_t pid;

@@ -110,6 +110,8 @@ void lkh_stop_bus(struct lkh *h);
 /* Starts latchkeyd directly (extra_args: NULL-terminated, may be NULL) and waits (up to 15 s)
  * until it owns org.latchkey.Broker1 on the private bus. */
 int lkh_start_broker(struct lkh *h, const char *const *extra_args);
+/* The same with the broker's stderr appended to log_path (created mode 0600). */
+int lkh_start_broker_logging(struct lkh *h, const char *const *extra_args, const char *log_path);
 /* Stops the broker, whether started by lkh_start_broker() or by bus activation. */
 void lkh_stop_broker(struct lkh *h);
 /* The path of latchkeyd the harness runs. */

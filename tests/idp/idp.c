@@ -100,6 +100,7 @@ struct switches {
         char retry_after[32];  /* a Retry-After header on refuse_* answers; "" = none */
         bool iss_parameter;    /* RFC 9207: iss on authorization responses, said in discovery */
         char id_token_user[USER_MAX + 1];
+        char sub[USER_MAX + 1]; /* the id_token's sub, whoever signed in; "" = derived */
         char groups[STRING_SWITCH_MAX];
         enum id_alg alg;
         long jwks_max_age;
@@ -657,7 +658,7 @@ static char *make_id_token(const struct client *cl, const char *user, const char
         wrong_iss = xasprintf("%s/wrong", idp.issuer);
         json_object_set_new(claims, "iss", json_string(sw->wrong_iss ? wrong_iss : idp.issuer));
         if (!sw->no_sub)
-                json_object_set_new(claims, "sub", json_string(sub));
+                json_object_set_new(claims, "sub", json_string(isempty(sw->sub) ? sub : sw->sub));
         if (sw->wrong_aud)
                 json_object_set_new(claims, "aud", json_string("someone-else"));
         else if (sw->extra_aud_no_azp)
@@ -1497,6 +1498,12 @@ static bool apply_switch(const char *name, const char *value)
                 snprintf(sw->id_token_user, sizeof(sw->id_token_user), "%s", value ? value : "");
                 return true;
         }
+        if (streq(name, "sub")) {
+                if (value && strlen(value) > USER_MAX)
+                        return false;
+                snprintf(sw->sub, sizeof(sw->sub), "%s", value ? value : "");
+                return true;
+        }
         if (streq(name, "wrong_content_type")) {
                 if (value && strlen(value) >= sizeof(sw->wrong_content_type))
                         return false;
@@ -1562,6 +1569,7 @@ static json_t *switches_json(void)
         json_object_set_new(j, "jwks_max_age", json_integer(sw->jwks_max_age));
         json_object_set_new(j, "alg", json_string(alg_names[sw->alg]));
         json_object_set_new(j, "id_token_user", json_string(sw->id_token_user));
+        json_object_set_new(j, "sub", json_string(sw->sub));
         json_object_set_new(j, "groups", json_string(sw->groups));
         json_object_set_new(j, "refuse_code",
                             json_sprintf("%ld:%s", sw->refuse_code.status, sw->refuse_code.error));

@@ -437,6 +437,159 @@ static void test_lib_expired(void **state)
         latchkey_close(lk);
 }
 
+/* ---- forged SessionChanged (issue 16 item 5) ---- */
+
+#define NOBODY 65534
+
+struct forgery {
+        char dest[8][64]; /* our own connections' unique names */
+        size_t n_dest;
+        const char *tag;  /* the session id the forger's signals carry */
+};
+
+static DBusConnection *raw_connect(void)
+{
+        DBusConnection *c = dbus_connection_open_private(H->bus_address, NULL);
+
+        if (c && !dbus_bus_register(c, NULL)) {
+                dbus_connection_close(c);
+                dbus_connection_unref(c);
+                return NULL;
+        }
+        return c;
+}
+
+static void raw_close(DBusConnection *c)
+{
+        dbus_connection_close(c);
+        dbus_connection_unref(c);
+}
+
+/* SessionChanged(tag-unicast, "expired") to each of f->dest, and tag-broadcast to everyone; then
+ * a round trip to the bus, after which it has routed both. 0 when all was sent. */
+static int forge(void *userdata)
+{
+        const struct forgery *f = userdata;
+        DBusConnection *c = raw_connect();
+        DBusMessage *m, *reply;
+        char sid[96];
+        const char *id = sid, *event = "expired";
+        int r = 0;
+
+        if (!c)
+                return 1;
+        for (size_t i = 0; i <= f->n_dest; i++) {
+                m = dbus_message_new_signal("/org/latchkey/Broker1", "org.latchkey.Broker1",
+                                            "SessionChanged");
+                snprintf(sid, sizeof(sid), "%s-%s", f->tag, i < f->n_dest ? "unicast" : "broadcast");
+                if (!m || (i < f->n_dest && !dbus_message_set_destination(m, f->dest[i])) ||
+                    !dbus_message_append_args(m, DBUS_TYPE_STRING, &id, DBUS_TYPE_STRING, &event,
+                                              DBUS_TYPE_INVALID) ||
+                    !dbus_connection_send(c, m, NULL))
+                        r = 2;
+                if (m)
+                        dbus_message_unref(m);
+        }
+        m = dbus_message_new_method_call("org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                         "org.freedesktop.DBus", "GetId");
+        reply = m ? dbus_connection_send_with_reply_and_block(c, m, 10000, NULL) : NULL;
+        if (!reply)
+                r = 3;
+        else
+                dbus_message_unref(reply);
+        if (m)
+                dbus_message_unref(m);
+        raw_close(c);
+        return r;
+}
+
+/* The unique names of this process's connections to the bus but c's own. */
+static void own_connections(DBusConnection *c, struct forgery *f)
+{
+        DBusMessage *m, *reply;
+        DBusMessageIter it, a;
+
+        m = dbus_message_new_method_call("org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                         "org.freedesktop.DBus", "ListNames");
+        assert_non_null(m);
+        reply = dbus_connection_send_with_reply_and_block(c, m, 10000, NULL);
+        dbus_message_unref(m);
+        assert_non_null(reply);
+        assert_true(dbus_message_iter_init(reply, &it));
+        dbus_message_iter_recurse(&it, &a);
+        for (; dbus_message_iter_get_arg_type(&a) == DBUS_TYPE_STRING; dbus_message_iter_next(&a)) {
+                const char *name;
+                dbus_uint32_t pid = 0;
+                DBusMessage *q, *pr;
+
+                dbus_message_iter_get_basic(&a, &name);
+                if (name[0] != ':' || streq(name, dbus_bus_get_unique_name(c)))
+                        continue;
+                q = dbus_message_new_method_call("org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                                 "org.freedesktop.DBus",
+                                                 "GetConnectionUnixProcessID");
+                assert_non_null(q);
+                assert_true(dbus_message_append_args(q, DBUS_TYPE_STRING, &name,
+                                                     DBUS_TYPE_INVALID));
+                pr = dbus_connection_send_with_reply_and_block(c, q, 10000, NULL);
+                dbus_message_unref(q);
+                if (pr && dbus_message_get_args(pr, NULL, DBUS_TYPE_UINT32, &pid,
+                                                DBUS_TYPE_INVALID) &&
+                    pid == (dbus_uint32_t)getpid() && f->n_dest < ELEMENTSOF(f->dest))
+                        snprintf(f->dest[f->n_dest++], sizeof(f->dest[0]), "%s", name);
+                if (pr)
+                        dbus_message_unref(pr);
+        }
+        dbus_message_unref(reply);
+}
+
+/*
+ * Another uid (nobody) and another connection of root send SessionChanged "expired" straight
+ * to the watching connection, and broadcast one: none of it reaches the application; the
+ * broker's own signal does.
+ */
+static void test_lib_forged_signals(void **state)
+{
+        struct latchkey *lk = NULL, *watcher = NULL;
+        struct forgery f = {0};
+        struct events ev = {0};
+        DBusConnection *c;
+        int fd, result = -1;
+
+        assert_int_equal(latchkey_open(&lk), 0);
+        assert_int_equal(latchkey_open(&watcher), 0);
+        fd = latchkey_watch_fd(watcher);
+        assert_true(fd >= 0);
+        assert_true(latchkey_dispatch(watcher, on_changed, &ev) >= 0);
+
+        c = raw_connect();
+        assert_non_null(c);
+        own_connections(c, &f);
+        assert_true(f.n_dest >= 1); /* the watch connection at least */
+        raw_close(c);
+
+        f.tag = "forged-nobody";
+        assert_int_equal(lkh_run_as(NOBODY, NOBODY, forge, &f, &result), 0);
+        assert_int_equal(result, 0);
+        f.tag = "forged-root";
+        assert_int_equal(forge(&f), 0);
+
+        /* The real one comes after the forgeries (the bus has routed them already). */
+        open_session(lk, "root", "lib-forge");
+        wait_event(watcher, fd, &ev, "lib-forge:opened");
+        assert_true(latchkey_dispatch(watcher, on_changed, &ev) >= 0);
+        for (int i = 0; i < ev.n; i++) {
+                if (strncmp(ev.seen[i], "forged-", 7) == 0)
+                        fprintf(stderr, "delivered a forgery: %s\n", ev.seen[i]);
+                assert_int_not_equal(strncmp(ev.seen[i], "forged-", 7), 0);
+        }
+
+        assert_int_equal(latchkey_close_session(lk, "lib-forge"), 0);
+        wait_event(watcher, fd, &ev, "lib-forge:closed");
+        latchkey_close(watcher);
+        latchkey_close(lk);
+}
+
 /* Separate handles in separate threads are independent. */
 static void *token_thread(void *arg)
 {
@@ -670,6 +823,35 @@ static void test_ctl_session_commands(void **state)
 }
 
 /* logout without an id closes our newest session; then no session is left to close. */
+/* Claims the provider chose reach the terminal escaped: no bidi override, no C1 control. */
+static void test_ctl_claims_escaped(void **state)
+{
+        static const char *const raw[] = { "\xe2\x80\xae", "\xc2\x85", "\n\n" };
+        struct run r;
+
+        assert_int_equal(lkh_idp_set(H, "sub", "s\xe2\x80\xae\xc2\x85x\n"), 0);
+        assert_int_equal(lkh_idp_set(H, "groups", "ad\xe2\x80\xaemins"), 0);
+        open_session_new("ctl-bidi");
+        assert_int_equal(lkh_idp_reset(H), 0);
+
+        r = RUN("claims", "--session", "ctl-bidi");
+        assert_int_equal(r.code, 0);
+        assert_non_null(strstr(r.out, "\nsub: s\\u202e\\u0085x\\n\n"));
+        assert_non_null(strstr(r.out, "\ngroups: [\"ad\\u202Emins\"]\n")); /* JSON_ENSURE_ASCII */
+        for (size_t i = 0; i < ELEMENTSOF(raw); i++)
+                assert_null(strstr(r.out, raw[i]));
+        run_clear(&r);
+        r = RUN("claims", "--session", "ctl-bidi", "--json");
+        assert_int_equal(r.code, 0);
+        assert_non_null(strstr(r.out, "\"s\\u202E\\u0085x\\n\""));
+        for (size_t i = 0; i < ELEMENTSOF(raw); i++)
+                assert_null(strstr(r.out, raw[i]));
+        run_clear(&r);
+        r = RUN("logout", "--session", "ctl-bidi");
+        assert_int_equal(r.code, 0);
+        run_clear(&r);
+}
+
 static void test_ctl_logout_default(void **state)
 {
         struct latchkey_session *list = NULL;
@@ -1060,6 +1242,82 @@ static void test_check_config_secret_mode(void **state)
         }
 }
 
+/* Runs latchkeyd with config until it exits (it must); its exit code, and its stderr in *ret_err. */
+static int run_latchkeyd(const char *config, char **ret_err)
+{
+        _cleanup_free_ char *log = NULL, *state = NULL;
+        const char *argv[] = { lkh_latchkeyd_path(), "--config", config, "--state-dir", NULL,
+                               "--idle-exit", "0", NULL };
+        int fd, saved, status, r;
+        pid_t pid;
+        FILE *f;
+
+        assert_int_equal(asprintf(&log, "%s/latchkeyd-refused.log", H->dir) > 0, 1);
+        assert_int_equal(asprintf(&state, "%s/state-refused", H->dir) > 0, 1);
+        argv[4] = state;
+        fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        assert_true(fd >= 0);
+        fflush(stderr);
+        saved = dup(STDERR_FILENO);
+        assert_true(saved >= 0);
+        dup2(fd, STDERR_FILENO);
+        close(fd);
+        r = lkh_spawn(argv, -1, &pid);
+        fflush(stderr);
+        dup2(saved, STDERR_FILENO);
+        close(saved);
+        assert_int_equal(r, 0);
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFEXITED(status));
+        *ret_err = calloc(1, 65536);
+        assert_non_null(*ret_err);
+        f = fopen(log, "re");
+        assert_non_null(f);
+        (void)fread(*ret_err, 1, 65535, f);
+        fclose(f);
+        return WEXITSTATUS(status);
+}
+
+/* Issue 16 item 8: a config file others may write is refused by latchkeyd and check-config. */
+static void test_config_others_may_write(void **state)
+{
+        _cleanup_free_ char *base = base_config(true), *path = NULL, *dropdir = NULL;
+        _cleanup_free_ char *want = NULL, *drop = NULL, *err = NULL;
+        struct run r;
+
+        path = write_file("writable.conf", base);
+        assert_int_equal(chmod(path, 0666), 0);
+        assert_int_equal(asprintf(&want, "%s has mode 0666; it is writable by group or others "
+                                         "(chmod go-w %s)", path, path) > 0, 1);
+        assert_int_equal(run_latchkeyd(path, &err), 1);
+        if (!strstr(err, want))
+                fprintf(stderr, "latchkeyd said: %s", err);
+        assert_non_null(strstr(err, want));
+        r = RUN("check-config", path);
+        assert_int_equal(r.code, 1);
+        assert_non_null(strstr(r.out, want));
+        run_clear(&r);
+
+        /* A drop-in owned by another user */
+        assert_int_equal(chmod(path, 0644), 0);
+        assert_int_equal(asprintf(&dropdir, "%s.d", path) > 0, 1);
+        assert_int_equal(mkdir(dropdir, 0755), 0);
+        drop = write_file("writable.conf.d/50-users.conf", "[users]\nallowed_users = eve\n");
+        assert_int_equal(chown(drop, 65534, 65534), 0);
+        free(want);
+        assert_int_equal(asprintf(&want, "%s is owned by uid 65534; it must be owned by root or "
+                                         "by uid 0 (chown root %s)", drop, drop) > 0, 1);
+        free(err);
+        assert_int_equal(run_latchkeyd(path, &err), 1);
+        assert_non_null(strstr(err, want));
+        r = RUN("check-config", path);
+        assert_int_equal(r.code, 1);
+        assert_non_null(strstr(r.out, want));
+        run_clear(&r);
+        assert_int_equal(unlink(drop), 0);
+        assert_int_equal(rmdir(dropdir), 0);
+}
+
 static bool has_check(json_t *j, const char *check, const char *level, const char *text)
 {
         size_t i;
@@ -1185,10 +1443,12 @@ int main(void)
                 cmocka_unit_test(test_lib_flow),
                 cmocka_unit_test(test_lib_login_errors),
                 cmocka_unit_test(test_lib_expired),
+                cmocka_unit_test(test_lib_forged_signals),
                 cmocka_unit_test(test_lib_threads),
                 cmocka_unit_test(test_lib_no_broker),
                 cmocka_unit_test(test_ctl_help_and_usage),
                 cmocka_unit_test(test_ctl_session_commands),
+                cmocka_unit_test(test_ctl_claims_escaped),
                 cmocka_unit_test(test_ctl_logout_default),
                 cmocka_unit_test(test_ctl_expired),
                 cmocka_unit_test(test_ctl_no_broker),
@@ -1197,6 +1457,7 @@ int main(void)
                 cmocka_unit_test(test_check_config_broken),
                 cmocka_unit_test(test_check_config_every_problem),
                 cmocka_unit_test(test_check_config_secret_mode),
+                cmocka_unit_test(test_config_others_may_write),
                 cmocka_unit_test(test_check_config_provider),
                 cmocka_unit_test(test_no_service),
         };

@@ -262,7 +262,7 @@ static int setup_broker(void **state, bool basic)
         static const char *const args[] = {"--debug", NULL};
         struct lkh_idp_options o = {.basic = basic};
         struct lkh *h = NULL;
-        int saved, fd, r = -1;
+        int r = -1;
 
         if (lkh_new(&h) < 0 || lkh_start_idp(h, &o) < 0 ||
             lkh_write_config(h, "[sessions]\nrefresh_margin = 60\nrevoke_on_close = yes\n") < 0 ||
@@ -271,18 +271,7 @@ static int setup_broker(void **state, bool basic)
         free(broker_log);
         if (asprintf(&broker_log, "%s/broker-stderr.log", h->dir) < 0)
                 goto out;
-        fd = open(broker_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-        if (fd < 0)
-                goto out;
-        /* The broker inherits our stderr: point it at the log while it starts. */
-        fflush(stderr);
-        saved = dup(STDERR_FILENO);
-        dup2(fd, STDERR_FILENO);
-        close(fd);
-        r = lkh_start_broker(h, args);
-        fflush(stderr);
-        dup2(saved, STDERR_FILENO);
-        close(saved);
+        r = lkh_start_broker_logging(h, args, broker_log);
         if (r < 0)
                 goto out;
         bus = bc_open(h->bus_address);

@@ -16,6 +16,7 @@
 
 #include <cmocka.h>
 
+#include "base/utf8.h"
 #include "broker.h"
 #include "bus.h"
 #include "errors.h"
@@ -97,6 +98,28 @@ static void test_error_table(void **state)
         /* Without a message: at least the error's name. */
         lk_dbus_error_message(-LK_ERR_NOT_FOUND, NULL, buf, sizeof(buf));
         assert_string_equal(buf, "NotFound");
+}
+
+/* A message cut to fit its buffer ends on a whole character: D-Bus takes only valid UTF-8. */
+static void test_error_cut_on_character(void **state)
+{
+        char text[LK_ERROR_MESSAGE_MAX + 8];
+
+        for (size_t shift = 0; shift < 4; shift++) {
+                struct lk_error e = {0};
+                size_t n = 0;
+
+                memset(text, 'a', shift);
+                n = shift;
+                while (n + 4 < sizeof(text)) {
+                        memcpy(text + n, "\xf0\x9f\x94\x91", 4); /* U+1F511, 4 bytes */
+                        n += 4;
+                }
+                text[n] = 0;
+                lk_error_set(&e, LK_ERR_INVALID_ID_TOKEN, "%s", text);
+                assert_true(strlen(e.message) > LK_ERROR_MESSAGE_MAX - 5);
+                assert_true(lk_utf8_valid(e.message, strlen(e.message)));
+        }
 }
 
 static void test_arg_check(void **state)
@@ -453,6 +476,7 @@ int main(void)
         const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_session_ids),
             cmocka_unit_test(test_error_table),
+            cmocka_unit_test(test_error_cut_on_character),
             cmocka_unit_test(test_arg_check),
             cmocka_unit_test_setup_teardown(test_store_round_trip, store_setup, store_teardown),
             cmocka_unit_test_setup_teardown(test_store_dir_checks, store_setup, store_teardown),

@@ -642,6 +642,84 @@ static void test_files_and_dropins(void **state)
         lk_config_problems_clear(&p);
 }
 
+/* Loading path fails, and its first problem says what asprintf(...) gives. */
+static void expect_load_refused(const char *path, const char *want)
+{
+        struct lk_config *c = NULL;
+        struct lk_error e = {0};
+
+        if (lk_config_load(path, &c, NULL, &e) != -LK_ERR_CONFIG)
+                fail_msg("loaded %s, which should say %s", path, want);
+        assert_null(c);
+        if (!streq(e.message, want))
+                fail_msg("expected '%s'\n     got '%s'", want, e.message);
+}
+#define EXPECT_REFUSED(path, ...)                                         \
+        do {                                                              \
+                _cleanup_free_ char *_want = NULL;                        \
+                assert_true(asprintf(&_want, __VA_ARGS__) > 0);           \
+                expect_load_refused((path), _want);                       \
+        } while (0)
+
+/* Issue 16 item 8: a file, folder or drop-in that someone else may change decides nothing. */
+static void test_others_may_write(void **state)
+{
+        _cleanup_(lk_config_freep) struct lk_config *c = NULL;
+        struct lk_error e = {0};
+        const char *dir = tpath("w"), *path = tpath("w/latchkey.conf"), *d = tpath("w/latchkey.conf.d");
+        const char *drop = tpath("w/latchkey.conf.d/10-users.conf"), *link = tpath("w/link.conf");
+
+        assert_int_equal(mkdir(dir, 0755), 0);
+        write_file("w/latchkey.conf", 0644, minimal);
+        assert_int_equal(lk_config_load(path, &c, NULL, &e), 0);
+
+        /* The file: group- or world-writable */
+        assert_int_equal(chmod(path, 0664), 0);
+        EXPECT_REFUSED(path, "%s: %s has mode 0664; it is writable by group or others "
+                             "(chmod go-w %s)", path, path, path);
+        assert_int_equal(chmod(path, 0646), 0);
+        EXPECT_REFUSED(path, "%s: %s has mode 0646; it is writable by group or others "
+                             "(chmod go-w %s)", path, path, path);
+        assert_int_equal(chmod(path, 0644), 0);
+
+        /* A symbolic link to it */
+        assert_int_equal(symlink(path, link), 0);
+        EXPECT_REFUSED(link, "%s: %s is a symbolic link; name the file itself", link, link);
+
+        /* Its folder */
+        assert_int_equal(chmod(dir, 0757), 0);
+        EXPECT_REFUSED(path, "%s: %s has mode 0757; it is writable by group or others "
+                             "(chmod go-w %s)", path, dir, dir);
+        assert_int_equal(chmod(dir, 0755), 0);
+
+        /* The drop-in folder, and a drop-in */
+        assert_int_equal(mkdir(d, 0755), 0);
+        assert_int_equal(chmod(d, 0775), 0); /* past the umask */
+        write_file("w/latchkey.conf.d/10-users.conf", 0644, "[users]\nallowed_users = eve\n");
+        EXPECT_REFUSED(path, "%s: %s has mode 0775; it is writable by group or others "
+                             "(chmod go-w %s)", d, d, d);
+        assert_int_equal(chmod(d, 0755), 0);
+        assert_int_equal(chmod(drop, 0666), 0);
+        EXPECT_REFUSED(path, "%s: %s has mode 0666; it is writable by group or others "
+                             "(chmod go-w %s)", drop, drop, drop);
+        assert_int_equal(chmod(drop, 0644), 0);
+        lk_config_free(TAKE_PTR(c));
+        assert_int_equal(lk_config_load(path, &c, NULL, &e), 0);
+        assert_string_equal(c->allowed_users[0], "eve");
+
+        /* Owned by another user (tests run as root in CI; chown needs it) */
+        if (geteuid() != 0)
+                return;
+        /* the drop-in, its folder, the file, its folder; and which source the problem names */
+        const char *const owned[][2] = { { drop, drop }, { d, d }, { path, path }, { dir, path } };
+        for (size_t i = 0; i < ELEMENTSOF(owned); i++) {
+                assert_int_equal(chown(owned[i][0], 65534, 65534), 0);
+                EXPECT_REFUSED(path, "%s: %s is owned by uid 65534; it must be owned by root or by "
+                                     "uid 0 (chown root %s)", owned[i][1], owned[i][0], owned[i][0]);
+                assert_int_equal(chown(owned[i][0], 0, 0), 0);
+        }
+}
+
 static void test_missing_file(void **state)
 {
         struct lk_config *c = NULL;
@@ -649,7 +727,7 @@ static void test_missing_file(void **state)
         _cleanup_free_ char *want = NULL;
 
         assert_int_equal(lk_config_load(tpath("nope.conf"), &c, NULL, &e), -LK_ERR_CONFIG);
-        assert_true(asprintf(&want, "%s/nope.conf: cannot open: No such file or directory",
+        assert_true(asprintf(&want, "%s/nope.conf: %s/nope.conf does not exist", tmpdir,
                              tmpdir) > 0);
         assert_string_equal(e.message, want);
 }
@@ -690,8 +768,8 @@ static void test_secret_file_modes(void **state)
         sp = write_file("secret-0644", 0644, SECRET "\n");
         t = config_with_secret_file(sp);
         assert_true(asprintf(&want, "test.conf:5: [provider] client_secret_file: %s has mode 0644; "
-                                    "a secret must not be open to group or others (chmod 600)",
-                             sp) > 0);
+                                    "a secret must not be open to group or others (chmod 0600 %s)",
+                             sp, sp) > 0);
         expect_error(t, want);
         free(t);
         free(want);
@@ -748,8 +826,8 @@ static void test_secret_file_symlink_and_owner(void **state)
         free(want);
         t = config_with_secret_file(other);
         assert_true(asprintf(&want, "test.conf:5: [provider] client_secret_file: %s is owned by "
-                                    "uid 4242; it must be owned by root or by uid 0",
-                             other) > 0);
+                                    "uid 4242; it must be owned by root or by uid 0 (chown root %s)",
+                             other, other) > 0);
         expect_error(t, want);
 }
 
@@ -775,9 +853,9 @@ static void test_inline_secret_in_readable_file(void **state)
         path = write_file("inline.conf", 0644, text);
         assert_int_equal(lk_config_load(path, &c, &p, &e), -LK_ERR_CONFIG);
         assert_true(asprintf(&want, "%s:5: [provider] client_secret: this file holds the client "
-                                    "secret but has mode 0644; make it chmod 600, or use "
-                                    "client_secret_file",
-                             path) > 0);
+                                    "secret, but %s has mode 0644; a secret must not be open to "
+                                    "group or others (chmod 0600 %s); or use client_secret_file",
+                             path, path, path) > 0);
         assert_string_equal(e.message, want);
         assert_null(strstr(e.message, SECRET));
         lk_config_problems_clear(&p);
@@ -921,6 +999,7 @@ int main(void)
                 cmocka_unit_test(test_long_line),
                 cmocka_unit_test(test_files_and_dropins),
                 cmocka_unit_test(test_missing_file),
+                cmocka_unit_test(test_others_may_write),
                 cmocka_unit_test(test_nul_byte_in_file),
                 cmocka_unit_test(test_secret_file_modes),
                 cmocka_unit_test(test_secret_file_symlink_and_owner),

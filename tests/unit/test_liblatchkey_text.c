@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* liblatchkey's checks on text crossing the bus (lib/text.c), compiled in directly. */
+/* liblatchkey's checks on text crossing the bus (lib/text.c, compiled in directly), and the
+ * base's lk_text_escape() that its messages for a person go through. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -7,6 +8,7 @@
 
 #include <cmocka.h>
 
+#include "base/text.h"
 #include "internal.h"
 
 static void test_string_valid(void **state)
@@ -44,27 +46,27 @@ static void test_text_for_person(void **state)
 {
         char out[32];
 
-        lkl_text_for_person("No session 'x'", out, sizeof(out));
+        lk_text_escape("No session 'x'", out, sizeof(out));
         assert_string_equal(out, "No session 'x'");
-        lkl_text_for_person(NULL, out, sizeof(out));
+        lk_text_escape(NULL, out, sizeof(out));
         assert_string_equal(out, "");
-        /* Line breaks and tabs become spaces; escapes and bidi overrides go. */
-        lkl_text_for_person("a\nb\tc\x1b[2Jd\u202eE\x7f", out, sizeof(out));
-        assert_string_equal(out, "a b c[2JdE");
-        /* C1 controls (U+0085, U+009B) go; invalid bytes become '?'. */
-        lkl_text_for_person("x\xc2\x85y\xc2\x9bz\xff!", out, sizeof(out));
-        assert_string_equal(out, "xyz?!");
+        /* Line breaks, tabs, escapes and bidi overrides are shown escaped. */
+        lk_text_escape("a\nb\tc\x1b[2Jd\u202eE\x7f", out, sizeof(out));
+        assert_string_equal(out, "a\\nb\\tc\\x1b[2Jd\\u202eE\\x7f");
+        /* C1 controls (U+0085, U+009B) and invalid bytes too. */
+        lk_text_escape("x\xc2\x85y\xc2\x9bz\xff!", out, sizeof(out));
+        assert_string_equal(out, "x\\u0085y\\u009bz\\xff!");
         /* Exactly fitting: no ellipsis. */
-        lkl_text_for_person("0123456789012345678901234567890", out, sizeof(out));
+        lk_text_escape("0123456789012345678901234567890", out, sizeof(out));
         assert_string_equal(out, "0123456789012345678901234567890");
         /* One more: cut, with "...", within size. */
-        lkl_text_for_person("01234567890123456789012345678901", out, sizeof(out));
+        lk_text_escape("01234567890123456789012345678901", out, sizeof(out));
         assert_string_equal(out, "0123456789012345678901234567...");
         /* Never half a character. */
-        lkl_text_for_person("\u20ac\u20ac\u20ac\u20ac\u20ac\u20ac\u20ac\u20ac\u20ac\u20ac\u20ac",
+        lk_text_escape("\u20ac\u20ac\u20ac\u20ac\u20ac\u20ac\u20ac\u20ac\u20ac\u20ac\u20ac",
                             out, 16);
         assert_string_equal(out, "\u20ac\u20ac\u20ac\u20ac...");
-        lkl_text_for_person("abcdef", out, 4);
+        lk_text_escape("abcdef", out, 4);
         assert_string_equal(out, "...");
 }
 

@@ -17,7 +17,7 @@
 #define FOR_PERSON(in, size)                                      \
         ({                                                        \
                 static char _buf[size];                           \
-                lkp_text_for_person(in, _buf, sizeof(_buf));      \
+                lk_text_escape(in, _buf, sizeof(_buf));           \
                 _buf;                                             \
         })
 
@@ -57,21 +57,25 @@ static void test_word_valid(void **state)
         assert_false(lkp_word_valid("abcde", 4));
 }
 
-static void test_text_for_person_strips_controls(void **state)
+/* The module's messages for a person go through the base's lk_text_escape() (base/text.c). */
+static void test_text_for_person_escapes_controls(void **state)
 {
-        /* A terminal escape cannot recolour, clear or move anything */
-        assert_string_equal(FOR_PERSON("bad\x1b[2J\x1b[31mcode", 64), "bad[2J[31mcode");
-        assert_string_equal(FOR_PERSON("one\ntwo\r\tthree", 64), "one two  three");
-        assert_string_equal(FOR_PERSON("bell\a back\b del\x7f", 64), "bell back del");
+        /* A terminal escape cannot recolour, clear or move anything: it is shown, not run */
+        assert_string_equal(FOR_PERSON("bad\x1b[2J\x1b[31mcode", 64), "bad\\x1b[2J\\x1b[31mcode");
+        assert_string_equal(FOR_PERSON("one\ntwo\r\tthree", 64), "one\\ntwo\\r\\tthree");
+        assert_string_equal(FOR_PERSON("bell\a back\b del\x7f", 64),
+                            "bell\\x07 back\\x08 del\\x7f");
         /* C1 controls: U+009B is CSI on some terminals */
-        assert_string_equal(FOR_PERSON("a\xc2\x9b" "31mb", 64), "a31mb");
-        /* Bidirectional overrides (Trojan Source) and line separators go; other text stays */
-        assert_string_equal(FOR_PERSON("x\xe2\x80\xaey\xe2\x81\xa6z\xe2\x80\xa8w", 64), "xyzw");
+        assert_string_equal(FOR_PERSON("a\xc2\x9b" "31mb", 64), "a\\u009b31mb");
+        /* Bidirectional overrides (Trojan Source) and line separators are shown; other text stays */
+        assert_string_equal(FOR_PERSON("x\xe2\x80\xaey\xe2\x81\xa6z\xe2\x80\xa8w", 64),
+                            "x\\u202ey\\u2066z\\u2028w");
         assert_string_equal(FOR_PERSON("Gr\xc3\xbc\xc3\x9f" "e \xe2\x82\xac \xf0\x9f\x94\x91", 64),
                             "Gr\xc3\xbc\xc3\x9f" "e \xe2\x82\xac \xf0\x9f\x94\x91");
-        /* Bytes that are not UTF-8 become '?' one by one */
-        assert_string_equal(FOR_PERSON("a\xff" "b\xc0\xaf" "c\xed\xa0\x80" "d", 64), "a?b??c???d");
-        assert_string_equal(FOR_PERSON("cut\xe2\x82", 64), "cut??");
+        /* Bytes that are not UTF-8 are shown one by one */
+        assert_string_equal(FOR_PERSON("a\xff" "b\xc0\xaf" "c\xed\xa0\x80" "d", 64),
+                            "a\\xffb\\xc0\\xafc\\xed\\xa0\\x80d");
+        assert_string_equal(FOR_PERSON("cut\xe2\x82", 64), "cut\\xe2\\x82");
         assert_string_equal(FOR_PERSON(NULL, 64), "");
         assert_string_equal(FOR_PERSON("", 64), "");
 }
@@ -82,13 +86,13 @@ static void test_text_for_person_cuts_on_characters(void **state)
         char out[16];
 
         /* fits exactly: no ellipsis */
-        lkp_text_for_person("123456789012345", out, sizeof(out));
+        lk_text_escape("123456789012345", out, sizeof(out));
         assert_string_equal(out, "123456789012345");
         /* one more: cut, with room for "..." */
-        lkp_text_for_person("1234567890123456", out, sizeof(out));
+        lk_text_escape("1234567890123456", out, sizeof(out));
         assert_string_equal(out, "123456789012...");
         /* never half a character: each € is 3 bytes */
-        lkp_text_for_person("\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac",
+        lk_text_escape("\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac",
                             out, sizeof(out));
         assert_string_equal(out, "\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac...");
         assert_true(lkp_utf8_valid(out, strlen(out)));
@@ -96,7 +100,7 @@ static void test_text_for_person_cuts_on_characters(void **state)
         memset(big, 'x', sizeof(big) - 1);
         big[sizeof(big) - 1] = 0;
         char msg[LKP_MESSAGE_MAX];
-        lkp_text_for_person(big, msg, sizeof(msg));
+        lk_text_escape(big, msg, sizeof(msg));
         assert_int_equal(strlen(msg), LKP_MESSAGE_MAX - 1);
         assert_string_equal(msg + LKP_MESSAGE_MAX - 4, "...");
 }
@@ -208,7 +212,7 @@ int main(void)
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_utf8_valid),
                 cmocka_unit_test(test_word_valid),
-                cmocka_unit_test(test_text_for_person_strips_controls),
+                cmocka_unit_test(test_text_for_person_escapes_controls),
                 cmocka_unit_test(test_text_for_person_cuts_on_characters),
                 cmocka_unit_test(test_strip),
                 cmocka_unit_test(test_qr_draws_the_symbol),

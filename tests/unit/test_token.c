@@ -402,7 +402,7 @@ static void test_invalid_client(void **state)
         /* A mislabelled error body is read all the same. */
         refuse(401, "text/plain", "{\"error\":\"invalid_client\",\"error_description\":"
                                   "\"Client authentication failed\\n\\u001b[0m\"}",
-               -LK_ERR_CLIENT_REFUSED, "(invalid_client: Client authentication failed??[0m)");
+               -LK_ERR_CLIENT_REFUSED, "(invalid_client: Client authentication failed\\n\\x1b[0m)");
         assert_string_equal(err.provider_error, "invalid_client");
         assert_non_null(strstr(err.message, "refused latchkey's client credentials"));
         assert_non_null(strstr(err.message, "client_id"));

@@ -7,7 +7,8 @@
 
 #include <cmocka.h>
 
-#include "utf8.h"
+#include "base/text.h"
+#include "base/utf8.h"
 
 #define VALID(s) assert_true(lk_utf8_valid((s), sizeof(s) - 1))
 #define INVALID(s) assert_false(lk_utf8_valid((s), sizeof(s) - 1))
@@ -82,24 +83,40 @@ static void test_truncated_and_stray(void **state)
         assert_true(lk_utf8_valid("\xe2\x82\xac" "x", 3));
 }
 
+/* What was lk_text_sanitize() (the provider's error words): now lk_text_escape(). */
 static void test_sanitize(void **state)
 {
         char out[16];
         char tiny[1] = { 'x' };
 
-        lk_text_sanitize("access_denied", out, sizeof(out));
+        lk_text_escape("access_denied", out, sizeof(out));
         assert_string_equal(out, "access_denied");
-        lk_text_sanitize("a\nb\x1b[31m\xc3\xa9", out, sizeof(out));
-        assert_string_equal(out, "a?b?[31m??");
-        lk_text_sanitize("0123456789abcdefghij", out, sizeof(out));
+        lk_text_escape("a\nb\x1b[31m\xc3\xa9", out, sizeof(out));
+        assert_string_equal(out, "a\\nb\\x1b[31m\xc3\xa9");
+        lk_text_escape("0123456789abcdefghij", out, sizeof(out));
         assert_string_equal(out, "0123456789ab...");
         assert_int_equal(strlen(out), sizeof(out) - 1);
-        lk_text_sanitize("0123456789abcde", out, sizeof(out)); /* exactly fits */
+        lk_text_escape("0123456789abcde", out, sizeof(out)); /* exactly fits */
         assert_string_equal(out, "0123456789abcde");
-        lk_text_sanitize(NULL, out, sizeof(out));
+        lk_text_escape(NULL, out, sizeof(out));
         assert_string_equal(out, "");
-        lk_text_sanitize("abc", tiny, sizeof(tiny));
+        lk_text_escape("abc", tiny, sizeof(tiny));
         assert_int_equal(tiny[0], 0);
+}
+
+/* What was LK_TEXT_PRINTABLE() (a kid or an issuer quoted in a message): now LK_ESCAPED(). */
+static void test_quoted(void **state)
+{
+        char big[300];
+        const char *kid = big;
+
+        assert_string_equal(LK_ESCAPED("kid-1"), "kid-1");
+        assert_string_equal(LK_ESCAPED(NULL), "(none)");
+        assert_string_equal(LK_ESCAPED("a\"b\nc"), "a\"b\\nc");
+        memset(big, 'k', sizeof(big) - 1);
+        big[sizeof(big) - 1] = 0;
+        assert_int_equal(strlen(LK_ESCAPED(kid)), LK_TEXT_QUOTE_SIZE - 1);
+        assert_string_equal(LK_ESCAPED(kid) + LK_TEXT_QUOTE_SIZE - 4, "...");
 }
 
 int main(void)
@@ -112,6 +129,7 @@ int main(void)
                 cmocka_unit_test(test_out_of_range),
                 cmocka_unit_test(test_truncated_and_stray),
                 cmocka_unit_test(test_sanitize),
+                cmocka_unit_test(test_quoted),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
