@@ -490,6 +490,8 @@ static void flows_over_dbus(struct lkh *h, const char *sid)
 }
 
 /* ---- pam_latchkey.so through libpam, with our own conversation ---- */
+/* Single sign-on for this service and every local user (the [pam] settings, as arguments). */
+#define SSO_ARGS "services=latchkey-secrets users=*"
 
 struct pam_talk {
         struct lkh *h;
@@ -565,9 +567,9 @@ static void pam_flow(struct lkh *h, bool fail_code)
         (void)mkdir(confdir, 0755);
         assert_true(asprintf(&service, "%s/latchkey-secrets", confdir) > 0);
         assert_true(asprintf(&text,
-                             "auth     required %s debug noqr tries=1\n"
+                             "auth     required %s debug noqr tries=1 " SSO_ARGS "\n"
                              "account  required %s debug\n"
-                             "session  required %s debug\n",
+                             "session  required %s debug " SSO_ARGS "\n",
                              PAM_LATCHKEY_SO, PAM_LATCHKEY_SO, PAM_LATCHKEY_SO) > 0);
         {
                 FILE *f = fopen(service, "we");
