@@ -611,24 +611,47 @@ static double now_s(void)
 }
 
 /*
- * Seconds per pam_start, pam_authenticate, pam_end of service in dir for user:
- * a handle each time, as logins have (pam_modutil's lookups pile up on one).
+ * The shortest time of a pam_start, pam_authenticate, pam_end of service in dir
+ * for user, in n tries: a handle each time, as logins have (pam_modutil's
+ * lookups pile up on one handle), and the shortest, since other work on the
+ * machine only ever adds.
  */
 static double time_stack(const char *dir, const char *service, const char *user, unsigned n)
 {
         struct seen s = {};
         struct pam_conv c = { conv, &s };
-        double t0 = now_s();
+        double best = 1e9;
 
         for (unsigned i = 0; i < n; i++) {
                 pam_handle_t *ph = NULL;
+                double t0 = now_s();
 
                 if (pam_start_confdir(service, user, &c, dir, &ph) != PAM_SUCCESS)
                         exit(1);
                 CHECK(pam_authenticate(ph, 0) == PAM_SUCCESS, "%s: pam_authenticate", service);
                 pam_end(ph, PAM_SUCCESS);
+                t0 = now_s() - t0;
+                best = t0 < best ? t0 : best;
         }
-        return (now_s() - t0) / n;
+        return best;
+}
+
+/* Seconds per pam_authenticate on one handle: the module's own work, without loading it. */
+static double time_calls(const char *dir, const char *service, const char *user, unsigned n)
+{
+        struct seen s = {};
+        struct pam_conv c = { conv, &s };
+        pam_handle_t *ph = NULL;
+        double t0;
+
+        if (pam_start_confdir(service, user, &c, dir, &ph) != PAM_SUCCESS)
+                exit(1);
+        t0 = now_s();
+        for (unsigned i = 0; i < n; i++)
+                CHECK(pam_authenticate(ph, 0) == PAM_SUCCESS, "%s: pam_authenticate", service);
+        t0 = now_s() - t0;
+        pam_end(ph, PAM_SUCCESS);
+        return t0 / n;
 }
 
 static void check_cost(void)
@@ -639,8 +662,8 @@ static void check_cost(void)
                 "auth optional %s config=%s/etc/latchkey/latchkey.conf\n"
                 "auth required pam_permit.so\n", PAM_LATCHKEY_SO, root);
         static const char plain[] = "auth required pam_permit.so\n";
-        const unsigned n = 2000;
-        double base, sudo, login;
+        const unsigned n = 500;
+        double sudo, login;
         char path[512];
 
         /* login's user check looks a group up too */
@@ -655,13 +678,17 @@ static void check_cost(void)
         snprintf(path, sizeof(path), "%s/login", plain_dir);
         write_text(path, plain);
 
-        base = time_stack(plain_dir, "sudo", LOCAL_USER, n);
-        sudo = time_stack(time_dir, "sudo", LOCAL_USER, n) - base;
-        base = time_stack(plain_dir, "login", LOCAL_USER, n);
-        login = time_stack(time_dir, "login", LOCAL_USER, n) - base;
-        printf("pam_latchkey.so adds %.1f us to sudo's auth, %.1f us to login's for a user who is "
-               "not an SSO user (%u runs each)\n", sudo * 1e6, login * 1e6, n);
+        sudo = time_stack(time_dir, "sudo", LOCAL_USER, n) -
+               time_stack(plain_dir, "sudo", LOCAL_USER, n);
+        login = time_stack(time_dir, "login", LOCAL_USER, n) -
+                time_stack(plain_dir, "login", LOCAL_USER, n);
+        printf("pam_latchkey.so adds %.0f us to a login's sudo auth, %.0f us to login's, for a "
+               "user who is not an SSO user: loading the module, reading latchkey.conf, looking "
+               "the user and a group up (best of %u)\n", sudo * 1e6, login * 1e6, n);
         CHECK(sudo < 1e-3 && login < 1e-3, "an ignoring pam_latchkey.so must add under 1 ms");
+        printf("of which pam_sm_authenticate itself, for sudo: %.1f us a call\n",
+               (time_calls(time_dir, "sudo", LOCAL_USER, 2000) -
+                time_calls(plain_dir, "sudo", LOCAL_USER, 2000)) * 1e6);
 }
 
 static void cleanup(void)
