@@ -13,6 +13,7 @@
 #include <security/pam_ext.h>
 #include <security/pam_modutil.h>
 
+#include "text.h"
 #include "util.h"
 
 #define LIST_SEPARATORS " \t," /* as the broker splits its lists (lk_strv_split) */
@@ -54,8 +55,8 @@ static int parse_number_arg(pam_handle_t *pamh, const char *arg, const char *val
  * The config is read by hand, not with inih as the broker does: Debian's inih
  * keeps its options in process-wide variables, which a module loaded into
  * someone else's program must not set. The grammar is the broker's (SPEC §3):
- * whole-line comments starting with '#' or ';', [section] headers, key = value,
- * no continuation lines, no inline comments.
+ * whole-line comments starting with '#' or ';', [section] headers, key = value
+ * (or key: value, as inih reads it), no continuation lines, no inline comments.
  */
 
 static bool is_blank(char c)
@@ -95,9 +96,14 @@ static char *list_field(struct options *o, const char *key, size_t len)
 static void config_line(struct options *o, pam_handle_t *pamh, const char *path, unsigned line,
                         const char *s, size_t len)
 {
-        const char *eq = memchr(s, '=', len), *key, *value;
-        size_t klen, vlen;
+        const char *eq = NULL, *key, *value;
+        size_t klen = 0, vlen;
         char *dst;
+
+        while (klen < len && s[klen] != '=' && s[klen] != ':') /* inih's two delimiters */
+                klen++;
+        if (klen < len)
+                eq = s + klen;
 
         if (!eq) {
                 if (pamh)
@@ -105,16 +111,18 @@ static void config_line(struct options *o, pam_handle_t *pamh, const char *path,
                                    path, line);
                 return;
         }
-        klen = (size_t)(eq - s);
         key = trim(s, &klen);
         vlen = len - (size_t)(eq + 1 - s);
         value = trim(eq + 1, &vlen);
         dst = list_field(o, key, klen);
         if (!dst) {
+                char name[44], shown[64];
+
+                snprintf(name, sizeof(name), "%.*s", klen > 40 ? 40 : (int)klen, key);
+                lkp_text_for_person(name, shown, sizeof(shown));
                 if (pamh)
-                        pam_syslog(pamh, LOG_ERR, "%s:%u: [pam]: unknown key \"%.*s\" (known: services, "
-                                   "users, groups), ignoring it", path, line,
-                                   klen > 40 ? 40 : (int)klen, key);
+                        pam_syslog(pamh, LOG_ERR, "%s:%u: [pam]: unknown key \"%s\" (known: services, "
+                                   "users, groups), ignoring it", path, line, shown);
                 return;
         }
         /* a line holds at most LKP_LIST_MAX bytes, so any value fits */

@@ -309,7 +309,8 @@ static bool could_be_answer(const char *s)
         if (q && (has_param(q + 1, "code=") || has_param(q + 1, "state=") ||
                   has_param(q + 1, "error=")))
                 return true;
-        if (has_param(s, "code=") || has_param(s, "state=") || has_param(s, "error="))
+        if (strncmp(s, "code=", 5) == 0 || strncmp(s, "state=", 6) == 0 ||
+            strncmp(s, "error=", 6) == 0)
                 return true;
         return len >= CODE_MIN && len <= CODE_MAX;
 }

@@ -974,6 +974,8 @@ static void test_pam_user_changed_in_another_process(void **state)
                 ph = run("latchkey", me, &p, cases, ELEMENTSOF(cases), true);
                 free(id);
                 free(user);
+                assert_non_null(pam_getenv(ph, "LATCHKEY_LOGIN_ID"));
+                assert_non_null(pam_getenv(ph, "LATCHKEY_LOGIN_USER"));
                 id = strdup(pam_getenv(ph, "LATCHKEY_LOGIN_ID"));
                 user = strdup(pam_getenv(ph, "LATCHKEY_LOGIN_USER"));
                 assert_string_equal(user, me);

@@ -201,13 +201,14 @@ static void test_sso_from_config_and_dropins(void **state)
                                   "[users]\n"
                                   "users = mallory\n", 0644);
         write_at("latchkey.conf.d/20-b.conf", "[pam]\nusers = dave\n", 0644);
-        write_at("latchkey.conf.d/10-a.conf", "[pam]\nusers = erin\ngroups = sso\n", 0644);
+        write_at("latchkey.conf.d/10-a.conf", "[pam]\nusers = erin\ngroups: sso\n", 0644);
         write_at("latchkey.conf.d/30-c.conf.off", "[pam]\nusers = frank\n", 0644);
         parse_with(&o, NULL, NULL);
         assert_string_equal(o.services, "sshd, xscreensaver");
         assert_true(lkp_sso_service(&o, "xscreensaver"));
         assert_false(lkp_sso_service(&o, "login")); /* the list replaces the default */
-        /* 10-a, then 20-b: the later one wins; .off is not read; other sections' users are not ours */
+        /* 10-a, then 20-b: the later one wins; .off is not read; other sections' users are not
+         * ours; "key: value" is a key, as inih (and so the broker) reads it */
         assert_string_equal(o.users, "dave");
         assert_string_equal(o.groups, "sso");
         assert_true(lkp_sso_user(&o, NULL, "dave"));
