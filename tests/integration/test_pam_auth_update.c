@@ -188,10 +188,12 @@ static bool make_root(void)
                                             "/var/lib/pam", "/debconf", "/run.d", "/time.d",
                                             "/plain.d" };
 
-        if (access(PAM_AUTH_UPDATE, X_OK) < 0 || access("/usr/share/pam-configs/unix", R_OK) < 0 ||
-            access("/usr/share/pam-configs/systemd", R_OK) < 0) {
-                printf("SKIP: no pam-auth-update (libpam-runtime) or no unix/systemd profile "
-                       "(libpam-systemd)\n");
+        if (access(PAM_AUTH_UPDATE, X_OK) < 0 || access("/usr/share/pam/common-auth", R_OK) < 0 ||
+            access("/usr/share/pam-configs/unix", R_OK) < 0 ||
+            access("/usr/share/pam-configs/systemd", R_OK) < 0 ||
+            access("/usr/bin/dbus-daemon", X_OK) < 0) {
+                printf("SKIP: no pam-auth-update and its templates (libpam-runtime), no unix or "
+                       "systemd profile (libpam-systemd), or no /usr/bin/dbus-daemon\n");
                 return false;
         }
         if (!mkdtemp(root))
