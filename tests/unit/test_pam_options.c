@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <security/_pam_types.h>
 
@@ -285,6 +286,35 @@ static void test_sso_bad_files(void **state)
         free(line);
 }
 
+/*
+ * A screen locker runs as the user: a config only root may read gives the
+ * defaults (nobody is an SSO user), quietly and without a crash.
+ */
+static void test_sso_unreadable_config(void **state)
+{
+        int status;
+        pid_t pid;
+
+        if (geteuid() != 0)
+                skip(); /* needs another uid than the file's owner */
+        write_at("latchkey.conf", "[pam]\nusers = *\nservices = sudo\n", 0600);
+        assert_int_equal(chmod(dir, 0755), 0);
+        pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                struct options o;
+
+                if (setgid(65534) < 0 || setuid(65534) < 0)
+                        _exit(2);
+                parse_with(&o, NULL, NULL);
+                _exit(!lkp_sso_user(&o, NULL, "alice") && !lkp_sso_service(&o, "sudo") &&
+                      lkp_sso_service(&o, "sshd") ? 0 : 1);
+        }
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFEXITED(status));
+        assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 static void test_list_has(void **state)
 {
         assert_true(lkp_list_has("a b,c\td", "c"));
@@ -415,6 +445,7 @@ int main(void)
                 cmocka_unit_test_setup(test_sso_from_config_and_dropins, clear_dropins),
                 cmocka_unit_test_setup(test_sso_writable_config_ignored, clear_dropins),
                 cmocka_unit_test_setup(test_sso_bad_files, clear_dropins),
+                cmocka_unit_test_setup(test_sso_unreadable_config, clear_dropins),
                 cmocka_unit_test(test_list_has),
         };
 
