@@ -10,6 +10,7 @@
 #include "util.h"
 
 #define BROKER_NOT_FOUND "org.latchkey.Broker1.Error.NotFound"
+#define LOGIND_BUS_NAME "org.freedesktop.login1"
 #define LIST_SESSIONS_MAX 100000 /* rows read from one ListSessions reply */
 
 static inline void dbus_message_unrefp(DBusMessage **m)
@@ -311,4 +312,52 @@ int lkp_session_user(const struct options *o, const char *session_id, char **ret
                 dbus_message_iter_next(&rows);
         }
         return error_set(e, -EIO, BROKER_NOT_FOUND, "No such session.");
+}
+
+/* logind (org.freedesktop.login1), asked for the owner of a session id. */
+int lkp_logind_session_uid(const struct options *o, const char *session_id, uid_t *ret_uid,
+                           struct lkp_broker_error *e)
+{
+        _cleanup_(dbus_message_unrefp) DBusMessage *m = NULL, *reply = NULL, *get = NULL,
+                                                   *value = NULL;
+        const char *path = NULL;
+        DBusMessageIter it, v, user;
+        dbus_uint32_t uid;
+        int r;
+
+        if (!arg_valid(session_id, LKP_ID_MAX))
+                return error_set(e, -EIO, DBUS_ERROR_INVALID_ARGS, "The session id is not usable.");
+        m = dbus_message_new_method_call(LOGIND_BUS_NAME, "/org/freedesktop/login1",
+                                         LOGIND_BUS_NAME ".Manager", "GetSession");
+        if (!m)
+                return -ENOMEM;
+        r = append(m, session_id, NULL, false);
+        if (r < 0)
+                return r;
+        r = call(o, m, "o", &reply, e);
+        if (r < 0)
+                return r;
+        if (!dbus_message_get_args(reply, NULL, DBUS_TYPE_OBJECT_PATH, &path, DBUS_TYPE_INVALID))
+                return bad_reply(e, "logind sent an unreadable answer.");
+
+        get = dbus_message_new_method_call(LOGIND_BUS_NAME, path, DBUS_INTERFACE_PROPERTIES, "Get");
+        if (!get)
+                return -ENOMEM;
+        r = append(get, LOGIND_BUS_NAME ".Session", "User", false);
+        if (r < 0)
+                return r;
+        r = call(o, get, "v", &value, e);
+        if (r < 0)
+                return r;
+        /* User is (uo): the uid and the user's object */
+        dbus_message_iter_init(value, &it);
+        dbus_message_iter_recurse(&it, &v);
+        if (dbus_message_iter_get_arg_type(&v) != DBUS_TYPE_STRUCT)
+                return bad_reply(e, "logind sent a User of the wrong type.");
+        dbus_message_iter_recurse(&v, &user);
+        if (dbus_message_iter_get_arg_type(&user) != DBUS_TYPE_UINT32)
+                return bad_reply(e, "logind sent a User of the wrong type.");
+        dbus_message_iter_get_basic(&user, &uid);
+        *ret_uid = (uid_t)uid;
+        return 0;
 }

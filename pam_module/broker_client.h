@@ -15,6 +15,8 @@
  */
 #pragma once
 
+#include <sys/types.h>
+
 #include "options.h"
 #include "text.h"
 
@@ -59,3 +61,10 @@ int lkp_close_session(const struct options *o, const char *session_id, struct lk
  */
 int lkp_session_user(const struct options *o, const char *session_id, char **ret_user,
                      struct lkp_broker_error *e);
+
+/*
+ * The uid logind (org.freedesktop.login1 on the same bus) gives as the owner
+ * of a session id: GetSession, then the session's User property.
+ */
+int lkp_logind_session_uid(const struct options *o, const char *session_id, uid_t *ret_uid,
+                           struct lkp_broker_error *e);

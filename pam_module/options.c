@@ -1,13 +1,24 @@
 /* SPDX-License-Identifier: MIT */
 #include "options.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <syslog.h>
+#include <unistd.h>
 #include <security/pam_ext.h>
+#include <security/pam_modutil.h>
 
+#include "text.h"
 #include "util.h"
+
+#include "base/text.h"
+
+#define LIST_SEPARATORS " \t," /* as the broker splits its lists (lk_strv_split) */
 
 /* A whole decimal number in min..max, or -EINVAL / -ERANGE. */
 static int parse_unsigned(const char *s, unsigned min, unsigned max, unsigned *ret)
@@ -40,6 +51,275 @@ static int parse_number_arg(pam_handle_t *pamh, const char *arg, const char *val
         return r;
 }
 
+/* ---- the [pam] section of latchkey.conf ---- */
+
+/*
+ * The config is read by hand, not with inih as the broker does: Debian's inih
+ * keeps its options in process-wide variables, which a module loaded into
+ * someone else's program must not set. The grammar is the broker's (SPEC §3):
+ * whole-line comments starting with '#' or ';', [section] headers, key = value
+ * (or key: value, as inih reads it), no continuation lines, no inline comments.
+ */
+
+static bool is_blank(char c)
+{
+        return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f';
+}
+
+/* s[0..*len) without blanks at both ends. */
+static const char *trim(const char *s, size_t *len)
+{
+        while (*len > 0 && is_blank(*s)) {
+                s++;
+                (*len)--;
+        }
+        while (*len > 0 && is_blank(s[*len - 1]))
+                (*len)--;
+        return s;
+}
+
+static bool word_is(const char *s, size_t len, const char *word)
+{
+        return strlen(word) == len && memcmp(s, word, len) == 0;
+}
+
+static char *list_field(struct options *o, const char *key, size_t len)
+{
+        if (word_is(key, len, "services"))
+                return o->services;
+        if (word_is(key, len, "users"))
+                return o->users;
+        if (word_is(key, len, "groups"))
+                return o->groups;
+        return NULL;
+}
+
+/* One "key = value" line of [pam]. */
+static void config_line(struct options *o, pam_handle_t *pamh, const char *path, unsigned line,
+                        const char *s, size_t len)
+{
+        const char *eq = NULL, *key, *value;
+        size_t klen = 0, vlen;
+        char *dst;
+
+        while (klen < len && s[klen] != '=' && s[klen] != ':') /* inih's two delimiters */
+                klen++;
+        if (klen < len)
+                eq = s + klen;
+
+        if (!eq) {
+                if (pamh)
+                        pam_syslog(pamh, LOG_ERR, "%s:%u: expected 'key = value', ignoring the line",
+                                   path, line);
+                return;
+        }
+        key = trim(s, &klen);
+        vlen = len - (size_t)(eq + 1 - s);
+        value = trim(eq + 1, &vlen);
+        dst = list_field(o, key, klen);
+        if (!dst) {
+                char name[44], shown[64];
+
+                snprintf(name, sizeof(name), "%.*s", klen > 40 ? 40 : (int)klen, key);
+                lk_text_escape(name, shown, sizeof(shown));
+                if (pamh)
+                        pam_syslog(pamh, LOG_ERR, "%s:%u: [pam]: unknown key \"%s\" (known: services, "
+                                   "users, groups), ignoring it", path, line, shown);
+                return;
+        }
+        /* a line holds at most LKP_LIST_MAX bytes, so any value fits */
+        memcpy(dst, value, vlen);
+        dst[vlen] = 0;
+}
+
+static void config_text(struct options *o, pam_handle_t *pamh, const char *path, const char *text,
+                        size_t size)
+{
+        bool in_pam = false;
+        unsigned line = 0;
+
+        for (const char *p = text, *end = text + size; p < end;) {
+                const char *nl = memchr(p, '\n', (size_t)(end - p));
+                size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
+                const char *s = p;
+
+                p += len + 1;
+                line++;
+                if (len > LKP_LIST_MAX || memchr(s, 0, len)) {
+                        if (pamh)
+                                pam_syslog(pamh, LOG_ERR, "%s:%u: longer than %d bytes or holding a "
+                                           "NUL byte, ignoring the line", path, line, LKP_LIST_MAX);
+                        continue;
+                }
+                if (line == 1 && len >= 3 && memcmp(s, "\xEF\xBB\xBF", 3) == 0) {
+                        s += 3;
+                        len -= 3;
+                }
+                s = trim(s, &len);
+                if (len == 0 || *s == '#' || *s == ';')
+                        continue;
+                if (*s == '[') {
+                        const char *close = memchr(s, ']', len);
+
+                        in_pam = close && word_is(s + 1, (size_t)(close - s - 1), "pam");
+                        continue;
+                }
+                if (in_pam)
+                        config_line(o, pamh, path, line, s, len);
+        }
+}
+
+/*
+ * Reads one file into o. A file that is missing is fine (the defaults hold);
+ * one that cannot be read (a screen locker running as the user, a mode of
+ * 0600), is not a regular file, is too large, or that group or others may
+ * write is skipped with a log line.
+ */
+static void config_file(struct options *o, pam_handle_t *pamh, const char *path)
+{
+        _cleanup_free_ char *text = NULL;
+        struct stat st;
+        size_t len = 0;
+        ssize_t k;
+        int fd;
+
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+        if (fd < 0) {
+                if (errno != ENOENT && pamh)
+                        pam_syslog(pamh, LOG_WARNING, "cannot read %s: %m; its [pam] settings do not "
+                                   "apply (see pam_latchkey(8))", path);
+                else if (pamh && o->debug)
+                        pam_syslog(pamh, LOG_DEBUG, "no %s", path);
+                return;
+        }
+        if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (st.st_mode & 022) ||
+            st.st_size > LKP_CONFIG_FILE_MAX) {
+                if (pamh)
+                        pam_syslog(pamh, LOG_WARNING, "ignoring %s: not a regular file of at most %d "
+                                   "bytes that only its owner may write", path, LKP_CONFIG_FILE_MAX);
+                close(fd);
+                return;
+        }
+        text = malloc(LKP_CONFIG_FILE_MAX + 1);
+        if (!text) {
+                close(fd);
+                return;
+        }
+        while (len <= LKP_CONFIG_FILE_MAX &&
+               (k = read(fd, text + len, LKP_CONFIG_FILE_MAX + 1 - len)) != 0) {
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k < 0)
+                        break;
+                len += (size_t)k;
+        }
+        close(fd);
+        if (len > LKP_CONFIG_FILE_MAX) {
+                if (pamh)
+                        pam_syslog(pamh, LOG_WARNING, "ignoring %s: larger than %d bytes", path,
+                                   LKP_CONFIG_FILE_MAX);
+                return;
+        }
+        config_text(o, pamh, path, text, len);
+}
+
+static bool ends_with(const char *s, const char *suffix)
+{
+        size_t n = strlen(s), m = strlen(suffix);
+
+        return n >= m && streq(s + n - m, suffix);
+}
+
+static int cmp_names(const void *a, const void *b)
+{
+        return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* PATH.d/ *.conf in byte order of their names, as the broker reads them. */
+static void config_dropins(struct options *o, pam_handle_t *pamh, const char *path)
+{
+        _cleanup_free_ char *dir = NULL;
+        char **names = NULL;
+        size_t n = 0;
+        struct dirent *de;
+        struct stat st;
+        DIR *d;
+
+        if (asprintf(&dir, "%s.d", path) < 0) {
+                dir = NULL;
+                return;
+        }
+        d = opendir(dir);
+        if (!d) {
+                if (errno != ENOENT && pamh)
+                        pam_syslog(pamh, LOG_WARNING, "cannot read %s: %m; its [pam] settings do not "
+                                   "apply", dir);
+                return;
+        }
+        if (fstat(dirfd(d), &st) < 0 || (st.st_mode & 022)) {
+                if (pamh)
+                        pam_syslog(pamh, LOG_WARNING, "ignoring %s: group or others may write it", dir);
+                closedir(d);
+                return;
+        }
+        while ((de = readdir(d)) && n < LKP_CONFIG_DROPINS_MAX) {
+                char **grown;
+
+                if (de->d_name[0] == '.' || !ends_with(de->d_name, ".conf"))
+                        continue;
+                grown = reallocarray(names, n + 1, sizeof(char *));
+                if (!grown)
+                        break;
+                names = grown;
+                if (asprintf(&names[n], "%s/%s", dir, de->d_name) < 0)
+                        break;
+                n++;
+        }
+        closedir(d);
+        if (n > 0)
+                qsort(names, n, sizeof(char *), cmp_names);
+        for (size_t i = 0; i < n; i++) {
+                config_file(o, pamh, names[i]);
+                free(names[i]);
+        }
+        free(names);
+}
+
+/* ---- the arguments ---- */
+
+/* "name=value" → value, for a list argument; NULL when a is not one. */
+static char *list_arg(struct options *o, const char *a, const char **ret_value)
+{
+        const char *eq = strchr(a, '=');
+        char *dst;
+
+        if (!eq)
+                return NULL;
+        dst = list_field(o, a, (size_t)(eq - a));
+        if (dst)
+                *ret_value = eq + 1;
+        return dst;
+}
+
+/* The last config=PATH among the arguments, if usable; else LKP_CONFIG_PATH. */
+static void find_config(struct options *o, pam_handle_t *pamh, int argc, const char **argv)
+{
+        const char *path = LKP_CONFIG_PATH;
+
+        for (int i = 0; i < argc && argv; i++) {
+                const char *a = argv[i];
+
+                if (!a || strncmp(a, "config=", 7) != 0)
+                        continue;
+                if (a[7] == '/' && strlen(a + 7) <= LKP_PATH_MAX)
+                        path = a + 7;
+                else if (pamh)
+                        pam_syslog(pamh, LOG_ERR, "bad value in argument \"%.40s\": want an absolute "
+                                   "path of at most %d bytes, ignoring", a, LKP_PATH_MAX);
+        }
+        snprintf(o->config, sizeof(o->config), "%s", path);
+}
+
 int lkp_options_parse(struct options *o, pam_handle_t *pamh, int argc, const char **argv)
 {
         int ignored = 0;
@@ -47,10 +327,18 @@ int lkp_options_parse(struct options *o, pam_handle_t *pamh, int argc, const cha
         *o = (struct options) {
                 .timeout = LKP_TIMEOUT_DEFAULT,
                 .tries = LKP_TRIES_DEFAULT,
+                .services = LKP_SERVICES_DEFAULT,
         };
+        for (int i = 0; i < argc && argv; i++)
+                if (argv[i] && streq(argv[i], "debug"))
+                        o->debug = true; /* for the config's own log lines */
+        find_config(o, pamh, argc, argv);
+        config_file(o, pamh, o->config);
+        config_dropins(o, pamh, o->config);
 
         for (int i = 0; i < argc && argv; i++) {
-                const char *a = argv[i];
+                const char *a = argv[i], *value = NULL;
+                char *dst;
 
                 if (!a)
                         continue;
@@ -66,7 +354,18 @@ int lkp_options_parse(struct options *o, pam_handle_t *pamh, int argc, const cha
                         o->authtok = true;
                 else if (streq(a, "use_first_pass") || streq(a, "try_first_pass"))
                         ; /* read by pam_get_authtok() itself, for authtok */
-                else if (strncmp(a, "timeout=", 8) == 0) {
+                else if (strncmp(a, "config=", 7) == 0)
+                        ; /* read above */
+                else if ((dst = list_arg(o, a, &value))) {
+                        if (strlen(value) > LKP_LIST_MAX) {
+                                if (pamh)
+                                        pam_syslog(pamh, LOG_ERR, "argument \"%.40s...\" is longer "
+                                                   "than %d bytes, ignoring", a, LKP_LIST_MAX);
+                                ignored++;
+                        } else {
+                                snprintf(dst, LKP_LIST_MAX + 1, "%s", value);
+                        }
+                } else if (strncmp(a, "timeout=", 8) == 0) {
                         if (parse_number_arg(pamh, a, a + 8, 1, LKP_TIMEOUT_MAX, &o->timeout) < 0)
                                 ignored++;
                 } else if (strncmp(a, "tries=", 6) == 0) {
@@ -79,4 +378,53 @@ int lkp_options_parse(struct options *o, pam_handle_t *pamh, int argc, const cha
                 }
         }
         return ignored;
+}
+
+/* ---- who meets SSO ---- */
+
+bool lkp_list_has(const char *list, const char *word)
+{
+        size_t n = word ? strlen(word) : 0;
+
+        if (!list || n == 0)
+                return false;
+        for (const char *s = list; *s;) {
+                size_t len;
+
+                s += strspn(s, LIST_SEPARATORS);
+                len = strcspn(s, LIST_SEPARATORS);
+                if (len == n && memcmp(s, word, n) == 0)
+                        return true;
+                s += len;
+        }
+        return false;
+}
+
+bool lkp_sso_service(const struct options *o, const char *service)
+{
+        return lkp_list_has(o->services, service);
+}
+
+bool lkp_sso_user(const struct options *o, pam_handle_t *pamh, const char *user)
+{
+        char group[LKP_LIST_MAX + 1];
+
+        if (!user || !*user)
+                return false;
+        if (lkp_list_has(o->users, "*") || lkp_list_has(o->users, user))
+                return true;
+        for (const char *s = o->groups; *s;) {
+                size_t len;
+
+                s += strspn(s, LIST_SEPARATORS);
+                len = strcspn(s, LIST_SEPARATORS);
+                if (len == 0)
+                        break;
+                memcpy(group, s, len);
+                group[len] = 0;
+                if (pamh && pam_modutil_user_in_group_nam_nam(pamh, user, group))
+                        return true;
+                s += len;
+        }
+        return false;
 }

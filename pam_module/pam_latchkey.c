@@ -18,6 +18,7 @@
 #include <pwd.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 #include <syslog.h>
 #include <security/pam_ext.h>
@@ -32,12 +33,22 @@
 #include "util.h"
 
 #define DATA_LOGIN_ID "latchkey_login_id"
+#define DATA_LOGIN_USER "latchkey_login_user"
 #define DATA_SESSION "latchkey_session"
 #define ENV_LOGIN_ID "LATCHKEY_LOGIN_ID"
+#define ENV_LOGIN_USER "LATCHKEY_LOGIN_USER"
 #define ENV_SESSION "LATCHKEY_SESSION"
 #define ENV_XDG_SESSION "XDG_SESSION_ID"
 #define PROMPT "Code or address from the browser: "
 #define SESSION_ID_BYTES 16
+/*
+ * With authtok the answer comes from a password field, which may hold the
+ * person's Unix password. A bare code shorter than this is taken for one and
+ * sent nowhere: real providers' codes are longer (OneAccess 32 to 64, Dex 26,
+ * the test provider 43). CODE_MAX is the broker's (broker/core/answer.c).
+ */
+#define CODE_MIN 20
+#define CODE_MAX 2048
 
 /* A user name as it may appear in a log line: the name comes from whoever is logging in. */
 struct log_name {
@@ -102,19 +113,65 @@ static void unset_env(pam_handle_t *pamh, const char *name)
 static void forget_login(pam_handle_t *pamh)
 {
         (void)pam_set_data(pamh, DATA_LOGIN_ID, NULL, NULL);
+        (void)pam_set_data(pamh, DATA_LOGIN_USER, NULL, NULL);
         unset_env(pamh, ENV_LOGIN_ID);
+        unset_env(pamh, ENV_LOGIN_USER);
 }
 
-/* The login this module completed, from this handle or (sshd) from the PAM environment. */
-static const char *find_login_id(pam_handle_t *pamh)
+static bool user_valid(const char *user)
 {
-        const void *data = NULL;
+        size_t len = user ? strnlen(user, LKP_ID_MAX + 1) : 0;
+
+        return len > 0 && len <= LKP_ID_MAX && lkp_utf8_valid(user, len);
+}
+
+/* A login this module completed, and the user it signed in. */
+struct login {
+        const char *id;
+        const char *user; /* NULL when not known */
+};
+
+/*
+ * From this handle; else (sshd opens the session in another process than it
+ * authenticated in) from the PAM environment. Only valid until forget_login().
+ */
+static bool find_login(pam_handle_t *pamh, struct login *ret)
+{
+        const void *id = NULL, *user = NULL;
         const char *env;
 
-        if (pam_get_data(pamh, DATA_LOGIN_ID, &data) == PAM_SUCCESS && data)
-                return data;
+        if (pam_get_data(pamh, DATA_LOGIN_ID, &id) == PAM_SUCCESS && id) {
+                if (pam_get_data(pamh, DATA_LOGIN_USER, &user) != PAM_SUCCESS)
+                        user = NULL;
+                *ret = (struct login){ id, user };
+                return true;
+        }
         env = pam_getenv(pamh, ENV_LOGIN_ID);
-        return lkp_word_valid(env, LKP_ID_MAX) ? env : NULL;
+        if (!lkp_word_valid(env, LKP_ID_MAX))
+                return false;
+        ret->id = env;
+        env = pam_getenv(pamh, ENV_LOGIN_USER);
+        ret->user = user_valid(env) ? env : NULL;
+        return true;
+}
+
+/*
+ * Another module may change PAM_USER after auth: the login's tokens and its
+ * "yes" are for the user it signed in, and nobody else. PAM_PERM_DENIED when
+ * PAM_USER is not that user (or that user is not known).
+ */
+static int check_login_user(pam_handle_t *pamh, const struct login *l)
+{
+        const char *user = NULL;
+        struct log_name a, b;
+
+        (void)pam_get_item(pamh, PAM_USER, (const void **)&user);
+        if (l->user && user && streq(l->user, user))
+                return PAM_SUCCESS;
+        pam_syslog(pamh, LOG_NOTICE, "the user changed from %s to %s after single sign-on, refusing",
+                   log_name(l->user, &a), log_name(user, &b));
+        pam_error(pamh, "The user changed after single sign-on; refusing.");
+        return PAM_PERM_DENIED;
 }
 
 /* Sets NAME=value in the PAM environment. */
@@ -130,11 +187,12 @@ static int put_env(pam_handle_t *pamh, const char *name, const char *value)
         return r;
 }
 
+/* PAM_USER, when it is an SSO user (else PAM_IGNORE, quietly) who exists locally. */
 static int get_user(pam_handle_t *pamh, const struct options *o, const char **ret)
 {
         struct lkp_broker_error e = {};
         const char *user = NULL;
-        size_t len;
+        struct log_name n;
         int r;
 
         r = pam_get_user(pamh, &user, NULL);
@@ -144,9 +202,13 @@ static int get_user(pam_handle_t *pamh, const struct options *o, const char **re
                 pam_syslog(pamh, LOG_ERR, "cannot get the user name: %s", pam_strerror(pamh, r));
                 return r;
         }
-        len = user ? strnlen(user, LKP_ID_MAX + 1) : 0;
-        if (len == 0 || len > LKP_ID_MAX || !lkp_utf8_valid(user, len) ||
-            !pam_modutil_getpwnam(pamh, user)) {
+        if (user_valid(user) && !lkp_sso_user(o, pamh, user)) {
+                if (o->debug)
+                        pam_syslog(pamh, LOG_DEBUG, "%s is not a single sign-on user (users, groups "
+                                   "in [pam] of %s), ignoring", log_name(user, &n), o->config);
+                return PAM_IGNORE;
+        }
+        if (!user_valid(user) || !pam_modutil_getpwnam(pamh, user)) {
                 local_error(&e, LKP_ERROR_USER_UNKNOWN, "no such local user");
                 return report(pamh, o, LKP_CALL_BEGIN, user, NULL, &e);
         }
@@ -213,8 +275,52 @@ static int get_answer(pam_handle_t *pamh, const struct options *o, char **ret)
         return PAM_SUCCESS;
 }
 
-/* Checks the (stripped) answer before it goes to the broker; 0 or -EIO with e set. */
-static int check_answer(const char *answer, struct lkp_broker_error *e)
+/* A parameter name=... at the start of the query q or after one of its '&'. */
+static bool has_param(const char *q, const char *name)
+{
+        size_t n = strlen(name);
+
+        for (const char *p = q; p; p = strchr(p, '&')) {
+                if (*p == '&')
+                        p++;
+                if (strncmp(p, name, n) == 0)
+                        return true;
+        }
+        return false;
+}
+
+/*
+ * Whether the text of a password field can be an answer at all, by the
+ * broker's rules (broker/core/answer.c): an address (http(s)://, or with a
+ * query holding code, state or error), a bare query, or a bare code. Unlike a
+ * password, each is printable ASCII without spaces, and a bare code is at
+ * least CODE_MIN bytes long.
+ */
+static bool could_be_answer(const char *s)
+{
+        const char *q = strchr(s, '?');
+        size_t len = strlen(s);
+
+        for (size_t i = 0; i < len; i++)
+                if ((unsigned char)s[i] <= 0x20 || (unsigned char)s[i] >= 0x7f)
+                        return false;
+        if (strncasecmp(s, "https://", 8) == 0 || strncasecmp(s, "http://", 7) == 0)
+                return true;
+        if (q && (has_param(q + 1, "code=") || has_param(q + 1, "state=") ||
+                  has_param(q + 1, "error=")))
+                return true;
+        if (strncmp(s, "code=", 5) == 0 || strncmp(s, "state=", 6) == 0 ||
+            strncmp(s, "error=", 6) == 0)
+                return true;
+        return len >= CODE_MIN && len <= CODE_MAX;
+}
+
+/*
+ * Checks the (stripped) answer before it goes to the broker; 0 or -EIO with e
+ * set. With authtok, what cannot be an answer is taken for a password and
+ * sent nowhere (nor logged: the log line names only the rule).
+ */
+static int check_answer(const struct options *o, const char *answer, struct lkp_broker_error *e)
 {
         size_t len = strnlen(answer, LKP_ANSWER_MAX + 1);
 
@@ -224,6 +330,10 @@ static int check_answer(const char *answer, struct lkp_broker_error *e)
                 return local_error(e, LKP_ERROR_BAD_ANSWER, "That is too long for a code or an address.");
         if (!lkp_utf8_valid(answer, len))
                 return local_error(e, LKP_ERROR_BAD_ANSWER, NULL);
+        if (o->authtok && !could_be_answer(answer))
+                return local_error(e, LKP_ERROR_BAD_ANSWER,
+                                   "That is not a code or an address from the sign-in page; "
+                                   "it was not sent anywhere.");
         return 0;
 }
 
@@ -270,7 +380,7 @@ static int ask_and_complete(pam_handle_t *pamh, int flags, const struct options 
                 r = get_answer(pamh, o, &answer);
                 if (r != PAM_SUCCESS)
                         return r;
-                r = check_answer(lkp_strip(answer), &e);
+                r = check_answer(o, lkp_strip(answer), &e);
                 if (r == 0)
                         r = lkp_complete_login(o, *login_id, answer, &vouched, &e);
                 lkp_secret_free(TAKE_PTR(answer));
@@ -303,20 +413,36 @@ static int ask_and_complete(pam_handle_t *pamh, int flags, const struct options 
         }
 }
 
-/* For the account and session steps: this handle, or sshd's next process, finds it. */
-static int remember_login(pam_handle_t *pamh, const char *login_id)
+/* Keeps a copy of value as pam data. */
+static int set_data(pam_handle_t *pamh, const char *name, const char *value)
 {
-        char *copy = strdup(login_id);
+        char *copy = strdup(value);
         int r;
 
         if (!copy)
                 return PAM_BUF_ERR;
-        r = pam_set_data(pamh, DATA_LOGIN_ID, copy, free_data);
-        if (r != PAM_SUCCESS) {
+        r = pam_set_data(pamh, name, copy, free_data);
+        if (r != PAM_SUCCESS)
                 lkp_secret_free(copy);
-                return r;
-        }
-        return put_env(pamh, ENV_LOGIN_ID, login_id);
+        return r;
+}
+
+/*
+ * For the account and session steps: this handle, or sshd's next process,
+ * finds the login and the user it signed in.
+ */
+static int remember_login(pam_handle_t *pamh, const char *login_id, const char *user)
+{
+        int r;
+
+        r = set_data(pamh, DATA_LOGIN_ID, login_id);
+        if (r == PAM_SUCCESS)
+                r = set_data(pamh, DATA_LOGIN_USER, user);
+        if (r == PAM_SUCCESS)
+                r = put_env(pamh, ENV_LOGIN_ID, login_id);
+        if (r == PAM_SUCCESS)
+                r = put_env(pamh, ENV_LOGIN_USER, user);
+        return r;
 }
 
 /* Frees the broker's pending login after a failure; that can fail too, quietly. */
@@ -332,11 +458,19 @@ static int authenticate(pam_handle_t *pamh, int flags, const struct options *o)
 {
         _cleanup_wipe_ char *login_id = NULL;
         _cleanup_(lkp_conn_closep) struct DBusConnection *conn = NULL;
-        const char *user = NULL;
+        const char *user = NULL, *service = NULL;
         struct log_name n;
         int r;
 
         forget_login(pamh);
+        /* Not an SSO service, not an SSO user: PAM_IGNORE before any prompt or broker call. */
+        (void)pam_get_item(pamh, PAM_SERVICE, (const void **)&service);
+        if (!lkp_sso_service(o, service)) {
+                if (o->debug)
+                        pam_syslog(pamh, LOG_DEBUG, "single sign-on is not offered for this service "
+                                   "(services in [pam] of %s), ignoring", o->config);
+                return PAM_IGNORE;
+        }
         r = get_user(pamh, o, &user);
         if (r != PAM_SUCCESS)
                 return r;
@@ -345,7 +479,7 @@ static int authenticate(pam_handle_t *pamh, int flags, const struct options *o)
         if (r == PAM_SUCCESS)
                 r = ask_and_complete(pamh, flags, o, user, &conn, &login_id);
         if (r == PAM_SUCCESS)
-                r = remember_login(pamh, login_id);
+                r = remember_login(pamh, login_id, user);
         if (r != PAM_SUCCESS) {
                 forget_login(pamh);
                 if (login_id)
@@ -356,15 +490,48 @@ static int authenticate(pam_handle_t *pamh, int flags, const struct options *o)
         return PAM_SUCCESS;
 }
 
-/* XDG_SESSION_ID where pam_systemd set it (it runs first), else 128 random bits in hex. */
-static int pick_session_id(pam_handle_t *pamh, char **ret)
+/*
+ * Whether logind says session id is user's. XDG_SESSION_ID is only a value in
+ * the PAM environment, which the user may write (pam_env's user_readenv), and
+ * naming another uid's session would file this login's tokens under it.
+ */
+static bool logind_session_of(pam_handle_t *pamh, const struct options *o, const char *id,
+                              const char *user)
+{
+        const struct passwd *pw = user ? pam_modutil_getpwnam(pamh, user) : NULL;
+        struct lkp_broker_error e = {};
+        struct log_name n;
+        uid_t uid;
+
+        if (!pw)
+                return false;
+        if (lkp_logind_session_uid(o, id, &uid, &e) < 0) {
+                pam_syslog(pamh, LOG_NOTICE, "logind does not confirm " ENV_XDG_SESSION " %s: %s; "
+                           "using a random session id", id, e.name);
+                return false;
+        }
+        if (uid != pw->pw_uid) {
+                pam_syslog(pamh, LOG_WARNING, ENV_XDG_SESSION " %s is logind's session of uid %u, "
+                           "not of %s; using a random session id", id, (unsigned)uid,
+                           log_name(user, &n));
+                return false;
+        }
+        return true;
+}
+
+/*
+ * XDG_SESSION_ID where pam_systemd set it (it runs first) and logind confirms
+ * it is the user's, else 128 random bits in hex.
+ */
+static int pick_session_id(pam_handle_t *pamh, const struct options *o, const char *user,
+                           char **ret)
 {
         unsigned char bytes[SESSION_ID_BYTES];
         const char *xdg = pam_getenv(pamh, ENV_XDG_SESSION);
         char *id;
         size_t got = 0;
 
-        if (lkp_word_valid(xdg, LKP_ID_MAX)) {
+        if (lkp_word_valid(xdg, LKP_ID_MAX) && logind_session_of(pamh, o, xdg, user)) {
                 id = strdup(xdg);
                 if (!id)
                         return PAM_BUF_ERR;
@@ -395,20 +562,27 @@ static int open_session(pam_handle_t *pamh, const struct options *o)
 {
         _cleanup_free_ char *session_id = NULL;
         struct lkp_broker_error e = {};
-        const char *login_id = find_login_id(pamh), *user = NULL;
+        const char *user = NULL;
+        struct login l;
         int r;
 
-        if (!login_id) {
+        if (!find_login(pamh, &l)) {
                 if (o->debug)
                         pam_syslog(pamh, LOG_DEBUG, "no single sign-on login to open a session for");
                 return PAM_IGNORE;
         }
+        r = check_login_user(pamh, &l);
+        if (r != PAM_SUCCESS) {
+                cancel_login(pamh, o, l.id);
+                forget_login(pamh);
+                return r;
+        }
         (void)pam_get_item(pamh, PAM_USER, (const void **)&user);
 
-        r = pick_session_id(pamh, &session_id);
+        r = pick_session_id(pamh, o, user, &session_id);
         if (r != PAM_SUCCESS)
                 return r;
-        r = lkp_open_session(o, login_id, session_id, &e);
+        r = lkp_open_session(o, l.id, session_id, &e);
         if (r == -ENOMEM)
                 return PAM_BUF_ERR;
         if (r < 0) {
@@ -441,7 +615,7 @@ static int find_session(pam_handle_t *pamh, const struct options *o, const char 
         _cleanup_free_ char *owner = NULL;
         struct lkp_broker_error e = {};
         const void *data = NULL;
-        const char *sid, *user = NULL;
+        const char *sid, *user = NULL, *service = NULL;
         struct log_name n;
         int r;
 
@@ -453,7 +627,10 @@ static int find_session(pam_handle_t *pamh, const struct options *o, const char 
         if (!sid)
                 return PAM_IGNORE;
         (void)pam_get_item(pamh, PAM_USER, (const void **)&user);
-        if (!lkp_word_valid(sid, LKP_ID_MAX) || !user) {
+        (void)pam_get_item(pamh, PAM_SERVICE, (const void **)&service);
+        if (!lkp_sso_service(o, service) || !user_valid(user) || !lkp_sso_user(o, pamh, user))
+                return PAM_IGNORE; /* not ours: the broker is not asked */
+        if (!lkp_word_valid(sid, LKP_ID_MAX)) {
                 pam_syslog(pamh, LOG_WARNING, "unusable " ENV_SESSION " in the environment, ignoring");
                 return PAM_IGNORE;
         }
@@ -503,12 +680,12 @@ PAM_EXTERN int pam_sm_setcred(pam_handle_t *pamh, int flags, int argc, const cha
         return PAM_SUCCESS;
 }
 
+/* Vouches for the user this module signed in; PAM_PERM_DENIED when PAM_USER changed since. */
 PAM_EXTERN int pam_sm_acct_mgmt(pam_handle_t *pamh, int flags, int argc, const char **argv)
 {
-        struct options o;
+        struct login l;
 
-        (void)lkp_options_parse(&o, pamh, argc, argv);
-        return find_login_id(pamh) ? PAM_SUCCESS : PAM_IGNORE;
+        return find_login(pamh, &l) ? check_login_user(pamh, &l) : PAM_IGNORE;
 }
 
 PAM_EXTERN int pam_sm_open_session(pam_handle_t *pamh, int flags, int argc, const char **argv)

@@ -114,7 +114,10 @@ static const struct key_def keys[] = {
         NUM("sessions", idle_exit, 0, 86400),
 };
 
-static const char *const sections[] = { "provider", "users", "sessions" };
+static const char *const sections[] = { "provider", "users", "sessions", "pam" };
+
+/* [pam] belongs to pam_latchkey.so (pam_latchkey(8)), which reads it itself; here only its names. */
+static const char *const pam_keys[] = { "services", "users", "groups" };
 
 /* One file read (or the text given to lk_config_load_string). */
 struct source {
@@ -676,7 +679,7 @@ static void finish_line(struct loader *l)
                 name[len] = 0;
                 quote(name, 40, shown, sizeof(shown));
                 add_problem(l, l->cur, l->line, shown, NULL,
-                            "unknown section (known: [provider], [users], [sessions])");
+                            "unknown section (known: [provider], [users], [sessions], [pam])");
         }
 }
 
@@ -745,6 +748,14 @@ static int handle_key(void *user, const char *section, const char *name, const c
                 return 1;
         }
 
+        if (streq(l->section, "pam")) {
+                for (size_t i = 0; i < ELEMENTSOF(pam_keys); i++)
+                        if (streq(name, pam_keys[i]))
+                                return 1;
+                add_problem(l, l->cur, l->line, l->section, name,
+                            "unknown key (known here: services, users, groups)");
+                return 1;
+        }
         k = find_key(l->section, name, &elsewhere);
         if (!k) {
                 if (elsewhere)

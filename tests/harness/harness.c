@@ -561,8 +561,10 @@ int lkh_start_bus(struct lkh *h)
                 "    <allow own=\"" BROKER_NAME "\"/>\n"
                 "  </policy>\n"
                 "  <include ignore_missing=\"yes\">%s</include>\n"
+                "  <!-- A test's own rules (e.g. owning a fake org.freedesktop.login1). -->\n"
+                "  <include ignore_missing=\"yes\">%s/bus-extra.conf</include>\n"
                 "</busconfig>\n",
-                h->dir, services, user, LKH_POLICY_FILE);
+                h->dir, services, user, LKH_POLICY_FILE, h->dir);
         r = write_file(conf, text, 0644);
         if (r < 0)
                 return r;

@@ -103,7 +103,8 @@ int lkh_write_config(struct lkh *h, const char *extra);
  * default policy (deny own, deny method calls but to the bus), permission for the current
  * user to own org.latchkey.Broker1, the project's dbus/org.latchkey.Broker1.conf included,
  * and an activation file whose Exec= runs latchkeyd --config h->config_file --state-dir
- * h->state_dir --idle-exit 0. Exports DBUS_SYSTEM_BUS_ADDRESS. */
+ * h->state_dir --idle-exit 0. Exports DBUS_SYSTEM_BUS_ADDRESS. The bus also reads
+ * DIR/bus-extra.conf where a test wrote one (a <busconfig> of its own rules). */
 int lkh_start_bus(struct lkh *h);
 void lkh_stop_bus(struct lkh *h);
 

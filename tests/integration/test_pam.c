@@ -14,7 +14,9 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <pwd.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +54,9 @@ static char *outsider;  /* a local user outside allowed_users (only when root) *
 /* Three more allowed local users, for the auth-only runs (only when root). */
 static const char *const auth_only_users[] = { "sys", "sync", "games" };
 static char *pam_dir;   /* PAM_WRAPPER_SERVICE_DIR */
+static char *my_xdg;    /* a logind session of me, as the fake logind tells it */
+static char *others_xdg; /* one of other's */
+static pid_t logind_pid;
 
 /* ---- the person ------------------------------------------------------------ */
 
@@ -248,6 +253,119 @@ static int get_token(const char *session_id, char **ret_token, char **ret_error)
         return r;
 }
 
+/* ---- a fake logind on the private bus (issue 16 item 3) ---------------------- */
+
+#define LOGIND "org.freedesktop.login1"
+#define SESSION_PATH "/org/freedesktop/login1/session/"
+
+/* The uid logind would give for a session id: mine, other's, or none (-1). */
+static long logind_uid_of(const char *id)
+{
+        struct passwd *pw;
+
+        if (streq(id, my_xdg))
+                return (long)getuid();
+        if (streq(id, others_xdg) && (pw = getpwnam(other)))
+                return (long)pw->pw_uid;
+        return -1;
+}
+
+static void logind_answer(DBusConnection *c, DBusMessage *m)
+{
+        DBusMessage *reply = NULL;
+        const char *id = NULL, *iface = NULL, *prop = NULL, *path = dbus_message_get_path(m);
+        DBusMessageIter it, v, st;
+
+        if (dbus_message_is_method_call(m, LOGIND ".Manager", "GetSession") &&
+            dbus_message_get_args(m, NULL, DBUS_TYPE_STRING, &id, DBUS_TYPE_INVALID) &&
+            logind_uid_of(id) >= 0) {
+                _cleanup_free_ char *p = lkh_xasprintf(SESSION_PATH "%s", id);
+                const char *pp = p;
+
+                reply = dbus_message_new_method_return(m);
+                dbus_message_append_args(reply, DBUS_TYPE_OBJECT_PATH, &pp, DBUS_TYPE_INVALID);
+        } else if (dbus_message_is_method_call(m, DBUS_INTERFACE_PROPERTIES, "Get") && path &&
+                   strncmp(path, SESSION_PATH, strlen(SESSION_PATH)) == 0 &&
+                   dbus_message_get_args(m, NULL, DBUS_TYPE_STRING, &iface, DBUS_TYPE_STRING,
+                                         &prop, DBUS_TYPE_INVALID) &&
+                   streq(iface, LOGIND ".Session") && streq(prop, "User") &&
+                   logind_uid_of(path + strlen(SESSION_PATH)) >= 0) {
+                dbus_uint32_t uid = (dbus_uint32_t)logind_uid_of(path + strlen(SESSION_PATH));
+                const char *user_path = "/org/freedesktop/login1/user/_0";
+
+                reply = dbus_message_new_method_return(m);
+                dbus_message_iter_init_append(reply, &it);
+                dbus_message_iter_open_container(&it, DBUS_TYPE_VARIANT, "(uo)", &v);
+                dbus_message_iter_open_container(&v, DBUS_TYPE_STRUCT, NULL, &st);
+                dbus_message_iter_append_basic(&st, DBUS_TYPE_UINT32, &uid);
+                dbus_message_iter_append_basic(&st, DBUS_TYPE_OBJECT_PATH, &user_path);
+                dbus_message_iter_close_container(&v, &st);
+                dbus_message_iter_close_container(&it, &v);
+        } else if (dbus_message_get_type(m) == DBUS_MESSAGE_TYPE_METHOD_CALL) {
+                reply = dbus_message_new_error(m, LOGIND ".NoSuchSession", "No such session");
+        }
+        if (reply) {
+                dbus_connection_send(c, reply, NULL);
+                dbus_message_unref(reply);
+        }
+}
+
+/* In a child: owns org.freedesktop.login1 and answers GetSession and a session's User. */
+static int start_fake_logind(void)
+{
+        int fds[2];
+        char ok = 0;
+
+        if (pipe2(fds, O_CLOEXEC) < 0)
+                return -errno;
+        logind_pid = fork();
+        if (logind_pid < 0)
+                return -errno;
+        if (logind_pid == 0) {
+                DBusError err;
+                DBusConnection *c;
+                DBusMessage *m;
+
+                dbus_error_init(&err);
+                c = dbus_bus_get_private(DBUS_BUS_SYSTEM, &err);
+                if (!c || dbus_bus_request_name(c, LOGIND, DBUS_NAME_FLAG_DO_NOT_QUEUE, &err) !=
+                                  DBUS_REQUEST_NAME_REPLY_PRIMARY_OWNER)
+                        _exit(1);
+                (void)!write(fds[1], "1", 1);
+                while (dbus_connection_read_write(c, -1))
+                        while ((m = dbus_connection_pop_message(c))) {
+                                logind_answer(c, m);
+                                dbus_message_unref(m);
+                        }
+                _exit(0);
+        }
+        close(fds[1]);
+        if (read(fds[0], &ok, 1) != 1)
+                ok = 0;
+        close(fds[0]);
+        return ok == '1' ? 0 : -EIO;
+}
+
+/* The test's own bus rules: it may own org.freedesktop.login1, and anyone may call it. */
+static int write_bus_extra(void)
+{
+        struct passwd *pw = getpwuid(geteuid());
+        _cleanup_free_ char *path = lkh_xasprintf("%s/bus-extra.conf", H->dir);
+        FILE *f;
+
+        if (!pw || !(f = fopen(path, "we")))
+                return -1;
+        fprintf(f, "<busconfig>\n"
+                   "  <policy context=\"default\">\n"
+                   "    <allow send_destination=\"" LOGIND "\"/>\n"
+                   "  </policy>\n"
+                   "  <policy user=\"%s\">\n"
+                   "    <allow own=\"" LOGIND "\"/>\n"
+                   "  </policy>\n"
+                   "</busconfig>\n", pw->pw_name);
+        return fclose(f) == 0 ? 0 : -1;
+}
+
 /* ---- setup ------------------------------------------------------------------ */
 
 static int write_service(const char *name, const char *auth_args, const char *auth_control)
@@ -257,13 +375,15 @@ static int write_service(const char *name, const char *auth_args, const char *au
 
         if (asprintf(&path, "%s/%s", pam_dir, name) < 0)
                 return -ENOMEM;
+        /* the [pam] section of the broker's config says who meets SSO (issue 15) */
         if (asprintf(&text,
-                     "auth %s %s %s\n"
+                     "auth %s %s config=%s %s\n"
                      "auth required %s\n"
-                     "account required %s\n"
-                     "session required %s\n",
-                     auth_control ? auth_control : "required", PAM_LATCHKEY_SO, auth_args,
-                     PAM_PERMIT_SO, PAM_LATCHKEY_SO, PAM_LATCHKEY_SO) < 0)
+                     "account required %s config=%s\n"
+                     "session required %s config=%s\n",
+                     auth_control ? auth_control : "required", PAM_LATCHKEY_SO, H->config_file,
+                     auth_args, PAM_PERMIT_SO, PAM_LATCHKEY_SO, H->config_file, PAM_LATCHKEY_SO,
+                     H->config_file) < 0)
                 return -ENOMEM;
         f = fopen(path, "we");
         if (!f)
@@ -275,9 +395,11 @@ static int write_service(const char *name, const char *auth_args, const char *au
 static int group_setup(void **state)
 {
         struct passwd *pw = getpwuid(getuid());
-        _cleanup_free_ char *extra = NULL;
+        struct group *g = getgrgid(getgid());
+        _cleanup_free_ char *extra = NULL, *by_group = NULL;
 
-        if (!pw)
+        if (!pw || !g ||
+            asprintf(&by_group, "timeout=20 users= groups=no-such-group-lkt,%s", g->gr_name) < 0)
                 return -1;
         me = strdup(pw->pw_name);
         other = strdup(getuid() == 0 ? "daemon" : "root");
@@ -287,10 +409,19 @@ static int group_setup(void **state)
 
         if (lkh_new(&H) < 0)
                 return -1;
-        if (asprintf(&extra, "[users]\nallowed_users = %s %s %s %s %s\n", me, other,
-                     auth_only_users[0], auth_only_users[1], auth_only_users[2]) < 0)
+        if (asprintf(&my_xdg, "lktmine%ld", (long)getpid()) < 0 ||
+            asprintf(&others_xdg, "lktother%ld", (long)getpid()) < 0)
                 return -1;
-        if (lkh_start_idp(H, NULL) < 0 || lkh_write_config(H, extra) < 0 || lkh_start_bus(H) < 0 ||
+        /* Every local user meets SSO, in these services (and, by default, only there). */
+        if (asprintf(&extra, "[users]\nallowed_users = %s %s %s %s %s\n"
+                             "[pam]\n"
+                             "services = latchkey latchkey-tries2 latchkey-once latchkey-fast "
+                             "latchkey-qr latchkey-authtok latchkey-ignore latchkey-users latchkey-group\n"
+                             "users = *\n",
+                     me, other, auth_only_users[0], auth_only_users[1], auth_only_users[2]) < 0)
+                return -1;
+        if (lkh_start_idp(H, NULL) < 0 || lkh_write_config(H, extra) < 0 ||
+            write_bus_extra() < 0 || lkh_start_bus(H) < 0 || start_fake_logind() < 0 ||
             lkh_start_broker(H, NULL) < 0)
                 return -1;
 
@@ -303,7 +434,15 @@ static int group_setup(void **state)
             write_service("latchkey-qr", "timeout=20 qr", NULL) < 0 ||
             write_service("latchkey-authtok", "timeout=20 authtok", NULL) < 0 ||
             write_service("latchkey-ignore", "timeout=20 ignore_unknown_user",
-                          "[ignore=ignore success=ok default=die]") < 0)
+                          "[ignore=ignore success=ok default=die]") < 0 ||
+            /* not in services: the config's default list would not name them either */
+            write_service("sudo", "timeout=20", "[ignore=ignore default=die]") < 0 ||
+            write_service("su", "timeout=20", "[ignore=ignore default=die]") < 0 ||
+            write_service("cron", "timeout=20", "[ignore=ignore default=die]") < 0 ||
+            /* the arguments replace the config's users = * */
+            write_service("latchkey-users", "timeout=20 users=someone-else-lkt,nobody "
+                          "groups=no-such-group-lkt", "[ignore=ignore default=die]") < 0 ||
+            write_service("latchkey-group", by_group, NULL) < 0)
                 return -1;
         setenv("PAM_WRAPPER_SERVICE_DIR", pam_dir, 1);
         return 0;
@@ -311,12 +450,18 @@ static int group_setup(void **state)
 
 static int group_teardown(void **state)
 {
+        if (logind_pid > 0) {
+                kill(logind_pid, SIGTERM);
+                waitpid(logind_pid, NULL, 0);
+        }
         lkh_free(H);
         H = NULL;
         free(me);
         free(other);
         free(outsider);
         free(pam_dir);
+        free(my_xdg);
+        free(others_xdg);
         return 0;
 }
 
@@ -412,7 +557,8 @@ static void test_bare_code_and_xdg_session_id(void **state)
         /* sshd carries the login to the session's process through the environment */
         assert_non_null(pam_getenv(ph, "LATCHKEY_LOGIN_ID"));
 
-        assert_true(asprintf(&xdg, "lkt%ld", (long)getpid()) > 0);
+        /* logind (the fake one) says it is my session */
+        xdg = strdup(my_xdg);
         assert_int_equal(put_env(ph, "XDG_SESSION_ID", xdg), PAM_SUCCESS);
         assert_int_equal(pam_open_session(ph, 0), PAM_SUCCESS);
         assert_string_equal(pam_getenv(ph, "LATCHKEY_SESSION"), xdg);
@@ -880,6 +1026,212 @@ static void test_provider_refusals(void **state)
         sleep(2); /* the 429's wait, over before the next test */
 }
 
+/* ---- who meets SSO (issue 15), whose session (issue 16 items 3, 10, 11) ---------- */
+
+/*
+ * sudo, su and cron are not SSO services: PAM_IGNORE (the control lets only that
+ * through to pam_permit), no address, no prompt, no message. Had the module
+ * asked the broker, a login would have begun and its address been shown.
+ */
+static void test_not_an_sso_service(void **state)
+{
+        static const char *const services[] = { "sudo", "su", "cron" };
+        long begun_before = -1, begun_after = -1;
+
+        assert_int_equal(lkh_idp_stat(H, "authorize", &begun_before), 0);
+        for (size_t i = 0; i < ELEMENTSOF(services); i++) {
+                struct person p = {};
+                struct pam_testcase cases[] = {
+                        pam_test(PAMTEST_AUTHENTICATE, PAM_SUCCESS),
+                };
+
+                run(services[i], me, &p, cases, ELEMENTSOF(cases), false);
+                assert_int_equal(p.n_info, 0);
+                assert_int_equal(p.n_prompts, 0);
+                assert_int_equal(p.n_error, 0);
+                person_free(&p);
+        }
+        assert_int_equal(lkh_idp_stat(H, "authorize", &begun_after), 0);
+        assert_int_equal(begun_after, begun_before);
+}
+
+/* A user the admin did not name (users=, groups= override the config's "*"): PAM_IGNORE. */
+static void test_not_an_sso_user(void **state)
+{
+        struct person p = {}, q = {};
+        struct pam_testcase ignored[] = {
+                pam_test(PAMTEST_AUTHENTICATE, PAM_SUCCESS),
+        };
+        struct pam_testcase signed_in[] = {
+                pam_test(PAMTEST_AUTHENTICATE, PAM_SUCCESS),
+                pam_test(PAMTEST_OPEN_SESSION, PAM_SUCCESS),
+                pam_test(PAMTEST_CLOSE_SESSION, PAM_SUCCESS),
+        };
+
+        run("latchkey-users", me, &p, ignored, ELEMENTSOF(ignored), false);
+        assert_int_equal(p.n_info, 0);
+        assert_int_equal(p.n_prompts, 0);
+        assert_int_equal(p.n_error, 0);
+        person_free(&p);
+
+        /* a member of a named group is one: the address is shown, and the login goes through */
+        run("latchkey-group", me, &q, signed_in, ELEMENTSOF(signed_in), false);
+        assert_non_null(q.authorize_url);
+        person_free(&q);
+}
+
+/* Authenticated as me, then PAM_USER changed: account and session refuse, no session opens. */
+static void test_pam_user_changed_after_auth(void **state)
+{
+        struct person p = {};
+        struct pam_testcase cases[] = {
+                pam_test(PAMTEST_AUTHENTICATE, PAM_SUCCESS),
+                pam_test(PAMTEST_KEEPHANDLE, PAM_SUCCESS),
+        };
+        pam_handle_t *ph;
+
+        ph = run("latchkey", me, &p, cases, ELEMENTSOF(cases), true);
+        assert_int_equal(pam_set_item(ph, PAM_USER, other), PAM_SUCCESS);
+        assert_int_equal(pam_acct_mgmt(ph, 0), PAM_PERM_DENIED);
+        assert_int_equal(p.n_error, 1);
+        assert_string_equal(p.error[0], "The user changed after single sign-on; refusing.");
+        assert_int_equal(pam_open_session(ph, 0), PAM_PERM_DENIED);
+        assert_int_equal(p.n_error, 2); /* the module's refusal, not a stack of ignores */
+        assert_string_equal(p.error[1], "The user changed after single sign-on; refusing.");
+        assert_null(pam_getenv(ph, "LATCHKEY_SESSION"));
+        /* the login is given up, not left for a later try: now nothing is ours (PAM_IGNORE,
+         * which libpam reports as PAM_PERM_DENIED for a stack that only ignored), silently */
+        assert_null(pam_getenv(ph, "LATCHKEY_LOGIN_ID"));
+        assert_null(pam_getenv(ph, "LATCHKEY_LOGIN_USER"));
+        assert_int_equal(pam_set_item(ph, PAM_USER, me), PAM_SUCCESS);
+        assert_int_equal(pam_open_session(ph, 0), PAM_PERM_DENIED);
+        assert_int_equal(p.n_error, 2);
+        assert_null(pam_getenv(ph, "LATCHKEY_SESSION"));
+        assert_int_equal(pam_end(ph, PAM_SUCCESS), PAM_SUCCESS);
+        person_free(&p);
+}
+
+/*
+ * sshd opens the session in another process, where only the PAM environment
+ * tells of the login: a handle for another user refuses it; one for the
+ * user who signed in opens the session.
+ */
+static void test_pam_user_changed_in_another_process(void **state)
+{
+        struct person p = {};
+        struct pam_conv c = { conv, &p };
+        struct pam_testcase cases[] = {
+                pam_test(PAMTEST_AUTHENTICATE, PAM_SUCCESS),
+                pam_test(PAMTEST_KEEPHANDLE, PAM_SUCCESS),
+        };
+        _cleanup_free_ char *id = NULL, *user = NULL;
+        pam_handle_t *ph, *next = NULL;
+
+        for (int round = 0; round < 2; round++) {
+                const char *who = round == 0 ? other : me;
+
+                ph = run("latchkey", me, &p, cases, ELEMENTSOF(cases), true);
+                free(id);
+                free(user);
+                assert_non_null(pam_getenv(ph, "LATCHKEY_LOGIN_ID"));
+                assert_non_null(pam_getenv(ph, "LATCHKEY_LOGIN_USER"));
+                id = strdup(pam_getenv(ph, "LATCHKEY_LOGIN_ID"));
+                user = strdup(pam_getenv(ph, "LATCHKEY_LOGIN_USER"));
+                assert_string_equal(user, me);
+                assert_int_equal(pam_end(ph, PAM_SUCCESS), PAM_SUCCESS);
+
+                assert_int_equal(pam_start("latchkey", who, &c, &next), PAM_SUCCESS);
+                assert_int_equal(put_env(next, "LATCHKEY_LOGIN_ID", id), PAM_SUCCESS);
+                assert_int_equal(put_env(next, "LATCHKEY_LOGIN_USER", user), PAM_SUCCESS);
+                if (round == 0) {
+                        assert_int_equal(pam_open_session(next, 0), PAM_PERM_DENIED);
+                        assert_int_equal(p.n_error, 1);
+                        assert_string_equal(p.error[0],
+                                            "The user changed after single sign-on; refusing.");
+                        assert_null(pam_getenv(next, "LATCHKEY_SESSION"));
+                } else {
+                        assert_int_equal(pam_open_session(next, 0), PAM_SUCCESS);
+                        assert_non_null(pam_getenv(next, "LATCHKEY_SESSION"));
+                        assert_int_equal(pam_close_session(next, 0), PAM_SUCCESS);
+                }
+                assert_int_equal(pam_end(next, PAM_SUCCESS), PAM_SUCCESS);
+                person_clear(&p);
+        }
+}
+
+/* XDG_SESSION_ID naming another uid's logind session, or none logind knows: a random id. */
+static void test_forged_xdg_session_id(void **state)
+{
+        const char *const forged[] = { others_xdg, "lktnosuchsession" };
+
+        for (size_t i = 0; i < ELEMENTSOF(forged); i++) {
+                struct person p = {};
+                struct pam_testcase cases[] = {
+                        pam_test(PAMTEST_AUTHENTICATE, PAM_SUCCESS),
+                        pam_test(PAMTEST_KEEPHANDLE, PAM_SUCCESS),
+                };
+                _cleanup_free_ char *token = NULL, *error = NULL;
+                pam_handle_t *ph;
+                const char *sid;
+
+                ph = run("latchkey", me, &p, cases, ELEMENTSOF(cases), true);
+                assert_int_equal(put_env(ph, "XDG_SESSION_ID", forged[i]), PAM_SUCCESS);
+                assert_int_equal(pam_open_session(ph, 0), PAM_SUCCESS);
+                sid = pam_getenv(ph, "LATCHKEY_SESSION");
+                assert_non_null(sid);
+                assert_string_not_equal(sid, forged[i]);
+                assert_int_equal(strlen(sid), 32);
+                assert_int_equal(get_token(forged[i], &token, &error), -EIO);
+                assert_string_equal(error, "org.latchkey.Broker1.Error.NotFound");
+                assert_int_equal(pam_close_session(ph, 0), PAM_SUCCESS);
+                assert_int_equal(pam_end(ph, PAM_SUCCESS), PAM_SUCCESS);
+                person_free(&p);
+        }
+}
+
+/*
+ * authtok: a password field holding a Unix password (spaces, too short for a
+ * code) is refused by the module: PAM_AUTH_ERR, and the provider's token
+ * endpoint sees nothing. A long word without spaces might be a code: it goes.
+ */
+static void test_authtok_password_is_not_sent(void **state)
+{
+        static const char *const passwords[] = { "correct horse battery staple", "hunter2!x",
+                                                 "Pässwörter-sind-lang-genug-123", NULL };
+        long before = -1, after = -1;
+
+        for (size_t i = 0; passwords[i]; i++) {
+                const char *const script[] = { passwords[i], NULL };
+                struct person p = { .script = script };
+                struct pam_testcase cases[] = {
+                        pam_test(PAMTEST_AUTHENTICATE, PAM_AUTH_ERR),
+                };
+
+                assert_int_equal(lkh_idp_stat(H, "token_code", &before), 0);
+                run("latchkey-authtok", me, &p, cases, ELEMENTSOF(cases), false);
+                assert_int_equal(lkh_idp_stat(H, "token_code", &after), 0);
+                assert_int_equal(after, before);
+                assert_int_equal(p.n_echo_off, 1);
+                assert_int_equal(p.n_error, 1);
+                assert_non_null(strstr(p.error[0], "it was not sent anywhere"));
+                person_free(&p);
+        }
+
+        /* 20 printable characters without a space may be a code: the provider is asked */
+        const char *const script[] = { "abcdefghijklmnopqrst", NULL };
+        struct person q = { .script = script };
+        struct pam_testcase cases[] = {
+                pam_test(PAMTEST_AUTHENTICATE, PAM_AUTH_ERR),
+        };
+
+        assert_int_equal(lkh_idp_stat(H, "token_code", &before), 0);
+        run("latchkey-authtok", me, &q, cases, ELEMENTSOF(cases), false);
+        assert_int_equal(lkh_idp_stat(H, "token_code", &after), 0);
+        assert_int_equal(after, before + 1);
+        assert_non_null(strstr(q.error[0], "invalid_grant"));
+        person_free(&q);
+}
+
 static unsigned count_fds(void)
 {
         DIR *d = opendir("/proc/self/fd");
@@ -969,6 +1321,12 @@ int main(int argc, char **argv)
                 cmocka_unit_test_setup(test_auth_only_as_root, reset),
                 cmocka_unit_test_setup(test_auth_only_as_the_user, reset),
                 cmocka_unit_test_setup(test_provider_refusals, reset),
+                cmocka_unit_test_setup(test_not_an_sso_service, reset),
+                cmocka_unit_test_setup(test_not_an_sso_user, reset),
+                cmocka_unit_test_setup(test_pam_user_changed_after_auth, reset),
+                cmocka_unit_test_setup(test_pam_user_changed_in_another_process, reset),
+                cmocka_unit_test_setup(test_forged_xdg_session_id, reset),
+                cmocka_unit_test_setup(test_authtok_password_is_not_sent, reset),
                 cmocka_unit_test_setup(test_many_cycles_leak_nothing, reset),
         };
 

@@ -479,10 +479,13 @@ static void flows_over_dbus(struct lkh *h, const char *sid)
 }
 
 /* ---- pam_latchkey.so through libpam, with our own conversation ---- */
+/* Single sign-on for this service and every local user (the [pam] settings, as arguments). */
+#define SSO_ARGS "services=latchkey-secrets users=*"
 
 struct pam_talk {
         struct lkh *h;
         int infos, errors, prompts;
+        const char *password; /* typed into a greeter's password field (authtok) */
 };
 
 static int conversation(int n, const struct pam_message **msg, struct pam_response **resp,
@@ -519,7 +522,9 @@ static int conversation(int n, const struct pam_message **msg, struct pam_respon
                 case PAM_PROMPT_ECHO_OFF:
                         t->prompts++;
                         see_str("PAM prompt", text);
-                        if (last_url) {
+                        if (t->password && msg[i]->msg_style == PAM_PROMPT_ECHO_OFF)
+                                r[i].resp = strdup(t->password);
+                        else if (last_url) {
                                 char *location = NULL, *code = NULL;
                                 if (lkh_browser_login(t->h, last_url, "root", false, &location,
                                                       &code) == 0 && code) {
@@ -554,9 +559,9 @@ static void pam_flow(struct lkh *h, bool fail_code)
         (void)mkdir(confdir, 0755);
         assert_true(asprintf(&service, "%s/latchkey-secrets", confdir) > 0);
         assert_true(asprintf(&text,
-                             "auth     required %s debug noqr tries=1\n"
+                             "auth     required %s debug noqr tries=1 " SSO_ARGS "\n"
                              "account  required %s debug\n"
-                             "session  required %s debug\n",
+                             "session  required %s debug " SSO_ARGS "\n",
                              PAM_LATCHKEY_SO, PAM_LATCHKEY_SO, PAM_LATCHKEY_SO) > 0);
         {
                 FILE *f = fopen(service, "we");
@@ -601,6 +606,37 @@ static void pam_flow(struct lkh *h, bool fail_code)
         assert_int_equal(pam_end(ph, PAM_SUCCESS), PAM_SUCCESS);
         assert_true(talk.infos >= 1);
         assert_true(talk.prompts >= 1);
+}
+
+/*
+ * authtok with a Unix password in the password field (issue 16 item 11): refused
+ * by the module, and the password is in no message and in no broker log line.
+ */
+static void pam_password_flow(struct lkh *h)
+{
+        static const char password[] = "my unix password 1234";
+        _cleanup_free_ char *confdir = lkh_xasprintf("%s/pam.d", h->dir);
+        _cleanup_free_ char *service = lkh_xasprintf("%s/latchkey-secrets-greeter", confdir);
+        _cleanup_free_ char *text = lkh_xasprintf(
+                "auth     required %s debug authtok services=latchkey-secrets-greeter users=*\n",
+                PAM_LATCHKEY_SO);
+        struct pam_talk talk = {.h = h, .password = password};
+        struct pam_conv conv = {conversation, &talk};
+        pam_handle_t *ph = NULL;
+        FILE *f;
+
+        secret("a Unix password", password);
+        (void)mkdir(confdir, 0755);
+        f = fopen(service, "we");
+        assert_non_null(f);
+        fputs(text, f);
+        assert_int_equal(fclose(f), 0);
+        assert_int_equal(pam_start_confdir("latchkey-secrets-greeter", "root", &conv, confdir, &ph),
+                         PAM_SUCCESS);
+        assert_int_equal(pam_authenticate(ph, 0), PAM_AUTH_ERR);
+        assert_int_equal(talk.prompts, 1);
+        assert_int_equal(talk.errors, 1);
+        pam_end(ph, PAM_AUTH_ERR);
 }
 
 /* ---- latchkeyctl ---- */
@@ -820,6 +856,7 @@ static void test_every_flow_post(void **state)
         flows_over_dbus(h, "sec-post");
         pam_flow(h, false);
         pam_flow(h, true);
+        pam_password_flow(h);
         cli_flows(h);
         check_everything(h);
 }

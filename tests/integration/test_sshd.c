@@ -77,6 +77,8 @@
 #define TEST_USER "lk-ssh-test"
 #define TEST_GECOS "latchkey test user (tests/integration/test_sshd.c)"
 #define SERVICE "latchkey-test-sshd"
+/* Single sign-on for this service and every local user (the [pam] settings, as arguments). */
+#define SSO_ARGS "services=" SERVICE " users=*"
 #define PAM_SERVICE_FILE "/etc/pam.d/" SERVICE
 #define PRIVSEP_DIR "/run/sshd"
 #define SYSTEM_BUS_SOCKET "/run/dbus/system_bus_socket"
@@ -320,10 +322,10 @@ static int write_pam_service(struct ctx *x)
         stack = lkh_xasprintf("# Written by tests/integration/test_sshd.c for its own sshd "
                               "(run as\n"
                               "# " SERVICE "); removed when the test ends.\n"
-                              "auth     required  %s timeout=30\n"
+                              "auth     required  %s timeout=30 " SSO_ARGS "\n"
                               "account  required  %s\n"
                               "account  required  pam_unix.so\n"
-                              "session  required  %s\n",
+                              "session  required  %s " SSO_ARGS "\n",
                               LK_PAM_MODULE, LK_PAM_MODULE, LK_PAM_MODULE);
         x->pam_file_written = true;
         return write_file(PAM_SERVICE_FILE, stack, 0644);

@@ -1199,6 +1199,9 @@ static void test_broker_flow_post(void **state)
 
 /* ---- pam_latchkey.so through libpam, under pam_wrapper --------------------------- */
 
+/* Single sign-on for this service and every local user (the [pam] settings, as arguments). */
+#define SSO_ARGS "services=latchkey-interop users=*"
+
 struct person {
         char *location;
         unsigned prompts;
@@ -1316,9 +1319,9 @@ static int write_pam_service(void)
 {
         _cleanup_free_ char *dir = lkh_xasprintf("%s/pam.d", H->dir);
         _cleanup_free_ char *path = lkh_xasprintf("%s/latchkey-interop", dir);
-        _cleanup_free_ char *text = lkh_xasprintf("auth required %s timeout=30\n"
+        _cleanup_free_ char *text = lkh_xasprintf("auth required %s timeout=30 " SSO_ARGS "\n"
                                                   "account required %s\n"
-                                                  "session required %s\n",
+                                                  "session required %s " SSO_ARGS "\n",
                                                   PAM_LATCHKEY_SO, PAM_LATCHKEY_SO,
                                                   PAM_LATCHKEY_SO);
 

@@ -294,8 +294,25 @@ static void test_unknown_section(void **state)
         load_bad(t, &p, &e);
         assert_int_equal(p.n, 1);
         assert_string_equal(e.message, "test.conf:5: [provder]: unknown section (known: "
-                                       "[provider], [users], [sessions])");
+                                       "[provider], [users], [sessions], [pam])");
         lk_config_problems_clear(&p);
+}
+
+/* [pam] is pam_latchkey's (issue 15): the broker takes its keys without a word, and names typos. */
+static void test_pam_section(void **state)
+{
+        _cleanup_free_ char *good = with("[pam]\n"
+                                         "services = sshd login\n"
+                                         "users = alice, bob\n"
+                                         "groups = sso\n"
+                                         "[sessions]\n"
+                                         "login_timeout = 300\n");
+        _cleanup_free_ char *typo = with("[pam]\nservice = sshd\n");
+        _cleanup_(lk_config_freep) struct lk_config *c = load_ok(good);
+
+        assert_int_equal(c->login_timeout, 300);
+        expect_error(typo, "test.conf:6: [pam] service: unknown key (known here: services, users, "
+                           "groups)");
 }
 
 static void test_outside_section(void **state)
@@ -979,6 +996,7 @@ int main(void)
                 cmocka_unit_test(test_all_problems_collected),
                 cmocka_unit_test(test_unknown_key),
                 cmocka_unit_test(test_unknown_section),
+                cmocka_unit_test(test_pam_section),
                 cmocka_unit_test(test_outside_section),
                 cmocka_unit_test(test_syntax_errors),
                 cmocka_unit_test(test_bad_numbers),

@@ -5,6 +5,13 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <security/_pam_types.h>
 
 #include "errors.h"
@@ -100,6 +107,223 @@ static void test_unknown_arguments_are_ignored(void **state)
         assert_int_equal(lkp_options_parse(&o, NULL, 3, with_null), 0);
         assert_true(o.qr);
         assert_true(o.debug);
+}
+
+/* ---- the [pam] section of latchkey.conf (issue 15) ---- */
+
+static char dir[] = "/tmp/lk-pam-options-XXXXXX";
+
+static void write_at(const char *name, const char *text, mode_t mode)
+{
+        char path[256];
+        int fd;
+
+        snprintf(path, sizeof(path), "%s/%s", dir, name);
+        unlink(path);
+        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        assert_true(fd >= 0);
+        assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+        assert_int_equal(fchmod(fd, mode), 0);
+        close(fd);
+}
+
+/* Parses with config=DIR/latchkey.conf and the given extra arguments (up to 3). */
+static void parse_with(struct options *o, const char *a, const char *b)
+{
+        char config[300];
+        const char *argv[3] = { config, a, b };
+
+        snprintf(config, sizeof(config), "config=%s/latchkey.conf", dir);
+        lkp_options_parse(o, NULL, 1 + (a != NULL) + (b != NULL), argv);
+}
+
+/* Each test starts without drop-ins. */
+static int clear_dropins(void **state)
+{
+        static const char *const names[] = { "10-a.conf", "20-b.conf", "30-c.conf.off" };
+        char path[300];
+
+        for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+                snprintf(path, sizeof(path), "%s/latchkey.conf.d/%s", dir, names[i]);
+                unlink(path);
+        }
+        return 0;
+}
+
+static int make_dir(void **state)
+{
+        char d[300];
+
+        if (!mkdtemp(dir))
+                return -1;
+        snprintf(d, sizeof(d), "%s/latchkey.conf.d", dir);
+        return mkdir(d, 0755);
+}
+
+static int remove_dir(void **state)
+{
+        char cmd[400];
+
+        snprintf(cmd, sizeof(cmd), "rm -rf -- '%s'", dir);
+        return system(cmd) == 0 ? 0 : -1;
+}
+
+static void test_sso_defaults(void **state)
+{
+        struct options o;
+
+        lkp_options_parse(&o, NULL, 1, (const char *[]){ "config=/nonexistent/latchkey.conf" });
+        /* the logins of people, never sudo, su, cron... */
+        for (const char *const *s = (const char *const[]){ "sshd", "login", "gdm-password",
+                                                          "lightdm", "sddm", NULL }; *s; s++)
+                assert_true(lkp_sso_service(&o, *s));
+        for (const char *const *s = (const char *const[]){ "sudo", "su", "su-l", "cron", "sshd-x",
+                                                          "ssh", "", NULL }; *s; s++)
+                assert_false(lkp_sso_service(&o, *s));
+        assert_false(lkp_sso_service(&o, NULL));
+        /* ... and nobody, until the admin names them */
+        assert_false(lkp_sso_user(&o, NULL, "alice"));
+        assert_false(lkp_sso_user(&o, NULL, "root"));
+}
+
+static void test_sso_from_config_and_dropins(void **state)
+{
+        struct options o;
+
+        write_at("latchkey.conf", "[provider]\n"
+                                  "issuer = https://idp.example.com\n"
+                                  "users = not-here\n"
+                                  "[pam]\n"
+                                  "# who meets SSO\n"
+                                  "  services = sshd, xscreensaver\t\r\n"
+                                  "users = alice bob\n"
+                                  "nonsense line\n"
+                                  "typo = carol\n"
+                                  "[users]\n"
+                                  "users = mallory\n", 0644);
+        write_at("latchkey.conf.d/20-b.conf", "[pam]\nusers = dave\n", 0644);
+        write_at("latchkey.conf.d/10-a.conf", "[pam]\nusers = erin\ngroups: sso\n", 0644);
+        write_at("latchkey.conf.d/30-c.conf.off", "[pam]\nusers = frank\n", 0644);
+        parse_with(&o, NULL, NULL);
+        assert_string_equal(o.services, "sshd, xscreensaver");
+        assert_true(lkp_sso_service(&o, "xscreensaver"));
+        assert_false(lkp_sso_service(&o, "login")); /* the list replaces the default */
+        /* 10-a, then 20-b: the later one wins; .off is not read; other sections' users are not
+         * ours; "key: value" is a key, as inih (and so the broker) reads it */
+        assert_string_equal(o.users, "dave");
+        assert_string_equal(o.groups, "sso");
+        assert_true(lkp_sso_user(&o, NULL, "dave"));
+        assert_false(lkp_sso_user(&o, NULL, "alice"));
+        assert_false(lkp_sso_user(&o, NULL, "mallory"));
+        assert_false(lkp_sso_user(&o, NULL, "frank"));
+
+        /* the arguments come last and replace a whole value */
+        parse_with(&o, "users=*", "services=sudo");
+        assert_true(lkp_sso_user(&o, NULL, "anyone"));
+        assert_true(lkp_sso_service(&o, "sudo"));
+        assert_false(lkp_sso_service(&o, "sshd"));
+}
+
+/* A file that group or others may write decides nothing (and neither does a folder). */
+static void test_sso_writable_config_ignored(void **state)
+{
+        struct options o;
+        char d[300];
+
+        write_at("latchkey.conf", "[pam]\nusers = alice\n", 0664);
+        write_at("latchkey.conf.d/10-a.conf", "[pam]\nservices = sudo\n", 0646);
+        write_at("latchkey.conf.d/20-b.conf", "[pam]\ngroups = wheel\n", 0600);
+        parse_with(&o, NULL, NULL);
+        assert_false(lkp_sso_user(&o, NULL, "alice"));
+        assert_false(lkp_sso_service(&o, "sudo"));
+        assert_string_equal(o.groups, "wheel");
+
+        snprintf(d, sizeof(d), "%s/latchkey.conf.d", dir);
+        assert_int_equal(chmod(d, 0777), 0);
+        parse_with(&o, NULL, NULL);
+        assert_string_equal(o.groups, "");
+        assert_int_equal(chmod(d, 0755), 0);
+}
+
+/* Unreadable, not a file, too large, over-long lines: the rest still counts, nothing crashes. */
+static void test_sso_bad_files(void **state)
+{
+        struct options o;
+        char *big = malloc(LKP_CONFIG_FILE_MAX + 100), *line = malloc(LKP_LIST_MAX + 100);
+        char path[300], text[LKP_LIST_MAX + 200];
+
+        assert_non_null(big);
+        assert_non_null(line);
+        memset(big, '#', LKP_CONFIG_FILE_MAX + 99);
+        big[LKP_CONFIG_FILE_MAX + 99] = 0;
+        memcpy(big, "[pam]\nusers=big\n", 16);
+        write_at("latchkey.conf", big, 0644);
+        write_at("latchkey.conf.d/10-a.conf", "[pam]\nservices = sshd\n", 0644);
+        parse_with(&o, NULL, NULL);
+        assert_string_equal(o.users, "");
+        assert_string_equal(o.services, "sshd");
+
+        memset(line, 'x', LKP_LIST_MAX + 99);
+        line[LKP_LIST_MAX + 99] = 0;
+        snprintf(text, sizeof(text), "[pam]\nusers = %s\ngroups = ok\n", line);
+        write_at("latchkey.conf", text, 0644);
+        parse_with(&o, NULL, NULL);
+        assert_string_equal(o.users, "");
+        assert_string_equal(o.groups, "ok");
+
+        /* a folder where the file should be */
+        snprintf(path, sizeof(path), "%s/latchkey.conf", dir);
+        unlink(path);
+        assert_int_equal(mkdir(path, 0755), 0);
+        parse_with(&o, NULL, NULL);
+        assert_string_equal(o.users, "");
+        assert_int_equal(rmdir(path), 0);
+
+        /* config= must be an absolute path; a bad one leaves the default file in place */
+        lkp_options_parse(&o, NULL, 1, (const char *[]){ "config=relative.conf" });
+        assert_string_equal(o.config, "/etc/latchkey/latchkey.conf");
+        free(big);
+        free(line);
+}
+
+/*
+ * A screen locker runs as the user: a config only root may read gives the
+ * defaults (nobody is an SSO user), quietly and without a crash.
+ */
+static void test_sso_unreadable_config(void **state)
+{
+        int status;
+        pid_t pid;
+
+        if (geteuid() != 0)
+                skip(); /* needs another uid than the file's owner */
+        write_at("latchkey.conf", "[pam]\nusers = *\nservices = sudo\n", 0600);
+        assert_int_equal(chmod(dir, 0755), 0);
+        pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                struct options o;
+
+                if (setgid(65534) < 0 || setuid(65534) < 0)
+                        _exit(2);
+                parse_with(&o, NULL, NULL);
+                _exit(!lkp_sso_user(&o, NULL, "alice") && !lkp_sso_service(&o, "sudo") &&
+                      lkp_sso_service(&o, "sshd") ? 0 : 1);
+        }
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFEXITED(status));
+        assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+static void test_list_has(void **state)
+{
+        assert_true(lkp_list_has("a b,c\td", "c"));
+        assert_true(lkp_list_has("a b,c\td", "d"));
+        assert_false(lkp_list_has("abc", "ab"));
+        assert_false(lkp_list_has("abc", ""));
+        assert_false(lkp_list_has("", "a"));
+        assert_false(lkp_list_has(NULL, "a"));
+        assert_false(lkp_list_has("a", NULL));
 }
 
 #define BROKER "org.latchkey.Broker1.Error."
@@ -216,5 +440,16 @@ int main(void)
                 cmocka_unit_test(test_ignore_unknown_user),
         };
 
-        return cmocka_run_group_tests(tests, NULL, NULL);
+        const struct CMUnitTest config_tests[] = {
+                cmocka_unit_test_setup(test_sso_defaults, clear_dropins),
+                cmocka_unit_test_setup(test_sso_from_config_and_dropins, clear_dropins),
+                cmocka_unit_test_setup(test_sso_writable_config_ignored, clear_dropins),
+                cmocka_unit_test_setup(test_sso_bad_files, clear_dropins),
+                cmocka_unit_test_setup(test_sso_unreadable_config, clear_dropins),
+                cmocka_unit_test(test_list_has),
+        };
+
+        if (cmocka_run_group_tests(tests, NULL, NULL) != 0)
+                return 1;
+        return cmocka_run_group_tests(config_tests, make_dir, remove_dir);
 }
