@@ -45,6 +45,7 @@
 
 #define STATE_DIR "/var/lib/latchkey"
 #define MARKER "lk-system-test-marker" /* tests/system/inside puts it in /tmp and /var/tmp */
+#define TUN_NODE STATE_DIR "/lk-probe-tun" /* and a node of /dev/net/tun (10:200), mode 0666 */
 
 static int open_count;
 
@@ -240,6 +241,13 @@ int main(int argc, char *argv[])
         e = ERRNO_OF(access("/dev/console", F_OK));
         report("PrivateDevices", e == ENOENT && access("/dev/null", F_OK) == 0,
                "/dev/console: %s", e ? "absent" : "present");
+
+        /* A device "closed" does not allow, reached outside /dev (PrivateDevices= hides /dev's). */
+        fd = open(TUN_NODE, O_RDONLY | O_CLOEXEC);
+        e = fd < 0 ? errno : 0;
+        if (fd >= 0)
+                close(fd);
+        report("DevicePolicy", e == EPERM, "opening a node of /dev/net/tun: %s", err_name(e));
 
         fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
         e = fd < 0 ? errno : 0;
