@@ -23,6 +23,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,11 +42,14 @@
 #include <sys/timex.h>
 #include <sys/wait.h>
 #include <linux/capability.h>
+#include <linux/keyctl.h>
 #include <linux/netlink.h>
 
 #define STATE_DIR "/var/lib/latchkey"
 #define MARKER "lk-system-test-marker" /* tests/system/inside puts it in /tmp and /var/tmp */
 #define TUN_NODE STATE_DIR "/lk-probe-tun" /* and a node of /dev/net/tun (10:200), mode 0666 */
+
+#define ELEMENTS(a) (sizeof(a) / sizeof((a)[0]))
 
 static int open_count;
 
@@ -323,6 +327,8 @@ int main(int argc, char *argv[])
         e = ERRNO_OF(setuid(getuid()));
         report("SystemCallFilter=~@privileged", e == EPERM, "setuid to our own uid: %s",
                err_name(e));
+        report("SystemCallErrorNumber", e == EPERM,
+               "a filtered call (setuid) failed with %s and the process lives on", err_name(e));
 
         /*
          * The setrlimit system call itself: glibc's setrlimit() uses prlimit64, which
@@ -358,6 +364,25 @@ int main(int argc, char *argv[])
                fd >= 0 ? "readable" : "missing", err_name(e));
         if (fd >= 0)
                 close(fd);
+
+        /* KeyringMode=private: a session keyring of its own, the user's keyring not linked in. */
+        {
+                long ses = syscall(SYS_keyctl, KEYCTL_GET_KEYRING_ID, KEY_SPEC_SESSION_KEYRING, 0);
+                long usr = syscall(SYS_keyctl, KEYCTL_GET_KEYRING_ID, KEY_SPEC_USER_KEYRING, 0);
+                int32_t links[256];
+                long len = ses > 0 ? syscall(SYS_keyctl, KEYCTL_READ, ses, links, sizeof(links)) : -1;
+                bool linked = false;
+
+                for (long i = 0; len > 0 && i < len / (long)sizeof(links[0]) &&
+                                 i < (long)ELEMENTS(links); i++)
+                        if (links[i] == usr)
+                                linked = true;
+                e = ses < 0 ? errno : 0;
+                report("KeyringMode", ses > 0 && !linked,
+                       "session keyring %ld (%s), the user keyring %s", ses, err_name(e),
+                       linked ? "linked in" : "not in it");
+                printf("probe: keyring %ld\n", ses);
+        }
 
         /* RemoveIPC=: with --leave-ipc this segment stays, and must be gone once the unit
          * stops (the test looks); the run outside the sandbox removes its own. */
