@@ -170,7 +170,6 @@ static int method_open_session(struct broker *b, struct lk_call *call, struct lk
 {
         const char *login_id, *session_id;
         _cleanup_free_ char *user = NULL;
-        struct lk_session *old;
         struct lk_login *l;
         uid_t uid;
         int r;
@@ -191,11 +190,11 @@ static int method_open_session(struct broker *b, struct lk_call *call, struct lk
         l = lk_login_find(b, login_id);
         if (!l || !lk_call_allowed(call, l->user_uid))
                 return not_found_login(e);
-        old = lk_session_find(b, session_id);
-        if (old && !lk_call_allowed(call, old->uid))
-                return lk_error_set(e, LK_ERR_ACCESS_DENIED,
-                                    "Session id '%s' is in use by another user", session_id);
+        /* Done first: a pending login hears the same whether the id is taken or not. */
         r = lk_login_check_done(b, l, e);
+        if (r < 0)
+                return r;
+        r = lk_session_may_open(b, session_id, l->user_uid, e);
         if (r < 0)
                 return r;
 

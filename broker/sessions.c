@@ -192,6 +192,18 @@ static void log_tokens(int prio, const char *what, const struct lk_session *s)
 
 static void session_close(struct broker *b, struct lk_session *s, bool remove_file);
 
+int lk_session_may_open(struct broker *b, const char *id, uid_t uid, struct lk_error *e)
+{
+        struct lk_session *old = lk_session_find(b, id);
+
+        /* One answer whether the holder is root or anyone else; the login stays usable. */
+        if (old && old->uid != uid)
+                return lk_error_set(e, LK_ERR_ACCESS_DENIED,
+                                    "Session id '%s' is taken; open the session under another id",
+                                    id);
+        return 0;
+}
+
 int lk_session_open(struct broker *b, const char *id, const char *user, uid_t uid,
                     struct lk_grant *grant, struct lk_error *e)
 {
@@ -221,8 +233,8 @@ int lk_session_open(struct broker *b, const char *id, const char *user, uid_t ui
 
         /*
          * The same id again: su inside a session, or a session whose close
-         * never came. The caller was allowed to act on the old one (methods.c
-         * checked), and the new login replaces it. The new one is saved first
+         * never came. It is the same uid's (lk_session_may_open), and the new
+         * login replaces it. The new one is saved first
          * (the rename replaces the old file), so a failed write leaves the old
          * session as it was, in memory and on disk.
          */

@@ -66,7 +66,18 @@ struct lk_session *lk_session_find_loaded(struct broker *b, const char *id);
 /* The session uid opened last, or NULL. Only once every session is read (broker_need_sessions). */
 struct lk_session *lk_session_latest(struct broker *b, uid_t uid);
 
-/* Makes the session from a login's grant (taken over, also on failure), saves it, announces it. */
+/*
+ * 0 when a session of uid may take that id: none has it, or one of the same uid (su inside a
+ * session, or a session whose close never came), which the new one replaces. A session of
+ * another uid is never replaced or touched, whoever asks (root included): the id may come
+ * from an environment the user wrote.
+ */
+int lk_session_may_open(struct broker *b, const char *id, uid_t uid, struct lk_error *e);
+
+/*
+ * Makes the session from a login's grant (taken over, also on failure), saves it, announces
+ * it. The caller checked lk_session_may_open().
+ */
 int lk_session_open(struct broker *b, const char *id, const char *user, uid_t uid,
                     struct lk_grant *grant, struct lk_error *e);
 

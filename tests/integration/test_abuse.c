@@ -437,6 +437,159 @@ static void test_no_oracle(void **state)
         bc_close(c);
 }
 
+/* As nobody, with a login of its own still pending: OpenSession onto root's session id and
+ * onto one nobody has. 0 when the two answers are the same, byte for byte. */
+static int open_session_oracle(void *userdata)
+{
+        const struct oracle *o = userdata;
+        DBusConnection *c = bc_open(o->address);
+        _cleanup_free_ char *id = NULL, *e1 = NULL, *m1 = NULL, *e2 = NULL, *m2 = NULL;
+        int r;
+
+        if (!c)
+                return 100;
+        e1 = bc_begin_login(c, "nobody", &id, NULL);
+        if (e1) {
+                bc_close(c);
+                return 101;
+        }
+        e1 = bc_call_s(c, "OpenSession", id, o->root_session, NULL, &m1);
+        e2 = bc_call_s(c, "OpenSession", id, "orc-nobody-has-none", NULL, &m2);
+        fprintf(stderr, "OpenSession with a pending login as nobody: root's id: %s: %s | none: "
+                "%s: %s\n", e1 ? e1 : "(success)", m1 ? m1 : "", e2 ? e2 : "(success)",
+                m2 ? m2 : "");
+        r = e1 && e2 && m1 && m2 && streq(e1, e2) && streq(m1, m2) ? 0 : 1;
+        free(bc_call_s(c, "CancelLogin", id, NULL, NULL, NULL));
+        bc_close(c);
+        return r;
+}
+
+static void test_open_session_no_oracle(void **state)
+{
+        struct lkh *h = *state;
+        DBusConnection *c = open_bus(h);
+        struct oracle o = {.address = h->bus_address, .root_session = "orc-root-os"};
+        int differ = -1;
+
+        assert_int_equal(bc_open_session(h, c, "root", o.root_session), 0);
+        assert_int_equal(lkh_run_as(NOBODY, NOBODY, open_session_oracle, &o, &differ), 0);
+        assert_int_equal(differ, 0);
+        assert_null(bc_call_s(c, "CloseSession", o.root_session, NULL, NULL, NULL));
+        bc_close(c);
+}
+
+/* The uid of session id in ListSessions as root, or -1 when it is not listed. */
+static long session_uid(DBusConnection *c, const char *id)
+{
+        struct bc_reply r;
+        DBusMessageIter it, a, st;
+        long uid = -1;
+
+        assert_int_equal(bc_call(c, bc_new("ListSessions"), 10000, &r), 0);
+        dbus_message_iter_init(r.msg, &it);
+        for (dbus_message_iter_recurse(&it, &a);
+             dbus_message_iter_get_arg_type(&a) == DBUS_TYPE_STRUCT; dbus_message_iter_next(&a)) {
+                const char *sid;
+                dbus_uint32_t u;
+
+                dbus_message_iter_recurse(&a, &st);
+                dbus_message_iter_get_basic(&st, &sid);
+                dbus_message_iter_next(&st);
+                dbus_message_iter_next(&st);
+                dbus_message_iter_get_basic(&st, &u);
+                if (streq(sid, id))
+                        uid = u;
+        }
+        bc_reply_clear(&r);
+        return uid;
+}
+
+/* OpenSession never replaces a session of another uid than the login's user, even for root. */
+static void test_open_session_keeps_other_uids(void **state)
+{
+        struct lkh *h = *state;
+        DBusConnection *c = open_bus(h);
+        _cleanup_free_ char *t1 = NULL, *t2 = NULL, *e = NULL, *msg = NULL;
+        _cleanup_free_ char *for_nobody = NULL, *for_root = NULL;
+
+        assert_int_equal(bc_open_session(h, c, "root", "own-root"), 0);
+        assert_null(e = bc_get_token(c, "own-root", 0, &t1, NULL, NULL));
+
+        /* Root, with a login for nobody (an id from nobody's PAM environment). */
+        for_nobody = bc_login(h, c, "nobody");
+        assert_non_null(for_nobody);
+        e = bc_call_s(c, "OpenSession", for_nobody, "own-root", NULL, &msg);
+        assert_non_null(e);
+        assert_string_equal(e, ERR("AccessDenied"));
+        assert_non_null(strstr(msg, "open the session under another id"));
+        assert_int_equal(session_uid(c, "own-root"), 0);
+        assert_null(bc_get_token(c, "own-root", 0, &t2, NULL, NULL));
+        assert_string_equal(t1, t2);
+        /* The login is still good for another id. */
+        free(e);
+        free(msg);
+        msg = NULL;
+        e = bc_call_s(c, "OpenSession", for_nobody, "own-nobody", NULL, &msg);
+        assert_null(e);
+        assert_int_equal(session_uid(c, "own-nobody"), NOBODY);
+
+        /* And the other way round: root's own login onto nobody's session. */
+        for_root = bc_login(h, c, "root");
+        assert_non_null(for_root);
+        e = bc_call_s(c, "OpenSession", for_root, "own-nobody", NULL, &msg);
+        assert_non_null(e);
+        assert_string_equal(e, ERR("AccessDenied"));
+        assert_int_equal(session_uid(c, "own-nobody"), NOBODY);
+        free(e);
+        /* Root's own id, the same uid: replaced, as su inside a session does. */
+        e = bc_call_s(c, "OpenSession", for_root, "own-root", NULL, NULL);
+        assert_null(e);
+        assert_int_equal(session_uid(c, "own-root"), 0);
+        assert_null(bc_call_s(c, "CloseSession", "own-root", NULL, NULL, NULL));
+        assert_null(bc_call_s(c, "CloseSession", "own-nobody", NULL, NULL, NULL));
+        bc_close(c);
+}
+
+/* Session ids holding ".json.tmp." are sessions like any other, after a restart too; a real
+ * leftover temporary file still goes. */
+static void test_temp_like_session_ids(void **state)
+{
+        static const char *const ids[] = {"tl.json.tmp.abcdef", "tl.json.tmp.", "tl.json.tmp.x"};
+        struct lkh *h = *state;
+        DBusConnection *c = open_bus(h);
+        char *before[ELEMENTSOF(ids)];
+        _cleanup_free_ char *leftover = NULL;
+        int fd;
+
+        for (size_t i = 0; i < ELEMENTSOF(ids); i++) {
+                assert_int_equal(bc_open_session(h, c, "root", ids[i]), 0);
+                assert_null(bc_get_token(c, ids[i], 0, &before[i], NULL, NULL));
+        }
+        leftover = lkh_xasprintf("%s/sessions/tl-x.json.tmp.Ab3dE9", h->state_dir);
+        fd = open(leftover, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        assert_true(fd >= 0);
+        close(fd);
+        bc_close(c);
+
+        lkh_stop_broker(h);
+        assert_int_equal(lkh_start_broker(h, NULL), 0);
+        c = open_bus(h);
+        for (size_t i = 0; i < ELEMENTSOF(ids); i++) {
+                _cleanup_free_ char *t = NULL, *e = NULL, *msg = NULL;
+
+                e = bc_get_token(c, ids[i], 0, &t, NULL, &msg);
+                if (e)
+                        fail_msg("%s after the restart: %s: %s", ids[i], e, msg);
+                assert_string_equal(t, before[i]);
+                free(before[i]);
+                assert_null(bc_call_s(c, "CloseSession", ids[i], NULL, NULL, NULL));
+        }
+        /* Gone once every file is read: ListSessions waits for that. */
+        lk_strv_free(bc_list_sessions(c));
+        assert_int_equal(access(leftover, F_OK), -1);
+        bc_close(c);
+}
+
 /* ---- hostile arguments ---- */
 
 static void expect_error(DBusConnection *c, DBusMessage *m, const char *name, const char *words)
@@ -776,6 +929,9 @@ int main(void)
         const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_flood),
             cmocka_unit_test(test_no_oracle),
+            cmocka_unit_test(test_open_session_no_oracle),
+            cmocka_unit_test(test_open_session_keeps_other_uids),
+            cmocka_unit_test(test_temp_like_session_ids),
             cmocka_unit_test(test_huge_strings),
             cmocka_unit_test(test_strings_against_the_rules),
             cmocka_unit_test(test_invalid_utf8),
