@@ -10,6 +10,7 @@
 #include <stdlib.h>
 
 #include "broker.h"
+#include "budget.h"
 #include "log.h"
 #include "logins.h"
 #include "secret.h"
@@ -110,10 +111,28 @@ static int method_begin_login(struct broker *b, struct lk_call *call, struct lk_
                           DBUS_TYPE_INVALID);
 }
 
+/* Who a code exchange is budgeted to: the caller, or for root (sshd, login, greeters, which
+ * run as root for everyone) the user the login is for. */
+static uid_t budget_uid(const struct lk_call *call, const struct lk_login *l)
+{
+        return call->uid == 0 ? l->user_uid : call->uid;
+}
+
+struct login_done {
+        struct broker *broker;
+        struct lk_call *call;
+        uid_t budget_uid;
+};
+
 static void on_login_done(void *userdata, const char *user, int r, const struct lk_error *e)
 {
-        _cleanup_(lk_call_unrefp) struct lk_call *call = userdata;
+        struct login_done *d = userdata;
+        _cleanup_(lk_call_unrefp) struct lk_call *call = d->call;
 
+        /* A granted code was a real sign-in: only refused and failed requests spend. */
+        if (r >= 0)
+                lk_budget_refund(d->broker->budget, d->budget_uid);
+        free(d);
         if (r < 0)
                 lk_call_reply_error(call, r, e);
         else if (reply_args(call, DBUS_TYPE_STRING, &user, DBUS_TYPE_INVALID) < 0)
@@ -123,6 +142,7 @@ static void on_login_done(void *userdata, const char *user, int r, const struct 
 static int method_complete_login(struct broker *b, struct lk_call *call, struct lk_error *e)
 {
         const char *id, *answer;
+        struct login_done *d;
         struct lk_login *l;
         int r;
 
@@ -140,11 +160,23 @@ static int method_complete_login(struct broker *b, struct lk_call *call, struct 
         if (!l || !lk_call_allowed(call, l->owner_uid))
                 return not_found_login(e);
 
-        r = lk_login_complete(b, l, answer, on_login_done, lk_call_ref(call), e);
+        d = calloc(1, sizeof(*d));
+        if (!d)
+                return -LK_ERR_NOMEM;
+        *d = (struct login_done){.broker = b, .call = call, .budget_uid = budget_uid(call, l)};
+        r = lk_budget_take(b->budget, d->budget_uid, lk_now_ms(), e);
         if (r < 0) {
-                lk_call_unref(call);
+                free(d);
                 return r;
         }
+        r = lk_login_complete(b, l, answer, on_login_done, d, e);
+        if (r < 0) {
+                /* Nothing was sent. */
+                lk_budget_refund(b->budget, d->budget_uid);
+                free(d);
+                return r;
+        }
+        lk_call_ref(call);
         return LK_CALL_LATER;
 }
 

@@ -43,12 +43,14 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "busclient.h"
 #include "harness.h"
@@ -924,19 +926,272 @@ static void test_wrong_types(void **state)
         bc_close(c);
 }
 
+/* ---- budgets (their own broker: the floods above spend nobody's) ---- */
+
+static int setup_budgets(void **state)
+{
+        return lkh_setup_broker(state, NULL, "[sessions]\nrefresh_margin = 60\n");
+}
+
+static long idp_stat(struct lkh *h, const char *name)
+{
+        long n = -1;
+
+        assert_int_equal(lkh_idp_stat(h, name, &n), 0);
+        return n;
+}
+
+struct junk_job {
+        const char *address;
+        unsigned rounds;
+        unsigned refused, too_many, other; /* answers to the junk codes */
+};
+
+/* As nobody: its own logins, each answered once with a junk code, then cancelled. */
+static int junk_codes(void *userdata)
+{
+        struct junk_job *j = userdata;
+        DBusConnection *c = bc_open(j->address);
+
+        if (!c)
+                return 100;
+        for (unsigned i = 0; i < j->rounds; i++) {
+                _cleanup_free_ char *id = NULL, *e = NULL;
+                char code[64];
+
+                e = bc_begin_login(c, "nobody", &id, NULL);
+                if (e)
+                        return 101;
+                snprintf(code, sizeof(code), "junk-code-%u-%x", i, (unsigned)rand());
+                e = bc_call_s(c, "CompleteLogin", id, code, NULL, NULL);
+                if (e && streq(e, ERR("InvalidGrant")))
+                        j->refused++;
+                else if (e && streq(e, ERR("TooManyRequests")))
+                        j->too_many++;
+                else
+                        j->other++;
+                free(bc_call_s(c, "CancelLogin", id, NULL, NULL, NULL));
+        }
+        bc_close(c);
+        /* The counts travel back packed: refused, too_many, other (each < 1000). */
+        return (int)(j->refused * 1000000 + j->too_many * 1000 + j->other);
+}
+
+/* A uid answering its own logins with junk codes reaches the token endpoint LK_BUDGET_BURST
+ * (30) times, then hears TooManyRequests; root's logins for others go on. */
+static void test_exchange_budget(void **state)
+{
+        struct lkh *h = *state;
+        DBusConnection *c = open_bus(h);
+        struct junk_job j = {.address = h->bus_address, .rounds = 80};
+        _cleanup_free_ char *id = NULL, *e = NULL;
+        long before = idp_stat(h, "token_code"), sent;
+        int packed = -1;
+
+        assert_int_equal(lkh_run_as(NOBODY, NOBODY, junk_codes, &j, &packed), 0);
+        j.refused = (unsigned)packed / 1000000;
+        j.too_many = (unsigned)packed / 1000 % 1000;
+        j.other = (unsigned)packed % 1000;
+        sent = idp_stat(h, "token_code") - before;
+        fprintf(stderr, "junk codes: %u refused by the provider, %u TooManyRequests, %u other; "
+                "%ld token requests reached it\n", j.refused, j.too_many, j.other, sent);
+        assert_int_equal(j.other, 0);
+        /* 30 at once, then 30 a minute: one or two more while the loop runs. */
+        assert_true(j.refused >= 30 && j.refused <= 32);
+        assert_int_equal(j.refused + j.too_many, j.rounds);
+        assert_int_equal(sent, (long)j.refused);
+
+        /* Root's login for nobody is nobody's budget (sshd calls as root for everyone)... */
+        assert_null(e = bc_begin_login(c, "nobody", &id, NULL));
+        e = bc_call_s(c, "CompleteLogin", id, "junk-code-root", NULL, NULL);
+        assert_non_null(e);
+        assert_string_equal(e, ERR("TooManyRequests"));
+        free(e);
+        assert_null(e = bc_call_s(c, "CancelLogin", id, NULL, NULL, NULL));
+        /* ...and root's own logins are root's. */
+        assert_int_equal(bc_open_session(h, c, "root", "bud-root"), 0);
+        assert_null(e = bc_call_s(c, "CloseSession", "bud-root", NULL, NULL, NULL));
+        bc_close(c);
+}
+
+/* min_valid counts as at most LK_MIN_VALID_MAX (86400 s); a session is refreshed at most once
+ * in LK_REFRESH_INTERVAL_MIN (30 s): meanwhile the valid token, or the last refresh's error. */
+static void test_refresh_floor(void **state)
+{
+        struct lkh *h = *state;
+        DBusConnection *c = open_bus(h);
+        _cleanup_free_ char *t1 = NULL, *t2 = NULL, *e1 = NULL, *m1 = NULL;
+        long r0;
+
+        /* A token that lives longer than the cap: a bigger min_valid does not refresh it. */
+        assert_int_equal(lkh_idp_set(h, "expires_in", "100000"), 0);
+        assert_int_equal(bc_open_session(h, c, "root", "rf-cap"), 0);
+        r0 = idp_stat(h, "token_refresh");
+        assert_null(bc_get_token(c, "rf-cap", 0, &t1, NULL, NULL));
+        assert_null(bc_get_token(c, "rf-cap", UINT32_MAX, &t2, NULL, NULL));
+        assert_string_equal(t1, t2);
+        assert_int_equal(idp_stat(h, "token_refresh"), r0);
+        assert_null(bc_call_s(c, "CloseSession", "rf-cap", NULL, NULL, NULL));
+        free(t1);
+        t1 = NULL;
+
+        /* Tokens under refresh_margin (60 s): each GetToken would refresh. One does. */
+        assert_int_equal(lkh_idp_set(h, "expires_in", "40"), 0);
+        assert_int_equal(bc_open_session(h, c, "root", "rf-floor"), 0);
+        r0 = idp_stat(h, "token_refresh");
+        assert_null(bc_get_token(c, "rf-floor", 0, &t1, NULL, NULL));
+        assert_int_equal(idp_stat(h, "token_refresh"), r0 + 1);
+        for (int i = 0; i < 10; i++) {
+                _cleanup_free_ char *t = NULL;
+
+                assert_null(bc_get_token(c, "rf-floor", i % 2 ? 7200 : 0, &t, NULL, NULL));
+                assert_string_equal(t, t1);
+        }
+        assert_int_equal(idp_stat(h, "token_refresh"), r0 + 1);
+        assert_null(bc_call_s(c, "CloseSession", "rf-floor", NULL, NULL, NULL));
+        free(t1);
+        t1 = NULL;
+
+        /* An expired token whose refresh failed: the same error again, without asking. */
+        assert_int_equal(lkh_idp_set(h, "expires_in", "1"), 0);
+        assert_int_equal(bc_open_session(h, c, "root", "rf-fail"), 0);
+        lkh_sleep_ms(2100);
+        assert_int_equal(lkh_idp_set(h, "fail_status", "503"), 0);
+        r0 = idp_stat(h, "token_refresh");
+        e1 = bc_get_token(c, "rf-fail", 0, NULL, NULL, &m1);
+        assert_non_null(e1);
+        assert_int_equal(idp_stat(h, "token_refresh"), r0 + 1);
+        for (int i = 0; i < 5; i++) {
+                _cleanup_free_ char *e = NULL, *m = NULL;
+
+                e = bc_get_token(c, "rf-fail", 0, NULL, NULL, &m);
+                assert_non_null(e);
+                assert_string_equal(e, e1);
+                assert_string_equal(m, m1);
+        }
+        assert_int_equal(idp_stat(h, "token_refresh"), r0 + 1);
+        assert_int_equal(lkh_idp_reset(h), 0);
+        assert_null(bc_call_s(c, "CloseSession", "rf-fail", NULL, NULL, NULL));
+        bc_close(c);
+}
+
+/* Failed refreshes spend the session owner's budget: with the provider down, 50 sessions of
+ * one uid that all need a refresh make at most LK_BUDGET_BURST (30) requests; every caller
+ * still gets its valid token. */
+static void test_refresh_budget(void **state)
+{
+        enum { N = 50 };
+        struct lkh *h = *state;
+        DBusConnection *c = open_bus(h);
+        long r0, sent;
+
+        assert_int_equal(lkh_idp_set(h, "expires_in", "50"), 0);
+        for (int i = 0; i < N; i++) {
+                char sid[32];
+
+                snprintf(sid, sizeof(sid), "rb-%02d", i);
+                assert_int_equal(bc_open_session(h, c, "root", sid), 0);
+        }
+        assert_int_equal(lkh_idp_set(h, "fail_status", "503"), 0);
+        r0 = idp_stat(h, "token_refresh");
+        for (int i = 0; i < N; i++) {
+                _cleanup_free_ char *t = NULL, *e = NULL, *m = NULL;
+                char sid[32];
+
+                snprintf(sid, sizeof(sid), "rb-%02d", i);
+                e = bc_get_token(c, sid, 0, &t, NULL, &m);
+                if (e)
+                        fail_msg("GetToken %s: %s: %s", sid, e, m);
+        }
+        sent = idp_stat(h, "token_refresh") - r0;
+        fprintf(stderr, "refreshes with the provider down: %ld requests for %d sessions\n", sent,
+                N);
+        /* Root spent a little of its budget above (one failed refresh). */
+        assert_true(sent >= 25 && sent <= 31);
+        assert_int_equal(lkh_idp_reset(h), 0);
+        for (int i = 0; i < N; i++) {
+                char sid[32];
+
+                snprintf(sid, sizeof(sid), "rb-%02d", i);
+                assert_null(bc_call_s(c, "CloseSession", sid, NULL, NULL, NULL));
+        }
+        bc_close(c);
+}
+
+/* At most LK_SESSIONS_PER_UID_MAX (1024) open sessions per uid, also when root opens them. */
+static void test_sessions_per_uid(void **state)
+{
+        struct lkh *h = *state;
+        DBusConnection *c = open_bus(h);
+        _cleanup_free_ char *path = NULL, *login = NULL, *e = NULL, *msg = NULL;
+        json_error_t err;
+        json_t *proto;
+
+        assert_int_equal(bc_open_session(h, c, "nobody", "cap-0000"), 0);
+        bc_close(c);
+        lkh_stop_broker(h);
+        path = lkh_xasprintf("%s/sessions/cap-0000.json", h->state_dir);
+        proto = json_load_file(path, 0, &err);
+        assert_non_null(proto);
+        for (int i = 1; i < 1024; i++) {
+                _cleanup_free_ char *copy = NULL;
+                char id[32];
+
+                snprintf(id, sizeof(id), "cap-%04d", i);
+                copy = lkh_xasprintf("%s/sessions/%s.json", h->state_dir, id);
+                assert_int_equal(json_object_set_new(proto, "session_id", json_string(id)), 0);
+                assert_int_equal(json_dump_file(proto, copy, JSON_COMPACT), 0);
+                assert_int_equal(chmod(copy, 0600), 0);
+        }
+        json_decref(proto);
+        assert_int_equal(lkh_start_broker(h, NULL), 0);
+        c = open_bus(h);
+        lk_strv_free(bc_list_sessions(c)); /* every file read */
+
+        login = bc_login(h, c, "nobody");
+        assert_non_null(login);
+        e = bc_call_s(c, "OpenSession", login, "cap-new", NULL, &msg);
+        assert_non_null(e);
+        assert_string_equal(e, ERR("TooManyRequests"));
+        assert_non_null(strstr(msg, "at most 1024"));
+        free(e);
+        /* One of its own ids is replaced, not added; after a close there is room again. */
+        assert_null(e = bc_call_s(c, "OpenSession", login, "cap-0001", NULL, NULL));
+        assert_null(e = bc_call_s(c, "CloseSession", "cap-0002", NULL, NULL, NULL));
+        free(login);
+        login = bc_login(h, c, "nobody");
+        assert_non_null(login);
+        assert_null(e = bc_call_s(c, "OpenSession", login, "cap-new", NULL, NULL));
+        /* Others are not counted against nobody. */
+        assert_int_equal(bc_open_session(h, c, "root", "cap-root"), 0);
+        bc_close(c);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
+            /* Before the flood, which spends nobody's budget of token requests. */
+            cmocka_unit_test(test_open_session_keeps_other_uids),
+            cmocka_unit_test(test_temp_like_session_ids),
             cmocka_unit_test(test_flood),
             cmocka_unit_test(test_no_oracle),
             cmocka_unit_test(test_open_session_no_oracle),
-            cmocka_unit_test(test_open_session_keeps_other_uids),
-            cmocka_unit_test(test_temp_like_session_ids),
             cmocka_unit_test(test_huge_strings),
             cmocka_unit_test(test_strings_against_the_rules),
             cmocka_unit_test(test_invalid_utf8),
             cmocka_unit_test(test_wrong_types),
         };
 
-        return cmocka_run_group_tests_name("abuse", tests, setup, lkh_teardown);
+        const struct CMUnitTest budgets[] = {
+            cmocka_unit_test(test_refresh_floor),
+            cmocka_unit_test(test_refresh_budget),
+            cmocka_unit_test(test_sessions_per_uid),
+            /* Last: it spends nobody's budget. */
+            cmocka_unit_test(test_exchange_budget),
+        };
+        int failed = cmocka_run_group_tests_name("abuse", tests, setup, lkh_teardown);
+
+        failed += cmocka_run_group_tests_name("abuse, budgets", budgets, setup_budgets,
+                                              lkh_teardown);
+        return failed;
 }
