@@ -32,6 +32,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <limits.h>
 #include <poll.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -1235,18 +1236,53 @@ static int park_per_uid(void *userdata)
         return (int)(ok * 1000 + refused);
 }
 
-/* As nobody, on a new connection: 100 calls before the bus has said who sent them. */
-static int park_per_sender(void *userdata)
+/*
+ * As nobody, in a child, on a new connection: 100 calls at once (a byte on sent once they are
+ * with the bus), then their answers (an int on result: answered * 1000 + refused, or -1).
+ */
+static void park_per_sender(const struct parked *j, int sent, int result)
 {
-        struct parked *j = userdata;
-        DBusConnection *c = bc_open(j->address);
+        DBusConnection *c;
+        DBusPendingCall *p[100];
+        int r = 0;
 
-        if (!c)
-                return -1;
-        return burst_get_token(c, j->sessions, 100, "wait to be identified", &j->ok,
-                               &j->refused) < 0
-                       ? -1
-                       : (int)(j->ok * 1000 + j->refused);
+        if (setgroups(0, NULL) < 0 || setresgid(NOBODY, NOBODY, NOBODY) < 0 ||
+            setresuid(NOBODY, NOBODY, NOBODY) < 0 || !(c = bc_open(j->address)))
+                _exit(1);
+        for (unsigned i = 0; i < ELEMENTSOF(p); i++) {
+                DBusMessage *m = bc_new("GetToken");
+
+                bc_append_options(m, j->sessions[i % 2], 0);
+                if (!dbus_connection_send_with_reply(c, m, &p[i], 60000) || !p[i])
+                        _exit(1);
+                dbus_message_unref(m);
+        }
+        dbus_connection_flush(c);
+        if (write(sent, "x", 1) != 1)
+                _exit(1);
+        for (unsigned i = 0; i < ELEMENTSOF(p); i++) {
+                DBusMessage *reply;
+                const char *msg = "";
+
+                dbus_pending_call_block(p[i]);
+                reply = dbus_pending_call_steal_reply(p[i]);
+                dbus_pending_call_unref(p[i]);
+                if (reply && dbus_message_get_type(reply) == DBUS_MESSAGE_TYPE_METHOD_RETURN)
+                        r += 1000;
+                else if (reply &&
+                         streq_ptr(dbus_message_get_error_name(reply), ERR("TooManyRequests")) &&
+                         dbus_message_get_args(reply, NULL, DBUS_TYPE_STRING, &msg,
+                                               DBUS_TYPE_INVALID) &&
+                         strstr(msg, "wait to be identified"))
+                        r += 1;
+                else
+                        r = INT_MIN;
+                if (reply)
+                        dbus_message_unref(reply);
+        }
+        if (r < 0)
+                r = -1;
+        _exit(write(result, &r, sizeof(r)) == sizeof(r) ? 0 : 1);
 }
 
 /* The calls a uid (LK_BUS_CALLS_PER_UID_MAX, 256) and a sender before its uid is known
@@ -1270,7 +1306,38 @@ static void test_parked_calls_bounded(void **state)
         assert_int_equal(packed, 256 * 1000 + 44);
         assert_int_equal(lkh_idp_set(h, "delay_ms", "0"), 0);
 
-        assert_int_equal(lkh_run_as(NOBODY, NOBODY, park_per_sender, &j, &packed), 0);
+        /*
+         * A new sender's 100 calls, all with the bus before the broker reads the first (it is
+         * stopped meanwhile): the answer to its question about the sender comes after them.
+         */
+        {
+                int sent[2], result[2], status;
+                pid_t pid;
+                char x;
+
+                assert_int_equal(pipe2(sent, O_CLOEXEC), 0);
+                assert_int_equal(pipe2(result, O_CLOEXEC), 0);
+                assert_int_equal(kill(h->broker_pid, SIGSTOP), 0);
+                fflush(NULL);
+                pid = fork();
+                assert_true(pid >= 0);
+                if (pid == 0) {
+                        prctl(PR_SET_PDEATHSIG, SIGKILL);
+                        park_per_sender(&j, sent[1], result[1]);
+                }
+                close(sent[1]);
+                close(result[1]);
+                x = 0;
+                if (read(sent[0], &x, 1) != 1)
+                        x = 0;
+                lkh_sleep_ms(200);
+                assert_int_equal(kill(h->broker_pid, SIGCONT), 0);
+                assert_int_equal(x, 'x');
+                assert_int_equal(read(result[0], &packed, sizeof(packed)), sizeof(packed));
+                assert_int_equal(waitpid(pid, &status, 0), pid);
+                close(sent[0]);
+                close(result[0]);
+        }
         fprintf(stderr, "100 calls before the sender was known: %d answered, %d refused\n",
                 packed / 1000, packed % 1000);
         assert_int_equal(packed, 64 * 1000 + 36);
