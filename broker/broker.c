@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "budget.h"
 #include "daemon.h"
 #include "log.h"
 #include "logins.h"
@@ -262,6 +263,7 @@ void broker_free(struct broker *b)
         lk_http_free(b->http);
         lk_logins_free_all(b);
         lk_sessions_free_all(b);
+        lk_budget_free(b->budget);
         lk_bus_free(b->bus);
         while (b->http_watches) {
                 struct http_watch *w = b->http_watches;
@@ -327,6 +329,10 @@ int broker_new(const struct broker_options *o, struct broker **ret, struct lk_er
                 goto fail;
         }
         lk_http_set_loop(b->http, http_watch_socket, http_set_timer, b);
+        if (lk_budget_new(&b->budget) < 0) {
+                r = lk_error_set(e, LK_ERR_NOMEM, "Out of memory");
+                goto fail;
+        }
         r = lk_provider_new(b->config, b->http, b->state_dir, &b->provider, e);
         if (r < 0)
                 goto fail;

@@ -41,6 +41,7 @@ struct broker {
         struct lk_http *http;
         struct lk_provider *provider;
         struct lk_bus *bus;
+        struct lk_budget *budget; /* token-endpoint requests per uid (budget.h) */
 
         struct lk_login *logins;
         unsigned n_logins;                  /* including expired ones still remembered */

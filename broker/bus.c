@@ -13,8 +13,37 @@
 #include "log.h"
 #include "base/utf8.h"
 
-/* Method calls waiting for the bus to tell who sent them; more are refused. */
+/*
+ * Bounds on the calls the broker holds (waiting for their caller's uid, for the provider's
+ * endpoints, for the sessions to be read, for a refresh or an exchange); beyond them a call is
+ * refused with TooManyRequests. Each call held is at most LK_ARG_BODY_MAX plus its header.
+ * - senders whose uid is being asked for; each sender's calls meanwhile, in count and bytes;
+ * - each uid's calls, in count and bytes (root's only by the total: sshd, login and greeters
+ *   call as root for everyone, and their logins are bounded per user);
+ * - the bytes of all calls held.
+ */
 #define LK_BUS_LOOKUPS_MAX 1024
+#define LK_BUS_CALLS_PER_SENDER_MAX 64
+#define LK_BUS_BYTES_PER_SENDER_MAX (1024 * 1024)
+#define LK_BUS_CALLS_PER_UID_MAX 256
+#define LK_BUS_BYTES_PER_UID_MAX (4 * 1024 * 1024)
+#define LK_BUS_BYTES_MAX (32 * 1024 * 1024)
+/* What a call's header may add to its body: path, interface, member, sender, signature. */
+#define CALL_HEADER_SIZE 1024
+
+/*
+ * The connection's own limits (libdbus). A message over max_message_size, or with more file
+ * descriptors than max_message_unix_fds, makes libdbus drop the whole connection, and the
+ * broker with it: so max_message_size is the protocol's maximum (128 MiB) and the bus's own
+ * limit (32 MiB on the system bus by default) decides what reaches us; max_message_unix_fds
+ * stays at libdbus's default, above the system bus's 16 (raising it costs memory up front).
+ * max_received_size and _unix_fds only make libdbus stop reading while the messages it holds
+ * add up to more: a call over the caps is dropped as soon as it is read, and the calls held
+ * stay under LK_BUS_BYTES_MAX, so reading never stops for them, even while the largest
+ * message a bus may send is being read. No method takes file descriptors.
+ */
+#define BUS_RECEIVED_SIZE_MAX ((long)LK_BUS_BYTES_MAX + DBUS_MAXIMUM_MESSAGE_LENGTH)
+#define BUS_RECEIVED_FDS_MAX 64
 
 /*
  * Callers' uids, by unique name, so that a caller's second call needs no
@@ -32,13 +61,36 @@ struct uid_entry {
         char name[]; /* ":1.42" */
 };
 
+/* One GetConnectionUnixUser under way, and the calls of that sender waiting for it. */
+struct lookup {
+        struct lookup *next;
+        struct lk_bus *bus;
+        DBusPendingCall *pending;
+        struct lk_call **calls;
+        unsigned n;
+        size_t bytes;
+        char sender[]; /* ":1.42" */
+};
+
+/* The calls held for one uid. */
+#define SHARE_BUCKETS 256
+struct share {
+        struct share *next;
+        uid_t uid;
+        unsigned calls;
+        size_t bytes;
+};
+
 struct lk_bus {
         DBusConnection *conn;
         struct lk_loop *loop;
         struct broker *broker;
         const struct lk_method *methods;
-        unsigned lookups; /* GetConnectionUnixUser under way */
-        unsigned calls;   /* lk_call objects alive */
+        struct lookup *lookups; /* GetConnectionUnixUser under way */
+        unsigned n_lookups;
+        unsigned calls;         /* lk_call objects alive */
+        size_t bytes;           /* their size */
+        struct share *shares[SHARE_BUCKETS];
         struct uid_entry *uids[UID_CACHE_BUCKETS];
         unsigned n_uids;
 };
@@ -246,6 +298,64 @@ static void on_prepare(void *userdata)
 
 /* ---- calls ---- */
 
+static struct share **share_slot(struct lk_bus *bus, uid_t uid)
+{
+        struct share **p = &bus->shares[uid % SHARE_BUCKETS];
+
+        while (*p && (*p)->uid != uid)
+                p = &(*p)->next;
+        return p;
+}
+
+/* Counts c in its uid's share, or says why not (TooManyRequests, NOMEM). */
+static int share_add(struct lk_call *c, struct lk_error *e)
+{
+        struct share **p, *x;
+
+        if (c->uid == 0)
+                return 0;
+        p = share_slot(c->bus, c->uid);
+        x = *p;
+        if (!x) {
+                x = calloc(1, sizeof(*x));
+                if (!x)
+                        return lk_error_set(e, LK_ERR_NOMEM, "Out of memory");
+                x->uid = c->uid;
+                *p = x;
+        }
+        if (x->calls >= LK_BUS_CALLS_PER_UID_MAX || x->bytes + c->size > LK_BUS_BYTES_PER_UID_MAX) {
+                if (x->calls == 0) {
+                        *p = x->next;
+                        free(x);
+                }
+                return lk_error_set(e, LK_ERR_TOO_MANY_REQUESTS,
+                                    "uid %u has too many calls waiting (at most %d, %d KiB); "
+                                    "wait for their answers",
+                                    (unsigned)c->uid, LK_BUS_CALLS_PER_UID_MAX,
+                                    LK_BUS_BYTES_PER_UID_MAX / 1024);
+        }
+        x->calls++;
+        x->bytes += c->size;
+        c->counted = true;
+        return 0;
+}
+
+static void share_drop(struct lk_call *c)
+{
+        struct share **p, *x;
+
+        if (!c->counted)
+                return;
+        p = share_slot(c->bus, c->uid);
+        x = *p;
+        x->calls--;
+        x->bytes -= c->size;
+        if (x->calls == 0) {
+                *p = x->next;
+                free(x);
+        }
+}
+
 struct lk_call *lk_call_ref(struct lk_call *c)
 {
         c->refs++;
@@ -262,7 +372,9 @@ void lk_call_unref(struct lk_call *c)
                 lk_error_set(&e, LK_ERR_IO, "The broker dropped the request");
                 lk_call_reply_error(c, -LK_ERR_IO, &e);
         }
+        share_drop(c);
         c->bus->calls--;
+        c->bus->bytes -= c->size;
         dbus_message_unref(c->msg);
         free(c);
 }
@@ -381,6 +493,116 @@ int lk_options_parse(DBusMessageIter *array, struct lk_options *ret, struct lk_e
         return 0;
 }
 
+/* ---- the caps, on the whole message, before anything waits on it ---- */
+
+struct walk {
+        size_t bytes; /* the body so far: 8 per value, plus each string */
+        struct lk_error *e;
+};
+
+/* One value and all it holds: each string within max bytes and valid UTF-8 (what names it). */
+static int walk_value(struct walk *w, DBusMessageIter *it, size_t max, const char *what)
+{
+        DBusMessageIter sub;
+        const char *str;
+        int r;
+
+        w->bytes += 8;
+        if (w->bytes > LK_ARG_BODY_MAX)
+                return lk_error_set(w->e, LK_ERR_INVALID_ARGUMENT,
+                                    "The call's arguments are larger than %d bytes",
+                                    LK_ARG_BODY_MAX);
+        switch (dbus_message_iter_get_arg_type(it)) {
+        case DBUS_TYPE_STRING:
+        case DBUS_TYPE_OBJECT_PATH:
+        case DBUS_TYPE_SIGNATURE:
+                dbus_message_iter_get_basic(it, &str);
+                r = lk_arg_check(str, max, what, w->e);
+                if (r < 0)
+                        return r;
+                w->bytes += strlen(str);
+                return 0;
+        case DBUS_TYPE_ARRAY:
+        case DBUS_TYPE_STRUCT:
+        case DBUS_TYPE_DICT_ENTRY:
+        case DBUS_TYPE_VARIANT:
+                /* The bus allows 64 levels of nesting: the recursion is bounded. */
+                for (dbus_message_iter_recurse(it, &sub);
+                     dbus_message_iter_get_arg_type(&sub) != DBUS_TYPE_INVALID;
+                     dbus_message_iter_next(&sub)) {
+                        r = walk_value(w, &sub, max, what);
+                        if (r < 0)
+                                return r;
+                }
+                return 0;
+        default:
+                return 0;
+        }
+}
+
+/* An a{sv} of options: each name, and each string in each value, known option or not. */
+static int walk_options(struct walk *w, DBusMessageIter *array)
+{
+        DBusMessageIter dict, entry;
+        char what[LK_ARG_ID_MAX + 16];
+        const char *key;
+        int r;
+
+        for (dbus_message_iter_recurse(array, &dict);
+             dbus_message_iter_get_arg_type(&dict) == DBUS_TYPE_DICT_ENTRY;
+             dbus_message_iter_next(&dict)) {
+                dbus_message_iter_recurse(&dict, &entry);
+                r = walk_value(w, &entry, LK_ARG_ID_MAX, "an option name");
+                if (r < 0)
+                        return r;
+                dbus_message_iter_get_basic(&entry, &key);
+                snprintf(what, sizeof(what), "option %s", key);
+                dbus_message_iter_next(&entry);
+                r = walk_value(w, &entry, LK_ARG_ID_MAX, what);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* Every argument of m (whose signature is method's) against its cap; the body's size. */
+static int check_args(DBusMessage *m, const struct lk_method *method, size_t *ret_size,
+                      struct lk_error *e)
+{
+        struct walk w = {.e = e};
+        DBusMessageIter it;
+        unsigned n_str = 0;
+        int r;
+
+        if (!dbus_message_iter_init(m, &it)) {
+                *ret_size = 0;
+                return 0;
+        }
+        do {
+                int type = dbus_message_iter_get_arg_type(&it);
+
+                if (type == DBUS_TYPE_ARRAY &&
+                    dbus_message_iter_get_element_type(&it) == DBUS_TYPE_DICT_ENTRY)
+                        r = walk_options(&w, &it);
+                else if (type == DBUS_TYPE_STRING) {
+                        const struct lk_arg_cap *cap =
+                                n_str < ELEMENTSOF(method->args) ? &method->args[n_str] : NULL;
+                        char what[32];
+
+                        if (!cap || !cap->name)
+                                snprintf(what, sizeof(what), "argument %u", n_str + 1);
+                        r = walk_value(&w, &it, cap && cap->name ? cap->max : LK_ARG_ID_MAX,
+                                       cap && cap->name ? cap->name : what);
+                        n_str++;
+                } else
+                        r = walk_value(&w, &it, LK_ARG_ID_MAX, "an argument");
+                if (r < 0)
+                        return r;
+        } while (dbus_message_iter_next(&it));
+        *ret_size = w.bytes;
+        return 0;
+}
+
 /* ---- dispatch ---- */
 
 static void run_handler(struct lk_call *c)
@@ -393,54 +615,117 @@ static void run_handler(struct lk_call *c)
                 lk_call_reply_error(c, r, &e);
 }
 
+/* The caller's uid is known: its share, then its handler. */
+static void run_with_uid(struct lk_call *c, uid_t uid)
+{
+        struct lk_error e = {0};
+        int r;
+
+        c->uid = uid;
+        r = share_add(c, &e);
+        if (r < 0) {
+                lk_call_reply_error(c, r, &e);
+                return;
+        }
+        run_handler(c);
+}
+
+static void lookup_free(struct lookup *l)
+{
+        for (unsigned i = 0; i < l->n; i++)
+                lk_call_unref(l->calls[i]);
+        free(l->calls);
+        free(l);
+}
+
 static void on_uid_reply(DBusPendingCall *pending, void *userdata)
 {
-        /* The reference ask_uid() gave the pending call is ours to drop. */
-        _cleanup_(lk_call_unrefp) struct lk_call *c = userdata;
+        struct lookup *l = userdata;
+        struct lk_bus *bus = l->bus;
         DBusMessage *reply = dbus_pending_call_steal_reply(pending);
         DBusError err = DBUS_ERROR_INIT;
         dbus_uint32_t uid;
 
-        c->bus->lookups--;
+        for (struct lookup **p = &bus->lookups; *p; p = &(*p)->next)
+                if (*p == l) {
+                        *p = l->next;
+                        break;
+                }
+        bus->n_lookups--;
         dbus_pending_call_unref(pending);
         if (!reply || dbus_set_error_from_message(&err, reply) ||
             !dbus_message_get_args(reply, &err, DBUS_TYPE_UINT32, &uid, DBUS_TYPE_INVALID)) {
-                log_warning("Cannot tell who sent %s (%s), refusing it",
-                            dbus_message_get_member(c->msg), err.message ?: "no reply");
+                log_warning("Cannot tell who sent %u call(s) (%s), refusing them", l->n,
+                            err.message ?: "no reply");
                 dbus_error_free(&err);
-                if (reply)
-                        dbus_message_unref(reply);
-                lk_call_reply(c, dbus_message_new_error(c->msg, DBUS_ERROR_ACCESS_DENIED,
-                                                        "Cannot identify the caller"));
-                return;
+                for (unsigned i = 0; i < l->n; i++)
+                        lk_call_reply(l->calls[i],
+                                      dbus_message_new_error(l->calls[i]->msg,
+                                                             DBUS_ERROR_ACCESS_DENIED,
+                                                             "Cannot identify the caller"));
+        } else {
+                uid_cache_put(bus, l->sender, uid);
+                for (unsigned i = 0; i < l->n; i++)
+                        run_with_uid(l->calls[i], uid);
         }
-        dbus_message_unref(reply);
-        c->uid = uid;
-        uid_cache_put(c->bus, dbus_message_get_sender(c->msg), uid);
-        run_handler(c);
+        if (reply)
+                dbus_message_unref(reply);
+        lookup_free(l);
 }
 
-static int ask_uid(struct lk_call *c)
+/* Parks c until the bus says who its sender is: one question per sender, however many calls. */
+static int wait_for_uid(struct lk_call *c, const char *sender, struct lk_error *e)
 {
         _cleanup_(dbus_message_unrefp) DBusMessage *m = NULL;
+        struct lk_bus *bus = c->bus;
         DBusPendingCall *pending = NULL;
-        const char *sender = dbus_message_get_sender(c->msg);
+        struct lk_call **calls;
+        struct lookup *l;
 
-        if (!sender)
-                return -EINVAL;
-        m = dbus_message_new_method_call(DBUS_SERVICE_DBUS, DBUS_PATH_DBUS, DBUS_INTERFACE_DBUS,
-                                         "GetConnectionUnixUser");
-        if (!m || !dbus_message_append_args(m, DBUS_TYPE_STRING, &sender, DBUS_TYPE_INVALID))
-                return -ENOMEM;
-        if (!dbus_connection_send_with_reply(c->bus->conn, m, &pending, 25000) || !pending)
-                return -ENOMEM;
-        if (!dbus_pending_call_set_notify(pending, on_uid_reply, lk_call_ref(c), NULL)) {
-                lk_call_unref(c);
-                dbus_pending_call_cancel(pending);
-                dbus_pending_call_unref(pending);
-                return -ENOMEM;
+        for (l = bus->lookups; l; l = l->next)
+                if (streq(l->sender, sender))
+                        break;
+        if (l && (l->n >= LK_BUS_CALLS_PER_SENDER_MAX ||
+                  l->bytes + c->size > LK_BUS_BYTES_PER_SENDER_MAX))
+                return lk_error_set(e, LK_ERR_TOO_MANY_REQUESTS,
+                                    "Too many calls from %s wait to be identified (at most %d, "
+                                    "%d KiB)",
+                                    sender, LK_BUS_CALLS_PER_SENDER_MAX,
+                                    LK_BUS_BYTES_PER_SENDER_MAX / 1024);
+        if (!l) {
+                if (bus->n_lookups >= LK_BUS_LOOKUPS_MAX)
+                        return lk_error_set(e, LK_ERR_TOO_MANY_REQUESTS,
+                                            "The broker is busy, try again");
+                l = calloc(1, sizeof(*l) + strlen(sender) + 1);
+                if (!l)
+                        return -LK_ERR_NOMEM;
+                l->bus = bus;
+                memcpy(l->sender, sender, strlen(sender) + 1);
+                m = dbus_message_new_method_call(DBUS_SERVICE_DBUS, DBUS_PATH_DBUS,
+                                                 DBUS_INTERFACE_DBUS, "GetConnectionUnixUser");
+                if (!m ||
+                    !dbus_message_append_args(m, DBUS_TYPE_STRING, &sender, DBUS_TYPE_INVALID) ||
+                    !dbus_connection_send_with_reply(bus->conn, m, &pending, 25000) || !pending) {
+                        free(l);
+                        return -LK_ERR_NOMEM;
+                }
+                if (!dbus_pending_call_set_notify(pending, on_uid_reply, l, NULL)) {
+                        dbus_pending_call_cancel(pending);
+                        dbus_pending_call_unref(pending);
+                        free(l);
+                        return -LK_ERR_NOMEM;
+                }
+                l->pending = pending;
+                l->next = bus->lookups;
+                bus->lookups = l;
+                bus->n_lookups++;
         }
-        c->bus->lookups++;
+        calls = realloc(l->calls, (l->n + 1) * sizeof(*calls));
+        if (!calls)
+                return -LK_ERR_NOMEM; /* an empty lookup is answered and freed all the same */
+        l->calls = calls;
+        l->calls[l->n++] = lk_call_ref(c);
+        l->bytes += c->size;
         return 0;
 }
 
@@ -462,44 +747,63 @@ static DBusHandlerResult on_message(DBusConnection *conn, DBusMessage *m, void *
         struct lk_bus *bus = userdata;
         const struct lk_method *method;
         _cleanup_(lk_call_unrefp) struct lk_call *c = NULL;
+        const char *sender = dbus_message_get_sender(m);
+        struct lk_error e = {0};
+        size_t size = 0;
+        uid_t uid;
+        int r;
 
         if (dbus_message_get_type(m) != DBUS_MESSAGE_TYPE_METHOD_CALL)
                 return DBUS_HANDLER_RESULT_NOT_YET_HANDLED;
         method = find_method(bus, m);
         if (!method)
                 return DBUS_HANDLER_RESULT_NOT_YET_HANDLED; /* libdbus answers UnknownMethod */
+        broker_touch(bus->broker);
+
+        /* Refused at once, before anything waits on them: libdbus frees m on return. */
+        if (!dbus_message_has_signature(m, method->in_signature)) {
+                DBusMessage *reply = dbus_message_new_error_printf(
+                        m, LK_DBUS_ERROR_PREFIX "InvalidArgument",
+                        "%s takes arguments of signature '%s', not '%s'", method->name,
+                        method->in_signature, dbus_message_get_signature(m));
+                if (!reply)
+                        return DBUS_HANDLER_RESULT_NEED_MEMORY;
+                if (!dbus_message_get_no_reply(m))
+                        dbus_connection_send(conn, reply, NULL);
+                dbus_message_unref(reply);
+                return DBUS_HANDLER_RESULT_HANDLED;
+        }
+        r = check_args(m, method, &size, &e);
+        if (r == 0 && bus->bytes + size + CALL_HEADER_SIZE > LK_BUS_BYTES_MAX)
+                r = lk_error_set(&e, LK_ERR_TOO_MANY_REQUESTS, "The broker is busy, try again");
 
         c = calloc(1, sizeof(*c));
         if (!c)
                 return DBUS_HANDLER_RESULT_NEED_MEMORY;
-        *c = (struct lk_call){
-            .refs = 1, .bus = bus, .msg = dbus_message_ref(m), .uid = (uid_t)-1, .method = method};
+        *c = (struct lk_call){.refs = 1, .bus = bus, .msg = dbus_message_ref(m),
+                              .size = size + CALL_HEADER_SIZE, .uid = (uid_t)-1,
+                              .method = method};
         bus->calls++;
-        broker_touch(bus->broker);
+        bus->bytes += c->size;
+        if (r < 0) {
+                lk_call_reply_error(c, r, &e);
+                return DBUS_HANDLER_RESULT_HANDLED;
+        }
 
-        if (!dbus_message_has_signature(m, method->in_signature)) {
-                lk_call_reply(c, dbus_message_new_error_printf(
-                                     m, LK_DBUS_ERROR_PREFIX "InvalidArgument",
-                                     "%s takes arguments of signature '%s', not '%s'", method->name,
-                                     method->in_signature, dbus_message_get_signature(m)));
-                return DBUS_HANDLER_RESULT_HANDLED;
-        }
-        if (method->policy == LK_POLICY_PUBLIC) {
+        if (method->policy == LK_POLICY_PUBLIC)
                 run_handler(c);
-                return DBUS_HANDLER_RESULT_HANDLED;
+        else if (sender && uid_cache_get(bus, sender, &uid))
+                run_with_uid(c, uid);
+        else if (!sender)
+                lk_call_reply(c, dbus_message_new_error(m, DBUS_ERROR_ACCESS_DENIED,
+                                                        "Cannot identify the caller"));
+        else {
+                r = wait_for_uid(c, sender, &e);
+                if (r == -LK_ERR_NOMEM)
+                        lk_call_reply(c, NULL);
+                else if (r < 0)
+                        lk_call_reply_error(c, r, &e);
         }
-        if (dbus_message_get_sender(m) && uid_cache_get(bus, dbus_message_get_sender(m), &c->uid)) {
-                run_handler(c);
-                return DBUS_HANDLER_RESULT_HANDLED;
-        }
-        if (bus->lookups >= LK_BUS_LOOKUPS_MAX) {
-                struct lk_error e = {0};
-                lk_error_set(&e, LK_ERR_TOO_MANY_REQUESTS, "The broker is busy, try again");
-                lk_call_reply_error(c, -LK_ERR_TOO_MANY_REQUESTS, &e);
-                return DBUS_HANDLER_RESULT_HANDLED;
-        }
-        if (ask_uid(c) < 0)
-                lk_call_reply(c, NULL);
         return DBUS_HANDLER_RESULT_HANDLED;
 }
 
@@ -690,6 +994,9 @@ int lk_bus_new(struct lk_loop *loop, struct broker *b, const struct lk_method *m
                 return r;
         }
         dbus_connection_set_exit_on_disconnect(bus->conn, FALSE);
+        dbus_connection_set_max_message_size(bus->conn, DBUS_MAXIMUM_MESSAGE_LENGTH);
+        dbus_connection_set_max_received_size(bus->conn, BUS_RECEIVED_SIZE_MAX);
+        dbus_connection_set_max_received_unix_fds(bus->conn, BUS_RECEIVED_FDS_MAX);
         if (!dbus_connection_set_watch_functions(bus->conn, add_watch, remove_watch, toggle_watch,
                                                  bus, NULL) ||
             !dbus_connection_set_timeout_functions(bus->conn, add_timeout, remove_timeout,
@@ -735,6 +1042,15 @@ void lk_bus_free(struct lk_bus *bus)
 {
         if (!bus)
                 return;
+        /* Calls still waiting for their caller's uid: answered, their questions dropped. */
+        while (bus->lookups) {
+                struct lookup *l = bus->lookups;
+
+                bus->lookups = l->next;
+                dbus_pending_call_cancel(l->pending);
+                dbus_pending_call_unref(l->pending);
+                lookup_free(l);
+        }
         if (bus->conn) {
                 lk_loop_set_prepare(bus->loop, NULL, NULL);
                 dbus_connection_flush(bus->conn);

@@ -19,9 +19,16 @@
 #define LK_BUS_PATH "/org/latchkey/Broker1"
 #define LK_BUS_INTERFACE "org.latchkey.Broker1"
 
-/* Caps on string arguments (SPEC §4). */
+/*
+ * Caps on arguments (SPEC §4), checked on the whole message as it arrives, before anything
+ * waits on it (bus.c): each string argument has its cap (struct lk_method's args; ids and user
+ * names 256 bytes unless named otherwise), every option name and every string in an option's
+ * value, known option or not, LK_ARG_ID_MAX; the whole body LK_ARG_BODY_MAX, each value
+ * counted as 8 bytes plus its string.
+ */
 #define LK_ARG_ID_MAX 256
 #define LK_ARG_ANSWER_MAX 8192
+#define LK_ARG_BODY_MAX (64 * 1024)
 
 /* Who may call a method; lk_call_allowed() is the one place that applies it. */
 enum lk_policy {
@@ -47,21 +54,32 @@ static inline void dbus_message_unrefp(DBusMessage **m)
 #define LK_CALL_LATER 1
 typedef int (*lk_method_fn)(struct broker *b, struct lk_call *call, struct lk_error *e);
 
+/* A string argument's name (for error messages) and cap. */
+struct lk_arg_cap {
+        const char *name;
+        size_t max;
+};
+
 struct lk_method {
         const char *interface;
         const char *name;
         const char *in_signature;
         enum lk_policy policy;
         lk_method_fn handler;
+        /* The top-level string arguments, in order; those not named: LK_ARG_ID_MAX. */
+        struct lk_arg_cap args[2];
 };
 
 struct lk_call {
         unsigned refs;
         struct lk_bus *bus;
+        /* Kept only once the caps are checked, which bounds it (about size bytes). */
         DBusMessage *msg;
+        size_t size;
         uid_t uid; /* the caller, from the bus */
         const struct lk_method *method;
         bool replied;
+        bool counted; /* in its uid's share of calls (bus.c) */
 };
 
 struct lk_bus;

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 
 #include "broker.h"
+#include "budget.h"
 #include "log.h"
 #include "logins.h"
 #include "secret.h"
@@ -116,10 +117,28 @@ static int method_begin_login(struct broker *b, struct lk_call *call, struct lk_
                           DBUS_TYPE_INVALID);
 }
 
+/* Who a code exchange is budgeted to: the caller, or for root (sshd, login, greeters, which
+ * run as root for everyone) the user the login is for. */
+static uid_t budget_uid(const struct lk_call *call, const struct lk_login *l)
+{
+        return call->uid == 0 ? l->user_uid : call->uid;
+}
+
+struct login_done {
+        struct broker *broker;
+        struct lk_call *call;
+        uid_t budget_uid;
+};
+
 static void on_login_done(void *userdata, const char *user, int r, const struct lk_error *e)
 {
-        _cleanup_(lk_call_unrefp) struct lk_call *call = userdata;
+        struct login_done *d = userdata;
+        _cleanup_(lk_call_unrefp) struct lk_call *call = d->call;
 
+        /* A granted code was a real sign-in: only refused and failed requests spend. */
+        if (r >= 0)
+                lk_budget_refund(d->broker->budget, d->budget_uid);
+        free(d);
         if (r < 0)
                 lk_call_reply_error(call, r, e);
         else if (reply_args(call, DBUS_TYPE_STRING, &user, DBUS_TYPE_INVALID) < 0)
@@ -129,6 +148,7 @@ static void on_login_done(void *userdata, const char *user, int r, const struct 
 static int method_complete_login(struct broker *b, struct lk_call *call, struct lk_error *e)
 {
         const char *id, *answer;
+        struct login_done *d;
         struct lk_login *l;
         int r;
 
@@ -146,11 +166,23 @@ static int method_complete_login(struct broker *b, struct lk_call *call, struct 
         if (!l || !lk_call_allowed(call, l->owner_uid))
                 return not_found_login(e);
 
-        r = lk_login_complete(b, l, answer, on_login_done, lk_call_ref(call), e);
+        d = calloc(1, sizeof(*d));
+        if (!d)
+                return -LK_ERR_NOMEM;
+        *d = (struct login_done){.broker = b, .call = call, .budget_uid = budget_uid(call, l)};
+        r = lk_budget_take(b->budget, d->budget_uid, lk_now_ms(), e);
         if (r < 0) {
-                lk_call_unref(call);
+                free(d);
                 return r;
         }
+        r = lk_login_complete(b, l, answer, on_login_done, d, e);
+        if (r < 0) {
+                /* Nothing was sent. */
+                lk_budget_refund(b->budget, d->budget_uid);
+                free(d);
+                return r;
+        }
+        lk_call_ref(call);
         return LK_CALL_LATER;
 }
 
@@ -176,7 +208,6 @@ static int method_open_session(struct broker *b, struct lk_call *call, struct lk
 {
         const char *login_id, *session_id;
         _cleanup_free_ char *user = NULL;
-        struct lk_session *old;
         struct lk_login *l;
         uid_t uid;
         int r;
@@ -197,11 +228,11 @@ static int method_open_session(struct broker *b, struct lk_call *call, struct lk
         l = lk_login_find(b, login_id);
         if (!l || !lk_call_allowed(call, l->user_uid))
                 return not_found_login(e);
-        old = lk_session_find(b, session_id);
-        if (old && !lk_call_allowed(call, old->uid))
-                return lk_error_set(e, LK_ERR_ACCESS_DENIED,
-                                    "Session id '%s' is in use by another user", session_id);
+        /* Done first: a pending login hears the same whether the id is taken or not. */
         r = lk_login_check_done(b, l, e);
+        if (r < 0)
+                return r;
+        r = lk_session_may_open(b, session_id, l->user_uid, e);
         if (r < 0)
                 return r;
 
@@ -391,18 +422,25 @@ static int method_list_sessions(struct broker *b, struct lk_call *call, struct l
  */
 #define I LK_BUS_INTERFACE
 const struct lk_method lk_broker_methods[] = {
-    {I, "BeginLogin", "sa{sv}", LK_POLICY_ROOT_OR_SUBJECT, method_begin_login},
-    {I, "CompleteLogin", "ss", LK_POLICY_SAME_UID, method_complete_login},
-    {I, "CancelLogin", "s", LK_POLICY_SAME_UID, method_cancel_login},
-    {I, "OpenSession", "ss", LK_POLICY_ROOT_OR_SUBJECT, method_open_session},
-    {I, "CloseSession", "s", LK_POLICY_ROOT_OR_SUBJECT, method_close_session},
-    {I, "GetToken", "a{sv}", LK_POLICY_ROOT_OR_SUBJECT, method_get_token},
-    {I, "GetClaims", "a{sv}", LK_POLICY_ROOT_OR_SUBJECT, method_get_claims},
-    {I, "ListSessions", "", LK_POLICY_ROOT_OR_SUBJECT, method_list_sessions},
-    {DBUS_INTERFACE_INTROSPECTABLE, "Introspect", "", LK_POLICY_PUBLIC, lk_bus_method_introspect},
-    {DBUS_INTERFACE_PROPERTIES, "Get", "ss", LK_POLICY_PUBLIC, lk_bus_method_get_property},
-    {DBUS_INTERFACE_PROPERTIES, "GetAll", "s", LK_POLICY_PUBLIC, lk_bus_method_get_all_properties},
-    {DBUS_INTERFACE_PROPERTIES, "Set", "ssv", LK_POLICY_PUBLIC, lk_bus_method_set_property},
+    {I, "BeginLogin", "sa{sv}", LK_POLICY_ROOT_OR_SUBJECT, method_begin_login,
+     {{"user", LK_ARG_ID_MAX}}},
+    {I, "CompleteLogin", "ss", LK_POLICY_SAME_UID, method_complete_login,
+     {{"login_id", LK_ARG_ID_MAX}, {"answer", LK_ARG_ANSWER_MAX}}},
+    {I, "CancelLogin", "s", LK_POLICY_SAME_UID, method_cancel_login, {{"login_id", LK_ARG_ID_MAX}}},
+    {I, "OpenSession", "ss", LK_POLICY_ROOT_OR_SUBJECT, method_open_session,
+     {{"login_id", LK_ARG_ID_MAX}, {"session_id", LK_ARG_ID_MAX}}},
+    {I, "CloseSession", "s", LK_POLICY_ROOT_OR_SUBJECT, method_close_session,
+     {{"session_id", LK_ARG_ID_MAX}}},
+    {I, "GetToken", "a{sv}", LK_POLICY_ROOT_OR_SUBJECT, method_get_token, {{0}}},
+    {I, "GetClaims", "a{sv}", LK_POLICY_ROOT_OR_SUBJECT, method_get_claims, {{0}}},
+    {I, "ListSessions", "", LK_POLICY_ROOT_OR_SUBJECT, method_list_sessions, {{0}}},
+    {DBUS_INTERFACE_INTROSPECTABLE, "Introspect", "", LK_POLICY_PUBLIC, lk_bus_method_introspect,
+     {{0}}},
+    {DBUS_INTERFACE_PROPERTIES, "Get", "ss", LK_POLICY_PUBLIC, lk_bus_method_get_property, {{0}}},
+    {DBUS_INTERFACE_PROPERTIES, "GetAll", "s", LK_POLICY_PUBLIC, lk_bus_method_get_all_properties,
+     {{0}}},
+    {DBUS_INTERFACE_PROPERTIES, "Set", "ssv", LK_POLICY_PUBLIC, lk_bus_method_set_property,
+     {{0}}},
     {0},
 };
 #undef I

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "broker.h"
+#include "budget.h"
 #include "log.h"
 #include "logins.h"
 #include "secret.h"
@@ -154,6 +155,7 @@ void lk_session_free(struct lk_session *s)
         lk_session_tokens_changed(s);
         lk_tokens_clear(&s->tokens);
         json_decref(s->claims);
+        free(s->refresh_error);
         free(s->waiters);
         free(s->id);
         free(s->user);
@@ -193,6 +195,28 @@ static void log_tokens(int prio, const char *what, const struct lk_session *s)
 
 static void session_close(struct broker *b, struct lk_session *s, bool remove_file);
 
+int lk_session_may_open(struct broker *b, const char *id, uid_t uid, struct lk_error *e)
+{
+        struct lk_session *old = lk_session_find(b, id);
+
+        unsigned n = 0;
+
+        /* One answer whether the holder is root or anyone else; the login stays usable. */
+        if (old && old->uid != uid)
+                return lk_error_set(e, LK_ERR_ACCESS_DENIED,
+                                    "Session id '%s' is taken; open the session under another id",
+                                    id);
+        if (old)
+                return 0; /* replaced: one more it is not */
+        for (struct lk_session *s = b->sessions; s; s = s->next)
+                n += s->uid == uid;
+        if (n >= LK_SESSIONS_PER_UID_MAX)
+                return lk_error_set(e, LK_ERR_TOO_MANY_REQUESTS,
+                                    "uid %u has %u open sessions (at most %d); close one first",
+                                    (unsigned)uid, n, LK_SESSIONS_PER_UID_MAX);
+        return 0;
+}
+
 int lk_session_open(struct broker *b, const char *id, const char *user, uid_t uid,
                     struct lk_grant *grant, struct lk_error *e)
 {
@@ -222,8 +246,8 @@ int lk_session_open(struct broker *b, const char *id, const char *user, uid_t ui
 
         /*
          * The same id again: su inside a session, or a session whose close
-         * never came. The caller was allowed to act on the old one (methods.c
-         * checked), and the new login replaces it. The new one is saved first
+         * never came. It is the same uid's (lk_session_may_open), and the new
+         * login replaces it. The new one is saved first
          * (the rename replaces the old file), so a failed write leaves the old
          * session as it was, in memory and on disk.
          */
@@ -246,6 +270,8 @@ bool lk_session_needs_refresh(struct broker *b, const struct lk_session *s, uint
 
         if (s->expired || !s->tokens.refresh_token)
                 return false;
+        if (min_valid > LK_MIN_VALID_MAX)
+                min_valid = LK_MIN_VALID_MAX;
         if (min_valid > margin)
                 margin = min_valid;
         if (s->tokens.expires_at == 0) /* no lifetime given: only min_valid can ask for one */
@@ -302,6 +328,9 @@ static void on_refreshed(void *userdata, struct lk_grant *grant, const struct lk
 
         b->busy_ops--;
         s->refreshing = false;
+        s->refreshed_at = lk_now_wall();
+        free(s->refresh_error);
+        s->refresh_error = NULL;
 
         if (s->closed) {
                 lk_grant_free(grant);
@@ -350,6 +379,7 @@ static void on_refreshed(void *userdata, struct lk_grant *grant, const struct lk
                         SWAP(t->scope, n->scope);
 #undef SWAP
                 t->expires_at = n->expires_at;
+                lk_budget_refund(b->budget, s->uid); /* a live refresh token: no abuse */
                 if (grant->claims) {
                         json_decref(s->claims);
                         s->claims = TAKE_PTR(grant->claims);
@@ -385,6 +415,9 @@ static void on_refreshed(void *userdata, struct lk_grant *grant, const struct lk
                 return;
         }
         log_warning("Refreshing session %s failed: %s: %s", s->id, lk_err_name(r), e.message);
+        s->refresh_error = malloc(sizeof(*s->refresh_error));
+        if (s->refresh_error)
+                *s->refresh_error = e;
         answer_waiters(s, r, &e);
 }
 
@@ -408,10 +441,35 @@ int lk_session_get_token(struct broker *b, struct lk_session *s, uint32_t min_va
                 return lk_error_set(e, LK_ERR_TOO_MANY_REQUESTS,
                                     "Too many callers are waiting for this session's refresh");
         if (!s->refreshing) {
+                int64_t now = lk_now_wall(), since = now - s->refreshed_at;
+                bool valid = s->tokens.expires_at > now;
+
+                /* At most one refresh per interval, whatever min_valid asks: each one is a
+                 * request to the provider and a synced write. A clock set back waits not. */
+                if (s->refreshed_at != 0 && since >= 0 && since < LK_REFRESH_INTERVAL_MIN) {
+                        if (valid)
+                                return 0;
+                        if (s->refresh_error) {
+                                *e = *s->refresh_error;
+                                return -e->code;
+                        }
+                        return lk_error_set(e, LK_ERR_TOO_MANY_REQUESTS,
+                                            "The session was refreshed %lld s ago and its token "
+                                            "has expired already; try again in %lld s",
+                                            (long long)since,
+                                            (long long)(LK_REFRESH_INTERVAL_MIN - since));
+                }
+                r = lk_budget_take(b->budget, s->uid, lk_now_ms(), e);
+                if (r < 0) {
+                        if (valid)
+                                return 0;
+                        return r;
+                }
                 r = lk_provider_refresh(b->provider, s->tokens.refresh_token, s->claims,
                                         on_refreshed, s);
                 if (r < 0) {
-                        if (s->tokens.expires_at > lk_now_wall())
+                        lk_budget_refund(b->budget, s->uid);
+                        if (valid)
                                 return 0;
                         return lk_error_set(e, r, "Cannot start the refresh");
                 }

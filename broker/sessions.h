@@ -22,6 +22,15 @@ struct lk_session;
 #define LK_SESSION_ID_MAX 64
 /* Callers waiting on one session's refresh; more are refused. */
 #define LK_SESSION_WAITERS_MAX 256
+/* Open sessions per uid (the login's user, whoever opened them); more are refused. */
+#define LK_SESSIONS_PER_UID_MAX 1024
+/* GetToken's min_valid above this counts as this much (seconds). */
+#define LK_MIN_VALID_MAX 86400
+/*
+ * Seconds after a refresh of a session (whatever its outcome) before the next: meanwhile
+ * GetToken answers the current token while it is valid, else the last refresh's error.
+ */
+#define LK_REFRESH_INTERVAL_MIN 30
 
 /* A GetToken decided: r == 0 with the session's (fresh) tokens, or r < 0 and e. */
 typedef void (*lk_token_fn)(void *userdata, struct lk_session *s, int r,
@@ -43,6 +52,8 @@ struct lk_session {
         bool expired;      /* the provider refused the refresh token: log in again */
         bool closed;       /* closed while refreshing: the refresh callback frees it */
         bool refreshing;
+        int64_t refreshed_at;             /* seconds since the epoch of the last refresh, or 0 */
+        struct lk_error *refresh_error;   /* how it failed, when it did */
         struct lk_tokens tokens;
         json_t *claims; /* the verified id_token claims */
         /* GetToken's answer for these tokens, built once and copied per call (methods.c):
@@ -66,7 +77,18 @@ struct lk_session *lk_session_find_loaded(struct broker *b, const char *id);
 /* The session uid opened last, or NULL. Only once every session is read (broker_need_sessions). */
 struct lk_session *lk_session_latest(struct broker *b, uid_t uid);
 
-/* Makes the session from a login's grant (taken over, also on failure), saves it, announces it. */
+/*
+ * 0 when a session of uid may take that id: none has it, or one of the same uid (su inside a
+ * session, or a session whose close never came), which the new one replaces. A session of
+ * another uid is never replaced or touched, whoever asks (root included): the id may come
+ * from an environment the user wrote. TooManyRequests when uid has LK_SESSIONS_PER_UID_MAX.
+ */
+int lk_session_may_open(struct broker *b, const char *id, uid_t uid, struct lk_error *e);
+
+/*
+ * Makes the session from a login's grant (taken over, also on failure), saves it, announces
+ * it. The caller checked lk_session_may_open().
+ */
 int lk_session_open(struct broker *b, const char *id, const char *user, uid_t uid,
                     struct lk_grant *grant, struct lk_error *e);
 

@@ -313,6 +313,30 @@ static void load_one(struct broker *b, const char *name)
         log_debug("Loaded session %s of %s (uid %u)", s->id, s->user, (unsigned)s->uid);
 }
 
+/*
+ * A temporary file of lk_write_file_atomic(): "<id>.json.tmp.XXXXXX", the X's made by
+ * mkostemp (letters and digits). Recognised by exactly that form, not by ".json.tmp."
+ * anywhere: a session id may hold that text, and its session's file (ending in ".json")
+ * would then have been deleted, tokens and all, at the next start.
+ */
+static bool is_temp_name(const char *name)
+{
+        static const char mark[] = ".json.tmp.";
+        size_t n = strlen(name), m = sizeof(mark) - 1;
+        _cleanup_free_ char *id = NULL;
+
+        if (n <= m + 6)
+                return false;
+        for (size_t i = n - 6; i < n; i++)
+                if (!((name[i] >= 'a' && name[i] <= 'z') || (name[i] >= 'A' && name[i] <= 'Z') ||
+                      (name[i] >= '0' && name[i] <= '9')))
+                        return false;
+        if (memcmp(name + n - 6 - m, mark, m) != 0)
+                return false;
+        id = strndup(name, n - 6 - m);
+        return id && lk_session_check_id(id, NULL) == 0;
+}
+
 void lk_store_remove_leftovers(struct broker *b)
 {
         DIR *d;
@@ -328,7 +352,7 @@ void lk_store_remove_leftovers(struct broker *b)
         if (!d)
                 return;
         while ((de = readdir(d)))
-                if (strstr(de->d_name, ".json.tmp.") && unlinkat(dirfd(d), de->d_name, 0) == 0)
+                if (is_temp_name(de->d_name) && unlinkat(dirfd(d), de->d_name, 0) == 0)
                         n++;
         closedir(d);
         if (n > 0)
@@ -380,7 +404,7 @@ bool lk_store_load_some(struct broker *b, int64_t budget_us)
                         break;
                 if (de->d_name[0] == '.')
                         continue;
-                if (strstr(de->d_name, ".json.tmp.")) {
+                if (is_temp_name(de->d_name)) {
                         if (l->remove_leftovers && unlinkat(dirfd(l->dir), de->d_name, 0) == 0)
                                 l->n_leftovers++;
                         continue;

@@ -49,6 +49,7 @@ struct op {
         bool have_tokens;    /* the token endpoint answered; what is left is verifying */
         struct lk_tokens tokens;
         bool refetched;      /* the one key refetch for an unknown kid is used up */
+        bool stuck;          /* woken, but could not be scheduled: wake_waiters() ends it */
         /* The outcome of the last shared fetch this op waited for, when it failed. */
         bool discovery_failed, jwks_failed;
         struct lk_error fetch_err;
@@ -71,6 +72,7 @@ struct lk_provider {
         struct op *ops;
         struct lk_provider_stats stats;
         int64_t throttled_until; /* after a 429: no token requests before this (s, realtime) */
+        bool *alive; /* while wake_waiters() calls back: false once p is freed */
 };
 
 static int64_t now_s(void)
@@ -159,9 +161,17 @@ static void op_step_deferred(void *userdata)
         op_step(userdata);
 }
 
-/* Lets every op waiting for what (a discovery or key fetch) go on, in a later round. */
+/*
+ * Lets every op waiting for what (a discovery or key fetch) go on, in a later round. An op
+ * that cannot be scheduled (out of memory) ends now with an error, so that its caller always
+ * hears back: a login would otherwise stay "exchanging" for ever. Each callback may free p
+ * (which then ends the rest without calling back, as lk_provider_free does): p->alive says.
+ */
 static void wake_waiters(struct lk_provider *p, enum op_wait what, const struct lk_error *err)
 {
+        bool alive = true, *outer = p->alive;
+        unsigned stuck = 0;
+
         for (struct op *op = p->ops; op; op = op->next) {
                 if (op->wait != what)
                         continue;
@@ -172,10 +182,28 @@ static void wake_waiters(struct lk_provider *p, enum op_wait what, const struct 
                         op->jwks_failed = err != NULL;
                 if (err)
                         op->fetch_err = *err;
-                if (lk_http_defer(p->h, op_step_deferred, op) < 0)
-                        /* Out of memory: the op cannot be scheduled; it is freed with p. */
-                        log_error("Out of memory: a provider operation is stuck");
+                if (lk_http_defer(p->h, op_step_deferred, op) < 0) {
+                        op->stuck = true;
+                        stuck++;
+                }
         }
+        if (!stuck)
+                return;
+        log_error("Out of memory: ending %u provider operation(s) that cannot go on", stuck);
+        p->alive = &alive;
+        while (alive) {
+                struct op *op = p->ops;
+
+                while (op && !op->stuck)
+                        op = op->next;
+                if (!op)
+                        break;
+                op_fail(op, LK_ERR_NOMEM, "Out of memory");
+        }
+        if (alive)
+                p->alive = outer;
+        else if (outer)
+                *outer = false;
 }
 
 /*
@@ -682,6 +710,8 @@ void lk_provider_free(struct lk_provider *p)
 {
         if (!p)
                 return;
+        if (p->alive)
+                *p->alive = false;
         while (p->ops) {
                 struct op *op = p->ops;
 

@@ -18,6 +18,7 @@
 
 #include "base/utf8.h"
 #include "broker.h"
+#include "budget.h"
 #include "bus.h"
 #include "errors.h"
 #include "logins.h"
@@ -471,9 +472,55 @@ static void test_login_caller_left(void **state)
         lk_logins_free_all(&b);
 }
 
+/* The token bucket: a burst, then the refill rate; refunds; uids apart; the table bounded. */
+static void test_budget(void **state)
+{
+        struct lk_budget *g;
+        struct lk_error e = {0};
+        int64_t t = 1000000;
+        int ok = 0;
+
+        assert_int_equal(lk_budget_new(&g), 0);
+        for (int i = 0; i < LK_BUDGET_BURST; i++)
+                assert_int_equal(lk_budget_take(g, 1000, t, NULL), 0);
+        assert_int_equal(lk_budget_take(g, 1000, t, &e), -LK_ERR_TOO_MANY_REQUESTS);
+        assert_non_null(strstr(e.message, "uid 1000"));
+        /* Another uid has its own. */
+        assert_int_equal(lk_budget_take(g, 1001, t, NULL), 0);
+        /* A granted request gives its token back. */
+        lk_budget_refund(g, 1000);
+        assert_int_equal(lk_budget_take(g, 1000, t, NULL), 0);
+        assert_int_equal(lk_budget_take(g, 1000, t, NULL), -LK_ERR_TOO_MANY_REQUESTS);
+        /* One more each 60 / LK_BUDGET_PER_MINUTE seconds, not before. */
+        t += 60000 / LK_BUDGET_PER_MINUTE - 1;
+        assert_int_equal(lk_budget_take(g, 1000, t, NULL), -LK_ERR_TOO_MANY_REQUESTS);
+        t += 1;
+        assert_int_equal(lk_budget_take(g, 1000, t, NULL), 0);
+        assert_int_equal(lk_budget_take(g, 1000, t, NULL), -LK_ERR_TOO_MANY_REQUESTS);
+        /* Asked every millisecond, it refills at the same rate (no fraction lost per call). */
+        for (int i = 0; i < 60000 / LK_BUDGET_PER_MINUTE; i++)
+                ok += lk_budget_take(g, 1000, ++t, NULL) == 0;
+        assert_int_equal(ok, 1);
+        /* Never more than the burst, however long it rested. */
+        t += 24 * 3600 * 1000LL;
+        for (int i = 0; i < LK_BUDGET_BURST; i++)
+                assert_int_equal(lk_budget_take(g, 1000, t, NULL), 0);
+        assert_int_equal(lk_budget_take(g, 1000, t, NULL), -LK_ERR_TOO_MANY_REQUESTS);
+
+        /* The table: full of uids that spent, a new one waits; once they refill, room. */
+        lk_budget_free(g);
+        assert_int_equal(lk_budget_new(&g), 0);
+        for (uid_t u = 0; u < LK_BUDGET_UIDS_MAX; u++)
+                assert_int_equal(lk_budget_take(g, 20000 + u, t, NULL), 0);
+        assert_int_equal(lk_budget_take(g, 5, t, &e), -LK_ERR_TOO_MANY_REQUESTS);
+        assert_int_equal(lk_budget_take(g, 5, t + 60000, NULL), 0);
+        lk_budget_free(g);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
+            cmocka_unit_test(test_budget),
             cmocka_unit_test(test_session_ids),
             cmocka_unit_test(test_error_table),
             cmocka_unit_test(test_error_cut_on_character),

@@ -974,6 +974,77 @@ static void test_free_from_callback(void **state)
         assert_int_equal(lk_http_pending(f->h), 0);
 }
 
+/*
+ * Allocation failure in lk_http_defer(), the one allocation between a shared fetch's end and
+ * the operations waiting on it (meson links this test with -Wl,--wrap=lk_http_defer): the
+ * calls numbered [defer_fail_from, defer_fail_to) since the count was reset fail as calloc's
+ * failure does.
+ */
+int __real_lk_http_defer(struct lk_http *h, lk_http_defer_fn fn, void *userdata);
+int __wrap_lk_http_defer(struct lk_http *h, lk_http_defer_fn fn, void *userdata);
+static int defer_calls, defer_fail_from = -1, defer_fail_to = -1;
+
+int __wrap_lk_http_defer(struct lk_http *h, lk_http_defer_fn fn, void *userdata)
+{
+        int n = defer_calls++;
+
+        if (n >= defer_fail_from && n < defer_fail_to)
+                return -LK_ERR_NOMEM;
+        return __real_lk_http_defer(h, fn, userdata);
+}
+
+static void fail_defers(int from, int to)
+{
+        defer_calls = 0;
+        defer_fail_from = from;
+        defer_fail_to = to;
+}
+
+/* An operation that cannot be woken after the discovery it waited for still ends, with NOMEM. */
+static void test_wake_out_of_memory(void **state)
+{
+        enum { N = 3 };
+        struct fixture *f = *state;
+        struct outcome o[N] = {0};
+        int failed = 0;
+
+        new_provider(f, NULL);
+        /* Calls 0-2: the starts; 3: the first waiter woken after the discovery. */
+        fail_defers(3, 4);
+        for (int i = 0; i < N; i++)
+                assert_int_equal(lk_provider_exchange_code(f->p, "code-1", "verifier-1", "nonce-1",
+                                                           grant_cb, &o[i]),
+                                 0);
+        assert_int_equal(lk_http_run(f->h), 0);
+        fail_defers(-1, -1);
+        for (int i = 0; i < N; i++) {
+                assert_int_equal(o[i].calls, 1);
+                if (o[i].failed) {
+                        assert_int_equal(o[i].err.code, LK_ERR_NOMEM);
+                        failed++;
+                }
+                outcome_clear(&o[i]);
+        }
+        assert_int_equal(failed, 1);
+        assert_int_equal(f->fake.token_hits, N - 1);
+}
+
+/* The same with every waiter stuck, and the first callback freeing the provider. */
+static void test_wake_out_of_memory_free_from_callback(void **state)
+{
+        struct fixture *f = *state;
+        struct freer a = {.f = f}, b = {.f = f};
+
+        new_provider(f, NULL);
+        fail_defers(2, 1000);
+        assert_int_equal(lk_provider_prepare(f->p, free_provider_cb, &a), 0);
+        assert_int_equal(lk_provider_prepare(f->p, free_provider_cb, &b), 0);
+        assert_int_equal(lk_http_run(f->h), 0);
+        fail_defers(-1, -1);
+        assert_int_equal(a.calls + b.calls, 1);
+        assert_null(f->p);
+}
+
 static void test_invalid_arguments(void **state)
 {
         struct fixture *f = *state;
@@ -1038,6 +1109,8 @@ int main(void)
                 T(test_parallel_cold_exchanges_share_fetches),
                 T(test_free_with_operations_pending),
                 T(test_free_from_callback),
+                T(test_wake_out_of_memory),
+                T(test_wake_out_of_memory_free_from_callback),
                 T(test_invalid_arguments),
         };
 

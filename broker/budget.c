@@ -1,0 +1,124 @@
+/* SPDX-License-Identifier: MIT */
+#include "budget.h"
+
+#include <stdlib.h>
+
+/* Requests are counted in thousandths, so that the refill needs no floating point. */
+#define UNIT 1000
+#define FULL ((int64_t)LK_BUDGET_BURST * UNIT)
+#define BUCKETS 256
+
+struct entry {
+        struct entry *next;
+        uid_t uid;
+        int64_t level; /* in UNITs, at most FULL */
+        int64_t at_ms; /* when level was computed */
+};
+
+struct lk_budget {
+        struct entry *table[BUCKETS];
+        unsigned n;
+};
+
+int lk_budget_new(struct lk_budget **ret)
+{
+        *ret = calloc(1, sizeof(**ret));
+        return *ret ? 0 : -LK_ERR_NOMEM;
+}
+
+void lk_budget_free(struct lk_budget *g)
+{
+        if (!g)
+                return;
+        for (size_t i = 0; i < BUCKETS; i++)
+                while (g->table[i]) {
+                        struct entry *x = g->table[i];
+                        g->table[i] = x->next;
+                        free(x);
+                }
+        free(g);
+}
+
+/* The clock moves on only by the time the units added stand for: no fraction is lost, however
+ * often this runs. */
+static void refill(struct entry *x, int64_t now_ms)
+{
+        int64_t add;
+
+        if (now_ms <= x->at_ms)
+                return;
+        add = (now_ms - x->at_ms) * LK_BUDGET_PER_MINUTE * UNIT / 60000;
+        if (add >= FULL - x->level) {
+                x->level = FULL;
+                x->at_ms = now_ms;
+                return;
+        }
+        x->level += add;
+        x->at_ms += add * 60000 / ((int64_t)LK_BUDGET_PER_MINUTE * UNIT);
+}
+
+/* Forgets the uids whose bucket is full again: they are as good as new. */
+static void forget_full(struct lk_budget *g, int64_t now_ms)
+{
+        for (size_t i = 0; i < BUCKETS; i++)
+                for (struct entry **p = &g->table[i]; *p;) {
+                        struct entry *x = *p;
+
+                        refill(x, now_ms);
+                        if (x->level < FULL) {
+                                p = &x->next;
+                                continue;
+                        }
+                        *p = x->next;
+                        free(x);
+                        g->n--;
+                }
+}
+
+static struct entry *find(struct lk_budget *g, uid_t uid)
+{
+        for (struct entry *x = g->table[uid % BUCKETS]; x; x = x->next)
+                if (x->uid == uid)
+                        return x;
+        return NULL;
+}
+
+int lk_budget_take(struct lk_budget *g, uid_t uid, int64_t now_ms, struct lk_error *e)
+{
+        struct entry *x = find(g, uid);
+
+        if (!x) {
+                if (g->n >= LK_BUDGET_UIDS_MAX)
+                        forget_full(g, now_ms);
+                if (g->n >= LK_BUDGET_UIDS_MAX)
+                        return lk_error_set(e, LK_ERR_TOO_MANY_REQUESTS,
+                                            "Too many uids have used their requests to the "
+                                            "provider; try again later");
+                x = calloc(1, sizeof(*x));
+                if (!x)
+                        return lk_error_set(e, LK_ERR_NOMEM, "Out of memory");
+                *x = (struct entry){.next = g->table[uid % BUCKETS], .uid = uid, .level = FULL,
+                                    .at_ms = now_ms};
+                g->table[uid % BUCKETS] = x;
+                g->n++;
+        }
+        refill(x, now_ms);
+        if (x->level < UNIT)
+                return lk_error_set(e, LK_ERR_TOO_MANY_REQUESTS,
+                                    "Too many refused or failed requests to the provider for "
+                                    "uid %u (at most %d, then %d a minute); try again in %lld s",
+                                    (unsigned)uid, LK_BUDGET_BURST, LK_BUDGET_PER_MINUTE,
+                                    (long long)((UNIT - x->level) * 60 /
+                                                    ((int64_t)LK_BUDGET_PER_MINUTE * UNIT) +
+                                                1));
+        x->level -= UNIT;
+        return 0;
+}
+
+void lk_budget_refund(struct lk_budget *g, uid_t uid)
+{
+        struct entry *x = find(g, uid);
+
+        if (x)
+                x->level = x->level + UNIT > FULL ? FULL : x->level + UNIT;
+}
