@@ -808,7 +808,7 @@ static void test_end_with_caller(void **state)
         DBusMessage *m, *reply;
         _cleanup_free_ char *id = NULL, *url = NULL, *loc = NULL, *msg = NULL;
         _cleanup_free_ char *id2 = NULL, *url2 = NULL, *loc2 = NULL;
-        _cleanup_free_ char *id3 = NULL, *url3 = NULL, *loc3 = NULL, *msg3 = NULL;
+        _cleanup_free_ char *id3 = NULL, *url3 = NULL, *msg3 = NULL;
         _cleanup_free_ char *id4 = NULL, *url4 = NULL, *loc4 = NULL;
         const char *a1, *a2;
         char *e;
