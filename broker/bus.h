@@ -12,8 +12,8 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
-#include "error.h"
-#include "loop.h"
+#include "oidc/error.h"
+#include "broker/loop.h"
 
 #define LK_BUS_NAME "org.latchkey.Broker1"
 #define LK_BUS_PATH "/org/latchkey/Broker1"

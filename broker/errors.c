@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-#include "errors.h"
+#include "broker/errors.h"
 
 #include <dbus/dbus.h>
 #include <stdio.h>

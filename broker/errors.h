@@ -4,7 +4,7 @@
 
 #include <stddef.h>
 
-#include "error.h"
+#include "oidc/error.h"
 
 #define LK_DBUS_ERROR_PREFIX "org.latchkey.Broker1.Error."
 

@@ -17,13 +17,13 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "config.h"
-#include "discovery.h"
-#include "http.h"
-#include "jwks.h"
-#include "latchkeyctl.h"
-#include "log.h"
-#include "provider.h"
+#include "oidc/config.h"
+#include "oidc/discovery.h"
+#include "oidc/http.h"
+#include "oidc/jwks.h"
+#include "cli/latchkeyctl.h"
+#include "oidc/log.h"
+#include "oidc/provider.h"
 
 enum level { LEVEL_OK, LEVEL_WARNING, LEVEL_ERROR };
 

@@ -11,8 +11,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "latchkey.h"
-#include "util.h"
+#include "lib/latchkey.h"
+#include "oidc/util.h"
 
 /* Exit codes, also listed by `latchkeyctl --help`. */
 enum {

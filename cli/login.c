@@ -13,8 +13,8 @@
 #include <sys/random.h>
 #include <unistd.h>
 
-#include "latchkeyctl.h"
-#include "qr.h"
+#include "cli/latchkeyctl.h"
+#include "pam_module/qr.h"
 
 static inline void latchkey_closep(struct latchkey **lk)
 {

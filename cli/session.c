@@ -8,7 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "latchkeyctl.h"
+#include "cli/latchkeyctl.h"
 
 #define MIN_VALID_MAX (7 * 24 * 3600)
 

@@ -10,8 +10,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "latchkey.h"
-#include "util.h"
+#include "lib/latchkey.h"
+#include "oidc/util.h"
 
 #define LKL_BUS_NAME "org.latchkey.Broker1"
 #define LKL_OBJECT_PATH "/org/latchkey/Broker1"

@@ -2,7 +2,7 @@
 #include <string.h>
 
 #include "base/utf8.h"
-#include "internal.h"
+#include "lib/internal.h"
 
 bool lkl_string_valid(const char *s, size_t max)
 {

@@ -1,13 +1,13 @@
 /* SPDX-License-Identifier: MIT */
-#include "broker_client.h"
+#include "pam_module/broker_client.h"
 
 #include <dbus/dbus.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "errors.h"
-#include "util.h"
+#include "pam_module/errors.h"
+#include "oidc/util.h"
 
 #define BROKER_NOT_FOUND "org.latchkey.Broker1.Error.NotFound"
 #define LOGIND_BUS_NAME "org.freedesktop.login1"

@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: MIT */
-#include "errors.h"
+#include "pam_module/errors.h"
 
 #include <string.h>
 #include <security/_pam_types.h>
 
-#include "util.h"
+#include "oidc/util.h"
 
 #define BROKER "org.latchkey.Broker1.Error."
 #define BUS "org.freedesktop.DBus.Error."

@@ -9,7 +9,7 @@
 
 #include <stdbool.h>
 
-#include "options.h"
+#include "pam_module/options.h"
 
 /* Failures found by the module itself, named like the broker's so they go through the table. */
 #define LKP_ERROR_USER_UNKNOWN "org.latchkey.pam.Error.UserUnknown"   /* getpwnam() does not know the user */

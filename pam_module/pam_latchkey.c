@@ -25,12 +25,12 @@
 #include <security/pam_modules.h>
 #include <security/pam_modutil.h>
 
-#include "broker_client.h"
-#include "errors.h"
-#include "options.h"
-#include "qr.h"
-#include "text.h"
-#include "util.h"
+#include "pam_module/broker_client.h"
+#include "pam_module/errors.h"
+#include "pam_module/options.h"
+#include "pam_module/qr.h"
+#include "pam_module/text.h"
+#include "oidc/util.h"
 
 #define DATA_LOGIN_ID "latchkey_login_id"
 #define DATA_LOGIN_USER "latchkey_login_user"
@@ -45,7 +45,7 @@
  * With authtok the answer comes from a password field, which may hold the
  * person's Unix password. A bare code shorter than this is taken for one and
  * sent nowhere: real providers' codes are longer (OneAccess 32 to 64, Dex 26,
- * the test provider 43). CODE_MAX is the broker's (broker/core/answer.c).
+ * the test provider 43). CODE_MAX is the broker's (oidc/answer.c).
  */
 #define CODE_MIN 20
 #define CODE_MAX 2048
@@ -291,7 +291,7 @@ static bool has_param(const char *q, const char *name)
 
 /*
  * Whether the text of a password field can be an answer at all, by the
- * broker's rules (broker/core/answer.c): an address (http(s)://, or with a
+ * broker's rules (oidc/answer.c): an address (http(s)://, or with a
  * query holding code, state or error), a bare query, or a bare code. Unlike a
  * password, each is printable ASCII without spaces, and a bare code is at
  * least CODE_MIN bytes long.

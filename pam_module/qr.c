@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-#include "qr.h"
+#include "pam_module/qr.h"
 
 #include <errno.h>
 #include <qrencode.h>
@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "util.h"
+#include "oidc/util.h"
 
 static inline void qrcode_freep(QRcode **q)
 {

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-#include "text.h"
+#include "pam_module/text.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -32,8 +32,8 @@ char *lkp_strip(char *s);
 
 /*
  * Wipes a NUL-terminated secret (the person's answer), then frees it. NULL is
- * fine. The module links nothing from broker/core, so it has its own; the
- * header-only helpers of broker/core/util.h (_cleanup_free_, TAKE_PTR) are used as is.
+ * fine. The module links nothing from oidc/, so it has its own; the
+ * header-only helpers of oidc/util.h (_cleanup_free_, TAKE_PTR) are used as is.
  */
 void lkp_secret_free(char *s);
 static inline void lkp_secret_freep(char **s)

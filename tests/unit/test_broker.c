@@ -17,14 +17,14 @@
 #include <cmocka.h>
 
 #include "base/utf8.h"
-#include "broker.h"
-#include "budget.h"
-#include "bus.h"
-#include "errors.h"
-#include "logins.h"
-#include "loop.h"
-#include "sessions.h"
-#include "store.h"
+#include "broker/broker.h"
+#include "broker/budget.h"
+#include "broker/bus.h"
+#include "broker/errors.h"
+#include "broker/logins.h"
+#include "broker/loop.h"
+#include "broker/sessions.h"
+#include "broker/store.h"
 
 static void test_session_ids(void **state)
 {

@@ -9,7 +9,7 @@
 #include <cmocka.h>
 
 #include "base/text.h"
-#include "internal.h"
+#include "lib/internal.h"
 
 static void test_string_valid(void **state)
 {

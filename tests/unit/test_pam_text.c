@@ -10,9 +10,9 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "qr.h"
-#include "util.h"
-#include "text.h"
+#include "pam_module/qr.h"
+#include "oidc/util.h"
+#include "pam_module/text.h"
 
 #define FOR_PERSON(in, size)                                      \
         ({                                                        \
