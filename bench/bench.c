@@ -47,7 +47,7 @@
 
 #include "oidc/b64url.h"
 #include "tests/harness/harness.h"
-#include "oidc/util.h"
+#include "base/util.h"
 
 #define BROKER_NAME "org.latchkey.Broker1"
 #define BROKER_PATH "/org/latchkey/Broker1"

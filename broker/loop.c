@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "oidc/log.h"
-#include "oidc/util.h"
+#include "base/util.h"
 
 /*
  * A few dozen watches at most (the bus connection, one socket per HTTP

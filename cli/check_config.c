@@ -34,11 +34,6 @@ struct report {
         json_t *checks;   /* {check, level, message}, for --json */
 };
 
-static inline void lk_http_freep(struct lk_http **h)
-{
-        lk_http_free(*h);
-}
-
 static void check(struct report *rep, const char *name, enum level level, const char *fmt, ...)
         __attribute__((format(printf, 4, 5)));
 

@@ -12,7 +12,9 @@
 #include <stdio.h>
 
 #include "lib/latchkey.h"
-#include "oidc/util.h"
+#include "base/util.h"
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct latchkey *, latchkey_close);
 
 /* Exit codes, also listed by `latchkeyctl --help`. */
 enum {

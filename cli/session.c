@@ -12,11 +12,6 @@
 
 #define MIN_VALID_MAX (7 * 24 * 3600)
 
-static inline void latchkey_closep(struct latchkey **lk)
-{
-        latchkey_close(*lk);
-}
-
 struct options {
         const char *session_id;
         unsigned min_valid;

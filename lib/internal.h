@@ -11,7 +11,8 @@
 #include <stddef.h>
 
 #include "lib/latchkey.h"
-#include "oidc/util.h"
+#include "base/util.h"
+#include "base/cleanup_dbus.h"
 
 #define LKL_BUS_NAME "org.latchkey.Broker1"
 #define LKL_OBJECT_PATH "/org/latchkey/Broker1"
@@ -28,12 +29,6 @@ struct latchkey {
         char *broker_owner;    /* the unique name owning LKL_BUS_NAME, as watch last heard */
         char message[LATCHKEY_MESSAGE_MAX];
 };
-
-static inline void dbus_message_unrefp(DBusMessage **m)
-{
-        if (*m)
-                dbus_message_unref(*m);
-}
 
 /* Records a message of our own (printf-style, no secrets) and returns error. */
 int lkl_error(struct latchkey *lk, int error, const char *fmt, ...) _printf_(3, 4);

@@ -39,6 +39,7 @@
 #include "oidc/secret.h"
 #include "base/text.h"
 #include "base/utf8.h"
+#include "base/cleanup_curl.h"
 
 /* A bare code or the code= value: authorization codes are short; OneAccess's are 32 to 64. */
 #define CODE_MAX 2048
@@ -59,20 +60,6 @@ static void params_clear(struct params *p)
         free(p->error_description);
         free(p->iss);
         *p = (struct params){0};
-}
-
-static void curl_urlp(CURLU **u)
-{
-        curl_url_cleanup(*u);
-}
-
-/* curl's copies of the answer hold the code: wipe them before they go. */
-static void curl_secret_freep(char **p)
-{
-        if (*p) {
-                explicit_bzero(*p, strlen(*p));
-                curl_free(*p);
-        }
 }
 
 static bool is_space(char c)
@@ -239,7 +226,7 @@ static int parse_query(const char *q, size_t len, struct params *p, struct lk_er
 static int parse_url(const char *s, size_t len, struct params *p, struct lk_error *e)
 {
         _cleanup_secret_ char *copy = NULL;
-        _cleanup_(curl_urlp) CURLU *u = NULL;
+        _cleanup_(curl_url_cleanupp) CURLU *u = NULL;
         _cleanup_(curl_secret_freep) char *query = NULL;
         CURLUcode rc;
 

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "oidc/secret.h"
+#include "base/cleanup_curl.h"
 
 /* 32 bytes = 256 bits from the CSPRNG, 43 base64url characters (RFC 7636 §4.1 wants 43..128). */
 #define RANDOM_BYTES 32
@@ -18,20 +19,6 @@ void lk_authorization_free(struct lk_authorization *a)
         lk_secret_free(a->verifier);
         lk_secret_free(a->url);
         free(a);
-}
-
-static void curl_urlp(CURLU **u)
-{
-        curl_url_cleanup(*u);
-}
-
-/* The URL carries state, nonce and challenge: wipe curl's copy before handing it back. */
-static void curl_secret_freep(char **p)
-{
-        if (*p) {
-                explicit_bzero(*p, strlen(*p));
-                curl_free(*p);
-        }
 }
 
 /* "openid profile email", from the config's list; "openid" when the list is empty. */
@@ -91,7 +78,7 @@ int lk_authorization_new(const struct lk_config *c, const struct lk_endpoints *e
                          const char *login_hint, struct lk_authorization **ret, struct lk_error *e)
 {
         _cleanup_(lk_authorization_freep) struct lk_authorization *a = NULL;
-        _cleanup_(curl_urlp) CURLU *u = NULL;
+        _cleanup_(curl_url_cleanupp) CURLU *u = NULL;
         _cleanup_(curl_secret_freep) char *url = NULL;
         _cleanup_free_ char *scope = NULL;
         _cleanup_free_ char *challenge = NULL;

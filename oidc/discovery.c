@@ -7,22 +7,13 @@
 
 #include "oidc/http.h"
 #include "base/text.h"
+#include "base/cleanup_curl.h"
 
 #define WELL_KNOWN "/.well-known/openid-configuration"
 /* Caps on what a discovery document may hand us, beyond the body cap. */
 #define ENDPOINT_MAX 4096
 #define ALGS_MAX 64
 #define ALG_NAME_MAX 32
-
-static void curl_urlp(CURLU **u)
-{
-        curl_url_cleanup(*u);
-}
-
-static void curl_freep(char **p)
-{
-        curl_free(*p);
-}
 
 void lk_endpoints_clear(struct lk_endpoints *ep)
 {
@@ -50,7 +41,7 @@ static void endpoints_clearp(struct lk_endpoints *ep)
  */
 int lk_discovery_url(const char *issuer, char **ret, struct lk_error *e)
 {
-        _cleanup_(curl_urlp) CURLU *u = NULL;
+        _cleanup_(curl_url_cleanupp) CURLU *u = NULL;
         _cleanup_(curl_freep) char *path = NULL, *query = NULL, *fragment = NULL, *url = NULL;
         _cleanup_free_ char *newpath = NULL;
         size_t len;

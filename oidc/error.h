@@ -8,7 +8,7 @@
  */
 #pragma once
 
-#include "oidc/util.h"
+#include "base/util.h"
 
 enum lk_err {
         LK_ERR_NOMEM = 1,

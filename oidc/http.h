@@ -50,6 +50,10 @@ struct lk_http;
 int lk_http_new(struct lk_http **ret);
 /* Cancels what is under way without calling its callbacks. */
 void lk_http_free(struct lk_http *h);
+static inline void lk_http_freep(struct lk_http **h)
+{
+        lk_http_free(*h);
+}
 
 /* Copies what it needs from req (wiping the copies at the end). */
 int lk_http_submit(struct lk_http *h, const struct lk_http_request *req, lk_http_done_fn done,

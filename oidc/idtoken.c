@@ -27,6 +27,7 @@
 #include "oidc/b64url.h"
 #include "oidc/secret.h"
 #include "base/text.h"
+#include "base/cleanup_openssl.h"
 
 #define TOKEN_MAX_SIZE (64 * 1024)
 
@@ -67,16 +68,6 @@ const char *lk_idtoken_check_name(enum lk_idtoken_check c)
         lk_error_set_detail((e), LK_ERR_INVALID_ID_TOKEN, (check),                          \
                             "id_token refused (%s): " fmt, lk_idtoken_check_name(check),    \
                             ##__VA_ARGS__)
-
-static void ecdsa_sig_freep(ECDSA_SIG **s)
-{
-        ECDSA_SIG_free(*s);
-}
-
-static void bn_freep(BIGNUM **b)
-{
-        BN_free(*b);
-}
 
 struct jws {
         const char *token;
@@ -233,8 +224,8 @@ static const char *key_family(const struct lk_jwk *k)
 /* JOSE's ECDSA signature is R || S of fixed size; OpenSSL wants DER. */
 static int ecdsa_der(const unsigned char *sig, size_t size, unsigned char **ret, size_t *ret_len)
 {
-        _cleanup_(ecdsa_sig_freep) ECDSA_SIG *s = NULL;
-        _cleanup_(bn_freep) BIGNUM *r = NULL, *sv = NULL;
+        _cleanup_(ECDSA_SIG_freep) ECDSA_SIG *s = NULL;
+        _cleanup_(BN_freep) BIGNUM *r = NULL, *sv = NULL;
         unsigned char *der = NULL;
         int len;
 

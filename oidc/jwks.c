@@ -21,6 +21,7 @@
 #include "oidc/b64url.h"
 #include "oidc/config.h"
 #include "base/text.h"
+#include "base/cleanup_openssl.h"
 
 #define JWKS_MAX_SIZE (1024 * 1024)
 #define JWK_KID_MAX 1024
@@ -30,31 +31,6 @@
 
 /* lk_jwk_from_json's "not a key latchkey uses" result. */
 #define JWK_SKIP 1
-
-static void bn_freep(BIGNUM **b)
-{
-        BN_free(*b);
-}
-
-static void param_bld_freep(OSSL_PARAM_BLD **b)
-{
-        OSSL_PARAM_BLD_free(*b);
-}
-
-static void params_freep(OSSL_PARAM **p)
-{
-        OSSL_PARAM_free(*p);
-}
-
-static void pkey_ctx_freep(EVP_PKEY_CTX **c)
-{
-        EVP_PKEY_CTX_free(*c);
-}
-
-static void pkey_freep(EVP_PKEY **k)
-{
-        EVP_PKEY_free(*k);
-}
 
 /* An optional string member: 0 and NULL when absent, -1 when of another type. */
 static int get_string(const json_t *obj, const char *name, const char **ret)
@@ -100,10 +76,10 @@ static int decode_member(const json_t *obj, const char *name, unsigned char **re
 static int pkey_from_params(const char *type, OSSL_PARAM_BLD *bld, const char *invalid,
                             EVP_PKEY **ret, struct lk_error *e)
 {
-        _cleanup_(params_freep) OSSL_PARAM *params = NULL;
-        _cleanup_(pkey_ctx_freep) EVP_PKEY_CTX *ctx = NULL;
-        _cleanup_(pkey_ctx_freep) EVP_PKEY_CTX *check = NULL;
-        _cleanup_(pkey_freep) EVP_PKEY *pkey = NULL;
+        _cleanup_(OSSL_PARAM_freep) OSSL_PARAM *params = NULL;
+        _cleanup_(EVP_PKEY_CTX_freep) EVP_PKEY_CTX *ctx = NULL;
+        _cleanup_(EVP_PKEY_CTX_freep) EVP_PKEY_CTX *check = NULL;
+        _cleanup_(EVP_PKEY_freep) EVP_PKEY *pkey = NULL;
 
         params = OSSL_PARAM_BLD_to_param(bld);
         if (!params)
@@ -137,8 +113,8 @@ static int pkey_from_params(const char *type, OSSL_PARAM_BLD *bld, const char *i
 static int rsa_from_json(const json_t *obj, EVP_PKEY **ret, struct lk_error *e)
 {
         _cleanup_free_ unsigned char *n = NULL, *ev = NULL;
-        _cleanup_(bn_freep) BIGNUM *bn_n = NULL, *bn_e = NULL;
-        _cleanup_(param_bld_freep) OSSL_PARAM_BLD *bld = NULL;
+        _cleanup_(BN_freep) BIGNUM *bn_n = NULL, *bn_e = NULL;
+        _cleanup_(OSSL_PARAM_BLD_freep) OSSL_PARAM_BLD *bld = NULL;
         size_t n_len, e_len;
         int bits, r;
 
@@ -206,7 +182,7 @@ static int ec_from_json(const json_t *obj, const struct curve *c, EVP_PKEY **ret
                         struct lk_error *e)
 {
         _cleanup_free_ unsigned char *x = NULL, *y = NULL, *point = NULL;
-        _cleanup_(param_bld_freep) OSSL_PARAM_BLD *bld = NULL;
+        _cleanup_(OSSL_PARAM_BLD_freep) OSSL_PARAM_BLD *bld = NULL;
         char invalid[64];
         size_t x_len, y_len;
         int r;

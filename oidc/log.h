@@ -13,7 +13,7 @@
 #include <syslog.h>
 
 #include "base/text.h"
-#include "oidc/util.h"
+#include "base/util.h"
 
 /* to_stderr false: syslog, unless nothing listens on /dev/log (then stderr, said once). */
 void lk_log_open(const char *ident, bool to_stderr, bool debug);

@@ -7,17 +7,12 @@
 #include <string.h>
 
 #include "pam_module/errors.h"
-#include "oidc/util.h"
+#include "base/util.h"
+#include "base/cleanup_dbus.h"
 
 #define BROKER_NOT_FOUND "org.latchkey.Broker1.Error.NotFound"
 #define LOGIND_BUS_NAME "org.freedesktop.login1"
 #define LIST_SESSIONS_MAX 100000 /* rows read from one ListSessions reply */
-
-static inline void dbus_message_unrefp(DBusMessage **m)
-{
-        if (*m)
-                dbus_message_unref(*m);
-}
 
 static int error_set(struct lkp_broker_error *e, int r, const char *name, const char *message)
 {

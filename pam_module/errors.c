@@ -4,7 +4,7 @@
 #include <string.h>
 #include <security/_pam_types.h>
 
-#include "oidc/util.h"
+#include "base/util.h"
 
 #define BROKER "org.latchkey.Broker1.Error."
 #define BUS "org.freedesktop.DBus.Error."

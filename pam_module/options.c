@@ -14,7 +14,7 @@
 #include <security/pam_modutil.h>
 
 #include "pam_module/text.h"
-#include "oidc/util.h"
+#include "base/util.h"
 
 #include "base/text.h"
 

@@ -28,9 +28,9 @@
 #include "pam_module/broker_client.h"
 #include "pam_module/errors.h"
 #include "pam_module/options.h"
-#include "pam_module/qr.h"
+#include "base/qr.h"
 #include "pam_module/text.h"
-#include "oidc/util.h"
+#include "base/util.h"
 
 #define DATA_LOGIN_ID "latchkey_login_id"
 #define DATA_LOGIN_USER "latchkey_login_user"
@@ -63,7 +63,7 @@ static const char *log_name(const char *user, struct log_name *buf)
 
 static void free_data(pam_handle_t *pamh, void *data, int status)
 {
-        lkp_secret_free(data);
+        lk_secret_free(data);
 }
 
 /*
@@ -183,7 +183,7 @@ static int put_env(pam_handle_t *pamh, const char *name, const char *value)
         if (asprintf(&s, "%s=%s", name, value) < 0)
                 return PAM_BUF_ERR;
         r = pam_putenv(pamh, s);
-        lkp_secret_free(s);
+        lk_secret_free(s);
         return r;
 }
 
@@ -232,7 +232,7 @@ static int show_address(pam_handle_t *pamh, int flags, const struct options *o, 
         if (!o->qr || (flags & PAM_SILENT))
                 return PAM_SUCCESS;
 
-        r = lkp_qr_render(url, &qr);
+        r = lk_qr_render(url, &qr);
         if (r == -ENOMEM)
                 return PAM_BUF_ERR;
         if (r < 0) {
@@ -265,7 +265,7 @@ static int get_answer(pam_handle_t *pamh, const struct options *o, char **ret)
                 r = pam_prompt(pamh, PAM_PROMPT_ECHO_ON, &answer, "%s", PROMPT);
         }
         if (r != PAM_SUCCESS || !answer) {
-                lkp_secret_free(answer);
+                lk_secret_free(answer);
                 if (r == PAM_SUCCESS)
                         r = PAM_CONV_ERR;
                 pam_syslog(pamh, LOG_ERR, "cannot get an answer: %s", pam_strerror(pamh, r));
@@ -349,7 +349,7 @@ static int begin(pam_handle_t *pamh, int flags, const struct options *o, const c
         int r;
 
         lkp_conn_close(TAKE_PTR(*conn));
-        lkp_secret_free(TAKE_PTR(*login_id));
+        lk_secret_free(TAKE_PTR(*login_id));
         r = lkp_begin_login(o, user, conn, login_id, &url, &e);
         if (r == -ENOMEM)
                 return PAM_BUF_ERR;
@@ -370,7 +370,7 @@ static int ask_and_complete(pam_handle_t *pamh, int flags, const struct options 
         unsigned tries = o->authtok ? 1 : o->tries;
 
         for (unsigned attempt = 1;; attempt++) {
-                _cleanup_wipe_ char *answer = NULL;
+                _cleanup_secret_ char *answer = NULL;
                 _cleanup_free_ char *vouched = NULL;
                 struct lkp_broker_error e = {};
                 const struct lkp_error_row *row;
@@ -383,7 +383,7 @@ static int ask_and_complete(pam_handle_t *pamh, int flags, const struct options 
                 r = check_answer(o, lkp_strip(answer), &e);
                 if (r == 0)
                         r = lkp_complete_login(o, *login_id, answer, &vouched, &e);
-                lkp_secret_free(TAKE_PTR(answer));
+                lk_secret_free(TAKE_PTR(answer));
                 if (r == -ENOMEM)
                         return PAM_BUF_ERR;
                 if (r == 0) {
@@ -423,7 +423,7 @@ static int set_data(pam_handle_t *pamh, const char *name, const char *value)
                 return PAM_BUF_ERR;
         r = pam_set_data(pamh, name, copy, free_data);
         if (r != PAM_SUCCESS)
-                lkp_secret_free(copy);
+                lk_secret_free(copy);
         return r;
 }
 
@@ -456,7 +456,7 @@ static void cancel_login(pam_handle_t *pamh, const struct options *o, const char
 
 static int authenticate(pam_handle_t *pamh, int flags, const struct options *o)
 {
-        _cleanup_wipe_ char *login_id = NULL;
+        _cleanup_secret_ char *login_id = NULL;
         _cleanup_(lkp_conn_closep) struct DBusConnection *conn = NULL;
         const char *user = NULL, *service = NULL;
         struct log_name n;

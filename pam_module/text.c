@@ -40,11 +40,3 @@ char *lkp_strip(char *s)
         explicit_bzero(s + (end - start), len - (end - start));
         return s;
 }
-
-void lkp_secret_free(char *s)
-{
-        if (!s)
-                return;
-        explicit_bzero(s, strlen(s));
-        free(s);
-}

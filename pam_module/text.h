@@ -29,15 +29,3 @@ bool lkp_word_valid(const char *s, size_t max);
 
 /* Removes spaces, tabs and line breaks at both ends, in place; returns s. */
 char *lkp_strip(char *s);
-
-/*
- * Wipes a NUL-terminated secret (the person's answer), then frees it. NULL is
- * fine. The module links nothing from oidc/, so it has its own; the
- * header-only helpers of oidc/util.h (_cleanup_free_, TAKE_PTR) are used as is.
- */
-void lkp_secret_free(char *s);
-static inline void lkp_secret_freep(char **s)
-{
-        lkp_secret_free(*s);
-}
-#define _cleanup_wipe_ __attribute__((cleanup(lkp_secret_freep)))

@@ -25,7 +25,7 @@
 #include "tests/harness/harness.h"
 #include "lib/latchkey.h"
 #include "oidc/secret.h"
-#include "oidc/util.h"
+#include "base/util.h"
 
 #define DEMO_USER "latchkey-demo"
 #define SERVICE "latchkey"

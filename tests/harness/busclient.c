@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "oidc/util.h"
+#include "base/util.h"
 
 bool bc_autostart = true;
 

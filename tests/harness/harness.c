@@ -23,7 +23,7 @@
 #include <unistd.h>
 
 #include "oidc/secret.h"
-#include "oidc/util.h"
+#include "base/util.h"
 
 #ifndef LKH_IDP_PATH
 #error "LKH_IDP_PATH must be defined by meson"

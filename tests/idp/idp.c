@@ -37,7 +37,7 @@
 #include "oidc/error.h"
 #include "oidc/fileio.h"
 #include "oidc/secret.h"
-#include "oidc/util.h"
+#include "base/util.h"
 
 #define BASE_PATH "/api/v1/oauth2"
 #define BODY_MAX (64 * 1024)          /* request bodies */

@@ -30,7 +30,7 @@
 
 #include "tests/harness/harness.h"
 #include "lib/latchkey.h"
-#include "oidc/util.h"
+#include "base/util.h"
 
 #ifndef LATCHKEYCTL_PATH
 #error "LATCHKEYCTL_PATH must name the latchkeyctl binary"

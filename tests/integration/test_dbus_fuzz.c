@@ -29,7 +29,7 @@
 
 #include "tests/harness/busclient.h"
 #include "tests/harness/harness.h"
-#include "oidc/util.h"
+#include "base/util.h"
 
 #define NAME BC_NAME
 #define PATH BC_PATH

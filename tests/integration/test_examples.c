@@ -25,7 +25,7 @@
 
 #include "tests/harness/harness.h"
 #include "lib/latchkey.h"
-#include "oidc/util.h"
+#include "base/util.h"
 
 #if !defined(LK_GET_TOKEN) || !defined(LK_GET_TOKEN_PY) || !defined(LK_PYTHON)
 #error "LK_GET_TOKEN, LK_GET_TOKEN_PY and LK_PYTHON must name the examples and python3"

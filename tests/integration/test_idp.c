@@ -22,7 +22,7 @@
 #include "oidc/b64url.h"
 #include "tests/harness/harness.h"
 #include "oidc/secret.h"
-#include "oidc/util.h"
+#include "base/util.h"
 
 static struct lkh *H;
 

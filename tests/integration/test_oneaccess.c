@@ -27,7 +27,7 @@
 
 #include "tests/harness/busclient.h"
 #include "tests/harness/harness.h"
-#include "oidc/util.h"
+#include "base/util.h"
 
 #if !defined(ONEACCESS_CONF_EXAMPLE) || !defined(ONEACCESS_DOC)
 #error "ONEACCESS_CONF_EXAMPLE and ONEACCESS_DOC must be defined by meson"

@@ -35,7 +35,7 @@
 
 #include "tests/harness/busclient.h"
 #include "tests/harness/harness.h"
-#include "oidc/util.h"
+#include "base/util.h"
 
 #ifndef PAM_LATCHKEY_SO
 #error "PAM_LATCHKEY_SO must be defined by meson"

@@ -22,7 +22,7 @@
 #include <cmocka.h>
 
 #include "tests/harness/harness.h"
-#include "oidc/util.h"
+#include "base/util.h"
 
 #define NOBODY 65534
 #define EXPOSURE_MAX 2.0

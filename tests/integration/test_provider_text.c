@@ -20,7 +20,7 @@
 
 #include "tests/harness/busclient.h"
 #include "tests/harness/harness.h"
-#include "oidc/util.h"
+#include "base/util.h"
 
 static DBusConnection *bus;
 static char *broker_log;

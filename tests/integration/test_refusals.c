@@ -21,7 +21,7 @@
 
 #include "tests/harness/busclient.h"
 #include "tests/harness/harness.h"
-#include "oidc/util.h"
+#include "base/util.h"
 
 #define ERR BC_ERR
 

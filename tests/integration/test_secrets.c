@@ -49,7 +49,7 @@
 #include "oidc/b64url.h"
 #include "tests/harness/busclient.h"
 #include "tests/harness/harness.h"
-#include "oidc/util.h"
+#include "base/util.h"
 
 #define ERR BC_ERR
 

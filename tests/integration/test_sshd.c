@@ -59,7 +59,7 @@
 
 #include "tests/harness/busclient.h"
 #include "tests/harness/harness.h"
-#include "oidc/util.h"
+#include "base/util.h"
 
 #ifndef LK_PAM_MODULE
 #error "LK_PAM_MODULE (the built pam_latchkey.so) must be defined by meson"

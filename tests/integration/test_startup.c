@@ -29,7 +29,7 @@
 
 #include "tests/harness/busclient.h"
 #include "tests/harness/harness.h"
-#include "oidc/util.h"
+#include "base/util.h"
 
 #define N_COPIES 3000
 #define COPY_FMT "st-%04d"

@@ -55,7 +55,7 @@
 #include "tests/harness/harness.h"
 #include "oidc/http.h"
 #include "oidc/provider.h"
-#include "oidc/util.h"
+#include "base/util.h"
 
 #ifndef LK_INTEROP_DIR
 #error "LK_INTEROP_DIR must be defined by meson"

@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "oidc/b64url.h"
-#include "oidc/util.h"
+#include "base/util.h"
 
 struct jwt_forge_key {
         enum jwt_forge_kind kind;

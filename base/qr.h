@@ -2,8 +2,8 @@
 /* A QR code of the authorization address, drawn for a terminal. */
 #pragma once
 
-#define LKP_QR_QUIET_ZONE 2   /* modules of light border on each side */
-#define LKP_QR_MAX_COLUMNS 120 /* wider than this, no terminal shows it whole */
+#define LK_QR_QUIET_ZONE 2   /* modules of light border on each side */
+#define LK_QR_MAX_COLUMNS 120 /* wider than this, no terminal shows it whole */
 
 /*
  * Draws text as a QR code in UTF-8 half blocks (▀ ▄ █ and space, two rows of
@@ -13,4 +13,4 @@
  * Returns 0, -ENOMEM, -E2BIG (too much text to draw at a usable size) or
  * -EINVAL (libqrencode refused the text).
  */
-int lkp_qr_render(const char *text, char **ret);
+int lk_qr_render(const char *text, char **ret);

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Small helpers used everywhere: cleanup attributes, ownership transfer, string lists. */
+/* Small helpers used everywhere: cleanup attributes, ownership transfer, string lists, secrets. */
 #pragma once
 
 #include <stdbool.h>
@@ -15,6 +15,18 @@
 #define _printf_(a, b) __attribute__((format(printf, a, b)))
 
 #define ELEMENTSOF(x) (sizeof(x) / sizeof((x)[0]))
+
+/*
+ * Defines func##p(type *p), which calls func(*p) unless *p is NULL: the cleanup for
+ * _cleanup_(func##p) of a library's type (cleanup_dbus.h, cleanup_curl.h, cleanup_openssl.h).
+ */
+#define DEFINE_TRIVIAL_CLEANUP_FUNC(type, func)                   \
+        static inline void func##p(type *p)                       \
+        {                                                         \
+                if (*p)                                           \
+                        func(*p);                                 \
+        }                                                         \
+        struct lk_trivial_cleanup_func_ends_with_a_semicolon_
 
 /* Hands the pointer on and leaves NULL behind, so the cleanup attribute does nothing. */
 #define TAKE_PTR(p)                           \
@@ -40,7 +52,7 @@ bool lk_strv_contains(char *const *l, const char *s);
 /* Splits on spaces, tabs and commas; empty words are dropped. Returns NULL on OOM. */
 char **lk_strv_split(const char *s);
 
-/* Wipes a NUL-terminated secret, then frees it. NULL is fine. */
+/* Wipes a NUL-terminated secret, then frees it: the one "wipe then free". NULL is fine. */
 void lk_secret_free(char *s);
 static inline void lk_secret_freep(char **s)
 {

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-#include "pam_module/qr.h"
+#include "base/qr.h"
 
 #include <errno.h>
 #include <qrencode.h>
@@ -7,29 +7,25 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "oidc/util.h"
+#include "base/util.h"
 
-static inline void qrcode_freep(QRcode **q)
-{
-        if (*q)
-                QRcode_free(*q);
-}
+DEFINE_TRIVIAL_CLEANUP_FUNC(QRcode *, QRcode_free);
 
 /* true when the module at (x, y) of the drawing (quiet zone included) is dark. */
 static bool dark(const QRcode *q, int x, int y)
 {
-        x -= LKP_QR_QUIET_ZONE;
-        y -= LKP_QR_QUIET_ZONE;
+        x -= LK_QR_QUIET_ZONE;
+        y -= LK_QR_QUIET_ZONE;
         if (x < 0 || y < 0 || x >= q->width || y >= q->width)
                 return false;
         return q->data[(size_t)y * (size_t)q->width + (size_t)x] & 1;
 }
 
-int lkp_qr_render(const char *text, char **ret)
+int lk_qr_render(const char *text, char **ret)
 {
         /* Indexed by (top dark) << 1 | (bottom dark): light modules are drawn. */
         static const char *const glyph[4] = { "\u2588", "\u2580", "\u2584", " " };
-        _cleanup_(qrcode_freep) QRcode *q = NULL;
+        _cleanup_(QRcode_freep) QRcode *q = NULL;
         _cleanup_free_ char *out = NULL;
         size_t size, o = 0;
         int side;
@@ -47,8 +43,8 @@ int lkp_qr_render(const char *text, char **ret)
                 return -EINVAL;
         }
 
-        side = q->width + 2 * LKP_QR_QUIET_ZONE;
-        if (side > LKP_QR_MAX_COLUMNS)
+        side = q->width + 2 * LK_QR_QUIET_ZONE;
+        if (side > LK_QR_MAX_COLUMNS)
                 return -E2BIG;
 
         /* Each cell is at most 3 bytes; each line ends in '\n' (the last in NUL). */

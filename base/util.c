@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-#include "oidc/util.h"
+#include "base/util.h"
 
 #include <string.h>
 
