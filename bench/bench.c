@@ -45,9 +45,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/util.h"
 #include "oidc/b64url.h"
 #include "tests/harness/harness.h"
-#include "base/util.h"
 
 #define BROKER_NAME "org.latchkey.Broker1"
 #define BROKER_PATH "/org/latchkey/Broker1"

@@ -14,11 +14,11 @@
 
 #include "broker/budget.h"
 #include "broker/daemon.h"
-#include "oidc/log.h"
 #include "broker/logins.h"
 #include "broker/methods.h"
 #include "broker/sessions.h"
 #include "broker/store.h"
+#include "oidc/log.h"
 #include "oidc/usermap.h"
 
 /* Calls parked while discovery and keys are fetched; more are refused. */

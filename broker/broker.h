@@ -6,10 +6,10 @@
 #include <stdint.h>
 
 #include "broker/bus.h"
+#include "broker/loop.h"
 #include "oidc/config.h"
 #include "oidc/error.h"
 #include "oidc/http.h"
-#include "broker/loop.h"
 #include "oidc/provider.h"
 
 struct lk_login;

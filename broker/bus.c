@@ -7,11 +7,11 @@
 #include <string.h>
 #include <sys/ioctl.h>
 
+#include "base/utf8.h"
 #include "broker/broker.h"
-#include "broker/errors.h"
+#include "broker/dbus_errors.h"
 #include "broker/introspect-xml.h" /* lk_interface_xml[]: dbus/org.latchkey.Broker1.xml, embedded at build time */
 #include "oidc/log.h"
-#include "base/utf8.h"
 
 /*
  * Bounds on the calls the broker holds (waiting for their caller's uid, for the provider's

@@ -12,9 +12,9 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
-#include "oidc/error.h"
-#include "broker/loop.h"
 #include "base/cleanup_dbus.h"
+#include "broker/loop.h"
+#include "oidc/error.h"
 
 #define LK_BUS_NAME "org.latchkey.Broker1"
 #define LK_BUS_PATH "/org/latchkey/Broker1"

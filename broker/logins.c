@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "oidc/answer.h"
 #include "broker/broker.h"
+#include "oidc/answer.h"
 #include "oidc/log.h"
 #include "oidc/secret.h"
 #include "oidc/usermap.h"

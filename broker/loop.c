@@ -10,8 +10,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "oidc/log.h"
 #include "base/util.h"
+#include "oidc/log.h"
 
 /*
  * A few dozen watches at most (the bus connection, one socket per HTTP

@@ -17,8 +17,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "oidc/config.h"
 #include "broker/daemon.h"
+#include "oidc/config.h"
 #include "oidc/log.h"
 
 #define DEFAULT_STATE_DIR "/var/lib/latchkey"

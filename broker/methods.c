@@ -11,10 +11,10 @@
 
 #include "broker/broker.h"
 #include "broker/budget.h"
-#include "oidc/log.h"
 #include "broker/logins.h"
-#include "oidc/secret.h"
 #include "broker/sessions.h"
+#include "oidc/log.h"
+#include "oidc/secret.h"
 #include "oidc/usermap.h"
 
 static int reply_args(struct lk_call *call, int first_type, ...)

@@ -7,10 +7,10 @@
 
 #include "broker/broker.h"
 #include "broker/budget.h"
-#include "oidc/log.h"
 #include "broker/logins.h"
-#include "oidc/secret.h"
 #include "broker/store.h"
+#include "oidc/log.h"
+#include "oidc/secret.h"
 
 int lk_session_check_id(const char *id, struct lk_error *e)
 {

@@ -11,9 +11,9 @@
 #include <unistd.h>
 
 #include "broker/broker.h"
+#include "broker/sessions.h"
 #include "oidc/fileio.h"
 #include "oidc/log.h"
-#include "broker/sessions.h"
 
 #define STORE_VERSION 1
 /* A session file: tokens plus the id_token claims. */

@@ -17,11 +17,11 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "cli/latchkeyctl.h"
 #include "oidc/config.h"
 #include "oidc/discovery.h"
 #include "oidc/http.h"
 #include "oidc/jwks.h"
-#include "cli/latchkeyctl.h"
 #include "oidc/log.h"
 #include "oidc/provider.h"
 

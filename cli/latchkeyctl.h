@@ -11,8 +11,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "lib/latchkey.h"
 #include "base/util.h"
+#include "lib/latchkey.h"
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct latchkey *, latchkey_close);
 

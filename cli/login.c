@@ -13,8 +13,8 @@
 #include <sys/random.h>
 #include <unistd.h>
 
-#include "cli/latchkeyctl.h"
 #include "base/qr.h"
+#include "cli/latchkeyctl.h"
 
 static const char options_help[] =
         "Shows the address to open in a browser (and a QR code of it), then asks for\n"

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * liblatchkey's insides: the handle, the bus glue (bus.c) and the checks on
- * text crossing the bus (text.c; messages for a person go through the base's
+ * text crossing the bus (reply_check.c; messages for a person go through the base's
  * lk_text_escape()). Nothing here is exported (latchkey.sym).
  */
 #pragma once
@@ -10,9 +10,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "lib/latchkey.h"
-#include "base/util.h"
 #include "base/cleanup_dbus.h"
+#include "base/util.h"
+#include "lib/latchkey.h"
 
 #define LKL_BUS_NAME "org.latchkey.Broker1"
 #define LKL_OBJECT_PATH "/org/latchkey/Broker1"

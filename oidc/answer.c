@@ -36,10 +36,10 @@
 #include <curl/curl.h>
 #include <string.h>
 
-#include "oidc/secret.h"
+#include "base/cleanup_curl.h"
 #include "base/text.h"
 #include "base/utf8.h"
-#include "base/cleanup_curl.h"
+#include "oidc/secret.h"
 
 /* A bare code or the code= value: authorization codes are short; OneAccess's are 32 to 64. */
 #define CODE_MAX 2048

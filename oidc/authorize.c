@@ -4,8 +4,8 @@
 #include <curl/curl.h>
 #include <string.h>
 
-#include "oidc/secret.h"
 #include "base/cleanup_curl.h"
+#include "oidc/secret.h"
 
 /* 32 bytes = 256 bits from the CSPRNG, 43 base64url characters (RFC 7636 §4.1 wants 43..128). */
 #define RANDOM_BYTES 32

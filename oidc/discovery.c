@@ -5,9 +5,9 @@
 #include <jansson.h>
 #include <string.h>
 
-#include "oidc/http.h"
-#include "base/text.h"
 #include "base/cleanup_curl.h"
+#include "base/text.h"
+#include "oidc/http.h"
 
 #define WELL_KNOWN "/.well-known/openid-configuration"
 /* Caps on what a discovery document may hand us, beyond the body cap. */

@@ -3,7 +3,7 @@
  * Errors inside latchkey: functions return 0 on success or a negative LK_ERR_*
  * code, and describe the failure for a person in a struct lk_error. The
  * message never holds a secret (token, code, client secret, verifier).
- * The daemon translates the code once, at the D-Bus edge (broker/errors.c),
+ * The daemon translates the code once, at the D-Bus edge (broker/dbus_errors.c),
  * and the PAM module translates the D-Bus names once, to PAM codes.
  */
 #pragma once

@@ -24,10 +24,10 @@
 #include <string.h>
 #include <strings.h>
 
+#include "base/cleanup_openssl.h"
+#include "base/text.h"
 #include "oidc/b64url.h"
 #include "oidc/secret.h"
-#include "base/text.h"
-#include "base/cleanup_openssl.h"
 
 #define TOKEN_MAX_SIZE (64 * 1024)
 

@@ -18,10 +18,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "base/cleanup_openssl.h"
+#include "base/text.h"
 #include "oidc/b64url.h"
 #include "oidc/config.h"
-#include "base/text.h"
-#include "base/cleanup_openssl.h"
 
 #define JWKS_MAX_SIZE (1024 * 1024)
 #define JWK_KID_MAX 1024

@@ -6,9 +6,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "pam_module/errors.h"
-#include "base/util.h"
 #include "base/cleanup_dbus.h"
+#include "base/util.h"
+#include "pam_module/pam_errors.h"
 
 #define BROKER_NOT_FOUND "org.latchkey.Broker1.Error.NotFound"
 #define LOGIND_BUS_NAME "org.freedesktop.login1"

@@ -13,8 +13,8 @@
 #include <security/pam_ext.h>
 #include <security/pam_modutil.h>
 
-#include "pam_module/text.h"
 #include "base/util.h"
+#include "pam_module/input_check.h"
 
 #include "base/text.h"
 

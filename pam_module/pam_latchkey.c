@@ -25,12 +25,12 @@
 #include <security/pam_modules.h>
 #include <security/pam_modutil.h>
 
-#include "pam_module/broker_client.h"
-#include "pam_module/errors.h"
-#include "pam_module/options.h"
 #include "base/qr.h"
-#include "pam_module/text.h"
 #include "base/util.h"
+#include "pam_module/broker_client.h"
+#include "pam_module/input_check.h"
+#include "pam_module/options.h"
+#include "pam_module/pam_errors.h"
 
 #define DATA_LOGIN_ID "latchkey_login_id"
 #define DATA_LOGIN_USER "latchkey_login_user"

@@ -22,8 +22,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "oidc/secret.h"
 #include "base/util.h"
+#include "oidc/secret.h"
 
 #ifndef LKH_IDP_PATH
 #error "LKH_IDP_PATH must be defined by meson"

@@ -33,11 +33,11 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
+#include "base/util.h"
 #include "oidc/b64url.h"
 #include "oidc/error.h"
 #include "oidc/fileio.h"
 #include "oidc/secret.h"
-#include "base/util.h"
 
 #define BASE_PATH "/api/v1/oauth2"
 #define BODY_MAX (64 * 1024)          /* request bodies */

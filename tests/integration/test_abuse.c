@@ -53,9 +53,9 @@
 #include <cmocka.h>
 #include <jansson.h>
 
+#include "base/util.h"
 #include "tests/harness/busclient.h"
 #include "tests/harness/harness.h"
-#include "base/util.h"
 
 #define ERR BC_ERR
 #define NOBODY 65534

@@ -27,9 +27,9 @@
 
 #include <cmocka.h>
 
+#include "base/util.h"
 #include "tests/harness/busclient.h"
 #include "tests/harness/harness.h"
-#include "base/util.h"
 
 #define NAME BC_NAME
 #define PATH BC_PATH

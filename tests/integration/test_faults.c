@@ -43,9 +43,9 @@
 
 #include <cmocka.h>
 
+#include "base/util.h"
 #include "tests/harness/busclient.h"
 #include "tests/harness/harness.h"
-#include "base/util.h"
 
 #define ERR BC_ERR
 #define KILL_ROUNDS 50

@@ -25,9 +25,9 @@
 
 #include <cmocka.h>
 
+#include "base/util.h"
 #include "tests/harness/busclient.h"
 #include "tests/harness/harness.h"
-#include "base/util.h"
 
 #if !defined(ONEACCESS_CONF_EXAMPLE) || !defined(ONEACCESS_DOC)
 #error "ONEACCESS_CONF_EXAMPLE and ONEACCESS_DOC must be defined by meson"

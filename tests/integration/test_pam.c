@@ -33,9 +33,9 @@
 #include <libpamtest.h>
 #include <security/pam_appl.h>
 
+#include "base/util.h"
 #include "tests/harness/busclient.h"
 #include "tests/harness/harness.h"
-#include "base/util.h"
 
 #ifndef PAM_LATCHKEY_SO
 #error "PAM_LATCHKEY_SO must be defined by meson"

@@ -18,9 +18,9 @@
 
 #include <cmocka.h>
 
+#include "base/util.h"
 #include "tests/harness/busclient.h"
 #include "tests/harness/harness.h"
-#include "base/util.h"
 
 static DBusConnection *bus;
 static char *broker_log;

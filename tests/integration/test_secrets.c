@@ -46,10 +46,10 @@
 
 #include <cmocka.h>
 
+#include "base/util.h"
 #include "oidc/b64url.h"
 #include "tests/harness/busclient.h"
 #include "tests/harness/harness.h"
-#include "base/util.h"
 
 #define ERR BC_ERR
 

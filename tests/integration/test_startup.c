@@ -27,9 +27,9 @@
 
 #include <cmocka.h>
 
+#include "base/util.h"
 #include "tests/harness/busclient.h"
 #include "tests/harness/harness.h"
-#include "base/util.h"
 
 #define N_COPIES 3000
 #define COPY_FMT "st-%04d"

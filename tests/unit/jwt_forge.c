@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "oidc/b64url.h"
 #include "base/util.h"
+#include "oidc/b64url.h"
 
 struct jwt_forge_key {
         enum jwt_forge_kind kind;

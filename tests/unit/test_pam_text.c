@@ -12,7 +12,7 @@
 
 #include "base/qr.h"
 #include "base/util.h"
-#include "pam_module/text.h"
+#include "pam_module/input_check.h"
 
 #define FOR_PERSON(in, size)                                      \
         ({                                                        \

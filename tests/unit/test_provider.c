@@ -15,8 +15,8 @@
 
 #include "oidc/config.h"
 #include "oidc/idtoken.h"
-#include "tests/unit/jwt_forge.h"
 #include "oidc/provider.h"
+#include "tests/unit/jwt_forge.h"
 #include "tests/unit/test_server.h"
 
 #define CLIENT_ID "latchkey-test"

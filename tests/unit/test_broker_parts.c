@@ -20,7 +20,7 @@
 #include "broker/broker.h"
 #include "broker/budget.h"
 #include "broker/bus.h"
-#include "broker/errors.h"
+#include "broker/dbus_errors.h"
 #include "broker/logins.h"
 #include "broker/loop.h"
 #include "broker/sessions.h"

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-#include "pam_module/text.h"
+#include "pam_module/input_check.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-#include "broker/errors.h"
+#include "broker/dbus_errors.h"
 
 #include <dbus/dbus.h>
 #include <stdio.h>

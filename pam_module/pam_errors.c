@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-#include "pam_module/errors.h"
+#include "pam_module/pam_errors.h"
 
 #include <string.h>
 #include <security/_pam_types.h>
