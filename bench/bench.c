@@ -45,9 +45,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "b64url.h"
-#include "harness.h"
-#include "util.h"
+#include "base/util.h"
+#include "oidc/b64url.h"
+#include "tests/harness/harness.h"
 
 #define BROKER_NAME "org.latchkey.Broker1"
 #define BROKER_PATH "/org/latchkey/Broker1"

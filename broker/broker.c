@@ -4,7 +4,7 @@
  * loop, the provider, the bus; the one-second tick that expires logins and
  * decides when the broker has been idle long enough to exit.
  */
-#include "broker.h"
+#include "broker/broker.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -12,14 +12,14 @@
 #include <string.h>
 #include <time.h>
 
-#include "budget.h"
-#include "daemon.h"
-#include "log.h"
-#include "logins.h"
-#include "methods.h"
-#include "sessions.h"
-#include "store.h"
-#include "usermap.h"
+#include "broker/budget.h"
+#include "broker/daemon.h"
+#include "broker/logins.h"
+#include "broker/methods.h"
+#include "broker/sessions.h"
+#include "broker/store.h"
+#include "oidc/log.h"
+#include "oidc/usermap.h"
 
 /* Calls parked while discovery and keys are fetched; more are refused. */
 #define DEFERRED_MAX 4096

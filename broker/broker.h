@@ -5,12 +5,12 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "bus.h"
-#include "config.h"
-#include "error.h"
-#include "http.h"
-#include "loop.h"
-#include "provider.h"
+#include "broker/bus.h"
+#include "broker/loop.h"
+#include "oidc/config.h"
+#include "oidc/error.h"
+#include "oidc/http.h"
+#include "oidc/provider.h"
 
 struct lk_login;
 struct lk_session;

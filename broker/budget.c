@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-#include "budget.h"
+#include "broker/budget.h"
 
 #include <stdlib.h>
 

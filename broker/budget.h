@@ -12,7 +12,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "error.h"
+#include "oidc/error.h"
 
 #define LK_BUDGET_BURST 30
 #define LK_BUDGET_PER_MINUTE 30

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-#include "bus.h"
+#include "broker/bus.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -7,11 +7,11 @@
 #include <string.h>
 #include <sys/ioctl.h>
 
-#include "broker.h"
-#include "errors.h"
-#include "introspect-xml.h" /* lk_interface_xml[]: dbus/org.latchkey.Broker1.xml, embedded at build time */
-#include "log.h"
 #include "base/utf8.h"
+#include "broker/broker.h"
+#include "broker/dbus_errors.h"
+#include "broker/introspect-xml.h" /* lk_interface_xml[]: dbus/org.latchkey.Broker1.xml, embedded at build time */
+#include "oidc/log.h"
 
 /*
  * Bounds on the calls the broker holds (waiting for their caller's uid, for the provider's

@@ -12,8 +12,9 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
-#include "error.h"
-#include "loop.h"
+#include "base/cleanup_dbus.h"
+#include "broker/loop.h"
+#include "oidc/error.h"
 
 #define LK_BUS_NAME "org.latchkey.Broker1"
 #define LK_BUS_PATH "/org/latchkey/Broker1"
@@ -39,12 +40,6 @@ enum lk_policy {
 
 struct broker;
 struct lk_call;
-
-static inline void dbus_message_unrefp(DBusMessage **m)
-{
-        if (*m)
-                dbus_message_unref(*m);
-}
 
 /*
  * Returns 0 when it has replied, LK_CALL_LATER when it kept a reference to

@@ -2,7 +2,7 @@
 /* Starting and stopping the broker (broker.c), for main.c. */
 #pragma once
 
-#include "error.h"
+#include "oidc/error.h"
 
 struct broker;
 

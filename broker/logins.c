@@ -1,16 +1,16 @@
 /* SPDX-License-Identifier: MIT */
-#include "logins.h"
+#include "broker/logins.h"
 
 #include <errno.h>
 #include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "answer.h"
-#include "broker.h"
-#include "log.h"
-#include "secret.h"
-#include "usermap.h"
+#include "broker/broker.h"
+#include "oidc/answer.h"
+#include "oidc/log.h"
+#include "oidc/secret.h"
+#include "oidc/usermap.h"
 
 /* How long an ended login is remembered, so a late caller hears LoginExpired. */
 #define LOGIN_TOMBSTONE_MS (120 * 1000)

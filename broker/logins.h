@@ -16,9 +16,9 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "authorize.h"
-#include "error.h"
-#include "provider.h"
+#include "oidc/authorize.h"
+#include "oidc/error.h"
+#include "oidc/provider.h"
 
 struct broker;
 

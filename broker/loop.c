@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-#include "loop.h"
+#include "broker/loop.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -10,8 +10,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "log.h"
-#include "util.h"
+#include "base/util.h"
+#include "oidc/log.h"
 
 /*
  * A few dozen watches at most (the bus connection, one socket per HTTP

@@ -17,9 +17,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "config.h"
-#include "daemon.h"
-#include "log.h"
+#include "broker/daemon.h"
+#include "oidc/config.h"
+#include "oidc/log.h"
 
 #define DEFAULT_STATE_DIR "/var/lib/latchkey"
 

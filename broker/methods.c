@@ -4,18 +4,18 @@
  * authorise (lk_call_allowed() with the row's policy), act, reply. "Not
  * found" and "not yours" are one error, so no uid learns about others.
  */
-#include "methods.h"
+#include "broker/methods.h"
 
 #include <jansson.h>
 #include <stdlib.h>
 
-#include "broker.h"
-#include "budget.h"
-#include "log.h"
-#include "logins.h"
-#include "secret.h"
-#include "sessions.h"
-#include "usermap.h"
+#include "broker/broker.h"
+#include "broker/budget.h"
+#include "broker/logins.h"
+#include "broker/sessions.h"
+#include "oidc/log.h"
+#include "oidc/secret.h"
+#include "oidc/usermap.h"
 
 static int reply_args(struct lk_call *call, int first_type, ...)
 {

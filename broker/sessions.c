@@ -1,16 +1,16 @@
 /* SPDX-License-Identifier: MIT */
-#include "sessions.h"
+#include "broker/sessions.h"
 
 #include <dbus/dbus.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker.h"
-#include "budget.h"
-#include "log.h"
-#include "logins.h"
-#include "secret.h"
-#include "store.h"
+#include "broker/broker.h"
+#include "broker/budget.h"
+#include "broker/logins.h"
+#include "broker/store.h"
+#include "oidc/log.h"
+#include "oidc/secret.h"
 
 int lk_session_check_id(const char *id, struct lk_error *e)
 {

@@ -12,9 +12,9 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "error.h"
-#include "provider.h"
-#include "token.h"
+#include "oidc/error.h"
+#include "oidc/provider.h"
+#include "oidc/token.h"
 
 struct broker;
 struct lk_session;

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-#include "store.h"
+#include "broker/store.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -10,10 +10,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "broker.h"
-#include "fileio.h"
-#include "log.h"
-#include "sessions.h"
+#include "broker/broker.h"
+#include "broker/sessions.h"
+#include "oidc/fileio.h"
+#include "oidc/log.h"
 
 #define STORE_VERSION 1
 /* A session file: tokens plus the id_token claims. */

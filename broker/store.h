@@ -11,7 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "error.h"
+#include "oidc/error.h"
 
 struct broker;
 struct lk_session;

@@ -17,13 +17,13 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "config.h"
-#include "discovery.h"
-#include "http.h"
-#include "jwks.h"
-#include "latchkeyctl.h"
-#include "log.h"
-#include "provider.h"
+#include "cli/latchkeyctl.h"
+#include "oidc/config.h"
+#include "oidc/discovery.h"
+#include "oidc/http.h"
+#include "oidc/jwks.h"
+#include "oidc/log.h"
+#include "oidc/provider.h"
 
 enum level { LEVEL_OK, LEVEL_WARNING, LEVEL_ERROR };
 
@@ -33,11 +33,6 @@ struct report {
         json_t *problems; /* config problems, for --json */
         json_t *checks;   /* {check, level, message}, for --json */
 };
-
-static inline void lk_http_freep(struct lk_http **h)
-{
-        lk_http_free(*h);
-}
 
 static void check(struct report *rep, const char *name, enum level level, const char *fmt, ...)
         __attribute__((format(printf, 4, 5)));

@@ -9,7 +9,7 @@
 #include <time.h>
 
 #include "base/text.h"
-#include "latchkeyctl.h"
+#include "cli/latchkeyctl.h"
 
 const char *program_name = "latchkeyctl";
 

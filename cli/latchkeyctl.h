@@ -11,8 +11,10 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "latchkey.h"
-#include "util.h"
+#include "base/util.h"
+#include "lib/latchkey.h"
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct latchkey *, latchkey_close);
 
 /* Exit codes, also listed by `latchkeyctl --help`. */
 enum {

@@ -13,18 +13,8 @@
 #include <sys/random.h>
 #include <unistd.h>
 
-#include "latchkeyctl.h"
-#include "qr.h"
-
-static inline void latchkey_closep(struct latchkey **lk)
-{
-        latchkey_close(*lk);
-}
-
-static inline void secret_freep(char **s)
-{
-        latchkey_free_secret(*s);
-}
+#include "base/qr.h"
+#include "cli/latchkeyctl.h"
 
 static const char options_help[] =
         "Shows the address to open in a browser (and a QR code of it), then asks for\n"
@@ -122,7 +112,7 @@ int cmd_login(int argc, char *argv[])
         };
         _cleanup_(latchkey_closep) struct latchkey *lk = NULL;
         _cleanup_free_ char *login_id = NULL, *url = NULL, *who = NULL;
-        _cleanup_(secret_freep) char *answer = NULL;
+        _cleanup_secret_ char *answer = NULL;
         char session_id[20];
         const char *user;
         bool qr = true;
@@ -157,7 +147,7 @@ int cmd_login(int argc, char *argv[])
         if (qr) {
                 _cleanup_free_ char *drawing = NULL;
 
-                if (lkp_qr_render(url, &drawing) == 0)
+                if (lk_qr_render(url, &drawing) == 0)
                         fprintf(stderr, "%s\n\n", drawing);
                 else
                         fprintf(stderr, "(the address is too long for a QR code)\n\n");

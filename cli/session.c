@@ -8,14 +8,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "latchkeyctl.h"
+#include "cli/latchkeyctl.h"
 
 #define MIN_VALID_MAX (7 * 24 * 3600)
-
-static inline void latchkey_closep(struct latchkey **lk)
-{
-        latchkey_close(*lk);
-}
 
 struct options {
         const char *session_id;

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "base/text.h"
-#include "internal.h"
+#include "lib/internal.h"
 
 #define BROKER_ERROR "org.latchkey.Broker1.Error."
 

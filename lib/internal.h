@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * liblatchkey's insides: the handle, the bus glue (bus.c) and the checks on
- * text crossing the bus (text.c; messages for a person go through the base's
+ * text crossing the bus (reply_check.c; messages for a person go through the base's
  * lk_text_escape()). Nothing here is exported (latchkey.sym).
  */
 #pragma once
@@ -10,8 +10,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "latchkey.h"
-#include "util.h"
+#include "base/cleanup_dbus.h"
+#include "base/util.h"
+#include "lib/latchkey.h"
 
 #define LKL_BUS_NAME "org.latchkey.Broker1"
 #define LKL_OBJECT_PATH "/org/latchkey/Broker1"
@@ -28,12 +29,6 @@ struct latchkey {
         char *broker_owner;    /* the unique name owning LKL_BUS_NAME, as watch last heard */
         char message[LATCHKEY_MESSAGE_MAX];
 };
-
-static inline void dbus_message_unrefp(DBusMessage **m)
-{
-        if (*m)
-                dbus_message_unref(*m);
-}
 
 /* Records a message of our own (printf-style, no secrets) and returns error. */
 int lkl_error(struct latchkey *lk, int error, const char *fmt, ...) _printf_(3, 4);

@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "lib/internal.h"
 
 int latchkey_open(struct latchkey **ret)
 {
@@ -40,10 +40,7 @@ const char *latchkey_last_error_message(const struct latchkey *lk)
 
 void latchkey_free_secret(char *secret)
 {
-        if (secret) {
-                explicit_bzero(secret, strlen(secret));
-                free(secret);
-        }
+        lk_secret_free(secret);
 }
 
 /* Where the caller names no session: $LATCHKEY_SESSION, else NULL (the broker's default). */

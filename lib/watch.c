@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "lib/internal.h"
 
 #define MATCH_RULE                                                                       \
         "type='signal',sender='" LKL_BUS_NAME "',path='" LKL_OBJECT_PATH "',interface='" \

@@ -1,23 +1,18 @@
 /* SPDX-License-Identifier: MIT */
-#include "broker_client.h"
+#include "pam_module/broker_client.h"
 
 #include <dbus/dbus.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "errors.h"
-#include "util.h"
+#include "base/cleanup_dbus.h"
+#include "base/util.h"
+#include "pam_module/pam_errors.h"
 
 #define BROKER_NOT_FOUND "org.latchkey.Broker1.Error.NotFound"
 #define LOGIND_BUS_NAME "org.freedesktop.login1"
 #define LIST_SESSIONS_MAX 100000 /* rows read from one ListSessions reply */
-
-static inline void dbus_message_unrefp(DBusMessage **m)
-{
-        if (*m)
-                dbus_message_unref(*m);
-}
 
 static int error_set(struct lkp_broker_error *e, int r, const char *name, const char *message)
 {

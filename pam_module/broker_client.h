@@ -17,8 +17,8 @@
 
 #include <sys/types.h>
 
-#include "options.h"
-#include "text.h"
+#include "pam_module/input_check.h"
+#include "pam_module/options.h"
 
 #define LKP_BUS_NAME "org.latchkey.Broker1"
 #define LKP_OBJECT_PATH "/org/latchkey/Broker1"

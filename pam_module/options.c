@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-#include "options.h"
+#include "pam_module/options.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -13,8 +13,8 @@
 #include <security/pam_ext.h>
 #include <security/pam_modutil.h>
 
-#include "text.h"
-#include "util.h"
+#include "base/util.h"
+#include "pam_module/input_check.h"
 
 #include "base/text.h"
 

@@ -25,12 +25,12 @@
 #include <security/pam_modules.h>
 #include <security/pam_modutil.h>
 
-#include "broker_client.h"
-#include "errors.h"
-#include "options.h"
-#include "qr.h"
-#include "text.h"
-#include "util.h"
+#include "base/qr.h"
+#include "base/util.h"
+#include "pam_module/broker_client.h"
+#include "pam_module/input_check.h"
+#include "pam_module/options.h"
+#include "pam_module/pam_errors.h"
 
 #define DATA_LOGIN_ID "latchkey_login_id"
 #define DATA_LOGIN_USER "latchkey_login_user"
@@ -45,7 +45,7 @@
  * With authtok the answer comes from a password field, which may hold the
  * person's Unix password. A bare code shorter than this is taken for one and
  * sent nowhere: real providers' codes are longer (OneAccess 32 to 64, Dex 26,
- * the test provider 43). CODE_MAX is the broker's (broker/core/answer.c).
+ * the test provider 43). CODE_MAX is the broker's (oidc/answer.c).
  */
 #define CODE_MIN 20
 #define CODE_MAX 2048
@@ -63,7 +63,7 @@ static const char *log_name(const char *user, struct log_name *buf)
 
 static void free_data(pam_handle_t *pamh, void *data, int status)
 {
-        lkp_secret_free(data);
+        lk_secret_free(data);
 }
 
 /*
@@ -183,7 +183,7 @@ static int put_env(pam_handle_t *pamh, const char *name, const char *value)
         if (asprintf(&s, "%s=%s", name, value) < 0)
                 return PAM_BUF_ERR;
         r = pam_putenv(pamh, s);
-        lkp_secret_free(s);
+        lk_secret_free(s);
         return r;
 }
 
@@ -232,7 +232,7 @@ static int show_address(pam_handle_t *pamh, int flags, const struct options *o, 
         if (!o->qr || (flags & PAM_SILENT))
                 return PAM_SUCCESS;
 
-        r = lkp_qr_render(url, &qr);
+        r = lk_qr_render(url, &qr);
         if (r == -ENOMEM)
                 return PAM_BUF_ERR;
         if (r < 0) {
@@ -265,7 +265,7 @@ static int get_answer(pam_handle_t *pamh, const struct options *o, char **ret)
                 r = pam_prompt(pamh, PAM_PROMPT_ECHO_ON, &answer, "%s", PROMPT);
         }
         if (r != PAM_SUCCESS || !answer) {
-                lkp_secret_free(answer);
+                lk_secret_free(answer);
                 if (r == PAM_SUCCESS)
                         r = PAM_CONV_ERR;
                 pam_syslog(pamh, LOG_ERR, "cannot get an answer: %s", pam_strerror(pamh, r));
@@ -291,7 +291,7 @@ static bool has_param(const char *q, const char *name)
 
 /*
  * Whether the text of a password field can be an answer at all, by the
- * broker's rules (broker/core/answer.c): an address (http(s)://, or with a
+ * broker's rules (oidc/answer.c): an address (http(s)://, or with a
  * query holding code, state or error), a bare query, or a bare code. Unlike a
  * password, each is printable ASCII without spaces, and a bare code is at
  * least CODE_MIN bytes long.
@@ -349,7 +349,7 @@ static int begin(pam_handle_t *pamh, int flags, const struct options *o, const c
         int r;
 
         lkp_conn_close(TAKE_PTR(*conn));
-        lkp_secret_free(TAKE_PTR(*login_id));
+        lk_secret_free(TAKE_PTR(*login_id));
         r = lkp_begin_login(o, user, conn, login_id, &url, &e);
         if (r == -ENOMEM)
                 return PAM_BUF_ERR;
@@ -370,7 +370,7 @@ static int ask_and_complete(pam_handle_t *pamh, int flags, const struct options 
         unsigned tries = o->authtok ? 1 : o->tries;
 
         for (unsigned attempt = 1;; attempt++) {
-                _cleanup_wipe_ char *answer = NULL;
+                _cleanup_secret_ char *answer = NULL;
                 _cleanup_free_ char *vouched = NULL;
                 struct lkp_broker_error e = {};
                 const struct lkp_error_row *row;
@@ -383,7 +383,7 @@ static int ask_and_complete(pam_handle_t *pamh, int flags, const struct options 
                 r = check_answer(o, lkp_strip(answer), &e);
                 if (r == 0)
                         r = lkp_complete_login(o, *login_id, answer, &vouched, &e);
-                lkp_secret_free(TAKE_PTR(answer));
+                lk_secret_free(TAKE_PTR(answer));
                 if (r == -ENOMEM)
                         return PAM_BUF_ERR;
                 if (r == 0) {
@@ -423,7 +423,7 @@ static int set_data(pam_handle_t *pamh, const char *name, const char *value)
                 return PAM_BUF_ERR;
         r = pam_set_data(pamh, name, copy, free_data);
         if (r != PAM_SUCCESS)
-                lkp_secret_free(copy);
+                lk_secret_free(copy);
         return r;
 }
 
@@ -456,7 +456,7 @@ static void cancel_login(pam_handle_t *pamh, const struct options *o, const char
 
 static int authenticate(pam_handle_t *pamh, int flags, const struct options *o)
 {
-        _cleanup_wipe_ char *login_id = NULL;
+        _cleanup_secret_ char *login_id = NULL;
         _cleanup_(lkp_conn_closep) struct DBusConnection *conn = NULL;
         const char *user = NULL, *service = NULL;
         struct log_name n;

@@ -22,10 +22,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "harness.h"
-#include "latchkey.h"
-#include "secret.h"
-#include "util.h"
+#include "base/util.h"
+#include "lib/latchkey.h"
+#include "oidc/secret.h"
+#include "tests/harness/harness.h"
 
 #define DEMO_USER "latchkey-demo"
 #define SERVICE "latchkey"

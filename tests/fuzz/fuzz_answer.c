@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "answer.h"
+#include "oidc/answer.h"
 
 #define STATE "Qm9vdHN0cmFwcGluZy1zdGF0ZS0yNTYtYml0cy14eHh4"
 

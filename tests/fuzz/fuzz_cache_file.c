@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "jwks_cache.h"
+#include "oidc/jwks_cache.h"
 
 #define NOW 1700000000
 

@@ -18,9 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "idtoken.h"
-#include "jwks.h"
-#include "jwt_forge.h"
+#include "oidc/idtoken.h"
+#include "oidc/jwks.h"
+#include "tests/unit/jwt_forge.h"
 
 #define ISS "https://tenant.example.com/api/v1/oauth2"
 #define CLIENT "latchkey"

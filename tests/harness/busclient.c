@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: MIT */
-#include "busclient.h"
+#include "tests/harness/busclient.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "util.h"
+#include "base/util.h"
 
 bool bc_autostart = true;
 

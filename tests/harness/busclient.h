@@ -16,7 +16,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "harness.h"
+#include "tests/harness/harness.h"
 
 #define BC_NAME "org.latchkey.Broker1"
 #define BC_PATH "/org/latchkey/Broker1"

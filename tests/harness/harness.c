@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* lk-harness: temp folders, the test IdP, a private system bus, latchkeyd, a browser. */
-#include "harness.h"
+#include "tests/harness/harness.h"
 
 #include <curl/curl.h>
 #include <dbus/dbus.h>
@@ -22,8 +22,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "secret.h"
-#include "util.h"
+#include "base/util.h"
+#include "oidc/secret.h"
 
 #ifndef LKH_IDP_PATH
 #error "LKH_IDP_PATH must be defined by meson"

@@ -33,11 +33,11 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
-#include "b64url.h"
-#include "error.h"
-#include "fileio.h"
-#include "secret.h"
-#include "util.h"
+#include "base/util.h"
+#include "oidc/b64url.h"
+#include "oidc/error.h"
+#include "oidc/fileio.h"
+#include "oidc/secret.h"
 
 #define BASE_PATH "/api/v1/oauth2"
 #define BODY_MAX (64 * 1024)          /* request bodies */
@@ -1890,7 +1890,7 @@ int main(int argc, char **argv)
         sa.sin_port = htons((uint16_t)port);
         sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
         /*
-         * Connections: the broker opens at most 128 to one host (broker/core/http.c), and the
+         * Connections: the broker opens at most 128 to one host (oidc/http.c), and the
          * benchmark adds its own browsers and direct token requests beside them, so 128 here
          * refused logins. 512 threads at most; poll(), not select(), so descriptors past
          * FD_SETSIZE are no limit.

@@ -53,9 +53,9 @@
 #include <cmocka.h>
 #include <jansson.h>
 
-#include "busclient.h"
-#include "harness.h"
-#include "util.h"
+#include "base/util.h"
+#include "tests/harness/busclient.h"
+#include "tests/harness/harness.h"
 
 #define ERR BC_ERR
 #define NOBODY 65534

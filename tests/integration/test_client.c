@@ -28,9 +28,9 @@
 #include <cmocka.h>
 #include <dbus/dbus.h>
 
-#include "harness.h"
-#include "latchkey.h"
-#include "util.h"
+#include "base/util.h"
+#include "lib/latchkey.h"
+#include "tests/harness/harness.h"
 
 #ifndef LATCHKEYCTL_PATH
 #error "LATCHKEYCTL_PATH must name the latchkeyctl binary"

@@ -23,9 +23,9 @@
 
 #include <cmocka.h>
 
-#include "harness.h"
-#include "latchkey.h"
-#include "util.h"
+#include "base/util.h"
+#include "lib/latchkey.h"
+#include "tests/harness/harness.h"
 
 #if !defined(LK_GET_TOKEN) || !defined(LK_GET_TOKEN_PY) || !defined(LK_PYTHON)
 #error "LK_GET_TOKEN, LK_GET_TOKEN_PY and LK_PYTHON must name the examples and python3"

@@ -19,10 +19,10 @@
 #include <cmocka.h>
 #include <curl/curl.h>
 
-#include "b64url.h"
-#include "harness.h"
-#include "secret.h"
-#include "util.h"
+#include "base/util.h"
+#include "oidc/b64url.h"
+#include "oidc/secret.h"
+#include "tests/harness/harness.h"
 
 static struct lkh *H;
 

@@ -25,9 +25,9 @@
 
 #include <cmocka.h>
 
-#include "busclient.h"
-#include "harness.h"
-#include "util.h"
+#include "base/util.h"
+#include "tests/harness/busclient.h"
+#include "tests/harness/harness.h"
 
 #if !defined(ONEACCESS_CONF_EXAMPLE) || !defined(ONEACCESS_DOC)
 #error "ONEACCESS_CONF_EXAMPLE and ONEACCESS_DOC must be defined by meson"

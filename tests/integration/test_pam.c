@@ -33,9 +33,9 @@
 #include <libpamtest.h>
 #include <security/pam_appl.h>
 
-#include "busclient.h"
-#include "harness.h"
-#include "util.h"
+#include "base/util.h"
+#include "tests/harness/busclient.h"
+#include "tests/harness/harness.h"
 
 #ifndef PAM_LATCHKEY_SO
 #error "PAM_LATCHKEY_SO must be defined by meson"

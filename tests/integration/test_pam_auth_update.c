@@ -34,7 +34,7 @@
 
 #include <security/pam_appl.h>
 
-#include "util.h"
+#include "base/util.h"
 
 #ifndef PAM_LATCHKEY_SO
 #error "PAM_LATCHKEY_SO, PAM_CONFIGS_DIR and PAM_DOC must be defined by meson"

@@ -21,8 +21,8 @@
 
 #include <cmocka.h>
 
-#include "harness.h"
-#include "util.h"
+#include "base/util.h"
+#include "tests/harness/harness.h"
 
 #define NOBODY 65534
 #define EXPOSURE_MAX 2.0

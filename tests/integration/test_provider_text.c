@@ -18,9 +18,9 @@
 
 #include <cmocka.h>
 
-#include "busclient.h"
-#include "harness.h"
-#include "util.h"
+#include "base/util.h"
+#include "tests/harness/busclient.h"
+#include "tests/harness/harness.h"
 
 static DBusConnection *bus;
 static char *broker_log;

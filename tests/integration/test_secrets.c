@@ -46,10 +46,10 @@
 
 #include <cmocka.h>
 
-#include "b64url.h"
-#include "busclient.h"
-#include "harness.h"
-#include "util.h"
+#include "base/util.h"
+#include "oidc/b64url.h"
+#include "tests/harness/busclient.h"
+#include "tests/harness/harness.h"
 
 #define ERR BC_ERR
 

@@ -57,9 +57,9 @@
 
 #include <cmocka.h>
 
-#include "busclient.h"
-#include "harness.h"
-#include "util.h"
+#include "base/util.h"
+#include "tests/harness/busclient.h"
+#include "tests/harness/harness.h"
 
 #ifndef LK_PAM_MODULE
 #error "LK_PAM_MODULE (the built pam_latchkey.so) must be defined by meson"

@@ -27,9 +27,9 @@
 
 #include <cmocka.h>
 
-#include "busclient.h"
-#include "harness.h"
-#include "util.h"
+#include "base/util.h"
+#include "tests/harness/busclient.h"
+#include "tests/harness/harness.h"
 
 #define N_COPIES 3000
 #define COPY_FMT "st-%04d"

@@ -47,15 +47,15 @@
 #include <cmocka.h>
 #include <security/pam_appl.h>
 
-#include "authorize.h"
-#include "answer.h"
-#include "b64url.h"
-#include "busclient.h"
-#include "config.h"
-#include "harness.h"
-#include "http.h"
-#include "provider.h"
-#include "util.h"
+#include "base/util.h"
+#include "oidc/answer.h"
+#include "oidc/authorize.h"
+#include "oidc/b64url.h"
+#include "oidc/config.h"
+#include "oidc/http.h"
+#include "oidc/provider.h"
+#include "tests/harness/busclient.h"
+#include "tests/harness/harness.h"
 
 #ifndef LK_INTEROP_DIR
 #error "LK_INTEROP_DIR must be defined by meson"

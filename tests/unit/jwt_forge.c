@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* TEST-ONLY: see jwt_forge.h. */
-#include "jwt_forge.h"
+#include "tests/unit/jwt_forge.h"
 
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "b64url.h"
-#include "util.h"
+#include "base/util.h"
+#include "oidc/b64url.h"
 
 struct jwt_forge_key {
         enum jwt_forge_kind kind;

@@ -8,7 +8,7 @@
 
 #include <cmocka.h>
 
-#include "answer.h"
+#include "oidc/answer.h"
 
 #define STATE "Qm9vdHN0cmFwcGluZy1zdGF0ZS0yNTYtYml0cy14eHh4"
 #define CODE "SplxlOBeZQQYbYS6WxSbIA"

@@ -9,7 +9,7 @@
 #include <curl/curl.h>
 #include <openssl/evp.h>
 
-#include "authorize.h"
+#include "oidc/authorize.h"
 
 static char *scopes[] = { "openid", "profile", "offline_access", NULL };
 

@@ -14,7 +14,7 @@
 
 #include <cmocka.h>
 
-#include "config.h"
+#include "oidc/config.h"
 
 #define SECRET "s3cr3t-Value-that-must-never-show"
 

@@ -8,8 +8,8 @@
 
 #include <cmocka.h>
 
-#include "discovery.h"
-#include "http.h"
+#include "oidc/discovery.h"
+#include "oidc/http.h"
 
 #define ISSUER "https://tenant.example.com/api/v1/oauth2"
 

@@ -13,8 +13,8 @@
 #include <cmocka.h>
 #include <openssl/evp.h>
 
-#include "http.h"
-#include "test_server.h"
+#include "oidc/http.h"
+#include "tests/unit/test_server.h"
 
 /* What the server saw of the last /echo request (under the server lock). */
 struct seen {

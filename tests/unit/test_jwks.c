@@ -12,10 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "b64url.h"
-#include "config.h"
-#include "jwks.h"
-#include "jwt_forge.h"
+#include "oidc/b64url.h"
+#include "oidc/config.h"
+#include "oidc/jwks.h"
+#include "tests/unit/jwt_forge.h"
 
 static struct jwt_forge_key *rsa, *rsa_short, *p256, *p384, *p521;
 

@@ -12,9 +12,9 @@
 
 #include <cmocka.h>
 
-#include "fileio.h"
-#include "jwks_cache.h"
-#include "jwt_forge.h"
+#include "oidc/fileio.h"
+#include "oidc/jwks_cache.h"
+#include "tests/unit/jwt_forge.h"
 
 #define NOW 1700000000
 #define DISK_COPY_FMT "{\"body\":%s,\"fetched_at\":%lld,\"expires_at\":%lld}"

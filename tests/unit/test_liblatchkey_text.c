@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* liblatchkey's checks on text crossing the bus (lib/text.c, compiled in directly), and the
+/* liblatchkey's checks on text crossing the bus (lib/reply_check.c, compiled in directly), and the
  * base's lk_text_escape() that its messages for a person go through. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -9,7 +9,7 @@
 #include <cmocka.h>
 
 #include "base/text.h"
-#include "internal.h"
+#include "lib/internal.h"
 
 static void test_string_valid(void **state)
 {

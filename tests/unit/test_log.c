@@ -18,7 +18,7 @@
 
 #include <cmocka.h>
 
-#include "log.h"
+#include "oidc/log.h"
 
 struct dir {
         char path[64];

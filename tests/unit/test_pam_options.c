@@ -14,8 +14,8 @@
 #include <unistd.h>
 #include <security/_pam_types.h>
 
-#include "errors.h"
-#include "options.h"
+#include "pam_module/options.h"
+#include "pam_module/pam_errors.h"
 
 #define ARGS(...) ((const char *[]){ __VA_ARGS__ })
 #define NARGS(...) ((int)(sizeof((const char *[]){ __VA_ARGS__ }) / sizeof(const char *)))

@@ -10,9 +10,9 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "qr.h"
-#include "util.h"
-#include "text.h"
+#include "base/qr.h"
+#include "base/util.h"
+#include "pam_module/input_check.h"
 
 #define FOR_PERSON(in, size)                                      \
         ({                                                        \
@@ -118,8 +118,8 @@ static void test_strip(void **state)
         assert_string_equal(lkp_strip(none), "abc");
         assert_string_equal(lkp_strip(blank), "");
         assert_null(lkp_strip(NULL));
-        lkp_secret_free(NULL);
-        lkp_secret_free(strdup("a secret"));
+        lk_secret_free(NULL);
+        lk_secret_free(strdup("a secret"));
 }
 
 /* Reads the drawing back into modules: true = dark. */
@@ -168,24 +168,24 @@ static void test_qr_draws_the_symbol(void **state)
         int side;
         unsigned char *dark;
 
-        assert_int_equal(lkp_qr_render(url, &drawing), 0);
+        assert_int_equal(lk_qr_render(url, &drawing), 0);
         q = QRcode_encodeString(url, 0, QR_ECLEVEL_L, QR_MODE_8, 1);
         assert_non_null(q);
-        side = q->width + 2 * LKP_QR_QUIET_ZONE;
+        side = q->width + 2 * LK_QR_QUIET_ZONE;
         dark = calloc((size_t)side * (size_t)side, 1);
         assert_non_null(dark);
         decode_drawing(drawing, side, dark);
 
         for (int y = 0; y < side; y++)
                 for (int x = 0; x < side; x++) {
-                        int mx = x - LKP_QR_QUIET_ZONE, my = y - LKP_QR_QUIET_ZONE;
+                        int mx = x - LK_QR_QUIET_ZONE, my = y - LK_QR_QUIET_ZONE;
                         bool want = mx >= 0 && my >= 0 && mx < q->width && my < q->width &&
                                     (q->data[my * q->width + mx] & 1);
 
                         assert_int_equal(dark[y * side + x], want);
                 }
         /* the finder pattern's corner is dark; the quiet zone around it is light */
-        assert_true(dark[LKP_QR_QUIET_ZONE * side + LKP_QR_QUIET_ZONE]);
+        assert_true(dark[LK_QR_QUIET_ZONE * side + LK_QR_QUIET_ZONE]);
         assert_false(dark[0]);
         free(dark);
         QRcode_free(q);
@@ -199,10 +199,10 @@ static void test_qr_refuses_what_it_cannot_draw(void **state)
         assert_non_null(huge);
         memset(huge, 'a', 3000);
         huge[3000] = 0;
-        assert_int_equal(lkp_qr_render(huge, &drawing), -E2BIG);
+        assert_int_equal(lk_qr_render(huge, &drawing), -E2BIG);
         assert_null(drawing);
-        assert_int_equal(lkp_qr_render("", &drawing), -EINVAL);
-        assert_int_equal(lkp_qr_render(NULL, &drawing), -EINVAL);
+        assert_int_equal(lk_qr_render("", &drawing), -EINVAL);
+        assert_int_equal(lk_qr_render(NULL, &drawing), -EINVAL);
         assert_null(drawing);
         free(huge);
 }

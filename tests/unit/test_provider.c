@@ -13,11 +13,11 @@
 #include <cmocka.h>
 #include <jansson.h>
 
-#include "config.h"
-#include "idtoken.h"
-#include "jwt_forge.h"
-#include "provider.h"
-#include "test_server.h"
+#include "oidc/config.h"
+#include "oidc/idtoken.h"
+#include "oidc/provider.h"
+#include "tests/unit/jwt_forge.h"
+#include "tests/unit/test_server.h"
 
 #define CLIENT_ID "latchkey-test"
 #define NKEYS 3

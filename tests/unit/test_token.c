@@ -9,7 +9,7 @@
 #include <cmocka.h>
 #include <curl/curl.h>
 
-#include "token.h"
+#include "oidc/token.h"
 
 #define NOW 1700000000
 #define TOKEN_URL "https://tenant.example.com/api/v1/oauth2/token"

@@ -10,8 +10,8 @@
 
 #include <cmocka.h>
 
-#include "config.h"
-#include "usermap.h"
+#include "oidc/config.h"
+#include "oidc/usermap.h"
 
 static struct lk_config *config(const char *users_section)
 {

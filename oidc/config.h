@@ -1,0 +1,131 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * latchkey.conf (SPEC §3): loaded with inih from the main file, then from
+ * <main>.d/ *.conf in name order, later values winning. Every problem names
+ * the file, the line and the key.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "oidc/error.h"
+
+#define LK_CONFIG_PATH "/etc/latchkey/latchkey.conf"
+
+enum lk_client_auth {
+        LK_CLIENT_AUTH_POST,  /* client_secret_post */
+        LK_CLIENT_AUTH_BASIC, /* client_secret_basic */
+};
+
+enum lk_nonce_mode {
+        LK_NONCE_REQUIRED,
+        LK_NONCE_IF_PRESENT,
+        LK_NONCE_OFF,
+};
+
+/* id_token signing algorithms, as bits of lk_config.algorithms */
+enum lk_alg {
+        LK_ALG_RS256 = 1u << 0,
+        LK_ALG_RS384 = 1u << 1,
+        LK_ALG_RS512 = 1u << 2,
+        LK_ALG_ES256 = 1u << 3,
+        LK_ALG_ES384 = 1u << 4,
+        LK_ALG_ES512 = 1u << 5,
+        LK_ALG_HS256 = 1u << 6,
+        LK_ALG_HS384 = 1u << 7,
+        LK_ALG_HS512 = 1u << 8,
+};
+#define LK_ALG_DEFAULT \
+        (LK_ALG_RS256 | LK_ALG_RS384 | LK_ALG_RS512 | LK_ALG_ES256 | LK_ALG_ES384 | LK_ALG_ES512)
+
+/* "RS256" -> LK_ALG_RS256; 0 for anything else ("none" included). In alg.c. */
+unsigned lk_alg_from_name(const char *name);
+/* LK_ALG_RS256 -> "RS256"; NULL for anything but a single known bit. */
+const char *lk_alg_name(unsigned alg);
+
+struct lk_config {
+        /* [provider] */
+        char *issuer;
+        bool discovery;
+        char *authorization_endpoint; /* NULL when not set by hand */
+        char *token_endpoint;
+        char *jwks_uri;
+        char *userinfo_endpoint;
+        char *revocation_endpoint;
+        char *client_id;
+        char *client_secret; /* a secret: wiped on free; NULL when none */
+        char *client_secret_source; /* where it came from (a path, or "client_secret"), for messages */
+        enum lk_client_auth client_auth;
+        char *redirect_uri;
+        char **scopes;        /* NULL-terminated; always holds "openid" first */
+        char *prompt;         /* OIDC prompt= for the authorization URL (e.g. "consent"); NULL: none */
+        bool pkce;
+        enum lk_nonce_mode nonce;
+        unsigned algorithms;  /* LK_ALG_* bits */
+        char *ca_file;
+        unsigned timeout;     /* seconds for one HTTP exchange */
+        unsigned clock_skew;  /* seconds */
+
+        /* [users] */
+        char *username_claim;
+        char *strip_suffix;
+        char **allowed_users;  /* NULL or empty = anyone */
+        char **allowed_groups; /* NULL or empty = no group rule */
+        char *groups_claim;
+        char **allow_system_users; /* root and system accounts SSO may log in as; NULL: none */
+
+        /* [sessions] */
+        unsigned refresh_margin;
+        unsigned login_timeout;
+        bool revoke_on_close;
+        unsigned idle_exit;
+};
+
+/* One thing wrong in a config file. line is 0 where it is not about one line. */
+struct lk_config_problem {
+        char *file;
+        unsigned line;
+        char *section;
+        char *key; /* NULL where it is not about one key */
+        char *message;
+};
+
+struct lk_config_problems {
+        struct lk_config_problem *items;
+        size_t n;
+};
+
+void lk_config_problems_clear(struct lk_config_problems *p);
+/* "FILE:LINE: [section] key: message", as lk_error gets the first one; NULL on OOM. Free it. */
+char *lk_config_problem_string(const struct lk_config_problem *p);
+
+/*
+ * Loads path and path.d/ *.conf, fills defaults, checks required keys and
+ * values. On any problem returns -LK_ERR_CONFIG with the first problem in e
+ * ("latchkey.conf:12: [provider] timeout: 'abc' is not a number"), and every
+ * problem in problems (may be NULL; its old content is freed first, so start
+ * it zeroed). The client secret is read from client_secret_file (refused when
+ * a symlink, not owned by root or the euid, or open to group or others), or
+ * client_secret (refused when the file holding it is open to group or
+ * others), or $CREDENTIALS_DIRECTORY/client_secret. path NULL means
+ * LK_CONFIG_PATH. Not thread-safe: inih's options are process-wide.
+ */
+int lk_config_load(const char *path, struct lk_config **ret, struct lk_config_problems *problems,
+                   struct lk_error *e);
+
+/* The same for a config held in memory (tests, fuzzing); no conf.d, name used in messages. */
+int lk_config_load_string(const char *text, const char *name, struct lk_config **ret,
+                          struct lk_config_problems *problems, struct lk_error *e);
+
+void lk_config_free(struct lk_config *c);
+static inline void lk_config_freep(struct lk_config **c)
+{
+        lk_config_free(*c);
+}
+
+/*
+ * Refuses http:// unless the host is a loopback address, and anything that is
+ * not an absolute http(s) URL. what names the key for the message.
+ */
+int lk_check_endpoint_url(const char *url, const char *what, struct lk_error *e);
