@@ -58,7 +58,8 @@ extern int n_met, n_missed, n_failed;
 void die(const char *fmt, ...) __attribute__((noreturn)) _printf_(1, 2);
 /* Whether the run is ending (a worker failed, or SIGINT/SIGTERM/SIGHUP came): workers stop. */
 bool bench_stopping(void);
-/* In the main thread, after joining the workers: ends the run when it is ending. */
+/* When the run is ending: in the main thread (with its workers joined) ends the run with the
+ * first worker's message, in a worker ends that worker. */
 void bench_check(void);
 /* The main thread's part: marks it, and makes SIGINT, SIGTERM and SIGHUP end the run. */
 void bench_init(void);

@@ -25,7 +25,7 @@ static pthread_t main_thread;
 static atomic_bool stopping;
 static volatile sig_atomic_t got_signal;
 static pthread_mutex_t failure_lock = PTHREAD_MUTEX_INITIALIZER;
-static char *failure; /* the first worker's message */
+static const char *failure; /* the first worker's message */
 
 static void on_signal(int sig)
 {
@@ -82,13 +82,17 @@ void die(const char *fmt, ...)
                 /* The main thread ends the run once its workers are joined (bench_check). */
                 pthread_mutex_lock(&failure_lock);
                 if (!failure)
-                        failure = TAKE_PTR(msg);
+                        failure = msg ? TAKE_PTR(msg) : "out of memory";
                 pthread_mutex_unlock(&failure_lock);
                 free(msg);
                 pthread_exit(NULL);
         }
         fflush(stdout);
-        fprintf(stderr, "latchkey-bench: %s\n", msg ? msg : "out of memory");
+        /* ^C reaches the IdP, the bus and the broker too: what fails then is their going. */
+        if (got_signal)
+                fprintf(stderr, "latchkey-bench: interrupted by %s\n", strsignal(got_signal));
+        else
+                fprintf(stderr, "latchkey-bench: %s\n", msg ? msg : "out of memory");
         free(msg);
         bench_teardown();
         /* _exit: no atexit handler (OpenSSL's) runs under a thread still in a call. */
@@ -102,11 +106,8 @@ void bench_check(void)
                 return;
         if (!in_main_thread())
                 pthread_exit(NULL);
-        pthread_mutex_lock(&failure_lock);
-        if (failure)
-                die("%s", failure);
-        pthread_mutex_unlock(&failure_lock);
-        die("interrupted by %s", strsignal(got_signal));
+        /* The workers are joined: nobody writes failure any more. */
+        die("%s", failure ? failure : "interrupted");
 }
 
 void start_thread(pthread_t *t, void *(*fn)(void *), void *arg)
