@@ -106,6 +106,7 @@ int main(int argc, char *argv[])
         struct utsname un;
         struct lkh_conn *bc;
         json_t *doc;
+        size_t n_accounts;
         int c, cores;
         int64_t started = now_ns();
         long long ticks0 = 0, steal0 = 0, ticks1 = 0, steal1 = 0;
@@ -151,8 +152,14 @@ int main(int argc, char *argv[])
         if (!results)
                 die("out of memory");
 
-        /* The owners of (3)'s logins, root being the first; (5) spreads its sessions over them. */
-        users_create((size_t)(P.burst + LOGINS_PER_UID - 1) / LOGINS_PER_UID - 1);
+        /*
+         * The owners of (3)'s logins and of (5)'s sessions, root first: enough that neither
+         * group reaches a per-uid cap (root also holds the few sessions of the other groups).
+         */
+        n_accounts = (size_t)(P.burst + LOGINS_PER_UID - 1) / LOGINS_PER_UID;
+        if ((size_t)(P.sessions + 64 + SESSIONS_PER_UID - 1) / SESSIONS_PER_UID > n_accounts)
+                n_accounts = (size_t)(P.sessions + 64 + SESSIONS_PER_UID - 1) / SESSIONS_PER_UID;
+        users_create(n_accounts - 1);
         if (lkh_new(&H) < 0 || lkh_start_idp(H, NULL) < 0 ||
             lkh_write_config(H, USERS_CONFIG) < 0 || lkh_start_bus(H) < 0 ||
             lkh_start_broker(H, NULL) < 0)

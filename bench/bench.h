@@ -26,6 +26,7 @@
 
 #define CALL_TIMEOUT_MS 30000
 #define LOGINS_PER_UID 16 /* SPEC §4; the bench spreads its logins, it does not lift the cap */
+#define SESSIONS_PER_UID 1024 /* open sessions per uid, docs/SECURITY.md; the same */
 #define MAX_CLIENTS 64
 #define DELAY_MS 500
 #define PACED_CLIENTS 4
