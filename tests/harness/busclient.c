@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "base/util.h"
 
@@ -32,6 +33,28 @@ DBusConnection *bc_open(const char *address)
         return bc_open_err(address, NULL);
 }
 
+DBusConnection *bc_open_as(const char *address, uid_t uid, gid_t gid, char **ret_message)
+{
+        uid_t euid = geteuid();
+        gid_t egid = getegid();
+        bool switched = uid != euid;
+        DBusConnection *c;
+
+        if (switched && (setegid(gid) < 0 || seteuid(uid) < 0)) {
+                if (ret_message)
+                        *ret_message = lkh_xasprintf("cannot take uid %u: %m", (unsigned)uid);
+                (void)setegid(egid);
+                return NULL;
+        }
+        c = bc_open_err(address, ret_message);
+        if (switched && (seteuid(euid) < 0 || setegid(egid) < 0)) {
+                /* Not ours to go on with: every later call would run as the wrong uid. */
+                perror("busclient: cannot take back the effective ids");
+                abort();
+        }
+        return c;
+}
+
 void bc_close(DBusConnection *c)
 {
         if (c) {
@@ -43,6 +66,17 @@ void bc_close(DBusConnection *c)
 DBusMessage *bc_new(const char *method)
 {
         DBusMessage *m = dbus_message_new_method_call(BC_NAME, BC_PATH, BC_IFACE, method);
+
+        if (!m)
+                abort();
+        dbus_message_set_auto_start(m, bc_autostart);
+        return m;
+}
+
+DBusMessage *bc_new_ping(void)
+{
+        DBusMessage *m = dbus_message_new_method_call(BC_NAME, BC_PATH, DBUS_INTERFACE_PEER,
+                                                      "Ping");
 
         if (!m)
                 abort();

@@ -32,10 +32,19 @@ extern bool bc_autostart;
 DBusConnection *bc_open(const char *address);
 /* The same; on failure the D-Bus error's message in *ret_message (when not NULL). */
 DBusConnection *bc_open_err(const char *address, char **ret_message);
+/*
+ * bc_open_err() with the effective ids uid/gid while connecting: the bus takes the peer's
+ * credentials at connect time, so the connection is uid's from then on. Needs root, and glibc
+ * changes the ids of every thread for that moment: call it while no other thread depends on
+ * them. NULL with *ret_message set (when not NULL) on failure, the ids back as they were.
+ */
+DBusConnection *bc_open_as(const char *address, uid_t uid, gid_t gid, char **ret_message);
 void bc_close(DBusConnection *c);
 
 /* A method call to the broker's interface. */
 DBusMessage *bc_new(const char *method);
+/* org.freedesktop.DBus.Peer.Ping to the broker: the bus's own round trip, beside a method's. */
+DBusMessage *bc_new_ping(void);
 /* Appends an a{sv} of session_id (when not NULL) and min_valid (when not 0). */
 void bc_append_options(DBusMessage *m, const char *session_id, uint32_t min_valid);
 

@@ -669,8 +669,7 @@ static void bus_close(DBusConnection *c)
         dbus_connection_unref(c);
 }
 
-/* The pid owning the broker's name, 0 when none. */
-static pid_t broker_pid_on_bus(struct lkh *h)
+pid_t lkh_broker_pid(struct lkh *h)
 {
         DBusConnection *c = bus_open(h);
         DBusMessage *m, *reply;
@@ -812,7 +811,7 @@ void lkh_stop_broker(struct lkh *h)
         if (h->bus_pid <= 0 || !h->bus_address)
                 return;
         /* Started by bus activation: a child of dbus-daemon, not ours to wait for. */
-        pid = broker_pid_on_bus(h);
+        pid = lkh_broker_pid(h);
         if (pid <= 0 || pid == getpid())
                 return;
         if (kill(pid, SIGTERM) < 0)
@@ -820,7 +819,7 @@ void lkh_stop_broker(struct lkh *h)
         for (int waited = 0;
              waited < (env_true("LATCHKEY_TEST_VALGRIND") ? 4 : 1) * STOP_TIMEOUT_MS;
              waited += 10) {
-                if (kill(pid, 0) < 0 || broker_pid_on_bus(h) != pid)
+                if (kill(pid, 0) < 0 || lkh_broker_pid(h) != pid)
                         return;
                 lkh_sleep_ms(10);
         }
@@ -857,10 +856,36 @@ static size_t buf_write(char *ptr, size_t size, size_t nmemb, void *userdata)
         return n;
 }
 
-/* One exchange; *ret_location gets CURLINFO_REDIRECT_URL when there is one. */
-static int http_exchange(struct lkh *h, const char *url_or_path, const char *form_body,
-                         const char *const *headers, long *ret_status, char **ret_body,
-                         char **ret_headers, char **ret_location)
+struct lkh_conn {
+        CURL *curl;
+};
+
+struct lkh_conn *lkh_conn_new(void)
+{
+        struct lkh_conn *c = calloc(1, sizeof(*c));
+
+        if (c && !(c->curl = curl_easy_init())) {
+                free(c);
+                c = NULL;
+        }
+        return c;
+}
+
+void lkh_conn_free(struct lkh_conn *c)
+{
+        if (c) {
+                curl_easy_cleanup(c->curl);
+                free(c);
+        }
+}
+
+/*
+ * One exchange, over conn's kept-alive connection or (conn NULL) a fresh handle; *ret_location
+ * gets CURLINFO_REDIRECT_URL when there is one.
+ */
+static int http_exchange(struct lkh *h, struct lkh_conn *conn, const char *url_or_path,
+                         const char *form_body, const char *const *headers, long *ret_status,
+                         char **ret_body, char **ret_headers, char **ret_location)
 {
         _cleanup_free_ char *url = NULL;
         struct buf body = { 0 }, hdrs = { 0 };
@@ -878,7 +903,10 @@ static int http_exchange(struct lkh *h, const char *url_or_path, const char *for
                                                                         url_or_path);
         if (!url)
                 return -ENOMEM;
-        curl = curl_easy_init();
+        /* A reset handle keeps its live connections: the next request skips the handshake. */
+        if (conn)
+                curl_easy_reset(conn->curl);
+        curl = conn ? conn->curl : curl_easy_init();
         if (!curl)
                 return -ENOMEM;
         for (size_t i = 0; headers && headers[i]; i++)
@@ -933,7 +961,8 @@ static int http_exchange(struct lkh *h, const char *url_or_path, const char *for
                 *ret_location = loc;
 out:
         curl_slist_free_all(list);
-        curl_easy_cleanup(curl);
+        if (!conn)
+                curl_easy_cleanup(curl);
         free(body.data);
         free(hdrs.data);
         return r;
@@ -942,7 +971,8 @@ out:
 int lkh_http(struct lkh *h, const char *url, const char *form_body, const char *const *headers,
              long *ret_status, char **ret_body, char **ret_headers)
 {
-        return http_exchange(h, url, form_body, headers, ret_status, ret_body, ret_headers, NULL);
+        return http_exchange(h, NULL, url, form_body, headers, ret_status, ret_body, ret_headers,
+                             NULL);
 }
 
 static char *escape(const char *s)
@@ -1008,6 +1038,13 @@ int lkh_url_param(const char *url, const char *name, char **ret)
 int lkh_browser_login(struct lkh *h, const char *authorize_url, const char *user, bool use_form,
                       char **ret_location, char **ret_code)
 {
+        return lkh_browser_login_on(h, NULL, authorize_url, user, use_form, ret_location,
+                                    ret_code);
+}
+
+int lkh_browser_login_on(struct lkh *h, struct lkh_conn *conn, const char *authorize_url,
+                         const char *user, bool use_form, char **ret_location, char **ret_code)
+{
         _cleanup_free_ char *url = NULL, *location = NULL, *code = NULL, *body = NULL;
         _cleanup_free_ char *user_esc = escape(user), *hint = NULL;
         long status = 0;
@@ -1020,14 +1057,15 @@ int lkh_browser_login(struct lkh *h, const char *authorize_url, const char *user
                                                strchr(authorize_url, '?') ? "&" : "?", user_esc);
                 if (!url)
                         return -ENOMEM;
-                r = http_exchange(h, url, NULL, NULL, &status, NULL, NULL, &location);
+                r = http_exchange(h, conn, url, NULL, NULL, &status, NULL, NULL, &location);
                 if (r < 0)
                         return r;
         } else {
                 const char *q = strchr(authorize_url, '?');
                 _cleanup_free_ char *action = NULL, *form = NULL;
 
-                r = http_exchange(h, authorize_url, NULL, NULL, &status, &body, NULL, NULL);
+                r = http_exchange(h, conn, authorize_url, NULL, NULL, &status, &body, NULL,
+                                  NULL);
                 if (r < 0)
                         return r;
                 if (status != 200 || !strstr(body, "<form"))
@@ -1038,7 +1076,7 @@ int lkh_browser_login(struct lkh *h, const char *authorize_url, const char *user
                 form = lkh_xasprintf("%s%susername=%s", q ? q + 1 : "", q ? "&" : "", user_esc);
                 if (!action)
                         return -ENOMEM;
-                r = http_exchange(h, action, form, NULL, &status, NULL, NULL, &location);
+                r = http_exchange(h, conn, action, form, NULL, &status, NULL, NULL, &location);
                 if (r < 0)
                         return r;
         }

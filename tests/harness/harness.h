@@ -115,6 +115,9 @@ int lkh_start_broker(struct lkh *h, const char *const *extra_args);
 int lkh_start_broker_logging(struct lkh *h, const char *const *extra_args, const char *log_path);
 /* Stops the broker, whether started by lkh_start_broker() or by bus activation. */
 void lkh_stop_broker(struct lkh *h);
+/* The pid owning org.latchkey.Broker1 on the private bus, 0 when none (asked on a connection of
+ * its own). */
+pid_t lkh_broker_pid(struct lkh *h);
 /* The path of latchkeyd the harness runs. */
 const char *lkh_latchkeyd_path(void);
 
@@ -130,6 +133,15 @@ char *lkh_idp_authorize_url(struct lkh *h, const char *state, const char *nonce,
  * return pointer may be NULL. */
 int lkh_browser_login(struct lkh *h, const char *authorize_url, const char *user, bool use_form,
                       char **ret_location, char **ret_code);
+
+/* A kept-alive HTTPS connection to the IdP, for a thread that plays the browser many times and
+ * must not pay a TLS handshake each time (the bench). One thread at a time; NULL when out of
+ * memory. */
+struct lkh_conn *lkh_conn_new(void);
+void lkh_conn_free(struct lkh_conn *c);
+/* lkh_browser_login() over conn (NULL: a fresh connection, as lkh_browser_login()). */
+int lkh_browser_login_on(struct lkh *h, struct lkh_conn *conn, const char *authorize_url,
+                         const char *user, bool use_form, char **ret_location, char **ret_code);
 
 /* The decoded value of a query parameter of url; -ENOENT when absent. */
 int lkh_url_param(const char *url, const char *name, char **ret);
