@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * latchkey.conf (SPEC §3): the table of keys, their defaults, and the load.
- * The parts are in config_internal.h; adding a key is one row below (and a
- * field in struct lk_config, a default in config_new(), its free in
- * lk_config_free(), a line in latchkey.conf(5)).
+ * latchkey.conf (SPEC §3): the table of keys with their types and defaults,
+ * and the load. The parts are in config_internal.h. Adding a key is a field
+ * in struct lk_config and one row below (and its entry in latchkey.conf(5));
+ * a new type of value is a conf_type in config_values.c.
  *
  * Values are checked as each line is read, so check-config reports every bad
  * line, even one a later file overrides. Checks between keys (required keys,
@@ -19,6 +19,7 @@
  */
 #include "oidc/config.h"
 
+#include <assert.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -41,14 +42,17 @@ static const struct conf_enum nonce_names[] = {
         { NULL, 0 },
 };
 
-/* { section, key, parse_<type>, field of struct lk_config, then .flags, .min/.max, .names } */
-#define KEY(sec, key, type, field, ...)                                          \
-        { .section = sec, .name = key, .parse = conf_parse_##type,              \
+/*
+ * { section, key, type, field of struct lk_config, then .def (the default, as
+ * it would be written in the file), .flags, .min/.max, .names }
+ */
+#define KEY(sec, key, t, field, ...)                                            \
+        { .section = sec, .name = key, .type = &conf_type_##t,                 \
           .offset = offsetof(struct lk_config, field), __VA_ARGS__ }
 
 const struct conf_key conf_keys[] = {
         KEY("provider", "issuer",                 issuer,     issuer),
-        KEY("provider", "discovery",              bool,       discovery),
+        KEY("provider", "discovery",              bool,       discovery, .def = "yes"),
         KEY("provider", "authorization_endpoint", url,        authorization_endpoint),
         KEY("provider", "token_endpoint",         url,        token_endpoint),
         KEY("provider", "jwks_uri",               url,        jwks_uri),
@@ -57,28 +61,37 @@ const struct conf_key conf_keys[] = {
         KEY("provider", "client_id",              string,     client_id),
         KEY("provider", "client_secret_file",     path,       client_secret_file),
         KEY("provider", "client_secret",          secret,     client_secret, .flags = CONF_SECRET),
-        KEY("provider", "client_auth",            enum,       client_auth, .names = client_auth_names),
+        KEY("provider", "client_auth",            enum,       client_auth,
+            .def = "client_secret_post", .names = client_auth_names),
         KEY("provider", "redirect_uri",           url,        redirect_uri),
-        KEY("provider", "scopes",                 scopes,     scopes),
+        KEY("provider", "scopes",                 scopes,     scopes, .def = "openid profile"),
         KEY("provider", "prompt",                 string,     prompt),
-        KEY("provider", "pkce",                   bool,       pkce),
-        KEY("provider", "nonce",                  enum,       nonce, .names = nonce_names),
-        KEY("provider", "id_token_algorithms",    algorithms, algorithms),
+        KEY("provider", "pkce",                   bool,       pkce, .def = "yes"),
+        KEY("provider", "nonce",                  enum,       nonce,
+            .def = "required", .names = nonce_names),
+        KEY("provider", "id_token_algorithms",    algorithms, algorithms,
+            .def = "RS256 RS384 RS512 ES256 ES384 ES512"), /* LK_ALG_DEFAULT */
         KEY("provider", "ca_file",                path,       ca_file),
-        KEY("provider", "timeout",                uint,       timeout, .min = 1, .max = 300),
-        KEY("provider", "clock_skew",             uint,       clock_skew, .min = 0, .max = 3600),
+        KEY("provider", "timeout",                uint,       timeout,
+            .def = "15", .min = 1, .max = 300),
+        KEY("provider", "clock_skew",             uint,       clock_skew,
+            .def = "60", .min = 0, .max = 3600),
 
-        KEY("users",    "username_claim",         claim,      username_claim),
+        KEY("users",    "username_claim",         claim,      username_claim,
+            .def = "preferred_username"),
         KEY("users",    "strip_suffix",           string,     strip_suffix),
         KEY("users",    "allowed_users",          words,      allowed_users),
         KEY("users",    "allowed_groups",         words,      allowed_groups),
-        KEY("users",    "groups_claim",           claim,      groups_claim),
+        KEY("users",    "groups_claim",           claim,      groups_claim, .def = "groups"),
         KEY("users",    "allow_system_users",     words,      allow_system_users),
 
-        KEY("sessions", "refresh_margin",         uint,       refresh_margin, .min = 0, .max = 86400),
-        KEY("sessions", "login_timeout",          uint,       login_timeout, .min = 1, .max = 86400),
-        KEY("sessions", "revoke_on_close",        bool,       revoke_on_close),
-        KEY("sessions", "idle_exit",              uint,       idle_exit, .min = 0, .max = 86400),
+        KEY("sessions", "refresh_margin",         uint,       refresh_margin,
+            .def = "120", .min = 0, .max = 86400),
+        KEY("sessions", "login_timeout",          uint,       login_timeout,
+            .def = "600", .min = 1, .max = 86400),
+        KEY("sessions", "revoke_on_close",        bool,       revoke_on_close, .def = "no"),
+        KEY("sessions", "idle_exit",              uint,       idle_exit,
+            .def = "300", .min = 0, .max = 86400),
 };
 const size_t conf_n_keys = ELEMENTSOF(conf_keys);
 
@@ -173,7 +186,7 @@ void conf_set_key(struct conf_loader *l, size_t source, unsigned line, const cha
                 snprintf(why, sizeof(why), "'%s' holds a comment; a comment must be a whole line "
                          "starting with # or ;", conf_quote(value, q));
         } else
-                r = k->parse(k, value, (char *)l->c + k->offset, why, sizeof(why));
+                r = k->type->parse(k, value, (char *)l->c + k->offset, why, sizeof(why));
         if (r == -LK_ERR_NOMEM)
                 l->oom = true;
         else if (r < 0)
@@ -187,30 +200,27 @@ void conf_set_key(struct conf_loader *l, size_t source, unsigned line, const cha
 
 /* ---- the whole config ---- */
 
+/* A config holding every key's default. */
 static struct lk_config *config_new(void)
 {
         struct lk_config *c;
+        char why[LK_ERROR_MESSAGE_MAX];
 
         c = calloc(1, sizeof(*c));
         if (!c)
                 return NULL;
-        c->discovery = true;
-        c->client_auth = LK_CLIENT_AUTH_POST;
-        c->scopes = lk_strv_split("openid profile");
-        c->pkce = true;
-        c->nonce = LK_NONCE_REQUIRED;
-        c->algorithms = LK_ALG_DEFAULT;
-        c->timeout = 15;
-        c->clock_skew = 60;
-        c->username_claim = strdup("preferred_username");
-        c->groups_claim = strdup("groups");
-        c->refresh_margin = 120;
-        c->login_timeout = 600;
-        c->revoke_on_close = false;
-        c->idle_exit = 300;
-        if (!c->scopes || !c->username_claim || !c->groups_claim) {
-                lk_config_free(c);
-                return NULL;
+        for (size_t i = 0; i < ELEMENTSOF(conf_keys); i++) {
+                const struct conf_key *k = &conf_keys[i];
+                int r;
+
+                if (!k->def)
+                        continue;
+                r = k->type->parse(k, k->def, (char *)c + k->offset, why, sizeof(why));
+                assert(r != -LK_ERR_CONFIG); /* the table's own default, refused by its type */
+                if (r < 0) {
+                        lk_config_free(c);
+                        return NULL;
+                }
         }
         return c;
 }
@@ -219,26 +229,10 @@ void lk_config_free(struct lk_config *c)
 {
         if (!c)
                 return;
-        free(c->issuer);
-        free(c->authorization_endpoint);
-        free(c->token_endpoint);
-        free(c->jwks_uri);
-        free(c->userinfo_endpoint);
-        free(c->revocation_endpoint);
-        free(c->client_id);
-        free(c->client_secret_file);
-        lk_secret_free(c->client_secret);
-        free(c->client_secret_source);
-        free(c->redirect_uri);
-        lk_strv_free(c->scopes);
-        free(c->prompt);
-        free(c->ca_file);
-        free(c->username_claim);
-        free(c->strip_suffix);
-        lk_strv_free(c->allowed_users);
-        lk_strv_free(c->allowed_groups);
-        free(c->groups_claim);
-        lk_strv_free(c->allow_system_users);
+        for (size_t i = 0; i < ELEMENTSOF(conf_keys); i++)
+                if (conf_keys[i].type->free)
+                        conf_keys[i].type->free((char *)c + conf_keys[i].offset);
+        free(c->client_secret_source); /* the one field that is not a key */
         free(c);
 }
 

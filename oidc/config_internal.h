@@ -43,13 +43,17 @@ static inline void conf_wipe_free(char *buf, size_t len)
 
 struct conf_key;
 
-/*
- * Parses value for key k and stores it at dst (freeing what was there), or
- * writes why it is refused into why (without the file, line and key: the
- * caller adds those). Returns 0, -LK_ERR_CONFIG or -LK_ERR_NOMEM.
- */
-typedef int conf_parse_fn(const struct conf_key *k, const char *value, void *dst, char *why,
-                          size_t why_size);
+/* A type of value: how to parse one, and what frees the field (NULL: nothing to free). */
+struct conf_type {
+        /*
+         * Parses value for key k and stores it at dst (freeing what was there),
+         * or writes why it is refused into why (without the file, line and key:
+         * the caller adds those). Returns 0, -LK_ERR_CONFIG or -LK_ERR_NOMEM.
+         */
+        int (*parse)(const struct conf_key *k, const char *value, void *dst, char *why,
+                     size_t why_size);
+        void (*free)(void *dst);
+};
 
 /* One name an enum key takes, and the value it stores (as an int). */
 struct conf_enum {
@@ -60,26 +64,28 @@ struct conf_enum {
 struct conf_key {
         const char *section;
         const char *name;
-        conf_parse_fn *parse;
-        size_t offset; /* of the field in struct lk_config */
-        unsigned flags; /* CONF_* */
-        unsigned min, max; /* conf_parse_uint: the range */
-        const struct conf_enum *names; /* conf_parse_enum: the names, ended by { NULL } */
+        const struct conf_type *type;
+        size_t offset;     /* of the field in struct lk_config */
+        const char *def;   /* the default, parsed like a value; NULL: zero / NULL */
+        unsigned flags;    /* CONF_* */
+        unsigned min, max; /* uint: the range */
+        const struct conf_enum *names; /* enum: the names, ended by { NULL } */
 };
 
-/* config_values.c: one parser per type; "empty = unset" means an empty value stores NULL. */
-conf_parse_fn conf_parse_string; /* char *; empty = unset */
-conf_parse_fn conf_parse_claim;  /* char *, a claim name; empty = unset */
-conf_parse_fn conf_parse_path;   /* char *, an absolute path; empty = unset */
-conf_parse_fn conf_parse_secret; /* char *, taken verbatim; empty = unset */
-conf_parse_fn conf_parse_url;    /* char *, lk_url_check(); empty = unset */
-conf_parse_fn conf_parse_issuer; /* conf_parse_url, and no ?query (OIDC Discovery §2) */
-conf_parse_fn conf_parse_bool;   /* bool */
-conf_parse_fn conf_parse_uint;   /* unsigned, decimal, k->min..k->max */
-conf_parse_fn conf_parse_words;  /* char **, words (lk_strv_split()); empty = NULL */
-conf_parse_fn conf_parse_scopes; /* char **, scope tokens, "openid" first, no repeats */
-conf_parse_fn conf_parse_algorithms; /* unsigned, LK_ALG_* bits; never "none" */
-conf_parse_fn conf_parse_enum;   /* int (an enum), one of k->names */
+/* config_values.c: the types; "empty = unset" means an empty value stores NULL. */
+extern const struct conf_type
+        conf_type_string,     /* char *; empty = unset */
+        conf_type_claim,      /* char *, a claim name; empty = unset */
+        conf_type_path,       /* char *, an absolute path; empty = unset */
+        conf_type_secret,     /* char *, taken verbatim, wiped when freed; empty = unset */
+        conf_type_url,        /* char *, lk_url_check(); empty = unset */
+        conf_type_issuer,     /* url, and no ?query (OpenID Connect Discovery §2) */
+        conf_type_bool,       /* bool: yes/no, true/false, on/off, 1/0 */
+        conf_type_uint,       /* unsigned, decimal digits, k->min..k->max */
+        conf_type_words,      /* char **, words (lk_strv_split()); empty = NULL */
+        conf_type_scopes,     /* char **, scope tokens, "openid" first, no repeats */
+        conf_type_algorithms, /* unsigned, LK_ALG_* bits; never "none" */
+        conf_type_enum;       /* int (an enum), one of k->names */
 
 /* config.c: the table, and the sections latchkey.conf may hold. */
 extern const struct conf_key conf_keys[];

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * One parser per type of value in latchkey.conf (the types of config.c's
- * table). Each checks one value and stores it, or says why not; the file,
- * line and key are the caller's to add.
+ * The types of value in latchkey.conf (config.c's table): for each, a
+ * parse_<type>() that checks one value and stores it, or says why not (the
+ * file, line and key are the caller's to add), and what frees its field.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -24,6 +24,24 @@ static bool scope_token_valid(const char *s)
         return true;
 }
 
+static void free_string(void *dst)
+{
+        free(*(char **)dst);
+        *(char **)dst = NULL;
+}
+
+static void free_secret(void *dst)
+{
+        lk_secret_free(*(char **)dst);
+        *(char **)dst = NULL;
+}
+
+static void free_words(void *dst)
+{
+        lk_strv_free(*(char ***)dst);
+        *(char ***)dst = NULL;
+}
+
 /* Stores a copy of v (NULL when empty) at dst, freeing the old value. */
 static int store_string(const char *v, void *dst, bool secret)
 {
@@ -39,14 +57,14 @@ static int store_string(const char *v, void *dst, bool secret)
         return 0;
 }
 
-int conf_parse_string(const struct conf_key *k, const char *v, void *dst, char *why,
-                      size_t why_size)
+static int parse_string(const struct conf_key *k, const char *v, void *dst, char *why,
+                        size_t why_size)
 {
         return store_string(v, dst, false);
 }
 
-int conf_parse_claim(const struct conf_key *k, const char *v, void *dst, char *why,
-                     size_t why_size)
+static int parse_claim(const struct conf_key *k, const char *v, void *dst, char *why,
+                       size_t why_size)
 {
         char q[CONF_QUOTE_SIZE];
 
@@ -55,8 +73,8 @@ int conf_parse_claim(const struct conf_key *k, const char *v, void *dst, char *w
         return store_string(v, dst, false);
 }
 
-int conf_parse_path(const struct conf_key *k, const char *v, void *dst, char *why,
-                    size_t why_size)
+static int parse_path(const struct conf_key *k, const char *v, void *dst, char *why,
+                      size_t why_size)
 {
         char q[CONF_QUOTE_SIZE];
 
@@ -65,14 +83,14 @@ int conf_parse_path(const struct conf_key *k, const char *v, void *dst, char *wh
         return store_string(v, dst, false);
 }
 
-int conf_parse_secret(const struct conf_key *k, const char *v, void *dst, char *why,
-                      size_t why_size)
+static int parse_secret(const struct conf_key *k, const char *v, void *dst, char *why,
+                        size_t why_size)
 {
         return store_string(v, dst, true);
 }
 
-int conf_parse_url(const struct conf_key *k, const char *v, void *dst, char *why,
-                   size_t why_size)
+static int parse_url(const struct conf_key *k, const char *v, void *dst, char *why,
+                     size_t why_size)
 {
         int r;
 
@@ -84,8 +102,8 @@ int conf_parse_url(const struct conf_key *k, const char *v, void *dst, char *why
         return store_string(v, dst, false);
 }
 
-int conf_parse_issuer(const struct conf_key *k, const char *v, void *dst, char *why,
-                      size_t why_size)
+static int parse_issuer(const struct conf_key *k, const char *v, void *dst, char *why,
+                        size_t why_size)
 {
         char q[CONF_QUOTE_SIZE];
         int r;
@@ -100,8 +118,8 @@ int conf_parse_issuer(const struct conf_key *k, const char *v, void *dst, char *
         return store_string(v, dst, false);
 }
 
-int conf_parse_bool(const struct conf_key *k, const char *v, void *dst, char *why,
-                    size_t why_size)
+static int parse_bool(const struct conf_key *k, const char *v, void *dst, char *why,
+                      size_t why_size)
 {
         static const char *const yes[] = { "yes", "true", "1", "on" };
         static const char *const no[] = { "no", "false", "0", "off" };
@@ -122,8 +140,8 @@ int conf_parse_bool(const struct conf_key *k, const char *v, void *dst, char *wh
 }
 
 /* Decimal digits only: no sign, no spaces, no 0x; strtoul checked in full. */
-int conf_parse_uint(const struct conf_key *k, const char *v, void *dst, char *why,
-                    size_t why_size)
+static int parse_uint(const struct conf_key *k, const char *v, void *dst, char *why,
+                      size_t why_size)
 {
         char q[CONF_QUOTE_SIZE], *end;
         unsigned long n;
@@ -140,8 +158,8 @@ int conf_parse_uint(const struct conf_key *k, const char *v, void *dst, char *wh
         return 0;
 }
 
-int conf_parse_words(const struct conf_key *k, const char *v, void *dst, char *why,
-                     size_t why_size)
+static int parse_words(const struct conf_key *k, const char *v, void *dst, char *why,
+                       size_t why_size)
 {
         char **list = NULL, ***field = dst;
 
@@ -152,8 +170,8 @@ int conf_parse_words(const struct conf_key *k, const char *v, void *dst, char *w
         return 0;
 }
 
-int conf_parse_scopes(const struct conf_key *k, const char *v, void *dst, char *why,
-                      size_t why_size)
+static int parse_scopes(const struct conf_key *k, const char *v, void *dst, char *why,
+                        size_t why_size)
 {
         _cleanup_strv_ char **words = NULL, **scopes = NULL;
         char ***field = dst, q[CONF_QUOTE_SIZE];
@@ -182,8 +200,8 @@ int conf_parse_scopes(const struct conf_key *k, const char *v, void *dst, char *
         return 0;
 }
 
-int conf_parse_algorithms(const struct conf_key *k, const char *v, void *dst, char *why,
-                          size_t why_size)
+static int parse_algorithms(const struct conf_key *k, const char *v, void *dst, char *why,
+                            size_t why_size)
 {
         _cleanup_strv_ char **words = NULL;
         char q[CONF_QUOTE_SIZE];
@@ -210,8 +228,8 @@ int conf_parse_algorithms(const struct conf_key *k, const char *v, void *dst, ch
         return 0;
 }
 
-int conf_parse_enum(const struct conf_key *k, const char *v, void *dst, char *why,
-                    size_t why_size)
+static int parse_enum(const struct conf_key *k, const char *v, void *dst, char *why,
+                      size_t why_size)
 {
         char q[CONF_QUOTE_SIZE], names[256] = "";
         size_t len = 0;
@@ -226,3 +244,16 @@ int conf_parse_enum(const struct conf_key *k, const char *v, void *dst, char *wh
                                         n == k->names ? "" : ", ", n->name);
         return REFUSE("'%s' is not one of %s", conf_quote(v, q), names);
 }
+
+const struct conf_type conf_type_string = { parse_string, free_string };
+const struct conf_type conf_type_claim = { parse_claim, free_string };
+const struct conf_type conf_type_path = { parse_path, free_string };
+const struct conf_type conf_type_secret = { parse_secret, free_secret };
+const struct conf_type conf_type_url = { parse_url, free_string };
+const struct conf_type conf_type_issuer = { parse_issuer, free_string };
+const struct conf_type conf_type_bool = { parse_bool, NULL };
+const struct conf_type conf_type_uint = { parse_uint, NULL };
+const struct conf_type conf_type_words = { parse_words, free_words };
+const struct conf_type conf_type_scopes = { parse_scopes, free_words };
+const struct conf_type conf_type_algorithms = { parse_algorithms, NULL };
+const struct conf_type conf_type_enum = { parse_enum, NULL };
