@@ -15,6 +15,7 @@
 #include <ini.h>
 #include <string.h>
 
+#include "base/ini_line.h"
 #include "oidc/config_internal.h"
 
 #define CONFIG_LINE_MAX 4096 /* one line, without its newline */
@@ -33,64 +34,48 @@ struct reader {
         bool skip_keys;    /* after an unknown or broken section header */
 };
 
-static bool is_space(char ch)
-{
-        return ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n' || ch == '\v' || ch == '\f';
-}
-
 /*
- * Judges a line inih did not hand to the handler, the way inih reads it: a
- * blank line, a comment, a [section] header, or else a syntax error. Called
- * before the next line is read, so a header is taken before the keys under it.
+ * Judges a line inih did not hand to the handler, with the grammar inih reads
+ * (lk_ini_line()): a blank line, a comment, a [section] header, or else a
+ * syntax error. Called before the next line is read, so a header is taken
+ * before the keys under it.
  */
 static void finish_line(struct reader *rd)
 {
         struct conf_loader *l = rd->l;
-        const char *s = rd->line_start, *close, *rest;
-        size_t n = rd->line_len;
+        struct lk_ini_line il;
 
         if (rd->line == 0 || rd->line_done)
                 return;
         rd->line_done = true;
 
-        if (rd->line == 1 && n >= 3 && memcmp(s, "\xEF\xBB\xBF", 3) == 0) {
-                s += 3;
-                n -= 3;
-        }
-        while (n > 0 && is_space(*s)) {
-                s++;
-                n--;
-        }
-        while (n > 0 && is_space(s[n - 1]))
-                n--;
-        if (n == 0 || *s == '#' || *s == ';')
+        lk_ini_line(rd->line_start, rd->line_len, rd->line == 1, &il);
+        switch (il.kind) {
+        case LK_INI_NOTHING:
                 return;
-
-        if (*s != '[') {
-                conf_problem(l, rd->source, rd->line, rd->have_section ? rd->section : NULL, NULL,
-                             "expected 'key = value', a [section] header or a comment");
-                return;
-        }
-
-        close = memchr(s, ']', n);
-        if (!close) {
+        case LK_INI_UNCLOSED:
                 conf_problem(l, rd->source, rd->line, NULL, NULL,
                              "section header without a closing ']'");
                 rd->skip_keys = true;
                 rd->have_section = false;
                 return;
+        case LK_INI_SECTION:
+                break;
+        default:
+                conf_problem(l, rd->source, rd->line, rd->have_section ? rd->section : NULL, NULL,
+                             "expected 'key = value', a [section] header or a comment");
+                return;
         }
-        rest = close + 1;
-        if (rest < s + n && *rest != '#' && *rest != ';') {
+
+        /* Text after ']' is reported, but the section is still taken: inih does. */
+        if (il.trailing)
                 conf_problem(l, rd->source, rd->line, NULL, NULL, "unexpected text after ']'");
-                /* still take the section: inih does */
-        }
 
         rd->have_section = false;
         rd->skip_keys = true;
-        if ((size_t)(close - s - 1) < sizeof(rd->section)) {
-                memcpy(rd->section, s + 1, (size_t)(close - s - 1));
-                rd->section[close - s - 1] = 0;
+        if (il.name_len < sizeof(rd->section)) {
+                memcpy(rd->section, il.name, il.name_len);
+                rd->section[il.name_len] = 0;
                 if (conf_section_known(rd->section)) {
                         rd->have_section = true;
                         rd->skip_keys = false;
@@ -98,11 +83,11 @@ static void finish_line(struct reader *rd)
         }
         if (!rd->have_section) {
                 char name[48], shown[64];
-                size_t len = (size_t)(close - s - 1);
+                size_t len = il.name_len;
 
                 if (len >= sizeof(name))
                         len = sizeof(name) - 1;
-                memcpy(name, s + 1, len);
+                memcpy(name, il.name, len);
                 name[len] = 0;
                 lk_text_escape(name, shown, 44);
                 conf_problem(l, rd->source, rd->line, shown, NULL,
