@@ -50,7 +50,7 @@ static const struct conf_enum nonce_names[] = {
         { .section = sec, .name = key, .type = &conf_type_##t,                 \
           .offset = offsetof(struct lk_config, field), __VA_ARGS__ }
 
-const struct conf_key conf_keys[] = {
+static const struct conf_key conf_keys[] = {
         KEY("provider", "issuer",                 issuer,     issuer),
         KEY("provider", "discovery",              bool,       discovery, .def = "yes"),
         KEY("provider", "authorization_endpoint", url,        authorization_endpoint),
@@ -93,7 +93,6 @@ const struct conf_key conf_keys[] = {
         KEY("sessions", "idle_exit",              uint,       idle_exit,
             .def = "300", .min = 0, .max = 86400),
 };
-const size_t conf_n_keys = ELEMENTSOF(conf_keys);
 
 static const char *const sections[] = { "provider", "users", "sessions", "pam" };
 

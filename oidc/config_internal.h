@@ -87,9 +87,7 @@ extern const struct conf_type
         conf_type_algorithms, /* unsigned, LK_ALG_* bits; never "none" */
         conf_type_enum;       /* int (an enum), one of k->names */
 
-/* config.c: the table, and the sections latchkey.conf may hold. */
-extern const struct conf_key conf_keys[];
-extern const size_t conf_n_keys;
+/* config.c: the table's rows by name, and the sections latchkey.conf may hold. */
 const struct conf_key *conf_key_by_name(const char *name);
 bool conf_section_known(const char *name);
 #define CONF_SECTIONS_HINT "(known: [provider], [users], [sessions], [pam])"
