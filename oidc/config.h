@@ -2,7 +2,7 @@
 /*
  * latchkey.conf (SPEC §3): loaded with inih from the main file, then from
  * <main>.d/ *.conf in name order, later values winning. Every problem names
- * the file, the line and the key.
+ * the file, the line and the key. The parts: oidc/config_internal.h.
  */
 #pragma once
 
@@ -10,6 +10,7 @@
 #include <stddef.h>
 
 #include "oidc/error.h"
+#include "oidc/url_policy.h" /* lk_check_endpoint_url(), for the endpoints discovery names */
 
 #define LK_CONFIG_PATH "/etc/latchkey/latchkey.conf"
 
@@ -54,6 +55,7 @@ struct lk_config {
         char *userinfo_endpoint;
         char *revocation_endpoint;
         char *client_id;
+        char *client_secret_file; /* as written; NULL when not set */
         char *client_secret; /* a secret: wiped on free; NULL when none */
         char *client_secret_source; /* where it came from (a path, or "client_secret"), for messages */
         enum lk_client_auth client_auth;
@@ -123,9 +125,3 @@ static inline void lk_config_freep(struct lk_config **c)
 {
         lk_config_free(*c);
 }
-
-/*
- * Refuses http:// unless the host is a loopback address, and anything that is
- * not an absolute http(s) URL. what names the key for the message.
- */
-int lk_check_endpoint_url(const char *url, const char *what, struct lk_error *e);

@@ -13,6 +13,7 @@
 #include <security/pam_ext.h>
 #include <security/pam_modutil.h>
 
+#include "base/ini_line.h"
 #include "base/util.h"
 #include "pam_module/input_check.h"
 
@@ -54,29 +55,12 @@ static int parse_number_arg(pam_handle_t *pamh, const char *arg, const char *val
 /* ---- the [pam] section of latchkey.conf ---- */
 
 /*
- * The config is read by hand, not with inih as the broker does: Debian's inih
- * keeps its options in process-wide variables, which a module loaded into
- * someone else's program must not set. The grammar is the broker's (SPEC §3):
- * whole-line comments starting with '#' or ';', [section] headers, key = value
- * (or key: value, as inih reads it), no continuation lines, no inline comments.
+ * The config is read with lk_ini_line(), the grammar of the broker's reader
+ * (SPEC §3), not with inih as the broker does: Debian's inih keeps its options
+ * in process-wide variables, which a module loaded into someone else's program
+ * must not set. A bad line is logged and skipped, never fatal: the broker's
+ * check-config reports it.
  */
-
-static bool is_blank(char c)
-{
-        return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f';
-}
-
-/* s[0..*len) without blanks at both ends. */
-static const char *trim(const char *s, size_t *len)
-{
-        while (*len > 0 && is_blank(*s)) {
-                s++;
-                (*len)--;
-        }
-        while (*len > 0 && is_blank(s[*len - 1]))
-                (*len)--;
-        return s;
-}
 
 static bool word_is(const char *s, size_t len, const char *word)
 {
@@ -96,31 +80,22 @@ static char *list_field(struct options *o, const char *key, size_t len)
 
 /* One "key = value" line of [pam]. */
 static void config_line(struct options *o, pam_handle_t *pamh, const char *path, unsigned line,
-                        const char *s, size_t len)
+                        const struct lk_ini_line *il)
 {
-        const char *eq = NULL, *key, *value;
-        size_t klen = 0, vlen;
         char *dst;
 
-        while (klen < len && s[klen] != '=' && s[klen] != ':') /* inih's two delimiters */
-                klen++;
-        if (klen < len)
-                eq = s + klen;
-
-        if (!eq) {
+        if (il->kind != LK_INI_KEY) {
                 if (pamh)
                         pam_syslog(pamh, LOG_ERR, "%s:%u: expected 'key = value', ignoring the line",
                                    path, line);
                 return;
         }
-        key = trim(s, &klen);
-        vlen = len - (size_t)(eq + 1 - s);
-        value = trim(eq + 1, &vlen);
-        dst = list_field(o, key, klen);
+        dst = list_field(o, il->name, il->name_len);
         if (!dst) {
                 char name[44], shown[64];
 
-                snprintf(name, sizeof(name), "%.*s", klen > 40 ? 40 : (int)klen, key);
+                snprintf(name, sizeof(name), "%.*s", il->name_len > 40 ? 40 : (int)il->name_len,
+                         il->name);
                 lk_text_escape(name, shown, sizeof(shown));
                 if (pamh)
                         pam_syslog(pamh, LOG_ERR, "%s:%u: [pam]: unknown key \"%s\" (known: services, "
@@ -128,8 +103,8 @@ static void config_line(struct options *o, pam_handle_t *pamh, const char *path,
                 return;
         }
         /* a line holds at most LKP_LIST_MAX bytes, so any value fits */
-        memcpy(dst, value, vlen);
-        dst[vlen] = 0;
+        memcpy(dst, il->value, il->value_len);
+        dst[il->value_len] = 0;
 }
 
 static void config_text(struct options *o, pam_handle_t *pamh, const char *path, const char *text,
@@ -141,6 +116,7 @@ static void config_text(struct options *o, pam_handle_t *pamh, const char *path,
         for (const char *p = text, *end = text + size; p < end;) {
                 const char *nl = memchr(p, '\n', (size_t)(end - p));
                 size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
+                struct lk_ini_line il;
                 const char *s = p;
 
                 p += len + 1;
@@ -151,21 +127,15 @@ static void config_text(struct options *o, pam_handle_t *pamh, const char *path,
                                            "NUL byte, ignoring the line", path, line, LKP_LIST_MAX);
                         continue;
                 }
-                if (line == 1 && len >= 3 && memcmp(s, "\xEF\xBB\xBF", 3) == 0) {
-                        s += 3;
-                        len -= 3;
-                }
-                s = trim(s, &len);
-                if (len == 0 || *s == '#' || *s == ';')
+                lk_ini_line(s, len, line == 1, &il);
+                if (il.kind == LK_INI_NOTHING)
                         continue;
-                if (*s == '[') {
-                        const char *close = memchr(s, ']', len);
-
-                        in_pam = close && word_is(s + 1, (size_t)(close - s - 1), "pam");
+                if (il.kind == LK_INI_SECTION || il.kind == LK_INI_UNCLOSED) {
+                        in_pam = il.kind == LK_INI_SECTION && word_is(il.name, il.name_len, "pam");
                         continue;
                 }
                 if (in_pam)
-                        config_line(o, pamh, path, line, s, len);
+                        config_line(o, pamh, path, line, &il);
         }
 }
 

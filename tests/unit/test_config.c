@@ -521,6 +521,35 @@ static void test_check_endpoint_url(void **state)
         assert_string_equal(e.message, "x: the URL must not hold a user name or password");
 }
 
+/* The messages of the types no other test reaches: one per parse_<type>() of config_values.c. */
+static void test_type_messages(void **state)
+{
+        _cleanup_free_ char *path = with("ca_file = certs/ca.pem\n");
+        _cleanup_free_ char *claim = with("[users]\ngroups_claim = gr\"oups\n");
+        _cleanup_free_ char *secret_path = with("client_secret_file = secret\n");
+        _cleanup_free_ char *url = with("userinfo_endpoint = http://idp.example.com/me\n");
+        _cleanup_(lk_config_freep) struct lk_config *c = NULL;
+
+        expect_error(path, "test.conf:5: [provider] ca_file: 'certs/ca.pem' is not an absolute path");
+        expect_error(claim, "test.conf:6: [users] groups_claim: 'gr\"oups' is not a claim name");
+        expect_error(secret_path, "test.conf:5: [provider] client_secret_file: 'secret' is not an "
+                                  "absolute path");
+        expect_error(url, "test.conf:5: [provider] userinfo_endpoint: 'http://idp.example.com/me' "
+                          "is refused: http:// is allowed only for a loopback host (127.0.0.0/8, "
+                          "::1, localhost); use https://");
+        expect_error("clientid = x\n",
+                     "test.conf:1: clientid: is outside any section, and not a key latchkey knows");
+
+        /* Empty values unset a string, a list, a URL. */
+        c = load_ok("[provider]\nissuer = https://idp.example.com\nclient_id = latchkey\n"
+                    "redirect_uri = https://login.example.com/callback\nprompt = consent\n"
+                    "prompt =\nuserinfo_endpoint =\n[users]\nallowed_users = a b\n"
+                    "allowed_users =\n");
+        assert_null(c->prompt);
+        assert_null(c->userinfo_endpoint);
+        assert_null(c->allowed_users);
+}
+
 static void test_issuer_no_query(void **state)
 {
         expect_error("[provider]\nissuer = https://idp.example.com/?tenant=a\nclient_id = x\n"
@@ -1028,6 +1057,7 @@ int main(void)
                 cmocka_unit_test(test_groups_claim_needed),
                 cmocka_unit_test(test_problem_cap),
                 cmocka_unit_test(test_problem_string),
+                cmocka_unit_test(test_type_messages),
         };
 
         return cmocka_run_group_tests(tests, group_setup, group_teardown);

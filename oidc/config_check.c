@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: MIT */
+/* The checks between keys, run once every file has been read. */
+#include <errno.h>
+#include <stdio.h>
+#include <unistd.h>
+
+#include "oidc/config_internal.h"
+
+/* A string key that is unset, and not because its last line was refused (reported already). */
+static bool missing(struct conf_loader *l, const char *name)
+{
+        const struct conf_key *k = conf_key_by_name(name);
+
+        return !*(char **)((char *)l->c + k->offset) && !conf_origin_of(l, name)->bad;
+}
+
+void conf_check_keys(struct conf_loader *l)
+{
+        static const char *const required[] = { "issuer", "client_id", "redirect_uri" };
+        static const char *const manual[] = { "authorization_endpoint", "token_endpoint",
+                                              "jwks_uri" };
+        struct lk_config *c = l->c;
+
+        for (size_t i = 0; i < ELEMENTSOF(required); i++)
+                if (missing(l, required[i]))
+                        conf_key_problem(l, required[i], "required, but not set");
+
+        if (!c->discovery)
+                for (size_t i = 0; i < ELEMENTSOF(manual); i++) {
+                        const struct conf_origin *d = conf_origin_of(l, "discovery");
+
+                        if (missing(l, manual[i]))
+                                conf_problem(l, d->source, d->line, "provider", manual[i],
+                                             "must be set when discovery = no");
+                }
+
+        conf_load_secret(l);
+
+        if ((c->algorithms & (LK_ALG_HS256 | LK_ALG_HS384 | LK_ALG_HS512)) && !c->client_secret &&
+            !conf_origin_of(l, "client_secret_file")->bad &&
+            !conf_origin_of(l, "client_secret")->bad)
+                conf_key_problem(l, "id_token_algorithms",
+                                 "HS* algorithms need the client secret as key, and none is set");
+
+        if (missing(l, "username_claim"))
+                conf_key_problem(l, "username_claim", "must not be empty");
+
+        if (c->allowed_groups && c->allowed_groups[0] && !c->groups_claim)
+                conf_key_problem(l, "groups_claim", "must be set when allowed_groups is set");
+
+        if (c->ca_file && access(c->ca_file, R_OK) < 0)
+                conf_key_problem(l, "ca_file", "cannot read %s: %s", c->ca_file, strerror(errno));
+}
