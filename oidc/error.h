@@ -5,13 +5,22 @@
  * message never holds a secret (token, code, client secret, verifier).
  * The daemon translates the code once, at the D-Bus edge (broker/dbus_errors.c),
  * and the PAM module translates the D-Bus names once, to PAM codes.
+ *
+ * The codes start above every errno (the kernel's go up to 4095, MAX_ERRNO), so a
+ * -errno that slips into LK_ERR space cannot pass for one of ours: a system call's
+ * errno becomes an LK_ERR_* in lk_error_from_errno(), where the call failed.
  */
 #pragma once
 
+#include <stdarg.h>
+#include <stdbool.h>
+
 #include "base/util.h"
 
+#define LK_ERR_FIRST 4096
+
 enum lk_err {
-        LK_ERR_NOMEM = 1,
+        LK_ERR_NOMEM = LK_ERR_FIRST,
         LK_ERR_IO,                   /* a local file or system call failed */
         LK_ERR_CONFIG,               /* the configuration is wrong */
         LK_ERR_INVALID_ARGUMENT,     /* the caller (or the person) sent something unusable */
@@ -31,6 +40,14 @@ enum lk_err {
         _LK_ERR_MAX,
 };
 
+/* Whether code (positive or negative) is one of enum lk_err. */
+static inline bool lk_err_valid(int code)
+{
+        if (code < 0)
+                code = -code;
+        return code >= LK_ERR_FIRST && code < _LK_ERR_MAX;
+}
+
 #define LK_ERROR_MESSAGE_MAX 512
 
 struct lk_error {
@@ -46,10 +63,25 @@ struct lk_error {
  * Records the failure in e (which may be NULL) and returns -code, so the
  * decision point reads: return lk_error_set(e, LK_ERR_CONFIG, "...", ...);
  * A later call does not overwrite an earlier one unless lk_error_clear() ran.
+ * code (positive or negative) must be an LK_ERR_*: anything else, an errno above
+ * all, is a programming error and aborts.
  */
 int lk_error_set(struct lk_error *e, int code, const char *fmt, ...) _printf_(3, 4);
 int lk_error_set_detail(struct lk_error *e, int code, int detail, const char *fmt, ...) _printf_(4, 5);
+int lk_error_setv(struct lk_error *e, int code, const char *fmt, va_list ap) _printf_(3, 0);
+
+/*
+ * The one boundary from errno to LK_ERR: err is the errno of the failed call
+ * (negative, as a helper returns it, or errno itself); ENOMEM becomes
+ * LK_ERR_NOMEM, anything else LK_ERR_IO. The message is fmt's text, ": " and the
+ * errno's (strerror), e.g. "Cannot open /etc/latchkey.conf: Permission denied".
+ * Returns the negative LK_ERR_*, as lk_error_set() does.
+ */
+int lk_error_from_errno(struct lk_error *e, int err, const char *fmt, ...) _printf_(3, 4);
 void lk_error_clear(struct lk_error *e);
 
-/* A stable name for the code, e.g. "InvalidIdToken"; used for logs and the D-Bus error table. */
+/*
+ * A stable name for the code (positive or negative LK_ERR_*, anything else aborts), e.g.
+ * "InvalidIdToken"; used for logs and the D-Bus error table.
+ */
 const char *lk_err_name(int code);

@@ -39,8 +39,7 @@ int lk_read_fd(int fd, const char *name, size_t max, char **ret, size_t *ret_len
                 if (n < 0) {
                         if (errno == EINTR)
                                 continue;
-                        return lk_error_set(e, LK_ERR_IO, "Cannot read %s: %s", name,
-                                            strerror(errno));
+                        return lk_error_from_errno(e, errno, "Cannot read %s", name);
                 }
                 if (n == 0)
                         break;
@@ -61,7 +60,7 @@ int lk_read_file(const char *path, size_t max, char **ret, size_t *ret_len, stru
 
         fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
         if (fd < 0)
-                return lk_error_set(e, LK_ERR_IO, "Cannot open %s: %s", path, strerror(errno));
+                return lk_error_from_errno(e, errno, "Cannot open %s", path);
         r = lk_read_fd(fd, path, max, ret, ret_len, e);
         close(fd);
         return r;
@@ -111,7 +110,7 @@ static int check_parent(const char *path, struct lk_error *e)
                 return lk_error_set(e, LK_ERR_NOMEM, "Out of memory");
         dir = dirname(copy);
         if (stat(dir, &st) < 0)
-                return lk_error_set(e, LK_ERR_IO, "Cannot stat %s: %s", dir, strerror(errno));
+                return lk_error_from_errno(e, errno, "Cannot stat %s", dir);
         return lk_check_private(dir, &st, LK_PRIVATE_DIR, e);
 }
 
@@ -128,11 +127,11 @@ int lk_read_private_file(const char *path, unsigned flags, size_t max, char **re
                 if (errno == ELOOP)
                         return lk_error_set(e, LK_ERR_IO,
                                             "%s is a symbolic link; name the file itself", path);
-                return lk_error_set(e, LK_ERR_IO, "Cannot open %s: %s", path, strerror(errno));
+                return lk_error_from_errno(e, errno, "Cannot open %s", path);
         }
         /* Checked on the open fd, so on what is read (no race). */
         if (fstat(fd, &st) < 0)
-                r = lk_error_set(e, LK_ERR_IO, "Cannot stat %s: %s", path, strerror(errno));
+                r = lk_error_from_errno(e, errno, "Cannot stat %s", path);
         else
                 r = lk_check_private(path, &st, flags & ~LK_PRIVATE_DIR, e);
         if (r == 0)
@@ -145,6 +144,7 @@ int lk_read_private_file(const char *path, unsigned flags, size_t max, char **re
         return r;
 }
 
+/* 0 or -errno, which lk_write_file_atomic() turns into its error. */
 static int write_all(int fd, const char *p, size_t len)
 {
         while (len > 0) {
@@ -173,8 +173,7 @@ int lk_write_file_atomic(const char *path, const void *data, size_t len, mode_t 
         }
         fd = mkostemp(tmp, O_CLOEXEC);
         if (fd < 0)
-                return lk_error_set(e, LK_ERR_IO, "Cannot create a temporary file for %s: %s", path,
-                                    strerror(errno));
+                return lk_error_from_errno(e, errno, "Cannot create a temporary file for %s", path);
 
         r = fchmod(fd, mode) < 0 ? -errno : 0;
         if (r == 0)
@@ -187,7 +186,7 @@ int lk_write_file_atomic(const char *path, const void *data, size_t len, mode_t 
                 r = -errno;
         if (r < 0) {
                 unlink(tmp);
-                return lk_error_set(e, LK_ERR_IO, "Cannot write %s: %s", path, strerror(-r));
+                return lk_error_from_errno(e, r, "Cannot write %s", path);
         }
 
         /* The rename is durable only once the folder is synced too. */

@@ -9,6 +9,7 @@
  */
 #include "oidc/provider.h"
 
+#include <assert.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <time.h>
@@ -145,11 +146,11 @@ static void op_finish(struct op *op, struct lk_grant *grant, const struct lk_err
 static void op_fail(struct op *op, int code, const char *fmt, ...) _printf_(3, 4);
 static void op_fail(struct op *op, int code, const char *fmt, ...)
 {
-        struct lk_error e = {.code = code < 0 ? -code : code};
+        struct lk_error e = {0};
         va_list ap;
 
         va_start(ap, fmt);
-        vsnprintf(e.message, sizeof(e.message), fmt, ap);
+        lk_error_setv(&e, code, fmt, ap);
         va_end(ap);
         op_finish(op, NULL, &e);
 }
@@ -747,8 +748,7 @@ int lk_provider_prepare(struct lk_provider *p, lk_provider_done_fn done, void *u
 {
         struct op *op;
 
-        if (!done)
-                return -LK_ERR_INVALID_ARGUMENT;
+        assert(done);
         op = op_new(OP_PREPARE, userdata);
         if (!op)
                 return -LK_ERR_NOMEM;
@@ -761,7 +761,8 @@ int lk_provider_exchange_code(struct lk_provider *p, const char *code, const cha
 {
         struct op *op;
 
-        if (!done || isempty(code))
+        assert(done);
+        if (isempty(code))
                 return -LK_ERR_INVALID_ARGUMENT;
         op = op_new(OP_EXCHANGE, userdata);
         if (!op)
@@ -780,7 +781,8 @@ int lk_provider_refresh(struct lk_provider *p, const char *refresh_token,
 {
         struct op *op;
 
-        if (!done || isempty(refresh_token) || !previous_claims)
+        assert(done);
+        if (isempty(refresh_token) || !previous_claims)
                 return -LK_ERR_INVALID_ARGUMENT;
         op = op_new(OP_REFRESH, userdata);
         if (!op)
@@ -800,7 +802,8 @@ int lk_provider_revoke(struct lk_provider *p, const char *token, const char *hin
 {
         struct op *op;
 
-        if (!done || isempty(token))
+        assert(done);
+        if (isempty(token))
                 return -LK_ERR_INVALID_ARGUMENT;
         op = op_new(OP_REVOKE, userdata);
         if (!op)

@@ -47,6 +47,10 @@ void lk_provider_free(struct lk_provider *p);
  */
 const struct lk_endpoints *lk_provider_endpoints(const struct lk_provider *p);
 
+/*
+ * err is NULL on success. For every operation below done must not be NULL (it aborts); a
+ * missing code or token is returned at once as -LK_ERR_INVALID_ARGUMENT.
+ */
 typedef void (*lk_provider_done_fn)(void *userdata, const struct lk_error *err);
 
 /* Makes sure the endpoints and keys are known (cache, else discovery and jwks_uri). */

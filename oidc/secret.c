@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include "oidc/secret.h"
 
+#include <assert.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
@@ -15,8 +16,8 @@ int lk_random_b64url(size_t nbytes, char **ret)
         unsigned char buf[64];
         char *s;
 
-        if (nbytes == 0 || nbytes > sizeof(buf))
-                return -LK_ERR_INVALID_ARGUMENT;
+        /* Callers ask for a fixed size: anything else is a bug, not input. */
+        assert(nbytes > 0 && nbytes <= sizeof(buf));
         if (RAND_bytes(buf, (int)nbytes) != 1)
                 return -LK_ERR_IO;
         s = lk_b64url_encode(buf, nbytes);

@@ -5,7 +5,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-/* A fresh random string of nbytes from the CSPRNG, base64url without padding. */
+/*
+ * A fresh random string of nbytes (1..64) from the CSPRNG, base64url without padding.
+ * -LK_ERR_IO when the CSPRNG fails, -LK_ERR_NOMEM.
+ */
 int lk_random_b64url(size_t nbytes, char **ret);
 
 /* Compares two strings in time that depends only on their lengths. NULL never equals. */

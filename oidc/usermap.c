@@ -175,7 +175,7 @@ int lk_login_defs_uid_min(const char *path, uid_t *ret, struct lk_error *e)
                         *ret = LK_UID_MIN_DEFAULT;
                         return 0;
                 }
-                return lk_error_set(e, LK_ERR_IO, "Cannot read %s: %s", path, strerror(errno));
+                return lk_error_from_errno(e, errno, "Cannot read %s", path);
         }
         while (getline(&line, &cap, f) >= 0) {
                 char *v, *end = NULL;

@@ -16,6 +16,7 @@
 #include "oidc/config.h"
 #include "oidc/idtoken.h"
 #include "oidc/provider.h"
+#include "tests/unit/death.h"
 #include "tests/unit/jwt_forge.h"
 #include "tests/unit/test_server.h"
 
@@ -1064,6 +1065,21 @@ static void test_invalid_arguments(void **state)
         assert_int_equal(lk_http_requests_started(f->h), 0);
 }
 
+/* A NULL callback is never valid from a caller: a bug, caught where it is made. */
+static void test_callback_required(void **state)
+{
+        struct fixture *f = *state;
+        json_t *claims = json_object();
+
+        new_provider(f, NULL);
+        assert_aborts(lk_provider_prepare(f->p, NULL, NULL));
+        assert_aborts(lk_provider_exchange_code(f->p, "c", "v", "n", NULL, NULL));
+        assert_aborts(lk_provider_refresh(f->p, "rt", claims, NULL, NULL));
+        assert_aborts(lk_provider_revoke(f->p, "t", NULL, NULL, NULL));
+        json_decref(claims);
+        assert_int_equal(lk_http_requests_started(f->h), 0);
+}
+
 static int group_setup(void **state)
 {
         (void)state;
@@ -1112,6 +1128,7 @@ int main(void)
                 T(test_wake_out_of_memory),
                 T(test_wake_out_of_memory_free_from_callback),
                 T(test_invalid_arguments),
+                T(test_callback_required),
         };
 
         return cmocka_run_group_tests(tests, group_setup, group_teardown);
