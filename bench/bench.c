@@ -46,12 +46,13 @@
 #include <unistd.h>
 
 #include "base/util.h"
+#include "dbus/broker_wire.h"
 #include "oidc/b64url.h"
 #include "tests/harness/harness.h"
 
-#define BROKER_NAME "org.latchkey.Broker1"
-#define BROKER_PATH "/org/latchkey/Broker1"
-#define BROKER_IFACE "org.latchkey.Broker1"
+#define BROKER_NAME LK_BUS_NAME
+#define BROKER_PATH LK_BUS_PATH
+#define BROKER_IFACE LK_BUS_INTERFACE
 #define CALL_TIMEOUT_MS 30000
 #define LOGINS_PER_UID 16 /* SPEC §4; the bench spreads its logins, it does not lift the cap */
 #define MAX_CLIENTS 64
