@@ -216,7 +216,9 @@ int lk_client_parse_begin_login(DBusMessage *reply, char **ret_login_id, char **
         const char *id = NULL, *url = NULL;
         int r;
 
-        if (!dbus_message_get_args(reply, NULL, DBUS_TYPE_STRING, &id, DBUS_TYPE_STRING, &url,
+        /* get_args reads the first arguments only: the whole signature must match */
+        if (!dbus_message_has_signature(reply, LK_BUS_BEGIN_LOGIN_OUT) ||
+            !dbus_message_get_args(reply, NULL, DBUS_TYPE_STRING, &id, DBUS_TYPE_STRING, &url,
                                    DBUS_TYPE_INVALID))
                 return bad_reply(e, LK_BUS_METHOD_BEGIN_LOGIN, "is not (" LK_BUS_BEGIN_LOGIN_OUT ")");
         if (!lk_reply_word_valid(id, LK_ARG_ID_MAX))
@@ -257,7 +259,9 @@ int lk_client_parse_complete_login(DBusMessage *reply, char **ret_user,
 {
         const char *user = NULL;
 
-        if (!dbus_message_get_args(reply, NULL, DBUS_TYPE_STRING, &user, DBUS_TYPE_INVALID))
+        /* get_args reads the first arguments only: the whole signature must match */
+        if (!dbus_message_has_signature(reply, LK_BUS_COMPLETE_LOGIN_OUT) ||
+            !dbus_message_get_args(reply, NULL, DBUS_TYPE_STRING, &user, DBUS_TYPE_INVALID))
                 return bad_reply(e, LK_BUS_METHOD_COMPLETE_LOGIN,
                                  "is not (" LK_BUS_COMPLETE_LOGIN_OUT ")");
         if (!lk_reply_user_valid(user))
@@ -336,7 +340,9 @@ int lk_client_parse_get_token(DBusMessage *reply, char **ret_token, int64_t *ret
         dbus_int64_t expires_at = 0;
         int r;
 
-        if (!dbus_message_get_args(reply, NULL, DBUS_TYPE_STRING, &token, DBUS_TYPE_INT64,
+        /* get_args reads the first arguments only: the whole signature must match */
+        if (!dbus_message_has_signature(reply, LK_BUS_GET_TOKEN_OUT) ||
+            !dbus_message_get_args(reply, NULL, DBUS_TYPE_STRING, &token, DBUS_TYPE_INT64,
                                    &expires_at, DBUS_TYPE_STRING, &type, DBUS_TYPE_INVALID))
                 return bad_reply(e, LK_BUS_METHOD_GET_TOKEN, "is not (" LK_BUS_GET_TOKEN_OUT ")");
         if (!lk_reply_word_valid(token, LK_ARG_ACCESS_TOKEN_MAX))
@@ -379,7 +385,9 @@ int lk_client_parse_get_claims(DBusMessage *reply, char **ret_json, struct lk_cl
 {
         const char *json = NULL;
 
-        if (!dbus_message_get_args(reply, NULL, DBUS_TYPE_STRING, &json, DBUS_TYPE_INVALID))
+        /* get_args reads the first arguments only: the whole signature must match */
+        if (!dbus_message_has_signature(reply, LK_BUS_GET_CLAIMS_OUT) ||
+            !dbus_message_get_args(reply, NULL, DBUS_TYPE_STRING, &json, DBUS_TYPE_INVALID))
                 return bad_reply(e, LK_BUS_METHOD_GET_CLAIMS, "is not (" LK_BUS_GET_CLAIMS_OUT ")");
         if (!lk_reply_claims_valid(json))
                 return bad_reply(e, LK_BUS_METHOD_GET_CLAIMS, "is not a JSON object of at most 1 MiB");

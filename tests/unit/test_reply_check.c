@@ -93,7 +93,7 @@ static void test_user_url_claims_rules(void **state)
 
         /* One rule for user names, wherever they come from: UTF-8, 1..256 bytes. */
         assert_true(lk_reply_user_valid("alice"));
-        assert_true(lk_reply_user_valid("Gr\xc3\xbc\xc3\x9f" "e"));
+        assert_true(lk_reply_user_valid("Gr\u00fc\u00dfe"));
         assert_true(lk_reply_user_valid("first last"));
         assert_false(lk_reply_user_valid(""));
         assert_false(lk_reply_user_valid(NULL));
@@ -168,6 +168,14 @@ static void test_parse_begin_login(void **state)
         assert_int_equal(lk_client_parse_begin_login(m, &got_id, &got_url, &e), -EBADMSG);
         assert_string_equal(e.message, "the broker's answer to BeginLogin is not (ss)");
         dbus_message_unref(m);
+
+        /* One argument too many is the wrong signature too (found by fuzz-reply-check) */
+        m = reply_of(DBUS_TYPE_STRING, &id, DBUS_TYPE_STRING, &url, DBUS_TYPE_INVALID);
+        assert_int_equal(lk_client_parse_complete_login(m, &got_id, &e), -EBADMSG);
+        assert_string_equal(e.message, "the broker's answer to CompleteLogin is not (s)");
+        assert_int_equal(lk_client_parse_get_claims(m, &got_id, &e), -EBADMSG);
+        assert_null(got_id);
+        dbus_message_unref(m);
 }
 
 /*
@@ -176,7 +184,7 @@ static void test_parse_begin_login(void **state)
  */
 static void test_parse_user_names_one_rule(void **state)
 {
-        const char *names[] = { "alice", "Gr\xc3\xbc\xc3\x9f" "e", "first last" };
+        const char *names[] = { "alice", "Gr\u00fc\u00dfe", "first last" };
         const char *empty = "";
         struct lk_client_error e = {};
 
