@@ -350,7 +350,7 @@ int lk_client_parse_get_token(DBusMessage *reply, char **ret_token, int64_t *ret
         else if (!lk_reply_word_valid(type, LK_ARG_TOKEN_TYPE_MAX) || expires_at < 0)
                 r = bad_reply(e, LK_BUS_METHOD_GET_TOKEN, "holds a bad token type or expiry");
         else
-                r = dup_out(token, &token_copy, e);
+                r = dup_out(token, ret_token ? &token_copy : NULL, e);
         wipe_in_message(token);
         if (r < 0)
                 return r;
