@@ -14,11 +14,8 @@
 
 #include "base/cleanup_dbus.h"
 #include "broker/loop.h"
+#include "dbus/broker_wire.h" /* LK_BUS_NAME, _PATH, _INTERFACE, LK_ARG_*_MAX: from the XML */
 #include "oidc/error.h"
-
-#define LK_BUS_NAME "org.latchkey.Broker1"
-#define LK_BUS_PATH "/org/latchkey/Broker1"
-#define LK_BUS_INTERFACE "org.latchkey.Broker1"
 
 /*
  * Caps on arguments (SPEC §4), checked on the whole message as it arrives, before anything
@@ -27,8 +24,6 @@
  * value, known option or not, LK_ARG_ID_MAX; the whole body LK_ARG_BODY_MAX, each value
  * counted as 8 bytes plus its string.
  */
-#define LK_ARG_ID_MAX 256
-#define LK_ARG_ANSWER_MAX 8192
 #define LK_ARG_BODY_MAX (64 * 1024)
 
 /* Who may call a method; lk_call_allowed() is the one place that applies it. */

@@ -18,12 +18,12 @@
 #include "lib/internal.h"
 
 #define MATCH_RULE                                                                       \
-        "type='signal',sender='" LKL_BUS_NAME "',path='" LKL_OBJECT_PATH "',interface='" \
-        LKL_INTERFACE "',member='SessionChanged'"
+        "type='signal',sender='" LK_BUS_NAME "',path='" LK_BUS_PATH "',interface='" \
+        LK_BUS_INTERFACE "',member='" LK_BUS_SIGNAL_SESSION_CHANGED "'"
 #define OWNER_MATCH_RULE                                                                 \
         "type='signal',sender='" DBUS_SERVICE_DBUS "',path='" DBUS_PATH_DBUS           \
         "',interface='" DBUS_INTERFACE_DBUS "',member='NameOwnerChanged',arg0='"          \
-        LKL_BUS_NAME "'"
+        LK_BUS_NAME "'"
 
 /* Reading rounds per latchkey_dispatch(): bounds the time one call spends when signals
  * keep coming; the descriptor stays readable for the next round of the caller's loop. */
@@ -46,7 +46,7 @@ static int subscribe(struct latchkey *lk)
 {
         DBusError err = DBUS_ERROR_INIT;
         _cleanup_(dbus_message_unrefp) DBusMessage *m = NULL, *reply = NULL;
-        const char *name = LKL_BUS_NAME, *owner = NULL;
+        const char *name = LK_BUS_NAME, *owner = NULL;
 
         dbus_bus_add_match(lk->watch, OWNER_MATCH_RULE, &err);
         if (!dbus_error_is_set(&err))
@@ -114,7 +114,7 @@ static bool track_owner(struct latchkey *lk, DBusMessage *m)
             dbus_message_get_destination(m) ||
             !dbus_message_get_args(m, NULL, DBUS_TYPE_STRING, &name, DBUS_TYPE_STRING,
                                    &old_owner, DBUS_TYPE_STRING, &new_owner, DBUS_TYPE_INVALID) ||
-            !streq(name, LKL_BUS_NAME))
+            !streq(name, LK_BUS_NAME))
                 return true;
         return set_owner(lk, new_owner);
 }
@@ -125,14 +125,14 @@ static bool deliver(struct latchkey *lk, DBusMessage *m, latchkey_session_change
 {
         const char *id, *event;
 
-        if (!dbus_message_is_signal(m, LKL_INTERFACE, "SessionChanged") ||
+        if (!dbus_message_is_signal(m, LK_BUS_INTERFACE, LK_BUS_SIGNAL_SESSION_CHANGED) ||
             dbus_message_get_destination(m) || !lk->broker_owner ||
             !dbus_message_has_sender(m, lk->broker_owner) ||
-            !dbus_message_has_path(m, LKL_OBJECT_PATH) ||
+            !dbus_message_has_path(m, LK_BUS_PATH) ||
             !dbus_message_get_args(m, NULL, DBUS_TYPE_STRING, &id, DBUS_TYPE_STRING, &event,
                                    DBUS_TYPE_INVALID))
                 return false;
-        if (!lkl_string_valid(id, LATCHKEY_ID_MAX) || !lkl_word_valid(event, 32))
+        if (!lk_reply_string_valid(id, LATCHKEY_ID_MAX) || !lk_reply_word_valid(event, 32))
                 return false;
         callback(userdata, id, event);
         return true;

@@ -9,21 +9,6 @@ bool lkp_utf8_valid(const char *s, size_t len)
         return s && !memchr(s, 0, len) && lk_utf8_valid(s, len);
 }
 
-bool lkp_word_valid(const char *s, size_t max)
-{
-        size_t i;
-
-        if (!s || !*s)
-                return false;
-        for (i = 0; s[i]; i++) {
-                if (i >= max)
-                        return false;
-                if (s[i] <= ' ' || s[i] >= 0x7f)
-                        return false;
-        }
-        return true;
-}
-
 char *lkp_strip(char *s)
 {
         size_t start = 0, end, len;

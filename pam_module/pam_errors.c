@@ -6,7 +6,6 @@
 
 #include "base/util.h"
 
-#define BROKER "org.latchkey.Broker1.Error."
 #define BUS "org.freedesktop.DBus.Error."
 
 /*
@@ -23,29 +22,29 @@
  * pending logins must not switch a stack over to its fallback.
  */
 static const struct lkp_error_row table[] = {
-        { BROKER "AccessDenied", PAM_AUTH_ERR, 0, false, true,
+        { LK_BUS_ERROR_ACCESS_DENIED, PAM_AUTH_ERR, 0, false, true,
           "The sign-in was refused." },
-        { BROKER "InvalidArgument", PAM_AUTH_ERR, PAM_USER_UNKNOWN, true, true,
+        { LK_BUS_ERROR_INVALID_ARGUMENT, PAM_AUTH_ERR, PAM_USER_UNKNOWN, true, true,
           "The sign-in service could not use that answer." },
-        { BROKER "NotFound", PAM_AUTH_ERR, PAM_USER_UNKNOWN, false, true,
+        { LK_BUS_ERROR_NOT_FOUND, PAM_AUTH_ERR, PAM_USER_UNKNOWN, false, true,
           "This sign-in is no longer known; please start again." },
-        { BROKER "LoginExpired", PAM_AUTH_ERR, 0, false, true,
+        { LK_BUS_ERROR_LOGIN_EXPIRED, PAM_AUTH_ERR, 0, false, true,
           "The sign-in took too long; please start again." },
-        { BROKER "InvalidGrant", PAM_AUTH_ERR, 0, true, true,
+        { LK_BUS_ERROR_INVALID_GRANT, PAM_AUTH_ERR, 0, true, true,
           "The identity provider refused the code." },
-        { BROKER "InvalidIdToken", PAM_AUTH_ERR, 0, false, true,
+        { LK_BUS_ERROR_INVALID_ID_TOKEN, PAM_AUTH_ERR, 0, false, true,
           "The identity provider's answer failed a security check." },
-        { BROKER "UserMismatch", PAM_AUTH_ERR, 0, false, true,
+        { LK_BUS_ERROR_USER_MISMATCH, PAM_AUTH_ERR, 0, false, true,
           "You signed in at the identity provider as a different user." },
-        { BROKER "NotAllowed", PAM_PERM_DENIED, 0, false, true,
+        { LK_BUS_ERROR_NOT_ALLOWED, PAM_PERM_DENIED, 0, false, true,
           "This account may not sign in here." },
-        { BROKER "ProviderUnavailable", PAM_AUTHINFO_UNAVAIL, 0, false, true,
+        { LK_BUS_ERROR_PROVIDER_UNAVAILABLE, PAM_AUTHINFO_UNAVAIL, 0, false, true,
           "The identity provider cannot be reached." },
-        { BROKER "TokenExpired", PAM_AUTH_ERR, 0, false, true,
+        { LK_BUS_ERROR_TOKEN_EXPIRED, PAM_AUTH_ERR, 0, false, true,
           "The sign-in has expired; please sign in again." },
-        { BROKER "TooManyRequests", PAM_AUTH_ERR, 0, false, true,
+        { LK_BUS_ERROR_TOO_MANY_REQUESTS, PAM_AUTH_ERR, 0, false, true,
           "Too many sign-ins are in progress; please try again later." },
-        { BROKER, PAM_AUTH_ERR, 0, false, true,
+        { LK_BUS_ERROR_PREFIX, PAM_AUTH_ERR, 0, false, true,
           "The sign-in service refused the sign-in." },
 
         { LKP_ERROR_USER_UNKNOWN, PAM_USER_UNKNOWN, 0, false, false,

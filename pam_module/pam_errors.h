@@ -9,15 +9,17 @@
 
 #include <stdbool.h>
 
+#include "client/broker_client.h" /* LK_CLIENT_ERROR_BAD_REPLY */
+#include "dbus/broker_wire.h"      /* LK_BUS_ERROR_*: the broker's names, from the XML */
 #include "pam_module/options.h"
 
 /* Failures found by the module itself, named like the broker's so they go through the table. */
 #define LKP_ERROR_USER_UNKNOWN "org.latchkey.pam.Error.UserUnknown"   /* getpwnam() does not know the user */
 #define LKP_ERROR_BAD_ANSWER "org.latchkey.pam.Error.BadAnswer"       /* empty, too long or not UTF-8 */
-#define LKP_ERROR_BAD_REPLY "org.latchkey.pam.Error.BadReply"         /* the broker's reply is unusable */
-#define LKP_ERROR_USER_MISMATCH "org.latchkey.Broker1.Error.UserMismatch"
+#define LKP_ERROR_BAD_REPLY LK_CLIENT_ERROR_BAD_REPLY                 /* the broker's reply is unusable */
+#define LKP_ERROR_USER_MISMATCH LK_BUS_ERROR_USER_MISMATCH
 /* The provider refused the answer: the broker ended that login, another answer needs a new one. */
-#define LKP_ERROR_INVALID_GRANT "org.latchkey.Broker1.Error.InvalidGrant"
+#define LKP_ERROR_INVALID_GRANT LK_BUS_ERROR_INVALID_GRANT
 
 /* Which broker call failed: the same name can mean different things at BeginLogin. */
 enum lkp_call {

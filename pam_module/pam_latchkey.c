@@ -27,8 +27,9 @@
 
 #include "base/qr.h"
 #include "base/util.h"
-#include "pam_module/broker_client.h"
+#include "client/broker_client.h"
 #include "pam_module/input_check.h"
+#include "pam_module/logind.h"
 #include "pam_module/options.h"
 #include "pam_module/pam_errors.h"
 
@@ -52,7 +53,7 @@
 
 /* A user name as it may appear in a log line: the name comes from whoever is logging in. */
 struct log_name {
-        char s[LKP_ID_MAX + 4];
+        char s[LK_ARG_ID_MAX + 4];
 };
 
 static const char *log_name(const char *user, struct log_name *buf)
@@ -73,7 +74,7 @@ static void free_data(pam_handle_t *pamh, void *data, int status)
  * explain.
  */
 static int report(pam_handle_t *pamh, const struct options *o, enum lkp_call call, const char *user,
-                  const char *lead, const struct lkp_broker_error *e)
+                  const char *lead, const struct lk_client_error *e)
 {
         const struct lkp_error_row *row = lkp_error_lookup(e->name);
         const char *text = row->own_text && *e->message ? e->message : row->text;
@@ -95,7 +96,17 @@ static int report(pam_handle_t *pamh, const struct options *o, enum lkp_call cal
         return pam;
 }
 
-static int local_error(struct lkp_broker_error *e, const char *name, const char *message)
+/*
+ * Broker calls (client/broker_client.h) wait at most the timeout= option. Each but BeginLogin
+ * gets a private connection of its own (c = NULL), closed before it returns: the module keeps
+ * no state between PAM calls and leaks no descriptor into the login program.
+ */
+static int timeout_ms(const struct options *o)
+{
+        return (int)o->timeout * 1000;
+}
+
+static int local_error(struct lk_client_error *e, const char *name, const char *message)
 {
         snprintf(e->name, sizeof(e->name), "%s", name);
         snprintf(e->message, sizeof(e->message), "%s", message ? message : "");
@@ -120,9 +131,9 @@ static void forget_login(pam_handle_t *pamh)
 
 static bool user_valid(const char *user)
 {
-        size_t len = user ? strnlen(user, LKP_ID_MAX + 1) : 0;
+        size_t len = user ? strnlen(user, LK_ARG_ID_MAX + 1) : 0;
 
-        return len > 0 && len <= LKP_ID_MAX && lkp_utf8_valid(user, len);
+        return len > 0 && len <= LK_ARG_ID_MAX && lkp_utf8_valid(user, len);
 }
 
 /* A login this module completed, and the user it signed in. */
@@ -147,7 +158,7 @@ static bool find_login(pam_handle_t *pamh, struct login *ret)
                 return true;
         }
         env = pam_getenv(pamh, ENV_LOGIN_ID);
-        if (!lkp_word_valid(env, LKP_ID_MAX))
+        if (!lk_reply_word_valid(env, LK_ARG_ID_MAX))
                 return false;
         ret->id = env;
         env = pam_getenv(pamh, ENV_LOGIN_USER);
@@ -190,7 +201,7 @@ static int put_env(pam_handle_t *pamh, const char *name, const char *value)
 /* PAM_USER, when it is an SSO user (else PAM_IGNORE, quietly) who exists locally. */
 static int get_user(pam_handle_t *pamh, const struct options *o, const char **ret)
 {
-        struct lkp_broker_error e = {};
+        struct lk_client_error e = {};
         const char *user = NULL;
         struct log_name n;
         int r;
@@ -320,13 +331,13 @@ static bool could_be_answer(const char *s)
  * set. With authtok, what cannot be an answer is taken for a password and
  * sent nowhere (nor logged: the log line names only the rule).
  */
-static int check_answer(const struct options *o, const char *answer, struct lkp_broker_error *e)
+static int check_answer(const struct options *o, const char *answer, struct lk_client_error *e)
 {
-        size_t len = strnlen(answer, LKP_ANSWER_MAX + 1);
+        size_t len = strnlen(answer, LK_ARG_ANSWER_MAX + 1);
 
         if (len == 0)
                 return local_error(e, LKP_ERROR_BAD_ANSWER, "Nothing was entered.");
-        if (len > LKP_ANSWER_MAX)
+        if (len > LK_ARG_ANSWER_MAX)
                 return local_error(e, LKP_ERROR_BAD_ANSWER, "That is too long for a code or an address.");
         if (!lkp_utf8_valid(answer, len))
                 return local_error(e, LKP_ERROR_BAD_ANSWER, NULL);
@@ -342,15 +353,22 @@ static int check_answer(const struct options *o, const char *answer, struct lkp_
  * replaced. *conn stays open until the answer is in: the broker ends the login when it closes.
  */
 static int begin(pam_handle_t *pamh, int flags, const struct options *o, const char *user,
-                 struct DBusConnection **conn, char **login_id)
+                 DBusConnection **conn, char **login_id)
 {
         _cleanup_free_ char *url = NULL;
-        struct lkp_broker_error e = {};
+        struct lk_client_error e = {};
         int r;
 
-        lkp_conn_close(TAKE_PTR(*conn));
+        lk_client_disconnect(TAKE_PTR(*conn));
         lk_secret_free(TAKE_PTR(*login_id));
-        r = lkp_begin_login(o, user, conn, login_id, &url, &e);
+        /* Until the login is complete the broker ends it when this connection closes
+         * (end_with_caller), so a conversation that dies (sshd's child killed when the client
+         * drops) frees its login at once. */
+        r = lk_client_connect(conn, &e);
+        if (r == 0)
+                r = lk_client_begin_login(*conn, timeout_ms(o), user, true, login_id, &url, &e);
+        if (r < 0)
+                lk_client_disconnect(TAKE_PTR(*conn));
         if (r == -ENOMEM)
                 return PAM_BUF_ERR;
         if (r < 0)
@@ -365,14 +383,14 @@ static int begin(pam_handle_t *pamh, int flags, const struct options *o, const c
  * address. The answer is a secret: it is wiped as soon as the broker has it.
  */
 static int ask_and_complete(pam_handle_t *pamh, int flags, const struct options *o,
-                            const char *user, struct DBusConnection **conn, char **login_id)
+                            const char *user, DBusConnection **conn, char **login_id)
 {
         unsigned tries = o->authtok ? 1 : o->tries;
 
         for (unsigned attempt = 1;; attempt++) {
                 _cleanup_secret_ char *answer = NULL;
                 _cleanup_free_ char *vouched = NULL;
-                struct lkp_broker_error e = {};
+                struct lk_client_error e = {};
                 const struct lkp_error_row *row;
                 struct log_name n;
                 int r;
@@ -382,7 +400,10 @@ static int ask_and_complete(pam_handle_t *pamh, int flags, const struct options 
                         return r;
                 r = check_answer(o, lkp_strip(answer), &e);
                 if (r == 0)
-                        r = lkp_complete_login(o, *login_id, answer, &vouched, &e);
+                        r = lk_client_complete_login(NULL, timeout_ms(o), *login_id, answer,
+                                                     &vouched, &e);
+                if (r == -EINVAL)
+                        local_error(&e, LKP_ERROR_BAD_ANSWER, NULL);
                 lk_secret_free(TAKE_PTR(answer));
                 if (r == -ENOMEM)
                         return PAM_BUF_ERR;
@@ -448,16 +469,16 @@ static int remember_login(pam_handle_t *pamh, const char *login_id, const char *
 /* Frees the broker's pending login after a failure; that can fail too, quietly. */
 static void cancel_login(pam_handle_t *pamh, const struct options *o, const char *login_id)
 {
-        struct lkp_broker_error e = {};
+        struct lk_client_error e = {};
 
-        if (lkp_cancel_login(o, login_id, &e) < 0 && o->debug)
+        if (lk_client_cancel_login(NULL, timeout_ms(o), login_id, &e) < 0 && o->debug)
                 pam_syslog(pamh, LOG_DEBUG, "CancelLogin failed: %s, ignoring", e.name);
 }
 
 static int authenticate(pam_handle_t *pamh, int flags, const struct options *o)
 {
         _cleanup_secret_ char *login_id = NULL;
-        _cleanup_(lkp_conn_closep) struct DBusConnection *conn = NULL;
+        _cleanup_(lk_client_disconnectp) DBusConnection *conn = NULL;
         const char *user = NULL, *service = NULL;
         struct log_name n;
         int r;
@@ -499,13 +520,13 @@ static bool logind_session_of(pam_handle_t *pamh, const struct options *o, const
                               const char *user)
 {
         const struct passwd *pw = user ? pam_modutil_getpwnam(pamh, user) : NULL;
-        struct lkp_broker_error e = {};
+        struct lk_client_error e = {};
         struct log_name n;
         uid_t uid;
 
         if (!pw)
                 return false;
-        if (lkp_logind_session_uid(o, id, &uid, &e) < 0) {
+        if (lkp_logind_session_uid(timeout_ms(o), id, &uid, &e) < 0) {
                 pam_syslog(pamh, LOG_NOTICE, "logind does not confirm " ENV_XDG_SESSION " %s: %s; "
                            "using a random session id", id, e.name);
                 return false;
@@ -531,7 +552,7 @@ static int pick_session_id(pam_handle_t *pamh, const struct options *o, const ch
         char *id;
         size_t got = 0;
 
-        if (lkp_word_valid(xdg, LKP_ID_MAX) && logind_session_of(pamh, o, xdg, user)) {
+        if (lk_reply_word_valid(xdg, LK_ARG_ID_MAX) && logind_session_of(pamh, o, xdg, user)) {
                 id = strdup(xdg);
                 if (!id)
                         return PAM_BUF_ERR;
@@ -561,7 +582,7 @@ static int pick_session_id(pam_handle_t *pamh, const struct options *o, const ch
 static int open_session(pam_handle_t *pamh, const struct options *o)
 {
         _cleanup_free_ char *session_id = NULL;
-        struct lkp_broker_error e = {};
+        struct lk_client_error e = {};
         const char *user = NULL;
         struct login l;
         int r;
@@ -582,7 +603,7 @@ static int open_session(pam_handle_t *pamh, const struct options *o)
         r = pick_session_id(pamh, o, user, &session_id);
         if (r != PAM_SUCCESS)
                 return r;
-        r = lkp_open_session(o, l.id, session_id, &e);
+        r = lk_client_open_session(NULL, timeout_ms(o), l.id, session_id, &e);
         if (r == -ENOMEM)
                 return PAM_BUF_ERR;
         if (r < 0) {
@@ -597,11 +618,33 @@ static int open_session(pam_handle_t *pamh, const struct options *o)
                 r = pam_set_data(pamh, DATA_SESSION, session_id, free_data);
         if (r != PAM_SUCCESS) {
                 pam_syslog(pamh, LOG_ERR, "cannot record the session: %s", pam_strerror(pamh, r));
-                (void)lkp_close_session(o, session_id, &e);
+                (void)lk_client_close_session(NULL, timeout_ms(o), session_id, &e);
                 return r;
         }
         TAKE_PTR(session_id);
         return PAM_SUCCESS;
+}
+
+/* The user a session belongs to, from ListSessions; NotFound when the caller cannot see it. */
+static int session_user(const struct options *o, const char *session_id, char **ret_user,
+                        struct lk_client_error *e)
+{
+        struct lk_client_session *list = NULL;
+        size_t n = 0;
+        int r;
+
+        r = lk_client_list_sessions(NULL, timeout_ms(o), &list, &n, e);
+        if (r < 0)
+                return r;
+        r = local_error(e, LK_BUS_ERROR_NOT_FOUND, "No such session.");
+        for (size_t i = 0; i < n; i++)
+                if (streq(list[i].session_id, session_id)) {
+                        *ret_user = TAKE_PTR(list[i].user);
+                        r = 0;
+                        break;
+                }
+        lk_client_free_sessions(list, n);
+        return r;
 }
 
 /*
@@ -613,7 +656,7 @@ static int open_session(pam_handle_t *pamh, const struct options *o)
 static int find_session(pam_handle_t *pamh, const struct options *o, const char **ret)
 {
         _cleanup_free_ char *owner = NULL;
-        struct lkp_broker_error e = {};
+        struct lk_client_error e = {};
         const void *data = NULL;
         const char *sid, *user = NULL, *service = NULL;
         struct log_name n;
@@ -630,11 +673,11 @@ static int find_session(pam_handle_t *pamh, const struct options *o, const char 
         (void)pam_get_item(pamh, PAM_SERVICE, (const void **)&service);
         if (!lkp_sso_service(o, service) || !user_valid(user) || !lkp_sso_user(o, pamh, user))
                 return PAM_IGNORE; /* not ours: the broker is not asked */
-        if (!lkp_word_valid(sid, LKP_ID_MAX)) {
+        if (!lk_reply_word_valid(sid, LK_ARG_ID_MAX)) {
                 pam_syslog(pamh, LOG_WARNING, "unusable " ENV_SESSION " in the environment, ignoring");
                 return PAM_IGNORE;
         }
-        r = lkp_session_user(o, sid, &owner, &e);
+        r = session_user(o, sid, &owner, &e);
         if (r == -ENOMEM)
                 return PAM_BUF_ERR;
         if (r < 0 || !streq(owner, user)) {
@@ -648,14 +691,14 @@ static int find_session(pam_handle_t *pamh, const struct options *o, const char 
 
 static int close_session(pam_handle_t *pamh, const struct options *o)
 {
-        struct lkp_broker_error e = {};
+        struct lk_client_error e = {};
         const char *sid = NULL;
         int r;
 
         r = find_session(pamh, o, &sid);
         if (r != PAM_SUCCESS)
                 return r;
-        r = lkp_close_session(o, sid, &e);
+        r = lk_client_close_session(NULL, timeout_ms(o), sid, &e);
         if (r == -ENOMEM)
                 return PAM_BUF_ERR;
         if (r < 0) {

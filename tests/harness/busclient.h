@@ -16,12 +16,14 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "dbus/broker_wire.h"
 #include "tests/harness/harness.h"
 
-#define BC_NAME "org.latchkey.Broker1"
-#define BC_PATH "/org/latchkey/Broker1"
-#define BC_IFACE "org.latchkey.Broker1"
-#define BC_ERR(x) "org.latchkey.Broker1.Error." x
+/* The wire names, from the interface XML (dbus/broker_wire.h), under the tests' short names. */
+#define BC_NAME LK_BUS_NAME
+#define BC_PATH LK_BUS_PATH
+#define BC_IFACE LK_BUS_INTERFACE
+#define BC_ERR(x) LK_BUS_ERROR_PREFIX x
 /* What the calls below return when the broker's answer has the wrong arguments. */
 #define BC_BAD_REPLY "bad-reply"
 

@@ -23,13 +23,14 @@
 #include <unistd.h>
 
 #include "base/util.h"
+#include "dbus/broker_wire.h"
 #include "oidc/secret.h"
 
 #ifndef LKH_IDP_PATH
 #error "LKH_IDP_PATH must be defined by meson"
 #endif
 
-#define BROKER_NAME "org.latchkey.Broker1"
+#define BROKER_NAME LK_BUS_NAME
 #define HTTP_BODY_MAX (4 * 1024 * 1024)
 #define START_TIMEOUT_MS 15000
 #define STOP_TIMEOUT_MS 5000

@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dbus/broker_wire.h"
+
 #define SESSION_ID_MAX 256
 #define TIMEOUT_MS 30000
 
@@ -62,8 +64,8 @@ int main(int argc, char *argv[])
                 return r;
         }
         dbus_connection_set_exit_on_disconnect(c, FALSE);
-        m = dbus_message_new_method_call("org.latchkey.Broker1", "/org/latchkey/Broker1",
-                                         "org.latchkey.Broker1", "GetToken");
+        m = dbus_message_new_method_call(LK_BUS_NAME, LK_BUS_PATH, LK_BUS_INTERFACE,
+                                         LK_BUS_METHOD_GET_TOKEN);
         if (!m || !append_options(m, session_id)) {
                 r = fail("out of memory", NULL);
                 goto out;

@@ -35,13 +35,14 @@
 #include <security/pam_appl.h>
 
 #include "base/util.h"
+#include "dbus/broker_wire.h"
 
 #ifndef PAM_LATCHKEY_SO
 #error "PAM_LATCHKEY_SO, PAM_CONFIGS_DIR and PAM_DOC must be defined by meson"
 #endif
 
 #define PAM_AUTH_UPDATE "/usr/sbin/pam-auth-update"
-#define BROKER "org.latchkey.Broker1"
+#define BROKER LK_BUS_NAME
 #define SSO_USER "daemon"   /* an SSO user in this test's [pam] */
 #define LOCAL_USER "root"   /* a local user who is not */
 
@@ -337,7 +338,7 @@ static void fake_broker(int ready)
                                 calls++;
                                 snprintf(names + len, sizeof(names) - len, "%s ",
                                          dbus_message_get_member(m) ?: "?");
-                                reply = dbus_message_new_error(m, BROKER ".Error.AccessDenied",
+                                reply = dbus_message_new_error(m, LK_BUS_ERROR_ACCESS_DENIED,
                                                                "recorded and refused");
                         }
                         if (reply) {
@@ -401,7 +402,7 @@ static void start_bus_and_broker(void)
 /* What the fake broker saw since the last sync. */
 static void sync_broker(unsigned *connections, unsigned *calls, char **names)
 {
-        DBusMessage *m = dbus_message_new_method_call(BROKER, "/org/latchkey/Broker1",
+        DBusMessage *m = dbus_message_new_method_call(BROKER, LK_BUS_PATH,
                                                       "org.latchkey.Test", "Sync");
         DBusMessage *reply;
         DBusError err;
