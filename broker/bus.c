@@ -8,7 +8,7 @@
 #include <sys/ioctl.h>
 
 #include "base/utf8.h"
-#include "broker/broker.h"
+#include "broker/manager.h"
 #include "broker/dbus_errors.h"
 #include "broker/introspect-xml.h" /* lk_interface_xml[]: dbus/org.latchkey.Broker1.xml, embedded at build time */
 #include "oidc/log.h"

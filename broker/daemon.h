@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Starting and stopping the broker (broker.c), for main.c. */
+/* Starting and stopping the broker (manager.c), for main.c. */
 #pragma once
 
 #include "oidc/error.h"

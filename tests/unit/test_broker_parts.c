@@ -17,14 +17,14 @@
 #include <cmocka.h>
 
 #include "base/utf8.h"
-#include "broker/broker.h"
+#include "broker/manager.h"
 #include "broker/budget.h"
 #include "broker/bus.h"
 #include "broker/dbus_errors.h"
-#include "broker/logins.h"
+#include "broker/login.h"
 #include "broker/loop.h"
-#include "broker/sessions.h"
-#include "broker/store.h"
+#include "broker/session.h"
+#include "broker/session_store.h"
 
 static void test_session_ids(void **state)
 {

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-#include "broker/store.h"
+#include "broker/session_store.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -10,8 +10,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "broker/broker.h"
-#include "broker/sessions.h"
+#include "broker/manager.h"
+#include "broker/session.h"
 #include "oidc/fileio.h"
 #include "oidc/log.h"
 

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Sessions: the tokens of one login session, from OpenSession until
- * CloseSession, kept in memory and on disk (store.c). GetToken refreshes when
+ * CloseSession, kept in memory and on disk (session_store.c). GetToken refreshes when
  * little time is left; one refresh per session at a time, however many
  * callers wait on it.
  */
@@ -56,7 +56,7 @@ struct lk_session {
         struct lk_error *refresh_error;   /* how it failed, when it did */
         struct lk_tokens tokens;
         json_t *claims; /* the verified id_token claims */
-        /* GetToken's answer for these tokens, built once and copied per call (methods.c):
+        /* GetToken's answer for these tokens, built once and copied per call (broker_dbus.c):
          * appending its three arguments cost more than the rest of the call. Dropped with
          * lk_session_tokens_changed() whenever the tokens change. */
         struct DBusMessage *token_reply;
@@ -69,7 +69,7 @@ int lk_session_check_id(const char *id, struct lk_error *e);
 
 /*
  * The session of that id, or NULL. While the sessions of the last run are still being
- * read (store.c), one not read yet is read from its file now.
+ * read (session_store.c), one not read yet is read from its file now.
  */
 struct lk_session *lk_session_find(struct broker *b, const char *id);
 /* The same among the sessions in memory only. */
@@ -106,7 +106,7 @@ int lk_session_get_token(struct broker *b, struct lk_session *s, uint32_t min_va
 /* Erases it from memory and disk, revokes it where configured, announces it. */
 void lk_session_close(struct broker *b, struct lk_session *s);
 
-/* Takes over a session read from disk (store.c). */
+/* Takes over a session read from disk (session_store.c). */
 void lk_session_adopt(struct broker *b, struct lk_session *s);
 void lk_session_free(struct lk_session *s);
 /* The tokens changed (refreshed, cleared): forgets the prepared GetToken answer. */

@@ -1,12 +1,12 @@
 /* SPDX-License-Identifier: MIT */
-#include "broker/logins.h"
+#include "broker/login.h"
 
 #include <errno.h>
 #include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker/broker.h"
+#include "broker/manager.h"
 #include "oidc/answer.h"
 #include "oidc/log.h"
 #include "oidc/secret.h"

@@ -4,7 +4,7 @@
  * loop, the provider, the bus; the one-second tick that expires logins and
  * decides when the broker has been idle long enough to exit.
  */
-#include "broker/broker.h"
+#include "broker/manager.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -14,10 +14,10 @@
 
 #include "broker/budget.h"
 #include "broker/daemon.h"
-#include "broker/logins.h"
-#include "broker/methods.h"
-#include "broker/sessions.h"
-#include "broker/store.h"
+#include "broker/login.h"
+#include "broker/broker_dbus.h"
+#include "broker/session.h"
+#include "broker/session_store.h"
 #include "oidc/log.h"
 #include "oidc/usermap.h"
 
@@ -337,7 +337,7 @@ int broker_new(const struct broker_options *o, struct broker **ret, struct lk_er
         if (r < 0)
                 goto fail;
 
-        /* Only opens the directory: the files are read once callers are served (store.c). */
+        /* Only opens the directory: the files are read once callers are served (session_store.c). */
         r = lk_store_load_begin(b, e);
         if (r < 0)
                 goto fail;

@@ -1,18 +1,18 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Bus glue for logins.c and sessions.c. Each handler reads: parse, validate,
+ * Bus glue for login.c and session.c. Each handler reads: parse, validate,
  * authorise (lk_call_allowed() with the row's policy), act, reply. "Not
  * found" and "not yours" are one error, so no uid learns about others.
  */
-#include "broker/methods.h"
+#include "broker/broker_dbus.h"
 
 #include <jansson.h>
 #include <stdlib.h>
 
-#include "broker/broker.h"
+#include "broker/manager.h"
 #include "broker/budget.h"
-#include "broker/logins.h"
-#include "broker/sessions.h"
+#include "broker/login.h"
+#include "broker/session.h"
 #include "oidc/log.h"
 #include "oidc/secret.h"
 #include "oidc/usermap.h"

@@ -2,7 +2,7 @@
 /*
  * Sessions on disk: one JSON file per session in <state_dir>/sessions/, mode
  * 0600, written whole (temp file, fsync, rename). Read after the start, in
- * slices between calls, and one by one on demand (store.c): a corrupt file is
+ * slices between calls, and one by one on demand (session_store.c): a corrupt file is
  * moved aside (*.corrupt) with a log line; a session of another boot is
  * dropped, since logind reuses session ids.
  */

@@ -1,14 +1,14 @@
 /* SPDX-License-Identifier: MIT */
-#include "broker/sessions.h"
+#include "broker/session.h"
 
 #include <dbus/dbus.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker/broker.h"
+#include "broker/manager.h"
 #include "broker/budget.h"
-#include "broker/logins.h"
-#include "broker/store.h"
+#include "broker/login.h"
+#include "broker/session_store.h"
 #include "oidc/log.h"
 #include "oidc/secret.h"
 

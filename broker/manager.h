@@ -51,7 +51,7 @@ struct broker {
         size_t n_sessions;
         struct lk_session *closed_sessions; /* closed while a refresh was under way */
 
-        /* The sessions of the last run, read in slices once the bus name is ours (store.c). */
+        /* The sessions of the last run, read in slices once the bus name is ours (session_store.c). */
         struct lk_store_loader *loader;     /* NULL once all are read */
         struct lk_timer *load_timer;
         struct lk_call **wait_sessions;     /* calls that need every session, till then */
