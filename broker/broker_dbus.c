@@ -7,8 +7,11 @@
 #include "broker/broker_dbus.h"
 
 #include <jansson.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include "broker/introspect-xml.h" /* lk_interface_xml[]: dbus/org.latchkey.Broker1.xml, embedded at build time */
 #include "broker/manager.h"
 #include "broker/budget.h"
 #include "broker/login.h"
@@ -16,6 +19,95 @@
 #include "oidc/log.h"
 #include "oidc/secret.h"
 #include "oidc/usermap.h"
+
+/* Who may call a method; lk_call_allowed() is the one place that applies it. */
+enum lk_policy {
+        LK_POLICY_PUBLIC,          /* anyone; no caller lookup (Introspect, Properties) */
+        LK_POLICY_ROOT_OR_SUBJECT, /* root, or the uid the object belongs to */
+        LK_POLICY_SAME_UID,        /* only the uid the object belongs to, root included */
+};
+
+/*
+ * Returns 0 when it has replied, LK_CALL_LATER when it kept a reference to
+ * call (lk_call_ref) and will reply later, or a negative LK_ERR_* with e set:
+ * the bus then replies with the matching error.
+ */
+typedef int (*lk_method_fn)(struct broker *b, struct lk_call *call, struct lk_error *e);
+
+struct lk_method {
+        struct lk_bus_method bus;
+        enum lk_policy policy;
+        lk_method_fn handler;
+};
+
+static const struct lk_method *method_of(const struct lk_call *c)
+{
+        return (const struct lk_method *)c->method;
+}
+
+/* true when the method's policy lets this caller act on an object of subject_uid. */
+static bool lk_call_allowed(const struct lk_call *c, uid_t subject_uid)
+{
+        switch (method_of(c)->policy) {
+        case LK_POLICY_PUBLIC:
+                return true;
+        case LK_POLICY_ROOT_OR_SUBJECT:
+                return c->uid == 0 || c->uid == subject_uid;
+        case LK_POLICY_SAME_UID:
+                return c->uid == subject_uid;
+        }
+        return false;
+}
+
+int lk_options_parse(DBusMessageIter *array, struct lk_options *ret, struct lk_error *e)
+{
+        struct lk_options o = {0};
+        DBusMessageIter dict;
+
+        if (dbus_message_iter_get_arg_type(array) != DBUS_TYPE_ARRAY)
+                return lk_error_set(e, LK_ERR_INVALID_ARGUMENT, "options must be a{sv}");
+        dbus_message_iter_recurse(array, &dict);
+        for (; dbus_message_iter_get_arg_type(&dict) == DBUS_TYPE_DICT_ENTRY;
+             dbus_message_iter_next(&dict)) {
+                DBusMessageIter entry, variant;
+                const char *key;
+                int type;
+
+                dbus_message_iter_recurse(&dict, &entry);
+                dbus_message_iter_get_basic(&entry, &key);
+                dbus_message_iter_next(&entry);
+                dbus_message_iter_recurse(&entry, &variant);
+                type = dbus_message_iter_get_arg_type(&variant);
+
+                if (streq(key, "session_id")) {
+                        const char *v;
+                        int r;
+                        if (type != DBUS_TYPE_STRING)
+                                return lk_error_set(e, LK_ERR_INVALID_ARGUMENT,
+                                                    "option session_id must be a string (s)");
+                        dbus_message_iter_get_basic(&variant, &v);
+                        r = lk_arg_check(v, LK_ARG_ID_MAX, "option session_id", e);
+                        if (r < 0)
+                                return r;
+                        o.session_id = v;
+                } else if (streq(key, "min_valid")) {
+                        if (type != DBUS_TYPE_UINT32)
+                                return lk_error_set(e, LK_ERR_INVALID_ARGUMENT,
+                                                    "option min_valid must be a uint32 (u)");
+                        dbus_message_iter_get_basic(&variant, &o.min_valid);
+                } else if (streq(key, "end_with_caller")) {
+                        dbus_bool_t v;
+                        if (type != DBUS_TYPE_BOOLEAN)
+                                return lk_error_set(e, LK_ERR_INVALID_ARGUMENT,
+                                                    "option end_with_caller must be a boolean (b)");
+                        dbus_message_iter_get_basic(&variant, &v);
+                        o.end_with_caller = v;
+                }
+                /* Unknown options are ignored (SPEC §4). */
+        }
+        *ret = o;
+        return 0;
+}
 
 static int reply_args(struct lk_call *call, int first_type, ...)
 {
@@ -87,9 +179,6 @@ static int method_begin_login(struct broker *b, struct lk_call *call, struct lk_
         dbus_message_iter_init(call->msg, &it);
         dbus_message_iter_get_basic(&it, &user);
         dbus_message_iter_next(&it);
-        r = lk_arg_check(user, LK_ARG_ID_MAX, "user", e);
-        if (r < 0)
-                return r;
         r = lk_options_parse(&it, &o, e);
         if (r < 0)
                 return r;
@@ -414,6 +503,144 @@ static int method_list_sessions(struct broker *b, struct lk_call *call, struct l
         return 0;
 }
 
+/* ---- Introspectable and Properties ---- */
+
+#define STD_INTERFACES                                                                             \
+        "  <interface name=\"org.freedesktop.DBus.Introspectable\">\n"                             \
+        "    <method name=\"Introspect\"><arg name=\"xml_data\" type=\"s\" "                       \
+        "direction=\"out\"/></method>\n"                                                           \
+        "  </interface>\n"                                                                         \
+        "  <interface name=\"org.freedesktop.DBus.Peer\">\n"                                       \
+        "    <method name=\"Ping\"/>\n"                                                            \
+        "    <method name=\"GetMachineId\"><arg name=\"machine_uuid\" type=\"s\" "                 \
+        "direction=\"out\"/></method>\n"                                                           \
+        "  </interface>\n"                                                                         \
+        "  <interface name=\"org.freedesktop.DBus.Properties\">\n"                                 \
+        "    <method name=\"Get\"><arg name=\"interface_name\" type=\"s\" "                        \
+        "direction=\"in\"/><arg name=\"property_name\" type=\"s\" direction=\"in\"/>"              \
+        "<arg name=\"value\" type=\"v\" direction=\"out\"/></method>\n"                            \
+        "    <method name=\"GetAll\"><arg name=\"interface_name\" type=\"s\" "                     \
+        "direction=\"in\"/><arg name=\"props\" type=\"a{sv}\" direction=\"out\"/>"                 \
+        "</method>\n"                                                                              \
+        "    <method name=\"Set\"><arg name=\"interface_name\" type=\"s\" "                        \
+        "direction=\"in\"/><arg name=\"property_name\" type=\"s\" direction=\"in\"/>"              \
+        "<arg name=\"value\" type=\"v\" direction=\"in\"/></method>\n"                             \
+        "    <signal name=\"PropertiesChanged\"><arg name=\"interface_name\" type=\"s\"/>"         \
+        "<arg name=\"changed_properties\" type=\"a{sv}\"/><arg "                                   \
+        "name=\"invalidated_properties\" type=\"as\"/></signal>\n"                                 \
+        "  </interface>\n"
+
+static int method_introspect(struct broker *b, struct lk_call *call, struct lk_error *e)
+{
+        const char *start = strstr(lk_interface_xml, "<interface");
+        const char *end = strstr(lk_interface_xml, "</node>");
+        _cleanup_free_ char *xml = NULL;
+        DBusMessage *reply;
+
+        if (!start || !end || end < start)
+                return lk_error_set(e, LK_ERR_IO, "The embedded interface description is broken");
+        if (asprintf(&xml, "%s<node>\n%s  %.*s</node>\n", DBUS_INTROSPECT_1_0_XML_DOCTYPE_DECL_NODE,
+                     STD_INTERFACES, (int)(end - start), start) < 0)
+                return -LK_ERR_NOMEM;
+        reply = lk_call_new_return(call);
+        if (reply && !dbus_message_append_args(reply, DBUS_TYPE_STRING, &xml, DBUS_TYPE_INVALID)) {
+                dbus_message_unref(reply);
+                reply = NULL;
+        }
+        lk_call_reply(call, reply);
+        return 0;
+}
+
+static bool append_version(DBusMessageIter *it)
+{
+        DBusMessageIter v;
+        const char *version = LATCHKEY_VERSION;
+
+        return dbus_message_iter_open_container(it, DBUS_TYPE_VARIANT, "s", &v) &&
+               dbus_message_iter_append_basic(&v, DBUS_TYPE_STRING, &version) &&
+               dbus_message_iter_close_container(it, &v);
+}
+
+static int method_get_property(struct broker *b, struct lk_call *call, struct lk_error *e)
+{
+        const char *iface, *name;
+        DBusMessageIter it;
+        DBusMessage *reply;
+
+        if (!dbus_message_get_args(call->msg, NULL, DBUS_TYPE_STRING, &iface, DBUS_TYPE_STRING,
+                                   &name, DBUS_TYPE_INVALID))
+                return lk_error_set(e, LK_ERR_INVALID_ARGUMENT, "Bad arguments");
+        if ((!isempty(iface) && !streq(iface, LK_BUS_INTERFACE)) || !streq(name, "Version")) {
+                lk_call_reply(call,
+                              dbus_message_new_error_printf(call->msg, DBUS_ERROR_UNKNOWN_PROPERTY,
+                                                            "No property %s.%s", iface, name));
+                return 0;
+        }
+        reply = lk_call_new_return(call);
+        if (reply) {
+                dbus_message_iter_init_append(reply, &it);
+                if (!append_version(&it)) {
+                        dbus_message_unref(reply);
+                        reply = NULL;
+                }
+        }
+        lk_call_reply(call, reply);
+        return 0;
+}
+
+static int method_get_all_properties(struct broker *b, struct lk_call *call, struct lk_error *e)
+{
+        const char *iface, *key = "Version";
+        DBusMessageIter it, dict, entry;
+        DBusMessage *reply;
+        bool ok;
+
+        if (!dbus_message_get_args(call->msg, NULL, DBUS_TYPE_STRING, &iface, DBUS_TYPE_INVALID))
+                return lk_error_set(e, LK_ERR_INVALID_ARGUMENT, "Bad arguments");
+        reply = lk_call_new_return(call);
+        if (!reply)
+                return -LK_ERR_NOMEM;
+        dbus_message_iter_init_append(reply, &it);
+        ok = dbus_message_iter_open_container(&it, DBUS_TYPE_ARRAY, "{sv}", &dict);
+        if (ok && (isempty(iface) || streq(iface, LK_BUS_INTERFACE)))
+                ok = dbus_message_iter_open_container(&dict, DBUS_TYPE_DICT_ENTRY, NULL, &entry) &&
+                     dbus_message_iter_append_basic(&entry, DBUS_TYPE_STRING, &key) &&
+                     append_version(&entry) && dbus_message_iter_close_container(&dict, &entry);
+        ok = ok && dbus_message_iter_close_container(&it, &dict);
+        if (!ok) {
+                dbus_message_unref(reply);
+                return -LK_ERR_NOMEM;
+        }
+        lk_call_reply(call, reply);
+        return 0;
+}
+
+static int method_set_property(struct broker *b, struct lk_call *call, struct lk_error *e)
+{
+        lk_call_reply(call, dbus_message_new_error(call->msg, DBUS_ERROR_PROPERTY_READ_ONLY,
+                                                   "The properties of the broker are read-only"));
+        return 0;
+}
+
+/* ---- signals ---- */
+
+int lk_broker_emit_session_changed(struct lk_bus *bus, const char *session_id, const char *event)
+{
+        DBusMessage *m;
+        bool ok;
+
+        if (!bus)
+                return 0;
+        m = dbus_message_new_signal(LK_BUS_PATH, LK_BUS_INTERFACE, "SessionChanged");
+        if (!m)
+                return -LK_ERR_NOMEM;
+        ok = dbus_message_append_args(m, DBUS_TYPE_STRING, &session_id, DBUS_TYPE_STRING, &event,
+                                      DBUS_TYPE_INVALID) &&
+             lk_bus_send(bus, m) == 0;
+        dbus_message_unref(m);
+        return ok ? 0 : -LK_ERR_NOMEM;
+}
+
 /*
  * The whole interface and who may call what (SPEC §4). The subject a policy
  * compares the caller with: BeginLogin the user's uid; CompleteLogin and
@@ -421,26 +648,65 @@ static int method_list_sessions(struct broker *b, struct lk_call *call, struct l
  * the session methods the session's owner.
  */
 #define I LK_BUS_INTERFACE
-const struct lk_method lk_broker_methods[] = {
-    {I, "BeginLogin", "sa{sv}", LK_POLICY_ROOT_OR_SUBJECT, method_begin_login,
-     {{"user", LK_ARG_ID_MAX}}},
-    {I, "CompleteLogin", "ss", LK_POLICY_SAME_UID, method_complete_login,
-     {{"login_id", LK_ARG_ID_MAX}, {"answer", LK_ARG_ANSWER_MAX}}},
-    {I, "CancelLogin", "s", LK_POLICY_SAME_UID, method_cancel_login, {{"login_id", LK_ARG_ID_MAX}}},
-    {I, "OpenSession", "ss", LK_POLICY_ROOT_OR_SUBJECT, method_open_session,
-     {{"login_id", LK_ARG_ID_MAX}, {"session_id", LK_ARG_ID_MAX}}},
-    {I, "CloseSession", "s", LK_POLICY_ROOT_OR_SUBJECT, method_close_session,
-     {{"session_id", LK_ARG_ID_MAX}}},
-    {I, "GetToken", "a{sv}", LK_POLICY_ROOT_OR_SUBJECT, method_get_token, {{0}}},
-    {I, "GetClaims", "a{sv}", LK_POLICY_ROOT_OR_SUBJECT, method_get_claims, {{0}}},
-    {I, "ListSessions", "", LK_POLICY_ROOT_OR_SUBJECT, method_list_sessions, {{0}}},
-    {DBUS_INTERFACE_INTROSPECTABLE, "Introspect", "", LK_POLICY_PUBLIC, lk_bus_method_introspect,
-     {{0}}},
-    {DBUS_INTERFACE_PROPERTIES, "Get", "ss", LK_POLICY_PUBLIC, lk_bus_method_get_property, {{0}}},
-    {DBUS_INTERFACE_PROPERTIES, "GetAll", "s", LK_POLICY_PUBLIC, lk_bus_method_get_all_properties,
-     {{0}}},
-    {DBUS_INTERFACE_PROPERTIES, "Set", "ssv", LK_POLICY_PUBLIC, lk_bus_method_set_property,
-     {{0}}},
-    {0},
+static const struct lk_method methods[] = {
+    {{I, "BeginLogin", "sa{sv}", false, {{"user", LK_ARG_ID_MAX}}}, LK_POLICY_ROOT_OR_SUBJECT,
+     method_begin_login},
+    {{I, "CompleteLogin", "ss", false, {{"login_id", LK_ARG_ID_MAX}, {"answer", LK_ARG_ANSWER_MAX}}},
+     LK_POLICY_SAME_UID, method_complete_login},
+    {{I, "CancelLogin", "s", false, {{"login_id", LK_ARG_ID_MAX}}}, LK_POLICY_SAME_UID,
+     method_cancel_login},
+    {{I, "OpenSession", "ss", false, {{"login_id", LK_ARG_ID_MAX}, {"session_id", LK_ARG_ID_MAX}}},
+     LK_POLICY_ROOT_OR_SUBJECT, method_open_session},
+    {{I, "CloseSession", "s", false, {{"session_id", LK_ARG_ID_MAX}}}, LK_POLICY_ROOT_OR_SUBJECT,
+     method_close_session},
+    {{I, "GetToken", "a{sv}", false, {{0}}}, LK_POLICY_ROOT_OR_SUBJECT, method_get_token},
+    {{I, "GetClaims", "a{sv}", false, {{0}}}, LK_POLICY_ROOT_OR_SUBJECT, method_get_claims},
+    {{I, "ListSessions", "", false, {{0}}}, LK_POLICY_ROOT_OR_SUBJECT, method_list_sessions},
+    {{DBUS_INTERFACE_INTROSPECTABLE, "Introspect", "", true, {{0}}}, LK_POLICY_PUBLIC,
+     method_introspect},
+    {{DBUS_INTERFACE_PROPERTIES, "Get", "ss", true, {{0}}}, LK_POLICY_PUBLIC, method_get_property},
+    {{DBUS_INTERFACE_PROPERTIES, "GetAll", "s", true, {{0}}}, LK_POLICY_PUBLIC,
+     method_get_all_properties},
+    {{DBUS_INTERFACE_PROPERTIES, "Set", "ssv", true, {{0}}}, LK_POLICY_PUBLIC, method_set_property},
 };
 #undef I
+
+static const struct lk_bus_method *find_method(const char *iface, const char *member)
+{
+        for (size_t i = 0; i < ELEMENTSOF(methods); i++)
+                if (streq(methods[i].bus.name, member) &&
+                    (!iface || streq(methods[i].bus.interface, iface)))
+                        return &methods[i].bus;
+        return NULL;
+}
+
+void lk_broker_run(struct broker *b, struct lk_call *call)
+{
+        struct lk_error e = {0};
+        int r = method_of(call)->handler(b, call, &e);
+
+        if (r < 0)
+                lk_call_reply_error(call, r, &e);
+}
+
+static void dispatch(void *userdata, struct lk_call *call)
+{
+        lk_broker_run(userdata, call);
+}
+
+static void arrived(void *userdata)
+{
+        broker_touch(userdata);
+}
+
+static void caller_left(void *userdata, const char *name)
+{
+        broker_caller_left(userdata, name);
+}
+
+const struct lk_bus_ops lk_broker_bus_ops = {
+        .find = find_method,
+        .arrived = arrived,
+        .dispatch = dispatch,
+        .caller_left = caller_left,
+};

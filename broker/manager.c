@@ -12,17 +12,14 @@
 #include <string.h>
 #include <time.h>
 
+#include "broker/broker_dbus.h"
 #include "broker/budget.h"
 #include "broker/daemon.h"
 #include "broker/login.h"
-#include "broker/broker_dbus.h"
 #include "broker/session.h"
 #include "broker/session_store.h"
 #include "oidc/log.h"
 #include "oidc/usermap.h"
-
-/* Calls parked while discovery and keys are fetched; more are refused. */
-#define DEFERRED_MAX 4096
 
 struct http_watch {
         struct http_watch *next;
@@ -116,49 +113,24 @@ static void on_http_timer(struct lk_timer *t, void *userdata)
 static void on_prepared(void *userdata, const struct lk_error *err)
 {
         struct broker *b = userdata;
-        struct lk_call **calls = TAKE_PTR(b->deferred);
-        size_t n = b->n_deferred;
+        struct lk_error e = {0};
 
-        b->n_deferred = 0;
         b->preparing = false;
-        if (err && err->code)
+        if (err && err->code) {
                 log_warning("Cannot reach the provider's discovery or keys: %s", err->message);
-        for (size_t i = 0; i < n; i++) {
-                struct lk_call *c = calls[i];
-                struct lk_error e = {0};
-                int r;
-
-                if (err && err->code) {
-                        e = *err;
-                        lk_call_reply_error(c, -err->code, &e);
-                } else if (!lk_provider_endpoints(b->provider)) {
-                        lk_error_set(&e, LK_ERR_PROVIDER_UNAVAILABLE,
-                                     "The provider's endpoints are unknown");
-                        lk_call_reply_error(c, -LK_ERR_PROVIDER_UNAVAILABLE, &e);
-                } else {
-                        r = c->method->handler(b, c, &e);
-                        if (r < 0)
-                                lk_call_reply_error(c, r, &e);
-                }
-                lk_call_unref(c);
-        }
-        free(calls);
+                e = *err;
+        } else if (!lk_provider_endpoints(b->provider))
+                lk_error_set(&e, LK_ERR_PROVIDER_UNAVAILABLE,
+                             "The provider's endpoints are unknown");
+        lk_bus_unpark(b->bus, LK_NEED_PROVIDER, &e);
 }
 
 int broker_need_provider(struct broker *b, struct lk_call *call, struct lk_error *e)
 {
-        struct lk_call **d;
         int r;
 
         if (lk_provider_endpoints(b->provider))
                 return 0;
-        if (b->n_deferred >= DEFERRED_MAX)
-                return lk_error_set(e, LK_ERR_TOO_MANY_REQUESTS,
-                                    "Too many calls are waiting for the provider");
-        d = realloc(b->deferred, (b->n_deferred + 1) * sizeof(*d));
-        if (!d)
-                return lk_error_set(e, LK_ERR_NOMEM, "Out of memory");
-        b->deferred = d;
         if (!b->preparing) {
                 r = lk_provider_prepare(b->provider, on_prepared, b);
                 if (r < 0)
@@ -167,32 +139,14 @@ int broker_need_provider(struct broker *b, struct lk_call *call, struct lk_error
                                             "configuration");
                 b->preparing = true;
         }
-        d[b->n_deferred++] = lk_call_ref(call);
-        return LK_CALL_LATER;
+        r = lk_call_park(call, LK_NEED_PROVIDER, "the provider", e);
+        return r < 0 ? r : LK_CALL_LATER;
 }
 
 /* ---- the sessions of the last run, read after the start ---- */
 
 /* One slice of session files per loop round: calls are served between slices. */
 #define LOAD_SLICE_US 2000
-
-static void on_sessions_loaded(struct broker *b)
-{
-        struct lk_call **calls = TAKE_PTR(b->wait_sessions);
-        size_t n = b->n_wait_sessions;
-
-        b->n_wait_sessions = 0;
-        for (size_t i = 0; i < n; i++) {
-                struct lk_call *c = calls[i];
-                struct lk_error e = {0};
-                int r = c->method->handler(b, c, &e);
-
-                if (r < 0)
-                        lk_call_reply_error(c, r, &e);
-                lk_call_unref(c);
-        }
-        free(calls);
-}
 
 static void on_load_timer(struct lk_timer *t, void *userdata)
 {
@@ -203,24 +157,17 @@ static void on_load_timer(struct lk_timer *t, void *userdata)
                 return;
         }
         log_info("All %zu session(s) of the last run are read", b->n_sessions);
-        on_sessions_loaded(b);
+        lk_bus_unpark(b->bus, LK_NEED_SESSIONS, NULL);
 }
 
 int broker_need_sessions(struct broker *b, struct lk_call *call, struct lk_error *e)
 {
-        struct lk_call **w;
+        int r;
 
         if (!b->loader)
                 return 0;
-        if (b->n_wait_sessions >= DEFERRED_MAX)
-                return lk_error_set(e, LK_ERR_TOO_MANY_REQUESTS,
-                                    "Too many calls are waiting for the sessions to be read");
-        w = realloc(b->wait_sessions, (b->n_wait_sessions + 1) * sizeof(*w));
-        if (!w)
-                return lk_error_set(e, LK_ERR_NOMEM, "Out of memory");
-        b->wait_sessions = w;
-        w[b->n_wait_sessions++] = lk_call_ref(call);
-        return LK_CALL_LATER;
+        r = lk_call_park(call, LK_NEED_SESSIONS, "the sessions to be read", e);
+        return r < 0 ? r : LK_CALL_LATER;
 }
 
 /* ---- the tick: login expiry and idle exit ---- */
@@ -232,8 +179,7 @@ static void on_tick(struct lk_timer *t, void *userdata)
         int64_t now = lk_now_ms();
 
         lk_timer_set_in(t, 1000);
-        if (b->idle_exit == 0 || live > 0 || b->busy_ops > 0 || b->n_deferred > 0 || b->preparing ||
-            b->loader || b->n_wait_sessions > 0 ||
+        if (b->idle_exit == 0 || live > 0 || b->busy_ops > 0 || b->preparing || b->loader ||
             lk_http_pending(b->http) > 0 || lk_bus_busy(b->bus) > 0)
                 return;
         if (now - b->last_activity_ms < (int64_t)b->idle_exit * 1000)
@@ -250,13 +196,6 @@ void broker_free(struct broker *b)
 {
         if (!b)
                 return;
-        /* Calls still parked: answered (with an error) while the bus is still there. */
-        for (size_t i = 0; i < b->n_deferred; i++)
-                lk_call_unref(b->deferred[i]);
-        free(b->deferred);
-        for (size_t i = 0; i < b->n_wait_sessions; i++)
-                lk_call_unref(b->wait_sessions[i]);
-        free(b->wait_sessions);
         lk_store_loader_free(b);
         /* Cancels every exchange without calling back; then what they pointed at can go. */
         lk_provider_free(b->provider);
@@ -343,7 +282,7 @@ int broker_new(const struct broker_options *o, struct broker **ret, struct lk_er
                 goto fail;
 
         /* Last: once we own the name, callers may come. */
-        r = lk_bus_new(b->loop, b, lk_broker_methods, &b->bus, e);
+        r = lk_bus_new(b->loop, &lk_broker_bus_ops, b, &b->bus, e);
         if (r < 0)
                 goto fail;
         lk_store_remove_leftovers(b);

@@ -54,14 +54,9 @@ struct broker {
         /* The sessions of the last run, read in slices once the bus name is ours (session_store.c). */
         struct lk_store_loader *loader;     /* NULL once all are read */
         struct lk_timer *load_timer;
-        struct lk_call **wait_sessions;     /* calls that need every session, till then */
-        size_t n_wait_sessions;
         unsigned busy_ops;                  /* exchanges, refreshes, revocations under way */
 
-        /* Calls waiting for discovery and keys, re-run from the top when they come. */
-        struct lk_call **deferred;
-        size_t n_deferred;
-        bool preparing;
+        bool preparing; /* discovery and keys being fetched, calls parked for them */
 
         struct lk_timer *tick;
         struct lk_timer *http_timer;
@@ -87,6 +82,9 @@ int broker_need_provider(struct broker *b, struct lk_call *call, struct lk_error
  * its handler's top once they are (ListSessions, GetToken without a session id); returns
  * LK_CALL_LATER then.
  */
+/* What a call may wait for (bus.h's parking). */
+enum { LK_NEED_PROVIDER, LK_NEED_SESSIONS };
+#define LK_CALL_LATER 1
 int broker_need_sessions(struct broker *b, struct lk_call *call, struct lk_error *e);
 
 /* Realtime seconds, for token lifetimes and opened_at. */

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker/broker_dbus.h"
 #include "broker/manager.h"
 #include "broker/budget.h"
 #include "broker/login.h"
@@ -260,7 +261,7 @@ int lk_session_open(struct broker *b, const char *id, const char *user, uid_t ui
                 session_close(b, old, false);
         lk_session_adopt(b, s);
         log_tokens(LOG_NOTICE, "opened", s);
-        lk_bus_emit_session_changed(b->bus, s->id, "opened");
+        lk_broker_emit_session_changed(b->bus, s->id, "opened");
         return 0;
 }
 
@@ -313,7 +314,7 @@ static void session_expire(struct broker *b, struct lk_session *s, const char *w
         lk_tokens_clear(&s->tokens);
         if (lk_store_save(b, s, &x) < 0)
                 log_error("Cannot save session %s: %s", s->id, x.message);
-        lk_bus_emit_session_changed(b->bus, s->id, "expired");
+        lk_broker_emit_session_changed(b->bus, s->id, "expired");
         lk_error_clear(&x);
         lk_error_set(&x, LK_ERR_TOKEN_EXPIRED, "The session has expired: %s; log in again", why);
         answer_waiters(s, -LK_ERR_TOKEN_EXPIRED, &x);
@@ -389,7 +390,7 @@ static void on_refreshed(void *userdata, struct lk_grant *grant, const struct lk
                         log_error("Cannot save session %s: %s, keeping it in memory only", s->id,
                                   e.message);
                 log_tokens(LOG_INFO, "refreshed", s);
-                lk_bus_emit_session_changed(b->bus, s->id, "refreshed");
+                lk_broker_emit_session_changed(b->bus, s->id, "refreshed");
                 answer_waiters(s, 0, NULL);
                 return;
         }
@@ -514,7 +515,7 @@ static void session_close(struct broker *b, struct lk_session *s, bool remove_fi
                 else
                         b->busy_ops++;
         }
-        lk_bus_emit_session_changed(b->bus, s->id, "closed");
+        lk_broker_emit_session_changed(b->bus, s->id, "closed");
         if (s->refreshing) {
                 /* on_refreshed() frees it; until then it waits here, for shutdown's sake. */
                 s->closed = true;
