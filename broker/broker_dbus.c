@@ -1,8 +1,19 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Bus glue for login.c and session.c. Each handler reads: parse, validate,
- * authorise (lk_call_allowed() with the row's policy), act, reply. "Not
- * found" and "not yours" are one error, so no uid learns about others.
+ * The D-Bus face of the broker: one row per method with all of its policy (who may call,
+ * the object it acts on, what it needs, its argument caps), one dispatcher that applies the
+ * rows, and handlers that only act and reply.
+ *
+ * A call's way (after bus.c checked its size, signature and caps and found its caller's uid):
+ *   1. its arguments are read (strings, options);
+ *   2. a call that picks among every session (the default session, ListSessions) waits
+ *      until they are all read;
+ *   3. its object is resolved, and the row's "who" applied to the uid it belongs to: "not
+ *      found" and "not yours" are one answer, so no uid learns about others' logins and
+ *      sessions (a user name is no secret: BeginLogin says "may not" for it);
+ *   4. its needs are checked; one not met yet (the provider's endpoints) parks the call in
+ *      bus.c's queue, and when it is met the call goes on from here, not from step 1 again;
+ *   5. its handler acts and replies; a "once" row then forgets the login it used.
  */
 #include "broker/broker_dbus.h"
 
@@ -11,50 +22,88 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker/introspect-xml.h" /* lk_interface_xml[]: dbus/org.latchkey.Broker1.xml, embedded at build time */
-#include "broker/manager.h"
 #include "broker/budget.h"
+/* lk_interface_xml[]: dbus/org.latchkey.Broker1.xml, embedded at build time */
+#include "broker/introspect-xml.h"
 #include "broker/login.h"
 #include "broker/session.h"
 #include "oidc/log.h"
 #include "oidc/secret.h"
 #include "oidc/usermap.h"
 
-/* Who may call a method; lk_call_allowed() is the one place that applies it. */
-enum lk_policy {
-        LK_POLICY_PUBLIC,          /* anyone; no caller lookup (Introspect, Properties) */
-        LK_POLICY_ROOT_OR_SUBJECT, /* root, or the uid the object belongs to */
-        LK_POLICY_SAME_UID,        /* only the uid the object belongs to, root included */
+/* Who may call: compared with the uid the object belongs to (its subject). */
+enum who {
+        ANYONE,          /* no caller lookup */
+        ROOT_OR_SUBJECT, /* root, or the subject */
+        SUBJECT,         /* only the subject, root included */
+};
+
+/* The object a method acts on, and so its subject. */
+enum object {
+        NOTHING,
+        USER_ARG,     /* the local user named by the first argument: its uid */
+        LOGIN_OWNER,  /* the login of the first argument: the uid that began it */
+        LOGIN_USER,   /* the login of the first argument: the uid of the user it is for */
+        SESSION_ARG,  /* the session of the first argument: its owner */
+        SESSION_OPT,  /* the session of option session_id, else the caller's newest */
+        EACH_SESSION, /* every session, each filtered by who */
+};
+
+/* What a method needs before its handler runs. */
+enum {
+        ACCOUNT = 1 << 0,       /* USER_ARG: a user [users] lets log in here (no system account) */
+        LOGIN_PENDING = 1 << 1, /* the login waits for its answer */
+        LOGIN_DONE = 1 << 2,    /* the login holds a grant */
+        ONCE = 1 << 3,          /* the login, once its grant is used, is forgotten */
+        PROVIDER = 1 << 4,      /* the provider's endpoints: parks the call until they come */
+};
+
+/* Where a parked call waits (bus.h's needs), and how far its dispatch got. */
+#define PARK_PROVIDER LK_BROKER_PARK_PROVIDER
+#define PARK_SESSIONS LK_BROKER_PARK_SESSIONS
+enum { STEP_START, STEP_PROVIDER };
+
+/* What the dispatcher found for a handler. */
+struct target {
+        const char *arg[2]; /* the string arguments, in order; they point into the message */
+        struct lk_options o;
+        uid_t subject;
+        const char *user; /* USER_ARG */
+        struct lk_login *login;
+        struct lk_session *session;
 };
 
 /*
- * Returns 0 when it has replied, LK_CALL_LATER when it kept a reference to
- * call (lk_call_ref) and will reply later, or a negative LK_ERR_* with e set:
- * the bus then replies with the matching error.
+ * Returns 0 when it has replied, LK_CALL_LATER when it kept a reference to call (lk_call_ref)
+ * and will reply later, or a negative LK_ERR_* with e set: the dispatcher then replies with
+ * the matching error.
  */
-typedef int (*lk_method_fn)(struct broker *b, struct lk_call *call, struct lk_error *e);
+#define LK_CALL_LATER 1
+typedef int (*handler_fn)(struct lk_broker_dbus *d, struct lk_call *call, const struct target *t,
+                          struct lk_error *e);
 
 struct lk_method {
         struct lk_bus_method bus;
-        enum lk_policy policy;
-        lk_method_fn handler;
+        enum who who;
+        enum object object;
+        unsigned needs;
+        handler_fn handler;
 };
 
 static const struct lk_method *method_of(const struct lk_call *c)
 {
-        return (const struct lk_method *)c->method;
+        return (const struct lk_method *)c->method; /* bus is its first member */
 }
 
-/* true when the method's policy lets this caller act on an object of subject_uid. */
-static bool lk_call_allowed(const struct lk_call *c, uid_t subject_uid)
+static bool may_act(const struct lk_call *c, uid_t subject)
 {
-        switch (method_of(c)->policy) {
-        case LK_POLICY_PUBLIC:
+        switch (method_of(c)->who) {
+        case ANYONE:
                 return true;
-        case LK_POLICY_ROOT_OR_SUBJECT:
-                return c->uid == 0 || c->uid == subject_uid;
-        case LK_POLICY_SAME_UID:
-                return c->uid == subject_uid;
+        case ROOT_OR_SUBJECT:
+                return c->uid == 0 || c->uid == subject;
+        case SUBJECT:
+                return c->uid == subject;
         }
         return false;
 }
@@ -129,227 +178,101 @@ static int reply_args(struct lk_call *call, int first_type, ...)
         return 0;
 }
 
-static int not_found_login(struct lk_error *e)
-{
-        return lk_error_set(e, LK_ERR_NOT_FOUND, "No such login (it may have been cancelled)");
-}
+/* ---- the handlers: act and reply ---- */
 
-static int not_found_session(const char *id, struct lk_error *e)
+static int begin_login(struct lk_broker_dbus *d, struct lk_call *call, const struct target *t,
+                       struct lk_error *e)
 {
-        return lk_error_set(e, LK_ERR_NOT_FOUND, "No session '%s'", id);
-}
-
-/*
- * The session options name, or the caller's newest; the same error for absent and not ours.
- * LK_CALL_LATER when the newest cannot be known yet (the sessions are still being read).
- */
-static int find_session(struct broker *b, struct lk_call *call, const struct lk_options *o,
-                        struct lk_session **ret, struct lk_error *e)
-{
-        struct lk_session *s;
-        int r;
-
-        if (o->session_id) {
-                s = lk_session_find(b, o->session_id);
-                if (!s || !lk_call_allowed(call, s->uid))
-                        return not_found_session(o->session_id, e);
-        } else {
-                r = broker_need_sessions(b, call, e);
-                if (r != 0)
-                        return r;
-                s = lk_session_latest(b, call->uid);
-                if (!s)
-                        return lk_error_set(e, LK_ERR_NOT_FOUND,
-                                            "uid %u has no latchkey session; log in first",
-                                            (unsigned)call->uid);
-        }
-        *ret = s;
-        return 0;
-}
-
-static int method_begin_login(struct broker *b, struct lk_call *call, struct lk_error *e)
-{
-        DBusMessageIter it;
-        struct lk_options o;
         struct lk_login *l;
-        const char *user;
-        uid_t user_uid;
         int r;
 
-        dbus_message_iter_init(call->msg, &it);
-        dbus_message_iter_get_basic(&it, &user);
-        dbus_message_iter_next(&it);
-        r = lk_options_parse(&it, &o, e);
-        if (r < 0)
-                return r;
-
-        r = lk_login_resolve_user(user, &user_uid, e);
-        if (r < 0)
-                return r;
-        if (!lk_call_allowed(call, user_uid))
-                return lk_error_set(e, LK_ERR_ACCESS_DENIED,
-                                    "uid %u may not begin a login for %s (only root or %s may)",
-                                    (unsigned)call->uid, user, user);
-        /* Before any provider request: root and system accounts, unless the admin lists them. */
-        r = lk_usermap_check_account(b->config, b->uid_min, user, user_uid, e);
-        if (r < 0)
-                return r;
-
-        r = broker_need_provider(b, call, e);
-        if (r != 0)
-                return r;
-        r = lk_login_begin(b, call->uid, user, user_uid,
-                           o.end_with_caller ? dbus_message_get_sender(call->msg) : NULL, &l, e);
+        r = lk_login_begin(d->logins, call->uid, t->user, t->subject,
+                           t->o.end_with_caller ? dbus_message_get_sender(call->msg) : NULL, &l,
+                           e);
         if (r < 0)
                 return r;
         return reply_args(call, DBUS_TYPE_STRING, &l->id, DBUS_TYPE_STRING, &l->auth->url,
                           DBUS_TYPE_INVALID);
 }
 
-/* Who a code exchange is budgeted to: the caller, or for root (sshd, login, greeters, which
- * run as root for everyone) the user the login is for. */
-static uid_t budget_uid(const struct lk_call *call, const struct lk_login *l)
-{
-        return call->uid == 0 ? l->user_uid : call->uid;
-}
-
 struct login_done {
-        struct broker *broker;
+        struct lk_budget *budget;
         struct lk_call *call;
         uid_t budget_uid;
 };
 
 static void on_login_done(void *userdata, const char *user, int r, const struct lk_error *e)
 {
-        struct login_done *d = userdata;
-        _cleanup_(lk_call_unrefp) struct lk_call *call = d->call;
+        struct login_done *x = userdata;
+        _cleanup_(lk_call_unrefp) struct lk_call *call = x->call;
 
         /* A granted code was a real sign-in: only refused and failed requests spend. */
         if (r >= 0)
-                lk_budget_refund(d->broker->budget, d->budget_uid);
-        free(d);
+                lk_budget_refund(x->budget, x->budget_uid);
+        free(x);
         if (r < 0)
                 lk_call_reply_error(call, r, e);
         else if (reply_args(call, DBUS_TYPE_STRING, &user, DBUS_TYPE_INVALID) < 0)
                 lk_call_reply(call, NULL);
 }
 
-static int method_complete_login(struct broker *b, struct lk_call *call, struct lk_error *e)
+static int complete_login(struct lk_broker_dbus *d, struct lk_call *call, const struct target *t,
+                          struct lk_error *e)
 {
-        const char *id, *answer;
-        struct login_done *d;
-        struct lk_login *l;
+        struct login_done *x;
         int r;
 
-        if (!dbus_message_get_args(call->msg, NULL, DBUS_TYPE_STRING, &id, DBUS_TYPE_STRING,
-                                   &answer, DBUS_TYPE_INVALID))
-                return -LK_ERR_NOMEM;
-        r = lk_arg_check(id, LK_ARG_ID_MAX, "login_id", e);
-        if (r < 0)
-                return r;
-        r = lk_arg_check(answer, LK_ARG_ANSWER_MAX, "answer", e);
-        if (r < 0)
-                return r;
-
-        l = lk_login_find(b, id);
-        if (!l || !lk_call_allowed(call, l->owner_uid))
-                return not_found_login(e);
-
-        d = calloc(1, sizeof(*d));
-        if (!d)
-                return -LK_ERR_NOMEM;
-        *d = (struct login_done){.broker = b, .call = call, .budget_uid = budget_uid(call, l)};
-        r = lk_budget_take(b->budget, d->budget_uid, lk_now_ms(), e);
+        x = calloc(1, sizeof(*x));
+        if (!x)
+                return lk_error_set(e, LK_ERR_NOMEM, "Out of memory");
+        /* Budgeted to the caller, or for root (sshd, login and greeters run as root for
+         * everyone) to the user the login is for. */
+        *x = (struct login_done){.budget = d->budget, .call = call,
+                                 .budget_uid = call->uid == 0 ? t->login->user_uid : call->uid};
+        r = lk_budget_take(d->budget, x->budget_uid, d->clock->mono_ms(), e);
         if (r < 0) {
-                free(d);
+                free(x);
                 return r;
         }
-        r = lk_login_complete(b, l, answer, on_login_done, d, e);
+        r = lk_login_complete(d->logins, t->login, t->arg[1], on_login_done, x, e);
         if (r < 0) {
                 /* Nothing was sent. */
-                lk_budget_refund(b->budget, d->budget_uid);
-                free(d);
+                lk_budget_refund(d->budget, x->budget_uid);
+                free(x);
                 return r;
         }
         lk_call_ref(call);
         return LK_CALL_LATER;
 }
 
-static int method_cancel_login(struct broker *b, struct lk_call *call, struct lk_error *e)
+static int cancel_login(struct lk_broker_dbus *d, struct lk_call *call, const struct target *t,
+                        struct lk_error *e)
 {
-        struct lk_login *l;
-        const char *id;
-        int r;
-
-        if (!dbus_message_get_args(call->msg, NULL, DBUS_TYPE_STRING, &id, DBUS_TYPE_INVALID))
-                return -LK_ERR_NOMEM;
-        r = lk_arg_check(id, LK_ARG_ID_MAX, "login_id", e);
-        if (r < 0)
-                return r;
-        l = lk_login_find(b, id);
-        if (!l || !lk_call_allowed(call, l->owner_uid))
-                return not_found_login(e);
-        lk_login_cancel(b, l);
+        lk_login_cancel(d->logins, t->login);
         return reply_args(call, DBUS_TYPE_INVALID);
 }
 
-static int method_open_session(struct broker *b, struct lk_call *call, struct lk_error *e)
+static int open_session(struct lk_broker_dbus *d, struct lk_call *call, const struct target *t,
+                        struct lk_error *e)
 {
-        const char *login_id, *session_id;
-        _cleanup_free_ char *user = NULL;
-        struct lk_login *l;
-        uid_t uid;
+        struct lk_login *l = t->login;
         int r;
 
-        if (!dbus_message_get_args(call->msg, NULL, DBUS_TYPE_STRING, &login_id, DBUS_TYPE_STRING,
-                                   &session_id, DBUS_TYPE_INVALID))
-                return -LK_ERR_NOMEM;
-        r = lk_arg_check(login_id, LK_ARG_ID_MAX, "login_id", e);
+        /* After LOGIN_DONE: a pending login hears the same whether the id is taken or not. */
+        r = lk_session_may_open(d->sessions, t->arg[1], l->user_uid, e);
         if (r < 0)
                 return r;
-        r = lk_arg_check(session_id, LK_ARG_ID_MAX, "session_id", e);
-        if (r < 0)
-                return r;
-        r = lk_session_check_id(session_id, e);
-        if (r < 0)
-                return r;
-
-        l = lk_login_find(b, login_id);
-        if (!l || !lk_call_allowed(call, l->user_uid))
-                return not_found_login(e);
-        /* Done first: a pending login hears the same whether the id is taken or not. */
-        r = lk_login_check_done(b, l, e);
-        if (r < 0)
-                return r;
-        r = lk_session_may_open(b, session_id, l->user_uid, e);
-        if (r < 0)
-                return r;
-
-        user = strdup(l->user);
-        if (!user)
-                return -LK_ERR_NOMEM;
-        uid = l->user_uid;
-        r = lk_session_open(b, session_id, user, uid, lk_login_take_grant(b, l), e);
+        r = lk_session_open(d->sessions, t->arg[1], l->user, l->user_uid, lk_login_take_grant(l),
+                            e);
         if (r < 0)
                 return r;
         return reply_args(call, DBUS_TYPE_INVALID);
 }
 
-static int method_close_session(struct broker *b, struct lk_call *call, struct lk_error *e)
+static int close_session(struct lk_broker_dbus *d, struct lk_call *call, const struct target *t,
+                         struct lk_error *e)
 {
-        struct lk_session *s;
-        const char *id;
-        int r;
-
-        if (!dbus_message_get_args(call->msg, NULL, DBUS_TYPE_STRING, &id, DBUS_TYPE_INVALID))
-                return -LK_ERR_NOMEM;
-        r = lk_arg_check(id, LK_ARG_ID_MAX, "session_id", e);
-        if (r < 0)
-                return r;
-        s = lk_session_find(b, id);
-        if (!s || !lk_call_allowed(call, s->uid))
-                return not_found_session(id, e);
-        lk_session_close(b, s);
+        lk_session_close(d->sessions, t->session);
         return reply_args(call, DBUS_TYPE_INVALID);
 }
 
@@ -419,72 +342,51 @@ static void on_token(void *userdata, struct lk_session *s, int r, const struct l
                 lk_call_reply(call, NULL);
 }
 
-static int method_get_token(struct broker *b, struct lk_call *call, struct lk_error *e)
+static int get_token(struct lk_broker_dbus *d, struct lk_call *call, const struct target *t,
+                     struct lk_error *e)
 {
-        DBusMessageIter it;
-        struct lk_options o;
-        struct lk_session *s = NULL;
         int r;
 
-        dbus_message_iter_init(call->msg, &it);
-        r = lk_options_parse(&it, &o, e);
-        if (r < 0)
-                return r;
-        r = find_session(b, call, &o, &s, e);
-        if (r != 0)
-                return r;
-
-        r = lk_session_get_token(b, s, o.min_valid, on_token, lk_call_ref(call), e);
+        r = lk_session_get_token(d->sessions, t->session, t->o.min_valid, on_token,
+                                 lk_call_ref(call), e);
         if (r == LK_SESSION_LATER)
                 return LK_CALL_LATER;
         lk_call_unref(call);
         if (r < 0)
                 return r;
-        return reply_token(call, s);
+        return reply_token(call, t->session);
 }
 
-static int method_get_claims(struct broker *b, struct lk_call *call, struct lk_error *e)
+static int get_claims(struct lk_broker_dbus *d, struct lk_call *call, const struct target *t,
+                      struct lk_error *e)
 {
+        const json_t *claims = t->session->claims;
         _cleanup_free_ char *json = NULL;
-        DBusMessageIter it;
-        struct lk_options o;
-        struct lk_session *s = NULL;
-        int r;
 
-        dbus_message_iter_init(call->msg, &it);
-        r = lk_options_parse(&it, &o, e);
-        if (r < 0)
-                return r;
-        r = find_session(b, call, &o, &s, e);
-        if (r != 0)
-                return r;
-        json = s->claims ? json_dumps(s->claims, JSON_COMPACT | JSON_SORT_KEYS) : strdup("{}");
+        json = claims ? json_dumps(claims, JSON_COMPACT | JSON_SORT_KEYS) : strdup("{}");
         if (!json)
-                return -LK_ERR_NOMEM;
+                return lk_error_set(e, LK_ERR_NOMEM, "Out of memory");
         return reply_args(call, DBUS_TYPE_STRING, &json, DBUS_TYPE_INVALID);
 }
 
-static int method_list_sessions(struct broker *b, struct lk_call *call, struct lk_error *e)
+static int list_sessions(struct lk_broker_dbus *d, struct lk_call *call, const struct target *t,
+                         struct lk_error *e)
 {
         DBusMessage *reply;
         DBusMessageIter it, array;
         bool ok;
-        int r;
 
-        r = broker_need_sessions(b, call, e);
-        if (r != 0)
-                return r;
         reply = lk_call_new_return(call);
         if (!reply)
-                return -LK_ERR_NOMEM;
+                return lk_error_set(e, LK_ERR_NOMEM, "Out of memory");
         dbus_message_iter_init_append(reply, &it);
         ok = dbus_message_iter_open_container(&it, DBUS_TYPE_ARRAY, "(ssuxx)", &array);
-        for (struct lk_session *s = b->sessions; ok && s; s = s->next) {
+        for (struct lk_session *s = d->sessions->list; ok && s; s = s->next) {
                 DBusMessageIter st;
                 dbus_uint32_t uid = s->uid;
                 dbus_int64_t opened = s->opened_at, expires = s->tokens.expires_at;
 
-                if (!lk_call_allowed(call, s->uid))
+                if (!may_act(call, s->uid))
                         continue;
                 ok = dbus_message_iter_open_container(&array, DBUS_TYPE_STRUCT, NULL, &st) &&
                      dbus_message_iter_append_basic(&st, DBUS_TYPE_STRING, &s->id) &&
@@ -497,7 +399,7 @@ static int method_list_sessions(struct broker *b, struct lk_call *call, struct l
         ok = ok && dbus_message_iter_close_container(&it, &array);
         if (!ok) {
                 dbus_message_unref(reply);
-                return -LK_ERR_NOMEM;
+                return lk_error_set(e, LK_ERR_NOMEM, "Out of memory");
         }
         lk_call_reply(call, reply);
         return 0;
@@ -530,7 +432,8 @@ static int method_list_sessions(struct broker *b, struct lk_call *call, struct l
         "name=\"invalidated_properties\" type=\"as\"/></signal>\n"                                 \
         "  </interface>\n"
 
-static int method_introspect(struct broker *b, struct lk_call *call, struct lk_error *e)
+static int introspect(struct lk_broker_dbus *d, struct lk_call *call, const struct target *t,
+                      struct lk_error *e)
 {
         const char *start = strstr(lk_interface_xml, "<interface");
         const char *end = strstr(lk_interface_xml, "</node>");
@@ -561,7 +464,8 @@ static bool append_version(DBusMessageIter *it)
                dbus_message_iter_close_container(it, &v);
 }
 
-static int method_get_property(struct broker *b, struct lk_call *call, struct lk_error *e)
+static int get_property(struct lk_broker_dbus *d, struct lk_call *call, const struct target *t,
+                      struct lk_error *e)
 {
         const char *iface, *name;
         DBusMessageIter it;
@@ -588,7 +492,8 @@ static int method_get_property(struct broker *b, struct lk_call *call, struct lk
         return 0;
 }
 
-static int method_get_all_properties(struct broker *b, struct lk_call *call, struct lk_error *e)
+static int get_all_props(struct lk_broker_dbus *d, struct lk_call *call,
+                              const struct target *t, struct lk_error *e)
 {
         const char *iface, *key = "Version";
         DBusMessageIter it, dict, entry;
@@ -615,12 +520,248 @@ static int method_get_all_properties(struct broker *b, struct lk_call *call, str
         return 0;
 }
 
-static int method_set_property(struct broker *b, struct lk_call *call, struct lk_error *e)
+static int set_property(struct lk_broker_dbus *d, struct lk_call *call, const struct target *t,
+                      struct lk_error *e)
 {
         lk_call_reply(call, dbus_message_new_error(call->msg, DBUS_ERROR_PROPERTY_READ_ONLY,
                                                    "The properties of the broker are read-only"));
         return 0;
 }
+
+/*
+ * The whole interface and every method's policy (SPEC §4). Argument caps: each string
+ * argument in order (bus.c checks them, with the check named, before anything waits on the
+ * call); the rest LK_ARG_ID_MAX, as every option name and string in an option.
+ */
+#define ID LK_ARG_ID_MAX
+#define ROW(iface, name, sig, who, object, needs, handler, ...)                                    \
+        {{iface, name, sig, (who) == ANYONE, {__VA_ARGS__}}, who, object, needs, handler}
+#define B(...) ROW(LK_BUS_INTERFACE, __VA_ARGS__)
+#define P(...) ROW(DBUS_INTERFACE_PROPERTIES, __VA_ARGS__)
+#define CAP(name, max, check) {name, max, check}
+#define NO_CAPS {0}
+static const struct lk_method methods[] = {
+  /* name             signature who              object        needs               handler
+   *   caps of the string arguments, in order */
+  B("BeginLogin",    "sa{sv}", ROOT_OR_SUBJECT, USER_ARG,     ACCOUNT | PROVIDER, begin_login,
+    CAP("user", ID, NULL)),
+  B("CompleteLogin", "ss",     SUBJECT,         LOGIN_OWNER,  LOGIN_PENDING,      complete_login,
+    CAP("login_id", ID, NULL), CAP("answer", LK_ARG_ANSWER_MAX, NULL)),
+  B("CancelLogin",   "s",      SUBJECT,         LOGIN_OWNER,  0,                  cancel_login,
+    CAP("login_id", ID, NULL)),
+  B("OpenSession",   "ss",     ROOT_OR_SUBJECT, LOGIN_USER,   LOGIN_DONE | ONCE,  open_session,
+    CAP("login_id", ID, NULL), CAP("session_id", ID, lk_session_check_id)),
+  B("CloseSession",  "s",      ROOT_OR_SUBJECT, SESSION_ARG,  0,                  close_session,
+    CAP("session_id", ID, NULL)),
+  B("GetToken",      "a{sv}",  ROOT_OR_SUBJECT, SESSION_OPT,  0,                  get_token,
+    NO_CAPS),
+  B("GetClaims",     "a{sv}",  ROOT_OR_SUBJECT, SESSION_OPT,  0,                  get_claims,
+    NO_CAPS),
+  B("ListSessions",  "",       ROOT_OR_SUBJECT, EACH_SESSION, 0,                  list_sessions,
+    NO_CAPS),
+  ROW(DBUS_INTERFACE_INTROSPECTABLE, "Introspect", "", ANYONE, NOTHING, 0, introspect, NO_CAPS),
+  P("Get",           "ss",     ANYONE,          NOTHING,      0,                  get_property,
+    NO_CAPS),
+  P("GetAll",        "s",      ANYONE,          NOTHING,      0,                  get_all_props,
+    NO_CAPS),
+  P("Set",           "ssv",    ANYONE,          NOTHING,      0,                  set_property,
+    NO_CAPS),
+};
+#undef NO_CAPS
+#undef CAP
+#undef P
+#undef B
+#undef ROW
+#undef ID
+
+/* ---- the dispatcher ---- */
+
+static const struct lk_bus_method *find_method(const char *iface, const char *member)
+{
+        for (size_t i = 0; i < ELEMENTSOF(methods); i++)
+                if (streq(methods[i].bus.name, member) &&
+                    (!iface || streq(methods[i].bus.interface, iface)))
+                        return &methods[i].bus;
+        return NULL;
+}
+
+/* The string arguments and the options; the signature is the row's (bus.c checked it). */
+static int read_args(struct lk_call *call, struct target *t, struct lk_error *e)
+{
+        DBusMessageIter it;
+        unsigned n = 0;
+
+        if (!dbus_message_iter_init(call->msg, &it))
+                return 0;
+        do {
+                int type = dbus_message_iter_get_arg_type(&it);
+
+                if (type == DBUS_TYPE_STRING && n < ELEMENTSOF(t->arg))
+                        dbus_message_iter_get_basic(&it, &t->arg[n++]);
+                else if (type == DBUS_TYPE_ARRAY &&
+                         dbus_message_iter_get_element_type(&it) == DBUS_TYPE_DICT_ENTRY) {
+                        int r = lk_options_parse(&it, &t->o, e);
+                        if (r < 0)
+                                return r;
+                }
+        } while (dbus_message_iter_next(&it));
+        return 0;
+}
+
+static int not_found_login(struct lk_error *e)
+{
+        return lk_error_set(e, LK_ERR_NOT_FOUND, "No such login (it may have been cancelled)");
+}
+
+static int not_found_session(const char *id, struct lk_error *e)
+{
+        return lk_error_set(e, LK_ERR_NOT_FOUND, "No session '%s'", id);
+}
+
+/* Step 3: the object and its subject, and who may act on it. */
+static int resolve(struct lk_broker_dbus *d, struct lk_call *call, struct target *t,
+                   struct lk_error *e)
+{
+        const struct lk_method *m = method_of(call);
+        const char *id = t->arg[0];
+        int r;
+
+        switch (m->object) {
+        case NOTHING:
+        case EACH_SESSION:
+                return 0;
+        case USER_ARG:
+                r = lk_login_resolve_user(id, &t->subject, e);
+                if (r < 0)
+                        return r;
+                if (!may_act(call, t->subject))
+                        return lk_error_set(e, LK_ERR_ACCESS_DENIED,
+                                            "uid %u may not begin a login for %s (only root or %s "
+                                            "may)",
+                                            (unsigned)call->uid, id, id);
+                t->user = id;
+                return 0;
+        case LOGIN_OWNER:
+        case LOGIN_USER:
+                t->login = lk_login_find(d->logins, id);
+                if (!t->login)
+                        return not_found_login(e);
+                t->subject = m->object == LOGIN_OWNER ? t->login->owner_uid : t->login->user_uid;
+                return may_act(call, t->subject) ? 0 : not_found_login(e);
+        case SESSION_OPT:
+                if (!t->o.session_id) {
+                        t->session = lk_session_latest(d->sessions, call->uid);
+                        if (!t->session)
+                                return lk_error_set(e, LK_ERR_NOT_FOUND,
+                                                    "uid %u has no latchkey session; log in first",
+                                                    (unsigned)call->uid);
+                        return 0;
+                }
+                id = t->o.session_id;
+                /* fall through */
+        case SESSION_ARG:
+                t->session = lk_session_find(d->sessions, id);
+                if (!t->session || !may_act(call, t->session->uid))
+                        return not_found_session(id, e);
+                t->subject = t->session->uid;
+                return 0;
+        }
+        return 0;
+}
+
+/* Steps 2 to 4; 0 when the handler may run, LK_CALL_LATER when the call is parked. */
+static int prepare(struct lk_broker_dbus *d, struct lk_call *call, struct target *t,
+                   struct lk_error *e)
+{
+        const struct lk_method *m = method_of(call);
+        bool every_session = m->object == EACH_SESSION ||
+                             (m->object == SESSION_OPT && !t->o.session_id);
+        int r;
+
+        if (call->step == STEP_PROVIDER) {
+                /* Parked for the provider: resolved and checked already. */
+                t->subject = call->subject_uid;
+                t->user = t->arg[0];
+        } else {
+                if (every_session && lk_sessions_loading(d->sessions)) {
+                        r = lk_call_park(call, PARK_SESSIONS, "the sessions to be read", e);
+                        return r < 0 ? r : LK_CALL_LATER;
+                }
+                r = resolve(d, call, t, e);
+                if (r < 0)
+                        return r;
+                /* Before any provider request: root and system accounts, unless listed. */
+                if (m->needs & ACCOUNT) {
+                        r = lk_usermap_check_account(d->config, d->uid_min, t->user, t->subject,
+                                                     e);
+                        if (r < 0)
+                                return r;
+                }
+                if (m->needs & LOGIN_PENDING) {
+                        r = lk_login_check_pending(d->logins, t->login, e);
+                        if (r < 0)
+                                return r;
+                }
+                if (m->needs & LOGIN_DONE) {
+                        r = lk_login_check_done(d->logins, t->login, e);
+                        if (r < 0)
+                                return r;
+                }
+        }
+        if ((m->needs & PROVIDER) && !d->idp.ops->endpoints(d->idp.idp)) {
+                r = d->prepare_provider(d->manager, e);
+                if (r < 0)
+                        return r;
+                r = lk_call_park(call, PARK_PROVIDER, "the provider", e);
+                if (r < 0)
+                        return r;
+                call->step = STEP_PROVIDER;
+                call->subject_uid = t->subject;
+                return LK_CALL_LATER;
+        }
+        return 0;
+}
+
+static void dispatch(void *userdata, struct lk_call *call)
+{
+        struct lk_broker_dbus *d = userdata;
+        const struct lk_method *m = method_of(call);
+        struct target t = {0};
+        struct lk_error e = {0};
+        int r;
+
+        r = read_args(call, &t, &e);
+        if (r == 0)
+                r = prepare(d, call, &t, &e);
+        if (r == 0) {
+                r = m->handler(d, call, &t, &e);
+                if ((m->needs & ONCE) && !t.login->grant)
+                        lk_login_forget(d->logins, t.login);
+        }
+        if (r < 0)
+                lk_call_reply_error(call, r, &e);
+}
+
+static void arrived(void *userdata)
+{
+        struct lk_broker_dbus *d = userdata;
+
+        d->touch(d->manager);
+}
+
+static void caller_left(void *userdata, const char *name)
+{
+        struct lk_broker_dbus *d = userdata;
+
+        lk_logins_caller_left(d->logins, name);
+}
+
+const struct lk_bus_ops lk_broker_bus_ops = {
+        .find = find_method,
+        .arrived = arrived,
+        .dispatch = dispatch,
+        .caller_left = caller_left,
+};
 
 /* ---- signals ---- */
 
@@ -641,72 +782,3 @@ int lk_broker_emit_session_changed(struct lk_bus *bus, const char *session_id, c
         return ok ? 0 : -LK_ERR_NOMEM;
 }
 
-/*
- * The whole interface and who may call what (SPEC §4). The subject a policy
- * compares the caller with: BeginLogin the user's uid; CompleteLogin and
- * CancelLogin the uid that began the login; OpenSession the login's user;
- * the session methods the session's owner.
- */
-#define I LK_BUS_INTERFACE
-static const struct lk_method methods[] = {
-    {{I, "BeginLogin", "sa{sv}", false, {{"user", LK_ARG_ID_MAX}}}, LK_POLICY_ROOT_OR_SUBJECT,
-     method_begin_login},
-    {{I, "CompleteLogin", "ss", false, {{"login_id", LK_ARG_ID_MAX}, {"answer", LK_ARG_ANSWER_MAX}}},
-     LK_POLICY_SAME_UID, method_complete_login},
-    {{I, "CancelLogin", "s", false, {{"login_id", LK_ARG_ID_MAX}}}, LK_POLICY_SAME_UID,
-     method_cancel_login},
-    {{I, "OpenSession", "ss", false, {{"login_id", LK_ARG_ID_MAX}, {"session_id", LK_ARG_ID_MAX}}},
-     LK_POLICY_ROOT_OR_SUBJECT, method_open_session},
-    {{I, "CloseSession", "s", false, {{"session_id", LK_ARG_ID_MAX}}}, LK_POLICY_ROOT_OR_SUBJECT,
-     method_close_session},
-    {{I, "GetToken", "a{sv}", false, {{0}}}, LK_POLICY_ROOT_OR_SUBJECT, method_get_token},
-    {{I, "GetClaims", "a{sv}", false, {{0}}}, LK_POLICY_ROOT_OR_SUBJECT, method_get_claims},
-    {{I, "ListSessions", "", false, {{0}}}, LK_POLICY_ROOT_OR_SUBJECT, method_list_sessions},
-    {{DBUS_INTERFACE_INTROSPECTABLE, "Introspect", "", true, {{0}}}, LK_POLICY_PUBLIC,
-     method_introspect},
-    {{DBUS_INTERFACE_PROPERTIES, "Get", "ss", true, {{0}}}, LK_POLICY_PUBLIC, method_get_property},
-    {{DBUS_INTERFACE_PROPERTIES, "GetAll", "s", true, {{0}}}, LK_POLICY_PUBLIC,
-     method_get_all_properties},
-    {{DBUS_INTERFACE_PROPERTIES, "Set", "ssv", true, {{0}}}, LK_POLICY_PUBLIC, method_set_property},
-};
-#undef I
-
-static const struct lk_bus_method *find_method(const char *iface, const char *member)
-{
-        for (size_t i = 0; i < ELEMENTSOF(methods); i++)
-                if (streq(methods[i].bus.name, member) &&
-                    (!iface || streq(methods[i].bus.interface, iface)))
-                        return &methods[i].bus;
-        return NULL;
-}
-
-void lk_broker_run(struct broker *b, struct lk_call *call)
-{
-        struct lk_error e = {0};
-        int r = method_of(call)->handler(b, call, &e);
-
-        if (r < 0)
-                lk_call_reply_error(call, r, &e);
-}
-
-static void dispatch(void *userdata, struct lk_call *call)
-{
-        lk_broker_run(userdata, call);
-}
-
-static void arrived(void *userdata)
-{
-        broker_touch(userdata);
-}
-
-static void caller_left(void *userdata, const char *name)
-{
-        broker_caller_left(userdata, name);
-}
-
-const struct lk_bus_ops lk_broker_bus_ops = {
-        .find = find_method,
-        .arrived = arrived,
-        .dispatch = dispatch,
-        .caller_left = caller_left,
-};

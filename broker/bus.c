@@ -533,6 +533,12 @@ static int check_args(DBusMessage *m, const struct lk_bus_method *method, size_t
                                 snprintf(what, sizeof(what), "argument %u", n_str + 1);
                         r = walk_value(&w, &it, cap && cap->name ? cap->max : LK_ARG_ID_MAX,
                                        cap && cap->name ? cap->name : what);
+                        if (r == 0 && cap && cap->check) {
+                                const char *str;
+
+                                dbus_message_iter_get_basic(&it, &str);
+                                r = cap->check(str, e);
+                        }
                         n_str++;
                 } else
                         r = walk_value(&w, &it, LK_ARG_ID_MAX, "an argument");

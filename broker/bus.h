@@ -34,10 +34,11 @@
 
 struct lk_call;
 
-/* A string argument's name (for error messages) and cap. */
+/* A string argument's name (for error messages), cap, and a check of its form (may be NULL). */
 struct lk_arg_cap {
         const char *name;
         size_t max;
+        int (*check)(const char *s, struct lk_error *e);
 };
 
 /* What the bus checks of a method before its owner sees a call (the owner's table embeds it). */

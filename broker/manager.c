@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The broker's parts put together: config, state, the HTTP engine on the
- * loop, the provider, the bus; the one-second tick that expires logins and
- * decides when the broker has been idle long enough to exit.
+ * The manager (systemd-logind's Manager): owns the config, the loop, the HTTP engine on it,
+ * the provider, the bus, the logins and the sessions, and puts them together: the objects
+ * (login.c, session.c) know nothing of it and report through callbacks; the D-Bus face
+ * (broker_dbus.c) works on the objects it is given. Also the one-second tick that expires
+ * logins and decides when the broker has been idle long enough to exit.
  */
 #include "broker/manager.h"
 
@@ -14,7 +16,7 @@
 
 #include "broker/broker_dbus.h"
 #include "broker/budget.h"
-#include "broker/daemon.h"
+#include "base/util.h"
 #include "broker/login.h"
 #include "broker/session.h"
 #include "broker/session_store.h"
@@ -27,19 +29,77 @@ struct http_watch {
         struct lk_io *io;
 };
 
-int64_t lk_now_wall(void)
-{
-        return (int64_t)time(NULL);
-}
+struct broker {
+        struct lk_config *config;
+        char *state_dir;
+        unsigned idle_exit; /* seconds, 0 = never */
+        uid_t uid_min;      /* UID_MIN of login.defs: below it, system accounts */
 
-void broker_touch(struct broker *b)
+        struct lk_loop *loop;
+        struct lk_http *http;
+        struct lk_provider *provider;
+        struct lk_bus *bus;
+        struct lk_budget *budget; /* token-endpoint requests per uid (budget.h) */
+        struct lk_session_store *store;
+        struct lk_logins logins;
+        struct lk_sessions sessions;
+        struct lk_broker_dbus dbus; /* what the D-Bus face works on */
+
+        /* The sessions of the last run, read in slices once the bus name is ours. */
+        struct lk_timer *load_timer;
+        bool preparing; /* discovery and keys being fetched, calls parked for them */
+
+        struct lk_timer *tick;
+        struct lk_timer *http_timer;
+        struct http_watch *http_watches;
+        int64_t last_activity_ms;
+};
+
+static void touch(void *userdata)
 {
+        struct broker *b = userdata;
+
         b->last_activity_ms = lk_now_ms();
 }
 
-void broker_caller_left(struct broker *b, const char *name)
+/* ---- the provider, as logins and sessions call it (idp.h) ---- */
+
+static const struct lk_endpoints *idp_endpoints(void *idp)
 {
-        lk_logins_caller_left(b, name);
+        return lk_provider_endpoints(idp);
+}
+
+static int idp_exchange_code(void *idp, const char *code, const char *verifier, const char *nonce,
+                             lk_provider_grant_fn done, void *userdata)
+{
+        return lk_provider_exchange_code(idp, code, verifier, nonce, done, userdata);
+}
+
+static int idp_refresh(void *idp, const char *refresh_token, const json_t *previous_claims,
+                       lk_provider_grant_fn done, void *userdata)
+{
+        return lk_provider_refresh(idp, refresh_token, previous_claims, done, userdata);
+}
+
+static int idp_revoke(void *idp, const char *token, const char *hint, lk_provider_done_fn done,
+                      void *userdata)
+{
+        return lk_provider_revoke(idp, token, hint, done, userdata);
+}
+
+static const struct lk_idp_ops provider_ops = {
+        .endpoints = idp_endpoints,
+        .exchange_code = idp_exchange_code,
+        .refresh = idp_refresh,
+        .revoke = idp_revoke,
+};
+
+/* A session changed: the bus says so. */
+static void on_session_changed(void *userdata, const struct lk_session *s, const char *event)
+{
+        struct broker *b = userdata;
+
+        lk_broker_emit_session_changed(b->bus, s->id, event);
 }
 
 /* ---- lk_http on the loop ---- */
@@ -122,25 +182,21 @@ static void on_prepared(void *userdata, const struct lk_error *err)
         } else if (!lk_provider_endpoints(b->provider))
                 lk_error_set(&e, LK_ERR_PROVIDER_UNAVAILABLE,
                              "The provider's endpoints are unknown");
-        lk_bus_unpark(b->bus, LK_NEED_PROVIDER, &e);
+        lk_bus_unpark(b->bus, LK_BROKER_PARK_PROVIDER, &e);
 }
 
-int broker_need_provider(struct broker *b, struct lk_call *call, struct lk_error *e)
+static int prepare_provider(void *userdata, struct lk_error *e)
 {
+        struct broker *b = userdata;
         int r;
 
-        if (lk_provider_endpoints(b->provider))
+        if (b->preparing)
                 return 0;
-        if (!b->preparing) {
-                r = lk_provider_prepare(b->provider, on_prepared, b);
-                if (r < 0)
-                        return lk_error_set(e, r,
-                                            "Cannot start fetching the provider's "
-                                            "configuration");
-                b->preparing = true;
-        }
-        r = lk_call_park(call, LK_NEED_PROVIDER, "the provider", e);
-        return r < 0 ? r : LK_CALL_LATER;
+        r = lk_provider_prepare(b->provider, on_prepared, b);
+        if (r < 0)
+                return lk_error_set(e, r, "Cannot start fetching the provider's configuration");
+        b->preparing = true;
+        return 0;
 }
 
 /* ---- the sessions of the last run, read after the start ---- */
@@ -152,22 +208,12 @@ static void on_load_timer(struct lk_timer *t, void *userdata)
 {
         struct broker *b = userdata;
 
-        if (!lk_store_load_some(b, LOAD_SLICE_US)) {
+        if (!lk_store_load_some(b->store, LOAD_SLICE_US)) {
                 lk_timer_set_in(t, 0);
                 return;
         }
-        log_info("All %zu session(s) of the last run are read", b->n_sessions);
-        lk_bus_unpark(b->bus, LK_NEED_SESSIONS, NULL);
-}
-
-int broker_need_sessions(struct broker *b, struct lk_call *call, struct lk_error *e)
-{
-        int r;
-
-        if (!b->loader)
-                return 0;
-        r = lk_call_park(call, LK_NEED_SESSIONS, "the sessions to be read", e);
-        return r < 0 ? r : LK_CALL_LATER;
+        log_info("All %zu session(s) of the last run are read", b->sessions.n);
+        lk_bus_unpark(b->bus, LK_BROKER_PARK_SESSIONS, NULL);
 }
 
 /* ---- the tick: login expiry and idle exit ---- */
@@ -175,11 +221,12 @@ int broker_need_sessions(struct broker *b, struct lk_call *call, struct lk_error
 static void on_tick(struct lk_timer *t, void *userdata)
 {
         struct broker *b = userdata;
-        unsigned live = lk_logins_sweep(b);
+        unsigned live = lk_logins_sweep(&b->logins);
         int64_t now = lk_now_ms();
 
         lk_timer_set_in(t, 1000);
-        if (b->idle_exit == 0 || live > 0 || b->busy_ops > 0 || b->preparing || b->loader ||
+        if (b->idle_exit == 0 || live > 0 || b->logins.exchanging > 0 ||
+            b->sessions.busy > 0 || b->preparing || lk_sessions_loading(&b->sessions) ||
             lk_http_pending(b->http) > 0 || lk_bus_busy(b->bus) > 0)
                 return;
         if (now - b->last_activity_ms < (int64_t)b->idle_exit * 1000)
@@ -196,12 +243,13 @@ void broker_free(struct broker *b)
 {
         if (!b)
                 return;
-        lk_store_loader_free(b);
         /* Cancels every exchange without calling back; then what they pointed at can go. */
         lk_provider_free(b->provider);
         lk_http_free(b->http);
-        lk_logins_free_all(b);
-        lk_sessions_free_all(b);
+        /* Their callers still get an answer, while the bus is still there. */
+        lk_logins_free_all(&b->logins);
+        lk_sessions_free_all(&b->sessions);
+        lk_store_free(b->store);
         lk_budget_free(b->budget);
         lk_bus_free(b->bus);
         while (b->http_watches) {
@@ -212,12 +260,12 @@ void broker_free(struct broker *b)
         lk_loop_free(b->loop);
         lk_config_free(b->config);
         free(b->state_dir);
-        free(b->sessions_dir);
         free(b);
 }
 
 int broker_new(const struct broker_options *o, struct broker **ret, struct lk_error *e)
 {
+        char boot_id[40];
         struct broker *b;
         int r;
 
@@ -237,15 +285,14 @@ int broker_new(const struct broker_options *o, struct broker **ret, struct lk_er
         }
 
         b->state_dir = strdup(o->state_dir);
-        if (!b->state_dir || asprintf(&b->sessions_dir, "%s/sessions", o->state_dir) < 0) {
-                b->sessions_dir = NULL;
+        if (!b->state_dir) {
                 r = lk_error_set(e, LK_ERR_NOMEM, "Out of memory");
                 goto fail;
         }
-        r = lk_store_read_boot_id(b->boot_id, sizeof(b->boot_id), e);
+        r = lk_store_read_boot_id(boot_id, sizeof(boot_id), e);
         if (r < 0)
                 goto fail;
-        r = lk_store_init(b, e);
+        r = lk_store_new(b->state_dir, boot_id, &b->store, e);
         if (r < 0)
                 goto fail;
 
@@ -276,19 +323,34 @@ int broker_new(const struct broker_options *o, struct broker **ret, struct lk_er
         if (r < 0)
                 goto fail;
 
-        /* Only opens the directory: the files are read once callers are served (session_store.c). */
-        r = lk_store_load_begin(b, e);
+        b->logins = (struct lk_logins){.clock = &lk_clock_system, .config = b->config,
+                                       .uid_min = b->uid_min,
+                                       .idp = {&provider_ops, b->provider}};
+        b->sessions = (struct lk_sessions){.clock = &lk_clock_system, .config = b->config,
+                                           .uid_min = b->uid_min,
+                                           .idp = {&provider_ops, b->provider},
+                                           .budget = b->budget, .store = b->store,
+                                           .changed = on_session_changed, .userdata = b};
+        b->dbus = (struct lk_broker_dbus){.config = b->config, .uid_min = b->uid_min,
+                                          .clock = &lk_clock_system, .logins = &b->logins,
+                                          .sessions = &b->sessions, .budget = b->budget,
+                                          .idp = {&provider_ops, b->provider},
+                                          .prepare_provider = prepare_provider, .touch = touch,
+                                          .manager = b};
+
+        /* Only opens the directory: the files are read once callers are served. */
+        r = lk_sessions_load_begin(&b->sessions, e);
         if (r < 0)
                 goto fail;
 
         /* Last: once we own the name, callers may come. */
-        r = lk_bus_new(b->loop, &lk_broker_bus_ops, b, &b->bus, e);
+        r = lk_bus_new(b->loop, &lk_broker_bus_ops, &b->dbus, &b->bus, e);
         if (r < 0)
                 goto fail;
-        lk_store_remove_leftovers(b);
+        lk_store_remove_leftovers(b->store);
         lk_timer_set_in(b->load_timer, 0);
 
-        broker_touch(b);
+        touch(b);
         lk_timer_set_in(b->tick, 1000);
         *ret = b;
         return 0;
