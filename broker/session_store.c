@@ -312,7 +312,8 @@ static void set_aside(struct lk_session_store *st, const char *name, const char 
  * second to parse, and the first call should not wait for that. Once the bus name is ours
  * the broker reads them in slices between calls (lk_store_load_some); a call that names a
  * session reads its file at once (lk_store_load_id); calls that need them all wait for the
- * end (parked until lk_store_loading() is false). The files stay the only truth: no index to fall out of step.
+ * end (parked until lk_store_loading() is false). The files stay the only truth: no index
+ * to fall out of step.
  * readdir() returns each entry that stays in the directory once; a session saved or closed
  * meanwhile is in memory or gone already, and a file that has gone is skipped.
  */
