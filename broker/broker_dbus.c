@@ -6,8 +6,8 @@
  *
  * A call's way (after bus.c checked its size, signature and caps and found its caller's uid):
  *   1. its arguments are read (strings, options);
- *   2. a call that picks among every session (the default session, ListSessions) waits
- *      until they are all read;
+ *   2. a call that picks among every session (SESSIONS: the caller's newest, ListSessions)
+ *      waits, parked, until they are all read;
  *   3. its object is resolved, and the row's "who" applied to the uid it belongs to: "not
  *      found" and "not yours" are one answer, so no uid learns about others' logins and
  *      sessions (a user name is no secret: BeginLogin says "may not" for it);
@@ -56,6 +56,8 @@ enum {
         LOGIN_DONE = 1 << 2,    /* the login holds a grant */
         ONCE = 1 << 3,          /* the login, once its grant is used, is forgotten */
         PROVIDER = 1 << 4,      /* the provider's endpoints: parks the call until they come */
+        SESSIONS = 1 << 5,      /* every session of the last run read, when it picks among them
+                                 * (the caller's newest, each session): parks it till then */
 };
 
 /* Where a parked call waits (bus.h's needs), and how far its dispatch got. */
@@ -553,11 +555,11 @@ static const struct lk_method methods[] = {
     CAP("login_id", ID, NULL), CAP("session_id", ID, lk_session_check_id)),
   B("CloseSession",  "s",      ROOT_OR_SUBJECT, SESSION_ARG,  0,                  close_session,
     CAP("session_id", ID, NULL)),
-  B("GetToken",      "a{sv}",  ROOT_OR_SUBJECT, SESSION_OPT,  0,                  get_token,
+  B("GetToken",      "a{sv}",  ROOT_OR_SUBJECT, SESSION_OPT,  SESSIONS,           get_token,
     NO_CAPS),
-  B("GetClaims",     "a{sv}",  ROOT_OR_SUBJECT, SESSION_OPT,  0,                  get_claims,
+  B("GetClaims",     "a{sv}",  ROOT_OR_SUBJECT, SESSION_OPT,  SESSIONS,           get_claims,
     NO_CAPS),
-  B("ListSessions",  "",       ROOT_OR_SUBJECT, EACH_SESSION, 0,                  list_sessions,
+  B("ListSessions",  "",       ROOT_OR_SUBJECT, EACH_SESSION, SESSIONS,           list_sessions,
     NO_CAPS),
   ROW(DBUS_INTERFACE_INTROSPECTABLE, "Introspect", "", ANYONE, NOTHING, 0, introspect, NO_CAPS),
   P("Get",           "ss",     ANYONE,          NOTHING,      0,                  get_property,
@@ -674,8 +676,8 @@ static int prepare(struct lk_broker_dbus *d, struct lk_call *call, struct target
                    struct lk_error *e)
 {
         const struct lk_method *m = method_of(call);
-        bool every_session = m->object == EACH_SESSION ||
-                             (m->object == SESSION_OPT && !t->o.session_id);
+        bool every_session = (m->needs & SESSIONS) &&
+                             (m->object == EACH_SESSION || !t->o.session_id);
         int r;
 
         if (call->step == STEP_PROVIDER) {
