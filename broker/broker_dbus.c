@@ -58,6 +58,11 @@ enum {
         PROVIDER = 1 << 4,      /* the provider's endpoints: parks the call until they come */
         SESSIONS = 1 << 5,      /* every session of the last run read, when it picks among them
                                  * (the caller's newest, each session): parks it till then */
+        ID_FREE = 1 << 6,       /* the new session id (second argument) is free or already the
+                                 * login user's, who has fewer than LK_SESSIONS_PER_UID_MAX */
+        BUDGET = 1 << 7,        /* one token-endpoint request from the budget (budget.h) of the
+                                 * caller, or when root calls (sshd, login, greeters) of the
+                                 * login's user: taken last, given back if none is sent */
 };
 
 /* Where a parked call waits (bus.h's needs), and how far its dispatch got. */
@@ -73,6 +78,7 @@ struct target {
         const char *user; /* USER_ARG */
         struct lk_login *login;
         struct lk_session *session;
+        uid_t budget_uid; /* BUDGET: whose request it is */
 };
 
 /*
@@ -227,19 +233,10 @@ static int complete_login(struct lk_broker_dbus *d, struct lk_call *call, const 
         x = calloc(1, sizeof(*x));
         if (!x)
                 return lk_error_set(e, LK_ERR_NOMEM, "Out of memory");
-        /* Budgeted to the caller, or for root (sshd, login and greeters run as root for
-         * everyone) to the user the login is for. */
-        *x = (struct login_done){.budget = d->budget, .call = call,
-                                 .budget_uid = call->uid == 0 ? t->login->user_uid : call->uid};
-        r = lk_budget_take(d->budget, x->budget_uid, d->clock->mono_ms(), e);
-        if (r < 0) {
-                free(x);
-                return r;
-        }
+        *x = (struct login_done){.budget = d->budget, .call = call, .budget_uid = t->budget_uid};
         r = lk_login_complete(d->logins, t->login, t->arg[1], on_login_done, x, e);
         if (r < 0) {
-                /* Nothing was sent. */
-                lk_budget_refund(d->budget, x->budget_uid);
+                /* Nothing was sent: the dispatcher gives the budget back. */
                 free(x);
                 return r;
         }
@@ -260,10 +257,6 @@ static int open_session(struct lk_broker_dbus *d, struct lk_call *call, const st
         struct lk_login *l = t->login;
         int r;
 
-        /* After LOGIN_DONE: a pending login hears the same whether the id is taken or not. */
-        r = lk_session_may_open(d->sessions, t->arg[1], l->user_uid, e);
-        if (r < 0)
-                return r;
         r = lk_session_open(d->sessions, t->arg[1], l->user, l->user_uid, lk_login_take_grant(l),
                             e);
         if (r < 0)
@@ -543,31 +536,32 @@ static int set_property(struct lk_broker_dbus *d, struct lk_call *call, const st
 #define CAP(name, max, check) {name, max, check}
 #define NO_CAPS {0}
 static const struct lk_method methods[] = {
-  /* name             signature who              object        needs               handler
-   *   caps of the string arguments, in order */
-  B("BeginLogin",    "sa{sv}", ROOT_OR_SUBJECT, USER_ARG,     ACCOUNT | PROVIDER, begin_login,
-    CAP("user", ID, NULL)),
-  B("CompleteLogin", "ss",     SUBJECT,         LOGIN_OWNER,  LOGIN_PENDING,      complete_login,
-    CAP("login_id", ID, NULL), CAP("answer", LK_ARG_ANSWER_MAX, NULL)),
-  B("CancelLogin",   "s",      SUBJECT,         LOGIN_OWNER,  0,                  cancel_login,
-    CAP("login_id", ID, NULL)),
-  B("OpenSession",   "ss",     ROOT_OR_SUBJECT, LOGIN_USER,   LOGIN_DONE | ONCE,  open_session,
-    CAP("login_id", ID, NULL), CAP("session_id", ID, lk_session_check_id)),
-  B("CloseSession",  "s",      ROOT_OR_SUBJECT, SESSION_ARG,  0,                  close_session,
-    CAP("session_id", ID, NULL)),
-  B("GetToken",      "a{sv}",  ROOT_OR_SUBJECT, SESSION_OPT,  SESSIONS,           get_token,
-    NO_CAPS),
-  B("GetClaims",     "a{sv}",  ROOT_OR_SUBJECT, SESSION_OPT,  SESSIONS,           get_claims,
-    NO_CAPS),
-  B("ListSessions",  "",       ROOT_OR_SUBJECT, EACH_SESSION, SESSIONS,           list_sessions,
-    NO_CAPS),
-  ROW(DBUS_INTERFACE_INTROSPECTABLE, "Introspect", "", ANYONE, NOTHING, 0, introspect, NO_CAPS),
-  P("Get",           "ss",     ANYONE,          NOTHING,      0,                  get_property,
-    NO_CAPS),
-  P("GetAll",        "s",      ANYONE,          NOTHING,      0,                  get_all_props,
-    NO_CAPS),
-  P("Set",           "ssv",    ANYONE,          NOTHING,      0,                  set_property,
-    NO_CAPS),
+  /* name             signature who              object        needs
+   *   handler         caps of the string arguments, in order */
+  B("BeginLogin",    "sa{sv}", ROOT_OR_SUBJECT, USER_ARG,     ACCOUNT | PROVIDER,
+    begin_login,       CAP("user", ID, NULL)),
+  B("CompleteLogin", "ss",     SUBJECT,         LOGIN_OWNER,  LOGIN_PENDING | BUDGET,
+    complete_login,    CAP("login_id", ID, NULL), CAP("answer", LK_ARG_ANSWER_MAX, NULL)),
+  B("CancelLogin",   "s",      SUBJECT,         LOGIN_OWNER,  0,
+    cancel_login,      CAP("login_id", ID, NULL)),
+  B("OpenSession",   "ss",     ROOT_OR_SUBJECT, LOGIN_USER,   LOGIN_DONE | ID_FREE | ONCE,
+    open_session,      CAP("login_id", ID, NULL), CAP("session_id", ID, lk_session_check_id)),
+  B("CloseSession",  "s",      ROOT_OR_SUBJECT, SESSION_ARG,  0,
+    close_session,     CAP("session_id", ID, NULL)),
+  B("GetToken",      "a{sv}",  ROOT_OR_SUBJECT, SESSION_OPT,  SESSIONS,
+    get_token,         NO_CAPS),
+  B("GetClaims",     "a{sv}",  ROOT_OR_SUBJECT, SESSION_OPT,  SESSIONS,
+    get_claims,        NO_CAPS),
+  B("ListSessions",  "",       ROOT_OR_SUBJECT, EACH_SESSION, SESSIONS,
+    list_sessions,     NO_CAPS),
+  ROW(DBUS_INTERFACE_INTROSPECTABLE, "Introspect", "", ANYONE, NOTHING, 0,
+    introspect,        NO_CAPS),
+  P("Get",           "ss",     ANYONE,          NOTHING,      0,
+    get_property,      NO_CAPS),
+  P("GetAll",        "s",      ANYONE,          NOTHING,      0,
+    get_all_props,     NO_CAPS),
+  P("Set",           "ssv",    ANYONE,          NOTHING,      0,
+    set_property,      NO_CAPS),
 };
 #undef NO_CAPS
 #undef CAP
@@ -709,6 +703,12 @@ static int prepare(struct lk_broker_dbus *d, struct lk_call *call, struct target
                         if (r < 0)
                                 return r;
                 }
+                /* After LOGIN_DONE: a pending login hears the same whether the id is taken. */
+                if (m->needs & ID_FREE) {
+                        r = lk_session_may_open(d->sessions, t->arg[1], t->login->user_uid, e);
+                        if (r < 0)
+                                return r;
+                }
         }
         if ((m->needs & PROVIDER) && !d->idp.ops->endpoints(d->idp.idp)) {
                 r = d->prepare_provider(d->manager, e);
@@ -720,6 +720,11 @@ static int prepare(struct lk_broker_dbus *d, struct lk_call *call, struct target
                 call->step = STEP_PROVIDER;
                 call->subject_uid = t->subject;
                 return LK_CALL_LATER;
+        }
+        /* Last, so that a call refused for anything else spends nothing. */
+        if (m->needs & BUDGET) {
+                t->budget_uid = call->uid == 0 ? t->login->user_uid : call->uid;
+                return lk_budget_take(d->budget, t->budget_uid, d->clock->mono_ms(), e);
         }
         return 0;
 }
@@ -737,6 +742,8 @@ static void dispatch(void *userdata, struct lk_call *call)
                 r = prepare(d, call, &t, &e);
         if (r == 0) {
                 r = m->handler(d, call, &t, &e);
+                if (r < 0 && (m->needs & BUDGET)) /* refused before any request was sent */
+                        lk_budget_refund(d->budget, t.budget_uid);
                 if ((m->needs & ONCE) && !t.login->grant)
                         lk_login_forget(d->logins, t.login);
         }
