@@ -8,11 +8,9 @@
  */
 #include "broker/manager.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "broker/broker_dbus.h"
 #include "broker/budget.h"
