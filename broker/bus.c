@@ -1,16 +1,16 @@
 /* SPDX-License-Identifier: MIT */
 #include "broker/bus.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 
+#include "base/text.h"
 #include "base/utf8.h"
-#include "broker/broker.h"
 #include "broker/dbus_errors.h"
-#include "broker/introspect-xml.h" /* lk_interface_xml[]: dbus/org.latchkey.Broker1.xml, embedded at build time */
 #include "oidc/log.h"
 
 /*
@@ -84,8 +84,11 @@ struct share {
 struct lk_bus {
         DBusConnection *conn;
         struct lk_loop *loop;
-        struct broker *broker;
-        const struct lk_method *methods;
+        const struct lk_bus_ops *ops;
+        void *userdata;
+        /* The one queue of parked calls (lk_call_park), oldest first, through parked_next. */
+        struct lk_call *parked, **parked_tail;
+        unsigned parked_per_need[LK_BUS_NEEDS];
         struct lookup *lookups; /* GetConnectionUnixUser under way */
         unsigned n_lookups;
         unsigned calls;         /* lk_call objects alive */
@@ -379,19 +382,6 @@ void lk_call_unref(struct lk_call *c)
         free(c);
 }
 
-bool lk_call_allowed(const struct lk_call *c, uid_t subject_uid)
-{
-        switch (c->method->policy) {
-        case LK_POLICY_PUBLIC:
-                return true;
-        case LK_POLICY_ROOT_OR_SUBJECT:
-                return c->uid == 0 || c->uid == subject_uid;
-        case LK_POLICY_SAME_UID:
-                return c->uid == subject_uid;
-        }
-        return false;
-}
-
 DBusMessage *lk_call_new_return(struct lk_call *c)
 {
         return dbus_message_new_method_return(c->msg);
@@ -440,56 +430,6 @@ int lk_arg_check(const char *s, size_t max, const char *what, struct lk_error *e
                                     max);
         if (!lk_utf8_valid(s, n))
                 return lk_error_set(e, LK_ERR_INVALID_ARGUMENT, "%s is not valid UTF-8", what);
-        return 0;
-}
-
-int lk_options_parse(DBusMessageIter *array, struct lk_options *ret, struct lk_error *e)
-{
-        struct lk_options o = {0};
-        DBusMessageIter dict;
-
-        if (dbus_message_iter_get_arg_type(array) != DBUS_TYPE_ARRAY)
-                return lk_error_set(e, LK_ERR_INVALID_ARGUMENT, "options must be a{sv}");
-        dbus_message_iter_recurse(array, &dict);
-        for (; dbus_message_iter_get_arg_type(&dict) == DBUS_TYPE_DICT_ENTRY;
-             dbus_message_iter_next(&dict)) {
-                DBusMessageIter entry, variant;
-                const char *key;
-                int type;
-
-                dbus_message_iter_recurse(&dict, &entry);
-                dbus_message_iter_get_basic(&entry, &key);
-                dbus_message_iter_next(&entry);
-                dbus_message_iter_recurse(&entry, &variant);
-                type = dbus_message_iter_get_arg_type(&variant);
-
-                if (streq(key, "session_id")) {
-                        const char *v;
-                        int r;
-                        if (type != DBUS_TYPE_STRING)
-                                return lk_error_set(e, LK_ERR_INVALID_ARGUMENT,
-                                                    "option session_id must be a string (s)");
-                        dbus_message_iter_get_basic(&variant, &v);
-                        r = lk_arg_check(v, LK_ARG_ID_MAX, "option session_id", e);
-                        if (r < 0)
-                                return r;
-                        o.session_id = v;
-                } else if (streq(key, "min_valid")) {
-                        if (type != DBUS_TYPE_UINT32)
-                                return lk_error_set(e, LK_ERR_INVALID_ARGUMENT,
-                                                    "option min_valid must be a uint32 (u)");
-                        dbus_message_iter_get_basic(&variant, &o.min_valid);
-                } else if (streq(key, "end_with_caller")) {
-                        dbus_bool_t v;
-                        if (type != DBUS_TYPE_BOOLEAN)
-                                return lk_error_set(e, LK_ERR_INVALID_ARGUMENT,
-                                                    "option end_with_caller must be a boolean (b)");
-                        dbus_message_iter_get_basic(&variant, &v);
-                        o.end_with_caller = v;
-                }
-                /* Unknown options are ignored (SPEC §4). */
-        }
-        *ret = o;
         return 0;
 }
 
@@ -566,7 +506,7 @@ static int walk_options(struct walk *w, DBusMessageIter *array)
 }
 
 /* Every argument of m (whose signature is method's) against its cap; the body's size. */
-static int check_args(DBusMessage *m, const struct lk_method *method, size_t *ret_size,
+static int check_args(DBusMessage *m, const struct lk_bus_method *method, size_t *ret_size,
                       struct lk_error *e)
 {
         struct walk w = {.e = e};
@@ -593,6 +533,12 @@ static int check_args(DBusMessage *m, const struct lk_method *method, size_t *re
                                 snprintf(what, sizeof(what), "argument %u", n_str + 1);
                         r = walk_value(&w, &it, cap && cap->name ? cap->max : LK_ARG_ID_MAX,
                                        cap && cap->name ? cap->name : what);
+                        if (r == 0 && cap && cap->check) {
+                                const char *str;
+
+                                dbus_message_iter_get_basic(&it, &str);
+                                r = cap->check(str, e);
+                        }
                         n_str++;
                 } else
                         r = walk_value(&w, &it, LK_ARG_ID_MAX, "an argument");
@@ -603,17 +549,63 @@ static int check_args(DBusMessage *m, const struct lk_method *method, size_t *re
         return 0;
 }
 
-/* ---- dispatch ---- */
+/* ---- parking ---- */
 
 static void run_handler(struct lk_call *c)
 {
-        struct lk_error e = {0};
-        int r;
-
-        r = c->method->handler(c->bus->broker, c, &e);
-        if (r < 0)
-                lk_call_reply_error(c, r, &e);
+        c->bus->ops->dispatch(c->bus->userdata, c);
 }
+
+
+int lk_call_park(struct lk_call *c, unsigned need, const char *what, struct lk_error *e)
+{
+        struct lk_bus *bus = c->bus;
+
+        assert(need < LK_BUS_NEEDS);
+        if (bus->parked_per_need[need] >= LK_BUS_PARKED_MAX)
+                return lk_error_set(e, LK_ERR_TOO_MANY_REQUESTS,
+                                    "Too many calls are waiting for %s", what);
+        c->parked_on = need;
+        c->parked_next = NULL;
+        *bus->parked_tail = lk_call_ref(c);
+        bus->parked_tail = &c->parked_next;
+        bus->parked_per_need[need]++;
+        return 0;
+}
+
+void lk_bus_unpark(struct lk_bus *bus, unsigned need, const struct lk_error *err)
+{
+        struct lk_call *ready = NULL, **ready_tail = &ready, **p = &bus->parked;
+
+        /* Taken out first, oldest first: a call dispatched again may park anew. */
+        while (*p) {
+                struct lk_call *c = *p;
+
+                if (c->parked_on != need) {
+                        p = &c->parked_next;
+                        continue;
+                }
+                *p = c->parked_next;
+                c->parked_next = NULL;
+                *ready_tail = c;
+                ready_tail = &c->parked_next;
+        }
+        bus->parked_tail = p;
+        bus->parked_per_need[need] = 0;
+        while (ready) {
+                struct lk_call *c = ready;
+
+                ready = c->parked_next;
+                if (err && err->code) {
+                        struct lk_error x = *err;
+                        lk_call_reply_error(c, -err->code, &x);
+                } else
+                        run_handler(c);
+                lk_call_unref(c);
+        }
+}
+
+/* ---- dispatch ---- */
 
 /* The caller's uid is known: its share, then its handler. */
 static void run_with_uid(struct lk_call *c, uid_t uid)
@@ -655,14 +647,23 @@ static void on_uid_reply(DBusPendingCall *pending, void *userdata)
         dbus_pending_call_unref(pending);
         if (!reply || dbus_set_error_from_message(&err, reply) ||
             !dbus_message_get_args(reply, &err, DBUS_TYPE_UINT32, &uid, DBUS_TYPE_INVALID)) {
-                log_warning("Cannot tell who sent %u call(s) (%s), refusing them", l->n,
-                            err.message ?: "no reply");
+                /* The bus's own words, escaped: they may quote the sender's name. */
+                char why[LK_ERROR_MESSAGE_MAX];
+
+                if (!reply)
+                        snprintf(why, sizeof(why), "the bus did not answer");
+                else
+                        snprintf(why, sizeof(why), "the bus answered %s: %s",
+                                 LK_ESCAPED(err.name), LK_ESCAPED(err.message));
+                log_warning("Cannot tell who sent %u call(s): %s; refusing them", l->n, why);
                 dbus_error_free(&err);
                 for (unsigned i = 0; i < l->n; i++)
                         lk_call_reply(l->calls[i],
-                                      dbus_message_new_error(l->calls[i]->msg,
-                                                             DBUS_ERROR_ACCESS_DENIED,
-                                                             "Cannot identify the caller"));
+                                      dbus_message_new_error_printf(l->calls[i]->msg,
+                                                                    DBUS_ERROR_ACCESS_DENIED,
+                                                                    "Cannot identify the caller: "
+                                                                    "%s",
+                                                                    why));
         } else {
                 uid_cache_put(bus, l->sender, uid);
                 for (unsigned i = 0; i < l->n; i++)
@@ -698,22 +699,32 @@ static int wait_for_uid(struct lk_call *c, const char *sender, struct lk_error *
                                             "The broker is busy, try again");
                 l = calloc(1, sizeof(*l) + strlen(sender) + 1);
                 if (!l)
-                        return -LK_ERR_NOMEM;
+                        return lk_error_set(e, LK_ERR_NOMEM,
+                                            "Out of memory waiting to identify the caller");
                 l->bus = bus;
                 memcpy(l->sender, sender, strlen(sender) + 1);
                 m = dbus_message_new_method_call(DBUS_SERVICE_DBUS, DBUS_PATH_DBUS,
                                                  DBUS_INTERFACE_DBUS, "GetConnectionUnixUser");
                 if (!m ||
                     !dbus_message_append_args(m, DBUS_TYPE_STRING, &sender, DBUS_TYPE_INVALID) ||
-                    !dbus_connection_send_with_reply(bus->conn, m, &pending, 25000) || !pending) {
+                    !dbus_connection_send_with_reply(bus->conn, m, &pending, 25000)) {
                         free(l);
-                        return -LK_ERR_NOMEM;
+                        return lk_error_set(e, LK_ERR_NOMEM,
+                                            "Out of memory asking the bus who the caller is");
+                }
+                if (!pending) {
+                        free(l);
+                        return lk_error_set(e, LK_ERR_IO,
+                                            "Cannot ask the bus who the caller is: the broker's "
+                                            "connection to the bus is closed");
                 }
                 if (!dbus_pending_call_set_notify(pending, on_uid_reply, l, NULL)) {
                         dbus_pending_call_cancel(pending);
                         dbus_pending_call_unref(pending);
                         free(l);
-                        return -LK_ERR_NOMEM;
+                        return lk_error_set(e, LK_ERR_NOMEM,
+                                            "Out of memory waiting for the bus to identify the "
+                                            "caller");
                 }
                 l->pending = pending;
                 l->next = bus->lookups;
@@ -721,31 +732,19 @@ static int wait_for_uid(struct lk_call *c, const char *sender, struct lk_error *
                 bus->n_lookups++;
         }
         calls = realloc(l->calls, (l->n + 1) * sizeof(*calls));
-        if (!calls)
-                return -LK_ERR_NOMEM; /* an empty lookup is answered and freed all the same */
+        if (!calls) /* an empty lookup is answered and freed all the same */
+                return lk_error_set(e, LK_ERR_NOMEM,
+                                    "Out of memory waiting for the bus to identify the caller");
         l->calls = calls;
         l->calls[l->n++] = lk_call_ref(c);
         l->bytes += c->size;
         return 0;
 }
 
-static const struct lk_method *find_method(struct lk_bus *bus, DBusMessage *m)
-{
-        const char *iface = dbus_message_get_interface(m);
-        const char *member = dbus_message_get_member(m);
-
-        if (!member)
-                return NULL;
-        for (const struct lk_method *x = bus->methods; x->name; x++)
-                if (streq(x->name, member) && (!iface || streq(x->interface, iface)))
-                        return x;
-        return NULL;
-}
-
 static DBusHandlerResult on_message(DBusConnection *conn, DBusMessage *m, void *userdata)
 {
         struct lk_bus *bus = userdata;
-        const struct lk_method *method;
+        const struct lk_bus_method *method;
         _cleanup_(lk_call_unrefp) struct lk_call *c = NULL;
         const char *sender = dbus_message_get_sender(m);
         struct lk_error e = {0};
@@ -755,10 +754,13 @@ static DBusHandlerResult on_message(DBusConnection *conn, DBusMessage *m, void *
 
         if (dbus_message_get_type(m) != DBUS_MESSAGE_TYPE_METHOD_CALL)
                 return DBUS_HANDLER_RESULT_NOT_YET_HANDLED;
-        method = find_method(bus, m);
+        if (!dbus_message_get_member(m))
+                return DBUS_HANDLER_RESULT_NOT_YET_HANDLED;
+        method = bus->ops->find(dbus_message_get_interface(m), dbus_message_get_member(m));
         if (!method)
                 return DBUS_HANDLER_RESULT_NOT_YET_HANDLED; /* libdbus answers UnknownMethod */
-        broker_touch(bus->broker);
+        if (bus->ops->arrived)
+                bus->ops->arrived(bus->userdata);
 
         /* Refused at once, before anything waits on them: libdbus frees m on return. */
         if (!dbus_message_has_signature(m, method->in_signature)) {
@@ -790,7 +792,7 @@ static DBusHandlerResult on_message(DBusConnection *conn, DBusMessage *m, void *
                 return DBUS_HANDLER_RESULT_HANDLED;
         }
 
-        if (method->policy == LK_POLICY_PUBLIC)
+        if (method->anyone)
                 run_handler(c);
         else if (sender && uid_cache_get(bus, sender, &uid))
                 run_with_uid(c, uid);
@@ -799,9 +801,7 @@ static DBusHandlerResult on_message(DBusConnection *conn, DBusMessage *m, void *
                                                         "Cannot identify the caller"));
         else {
                 r = wait_for_uid(c, sender, &e);
-                if (r == -LK_ERR_NOMEM)
-                        lk_call_reply(c, NULL);
-                else if (r < 0)
+                if (r < 0)
                         lk_call_reply_error(c, r, &e);
         }
         return DBUS_HANDLER_RESULT_HANDLED;
@@ -825,148 +825,18 @@ static DBusHandlerResult on_filter(DBusConnection *conn, DBusMessage *m, void *u
                                           DBUS_TYPE_INVALID) &&
                     name[0] == ':' && isempty(new_owner)) {
                         uid_cache_drop(bus, name);
-                        broker_caller_left(bus->broker, name);
+                        if (bus->ops->caller_left)
+                                bus->ops->caller_left(bus->userdata, name);
                 }
         }
         return DBUS_HANDLER_RESULT_NOT_YET_HANDLED;
 }
 
-/* ---- Introspectable and Properties ---- */
-
-#define STD_INTERFACES                                                                             \
-        "  <interface name=\"org.freedesktop.DBus.Introspectable\">\n"                             \
-        "    <method name=\"Introspect\"><arg name=\"xml_data\" type=\"s\" "                       \
-        "direction=\"out\"/></method>\n"                                                           \
-        "  </interface>\n"                                                                         \
-        "  <interface name=\"org.freedesktop.DBus.Peer\">\n"                                       \
-        "    <method name=\"Ping\"/>\n"                                                            \
-        "    <method name=\"GetMachineId\"><arg name=\"machine_uuid\" type=\"s\" "                 \
-        "direction=\"out\"/></method>\n"                                                           \
-        "  </interface>\n"                                                                         \
-        "  <interface name=\"org.freedesktop.DBus.Properties\">\n"                                 \
-        "    <method name=\"Get\"><arg name=\"interface_name\" type=\"s\" "                        \
-        "direction=\"in\"/><arg name=\"property_name\" type=\"s\" direction=\"in\"/>"              \
-        "<arg name=\"value\" type=\"v\" direction=\"out\"/></method>\n"                            \
-        "    <method name=\"GetAll\"><arg name=\"interface_name\" type=\"s\" "                     \
-        "direction=\"in\"/><arg name=\"props\" type=\"a{sv}\" direction=\"out\"/>"                 \
-        "</method>\n"                                                                              \
-        "    <method name=\"Set\"><arg name=\"interface_name\" type=\"s\" "                        \
-        "direction=\"in\"/><arg name=\"property_name\" type=\"s\" direction=\"in\"/>"              \
-        "<arg name=\"value\" type=\"v\" direction=\"in\"/></method>\n"                             \
-        "    <signal name=\"PropertiesChanged\"><arg name=\"interface_name\" type=\"s\"/>"         \
-        "<arg name=\"changed_properties\" type=\"a{sv}\"/><arg "                                   \
-        "name=\"invalidated_properties\" type=\"as\"/></signal>\n"                                 \
-        "  </interface>\n"
-
-int lk_bus_method_introspect(struct broker *b, struct lk_call *call, struct lk_error *e)
-{
-        const char *start = strstr(lk_interface_xml, "<interface");
-        const char *end = strstr(lk_interface_xml, "</node>");
-        _cleanup_free_ char *xml = NULL;
-        DBusMessage *reply;
-
-        if (!start || !end || end < start)
-                return lk_error_set(e, LK_ERR_IO, "The embedded interface description is broken");
-        if (asprintf(&xml, "%s<node>\n%s  %.*s</node>\n", DBUS_INTROSPECT_1_0_XML_DOCTYPE_DECL_NODE,
-                     STD_INTERFACES, (int)(end - start), start) < 0)
-                return -LK_ERR_NOMEM;
-        reply = lk_call_new_return(call);
-        if (reply && !dbus_message_append_args(reply, DBUS_TYPE_STRING, &xml, DBUS_TYPE_INVALID)) {
-                dbus_message_unref(reply);
-                reply = NULL;
-        }
-        lk_call_reply(call, reply);
-        return 0;
-}
-
-static bool append_version(DBusMessageIter *it)
-{
-        DBusMessageIter v;
-        const char *version = LATCHKEY_VERSION;
-
-        return dbus_message_iter_open_container(it, DBUS_TYPE_VARIANT, "s", &v) &&
-               dbus_message_iter_append_basic(&v, DBUS_TYPE_STRING, &version) &&
-               dbus_message_iter_close_container(it, &v);
-}
-
-int lk_bus_method_get_property(struct broker *b, struct lk_call *call, struct lk_error *e)
-{
-        const char *iface, *name;
-        DBusMessageIter it;
-        DBusMessage *reply;
-
-        if (!dbus_message_get_args(call->msg, NULL, DBUS_TYPE_STRING, &iface, DBUS_TYPE_STRING,
-                                   &name, DBUS_TYPE_INVALID))
-                return lk_error_set(e, LK_ERR_INVALID_ARGUMENT, "Bad arguments");
-        if ((!isempty(iface) && !streq(iface, LK_BUS_INTERFACE)) || !streq(name, "Version")) {
-                lk_call_reply(call,
-                              dbus_message_new_error_printf(call->msg, DBUS_ERROR_UNKNOWN_PROPERTY,
-                                                            "No property %s.%s", iface, name));
-                return 0;
-        }
-        reply = lk_call_new_return(call);
-        if (reply) {
-                dbus_message_iter_init_append(reply, &it);
-                if (!append_version(&it)) {
-                        dbus_message_unref(reply);
-                        reply = NULL;
-                }
-        }
-        lk_call_reply(call, reply);
-        return 0;
-}
-
-int lk_bus_method_get_all_properties(struct broker *b, struct lk_call *call, struct lk_error *e)
-{
-        const char *iface, *key = "Version";
-        DBusMessageIter it, dict, entry;
-        DBusMessage *reply;
-        bool ok;
-
-        if (!dbus_message_get_args(call->msg, NULL, DBUS_TYPE_STRING, &iface, DBUS_TYPE_INVALID))
-                return lk_error_set(e, LK_ERR_INVALID_ARGUMENT, "Bad arguments");
-        reply = lk_call_new_return(call);
-        if (!reply)
-                return -LK_ERR_NOMEM;
-        dbus_message_iter_init_append(reply, &it);
-        ok = dbus_message_iter_open_container(&it, DBUS_TYPE_ARRAY, "{sv}", &dict);
-        if (ok && (isempty(iface) || streq(iface, LK_BUS_INTERFACE)))
-                ok = dbus_message_iter_open_container(&dict, DBUS_TYPE_DICT_ENTRY, NULL, &entry) &&
-                     dbus_message_iter_append_basic(&entry, DBUS_TYPE_STRING, &key) &&
-                     append_version(&entry) && dbus_message_iter_close_container(&dict, &entry);
-        ok = ok && dbus_message_iter_close_container(&it, &dict);
-        if (!ok) {
-                dbus_message_unref(reply);
-                return -LK_ERR_NOMEM;
-        }
-        lk_call_reply(call, reply);
-        return 0;
-}
-
-int lk_bus_method_set_property(struct broker *b, struct lk_call *call, struct lk_error *e)
-{
-        lk_call_reply(call, dbus_message_new_error(call->msg, DBUS_ERROR_PROPERTY_READ_ONLY,
-                                                   "The properties of the broker are read-only"));
-        return 0;
-}
-
 /* ---- the connection ---- */
 
-int lk_bus_emit_session_changed(struct lk_bus *bus, const char *session_id, const char *event)
+int lk_bus_send(struct lk_bus *bus, DBusMessage *m)
 {
-        DBusMessage *m;
-        bool ok;
-
-        if (!bus)
-                return 0;
-        m = dbus_message_new_signal(LK_BUS_PATH, LK_BUS_INTERFACE, "SessionChanged");
-        if (!m)
-                return -LK_ERR_NOMEM;
-        ok = dbus_message_append_args(m, DBUS_TYPE_STRING, &session_id, DBUS_TYPE_STRING, &event,
-                                      DBUS_TYPE_INVALID) &&
-             dbus_connection_send(bus->conn, m, NULL);
-        dbus_message_unref(m);
-        return ok ? 0 : -LK_ERR_NOMEM;
+        return dbus_connection_send(bus->conn, m, NULL) ? 0 : -LK_ERR_NOMEM;
 }
 
 unsigned lk_bus_busy(const struct lk_bus *bus)
@@ -974,7 +844,7 @@ unsigned lk_bus_busy(const struct lk_bus *bus)
         return bus->calls;
 }
 
-int lk_bus_new(struct lk_loop *loop, struct broker *b, const struct lk_method *methods,
+int lk_bus_new(struct lk_loop *loop, const struct lk_bus_ops *ops, void *userdata,
                struct lk_bus **ret, struct lk_error *e)
 {
         static const DBusObjectPathVTable vtable = {.message_function = on_message};
@@ -985,7 +855,8 @@ int lk_bus_new(struct lk_loop *loop, struct broker *b, const struct lk_method *m
         bus = calloc(1, sizeof(*bus));
         if (!bus)
                 return -LK_ERR_NOMEM;
-        *bus = (struct lk_bus){.loop = loop, .broker = b, .methods = methods};
+        *bus = (struct lk_bus){.loop = loop, .ops = ops, .userdata = userdata};
+        bus->parked_tail = &bus->parked;
 
         bus->conn = dbus_bus_get_private(DBUS_BUS_SYSTEM, &err);
         if (!bus->conn) {
@@ -1042,6 +913,13 @@ void lk_bus_free(struct lk_bus *bus)
 {
         if (!bus)
                 return;
+        /* Parked calls: answered while the connection is still there. */
+        while (bus->parked) {
+                struct lk_call *c = bus->parked;
+
+                bus->parked = c->parked_next;
+                lk_call_unref(c);
+        }
         /* Calls still waiting for their caller's uid: answered, their questions dropped. */
         while (bus->lookups) {
                 struct lookup *l = bus->lookups;

@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The broker on the system bus: the connection driven by the event loop, the
- * name, the object and its one method table. Every method call is looked up
- * in the table, its signature checked, its caller identified by the bus
- * (GetConnectionUnixUser, asked asynchronously so the loop never waits), and
- * only then handed to its handler.
+ * name and the object, knowing nothing of the broker behind it (struct lk_bus_ops).
+ * Every method call is looked up through ops->find, its size, signature and argument
+ * caps checked, its caller identified by the bus (GetConnectionUnixUser, asked
+ * asynchronously so the loop never waits, then cached), and only then handed to
+ * ops->dispatch; calls that must wait for something are parked here, in one queue.
  */
 #pragma once
 
@@ -26,38 +27,35 @@
  */
 #define LK_ARG_BODY_MAX (64 * 1024)
 
-/* Who may call a method; lk_call_allowed() is the one place that applies it. */
-enum lk_policy {
-        LK_POLICY_PUBLIC,          /* anyone; no caller lookup (Introspect, Properties) */
-        LK_POLICY_ROOT_OR_SUBJECT, /* root, or the uid the object belongs to */
-        LK_POLICY_SAME_UID,        /* only the uid the object belongs to, root included */
-};
-
-struct broker;
 struct lk_call;
 
-/*
- * Returns 0 when it has replied, LK_CALL_LATER when it kept a reference to
- * call (lk_call_ref) and will reply later, or a negative LK_ERR_* with e set:
- * the bus then replies with the matching error.
- */
-#define LK_CALL_LATER 1
-typedef int (*lk_method_fn)(struct broker *b, struct lk_call *call, struct lk_error *e);
-
-/* A string argument's name (for error messages) and cap. */
+/* A string argument's name (for error messages), cap, and a check of its form (may be NULL). */
 struct lk_arg_cap {
         const char *name;
         size_t max;
+        int (*check)(const char *s, struct lk_error *e);
 };
 
-struct lk_method {
+/* What the bus checks of a method before its owner sees a call (the owner's table embeds it). */
+struct lk_bus_method {
         const char *interface;
         const char *name;
         const char *in_signature;
-        enum lk_policy policy;
-        lk_method_fn handler;
+        bool anyone; /* no caller lookup: Introspect, Properties */
         /* The top-level string arguments, in order; those not named: LK_ARG_ID_MAX. */
         struct lk_arg_cap args[2];
+};
+
+/* What the bus asks of its owner. */
+struct lk_bus_ops {
+        /* The method iface.member (iface may be NULL), or NULL: libdbus answers UnknownMethod. */
+        const struct lk_bus_method *(*find)(const char *iface, const char *member);
+        /* A call of a known method arrived (before any check): the idle clock. */
+        void (*arrived)(void *userdata);
+        /* A call passed size, signature and caps, its caller's uid known (unless anyone). */
+        void (*dispatch)(void *userdata, struct lk_call *call);
+        /* That unique name (":1.42") has left the bus. */
+        void (*caller_left)(void *userdata, const char *name);
 };
 
 struct lk_call {
@@ -67,9 +65,15 @@ struct lk_call {
         DBusMessage *msg;
         size_t size;
         uid_t uid; /* the caller, from the bus */
-        const struct lk_method *method;
+        const struct lk_bus_method *method;
         bool replied;
         bool counted; /* in its uid's share of calls (bus.c) */
+        /* The owner's, kept while the call is parked: how far its dispatch got, and the uid of
+         * the object it resolved. */
+        unsigned step;
+        uid_t subject_uid;
+        unsigned parked_on;           /* while parked: the need it waits for */
+        struct lk_call *parked_next; /* and the next call in the queue */
 };
 
 struct lk_bus;
@@ -77,9 +81,9 @@ struct lk_bus;
 /*
  * Connects to the system bus (DBUS_SYSTEM_BUS_ADDRESS honoured), hooks the
  * connection into the loop, registers the object and takes the name; fails
- * when someone else has it. methods ends with a {0} row.
+ * when someone else has it.
  */
-int lk_bus_new(struct lk_loop *loop, struct broker *b, const struct lk_method *methods,
+int lk_bus_new(struct lk_loop *loop, const struct lk_bus_ops *ops, void *userdata,
                struct lk_bus **ret, struct lk_error *e);
 void lk_bus_free(struct lk_bus *bus);
 /* Gives the name up, so that the next call activates a new broker. */
@@ -87,7 +91,8 @@ void lk_bus_release_name(struct lk_bus *bus);
 /* Calls waiting for their caller's uid, and calls not yet answered. */
 unsigned lk_bus_busy(const struct lk_bus *bus);
 
-int lk_bus_emit_session_changed(struct lk_bus *bus, const char *session_id, const char *event);
+/* Sends m (a signal), keeping no reference: 0, or -LK_ERR_NOMEM. */
+int lk_bus_send(struct lk_bus *bus, DBusMessage *m);
 
 struct lk_call *lk_call_ref(struct lk_call *c);
 void lk_call_unref(struct lk_call *c);
@@ -95,9 +100,6 @@ static inline void lk_call_unrefp(struct lk_call **c)
 {
         lk_call_unref(*c);
 }
-
-/* true when the method's policy lets this caller act on an object of subject_uid. */
-bool lk_call_allowed(const struct lk_call *c, uid_t subject_uid);
 
 /* A method return to fill with dbus_message_append_args(); NULL on OOM. */
 DBusMessage *lk_call_new_return(struct lk_call *c);
@@ -112,16 +114,15 @@ void lk_call_reply_error(struct lk_call *c, int r, const struct lk_error *e);
  */
 int lk_arg_check(const char *s, size_t max, const char *what, struct lk_error *e);
 
-/* The standard interfaces, for rows of the method table. */
-int lk_bus_method_introspect(struct broker *b, struct lk_call *call, struct lk_error *e);
-int lk_bus_method_get_property(struct broker *b, struct lk_call *call, struct lk_error *e);
-int lk_bus_method_get_all_properties(struct broker *b, struct lk_call *call, struct lk_error *e);
-int lk_bus_method_set_property(struct broker *b, struct lk_call *call, struct lk_error *e);
 
-/* Options a{sv} of GetToken and friends; unknown keys are ignored. */
-struct lk_options {
-        const char *session_id; /* NULL when absent; points into the message */
-        uint32_t min_valid;
-        bool end_with_caller;   /* BeginLogin: the login ends when the caller leaves the bus */
-};
-int lk_options_parse(DBusMessageIter *array, struct lk_options *ret, struct lk_error *e);
+/*
+ * Parking: a call that needs what is not there yet (need: a number below LK_BUS_NEEDS that the
+ * owner gives its meaning) waits in the bus's one queue, at most LK_BUS_PARKED_MAX calls per
+ * need (what names it in the refusal), until lk_bus_unpark(need): then, without err, the owner's
+ * dispatch sees the call again, with what it stored in the call (step, subject_uid) intact, and
+ * goes on from there; with err, the call is answered with it.
+ */
+#define LK_BUS_NEEDS 4
+#define LK_BUS_PARKED_MAX 4096
+int lk_call_park(struct lk_call *c, unsigned need, const char *what, struct lk_error *e);
+void lk_bus_unpark(struct lk_bus *bus, unsigned need, const struct lk_error *err);

@@ -64,6 +64,13 @@ int64_t lk_now_ms(void)
         return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+int64_t lk_now_wall(void)
+{
+        return (int64_t)time(NULL);
+}
+
+const struct lk_clock lk_clock_system = {.mono_ms = lk_now_ms, .wall_s = lk_now_wall};
+
 int lk_loop_new(struct lk_loop **ret)
 {
         struct lk_loop *l;

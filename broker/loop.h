@@ -25,6 +25,15 @@ void lk_loop_free(struct lk_loop *l);
 
 /* Milliseconds on CLOCK_MONOTONIC. */
 int64_t lk_now_ms(void);
+/* Realtime seconds, for token lifetimes and opened_at. */
+int64_t lk_now_wall(void);
+
+/* The clocks the broker's objects read (login.c, session.c): lk_clock_system, or a test's. */
+struct lk_clock {
+        int64_t (*mono_ms)(void); /* deadlines: login expiry */
+        int64_t (*wall_s)(void);  /* token lifetimes, opened_at, the refresh floor */
+};
+extern const struct lk_clock lk_clock_system;
 
 /* events 0 means "registered but not watched for now". Returns NULL on OOM. */
 struct lk_io *lk_io_new(struct lk_loop *l, int fd, short events, lk_io_fn fn, void *userdata);

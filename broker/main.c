@@ -17,7 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "broker/daemon.h"
+#include "broker/manager.h"
 #include "oidc/config.h"
 #include "oidc/log.h"
 

@@ -7,6 +7,7 @@
  */
 #include <dbus/dbus.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -139,11 +140,43 @@ static void test_username_bidi(void **state)
         assert_int_equal(lkh_idp_reset(h), 0);
 }
 
+/*
+ * The bus's own words on their way in (issue 18): a caller gone before the broker asks the
+ * bus who it is. The broker is stopped while the call reaches the bus, so that it asks only
+ * once the caller has left; the log then names the bus's error and its message, escaped,
+ * not "out of memory" or nothing.
+ */
+static void test_unidentified_caller(void **state)
+{
+        struct lkh *h = *state;
+        _cleanup_free_ char *text = NULL;
+        DBusConnection *gone;
+        DBusMessage *m;
+
+        assert_int_equal(kill(h->broker_pid, SIGSTOP), 0);
+        gone = bc_open(h->bus_address);
+        assert_non_null(gone);
+        m = bc_new("ListSessions");
+        assert_non_null(m);
+        assert_true(dbus_connection_send(gone, m, NULL));
+        dbus_message_unref(m);
+        dbus_connection_flush(gone);
+        bc_close(gone);
+        assert_int_equal(kill(h->broker_pid, SIGCONT), 0);
+
+        text = log_with("Cannot tell who sent 1 call(s): the bus answered "
+                        "org.freedesktop.DBus.Error.NameHasNoOwner: ");
+        /* And the broker goes on. */
+        lk_strv_free(bc_list_sessions(bus));
+        assert_int_equal(kill(h->broker_pid, 0), 0);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_sub_newline),
                 cmocka_unit_test(test_username_bidi),
+                cmocka_unit_test(test_unidentified_caller),
         };
 
         return cmocka_run_group_tests(tests, setup, teardown);

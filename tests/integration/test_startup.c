@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * latchkeyd's start with many sessions on disk (broker/store.c, lazy loading): the broker
+ * latchkeyd's start with many sessions on disk (broker/session_store.c, lazy loading): the broker
  * takes its bus name at once and reads the session files in slices; a call naming a session
  * reads that file on demand, ListSessions and GetToken without session_id wait for the end.
  *

@@ -17,14 +17,13 @@
 #include <cmocka.h>
 
 #include "base/utf8.h"
-#include "broker/broker.h"
 #include "broker/budget.h"
 #include "broker/bus.h"
 #include "broker/dbus_errors.h"
-#include "broker/logins.h"
+#include "broker/login.h"
 #include "broker/loop.h"
-#include "broker/sessions.h"
-#include "broker/store.h"
+#include "broker/session.h"
+#include "broker/session_store.h"
 
 static void test_session_ids(void **state)
 {
@@ -149,8 +148,12 @@ static void test_arg_check(void **state)
 
 struct store_fixture {
         char dir[64];
-        struct broker b;
+        char sessions_dir[80];
+        struct lk_session_store *store;
+        struct lk_sessions ss;
 };
+
+#define BOOT_ID "11111111-2222-3333-4444-555555555555"
 
 static int store_setup(void **state)
 {
@@ -161,10 +164,8 @@ static int store_setup(void **state)
         snprintf(f->dir, sizeof(f->dir), "/tmp/latchkey-store-XXXXXX");
         if (!mkdtemp(f->dir))
                 return -1;
-        f->b.state_dir = f->dir;
-        if (asprintf(&f->b.sessions_dir, "%s/sessions", f->dir) < 0)
-                return -1;
-        snprintf(f->b.boot_id, sizeof(f->b.boot_id), "11111111-2222-3333-4444-555555555555");
+        snprintf(f->sessions_dir, sizeof(f->sessions_dir), "%s/sessions", f->dir);
+        f->ss = (struct lk_sessions){.clock = &lk_clock_system};
         *state = f;
         return 0;
 }
@@ -177,19 +178,18 @@ static int remove_entry(const char *path, const struct stat *st, int flag, struc
 static int store_teardown(void **state)
 {
         struct store_fixture *f = *state;
-        lk_sessions_free_all(&f->b);
+        lk_sessions_free_all(&f->ss);
+        lk_store_free(f->store);
         if (nftw(f->dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS) < 0)
                 fprintf(stderr, "cannot remove %s\n", f->dir);
-        free(f->b.sessions_dir);
         free(f);
         return 0;
 }
 
-static struct lk_session *make_session(const char *id)
+static struct lk_session_record make_record(const char *id)
 {
-        struct lk_session *s = calloc(1, sizeof(*s));
+        struct lk_session_record r = {0}, *s = &r;
 
-        assert_non_null(s);
         s->id = strdup(id);
         s->user = strdup("alice");
         s->uid = 1000;
@@ -200,7 +200,7 @@ static struct lk_session *make_session(const char *id)
         s->tokens.token_type = strdup("Bearer");
         s->tokens.expires_at = 1700003600;
         s->claims = json_pack("{s:s, s:s}", "sub", "u1", "preferred_username", "alice");
-        return s;
+        return r;
 }
 
 static void write_text(const char *path, const char *text)
@@ -215,29 +215,29 @@ static void write_text(const char *path, const char *text)
 static void test_store_round_trip(void **state)
 {
         struct store_fixture *f = *state;
-        struct lk_session *s = make_session("c7"), *l;
+        struct lk_session_record s = make_record("c7");
+        struct lk_session *l;
         struct lk_error e = {0};
-        struct broker b2 = f->b;
         char path[256];
         struct stat st;
 
-        assert_int_equal(lk_store_init(&f->b, &e), 0);
-        assert_int_equal(lk_store_save(&f->b, s, &e), 0);
-        snprintf(path, sizeof(path), "%s/c7.json", f->b.sessions_dir);
+        assert_int_equal(lk_store_new(f->dir, BOOT_ID, &f->store, &e), 0);
+        assert_int_equal(lk_store_save(f->store, &s, &e), 0);
+        snprintf(path, sizeof(path), "%s/c7.json", f->sessions_dir);
         assert_int_equal(stat(path, &st), 0);
         assert_int_equal(st.st_mode & 0777, 0600);
 
         /* A corrupt file, a file of another boot, a stray name. */
-        snprintf(path, sizeof(path), "%s/broken.json", f->b.sessions_dir);
+        snprintf(path, sizeof(path), "%s/broken.json", f->sessions_dir);
         write_text(path, "{\"version\":1,");
-        snprintf(path, sizeof(path), "%s/old.json", f->b.sessions_dir);
+        snprintf(path, sizeof(path), "%s/old.json", f->sessions_dir);
         write_text(path, "{\"version\":1,\"session_id\":\"old\",\"boot_id\":\"other\"}");
-        snprintf(path, sizeof(path), "%s/a b.json", f->b.sessions_dir);
+        snprintf(path, sizeof(path), "%s/a b.json", f->sessions_dir);
         write_text(path, "{}");
 
-        b2.sessions = NULL;
-        assert_int_equal(lk_store_load_all(&b2, &e), 0);
-        l = lk_session_find(&b2, "c7");
+        f->ss.store = f->store;
+        assert_int_equal(lk_sessions_load_all(&f->ss, &e), 0);
+        l = lk_session_find(&f->ss, "c7");
         assert_non_null(l);
         assert_null(l->next); /* nothing else loaded */
         assert_string_equal(l->user, "alice");
@@ -250,18 +250,17 @@ static void test_store_round_trip(void **state)
         assert_false(l->expired);
         assert_string_equal(json_string_value(json_object_get(l->claims, "sub")), "u1");
 
-        snprintf(path, sizeof(path), "%s/broken.json.corrupt", f->b.sessions_dir);
+        snprintf(path, sizeof(path), "%s/broken.json.corrupt", f->sessions_dir);
         assert_int_equal(access(path, F_OK), 0);
-        snprintf(path, sizeof(path), "%s/old.json", f->b.sessions_dir);
+        snprintf(path, sizeof(path), "%s/old.json", f->sessions_dir);
         assert_int_not_equal(access(path, F_OK), 0);
-        snprintf(path, sizeof(path), "%s/a b.json.corrupt", f->b.sessions_dir);
+        snprintf(path, sizeof(path), "%s/a b.json.corrupt", f->sessions_dir);
         assert_int_equal(access(path, F_OK), 0);
 
-        lk_store_remove(&f->b, "c7");
-        snprintf(path, sizeof(path), "%s/c7.json", f->b.sessions_dir);
+        lk_store_remove(f->store, "c7");
+        snprintf(path, sizeof(path), "%s/c7.json", f->sessions_dir);
         assert_int_not_equal(access(path, F_OK), 0);
-        lk_sessions_free_all(&b2);
-        lk_session_free(s);
+        lk_session_record_clear(&s);
 }
 
 static void test_store_dir_checks(void **state)
@@ -270,9 +269,12 @@ static void test_store_dir_checks(void **state)
         struct lk_error e = {0};
 
         /* Made when missing, 0700. */
-        assert_int_equal(lk_store_init(&f->b, &e), 0);
+        assert_int_equal(lk_store_new(f->dir, BOOT_ID, &f->store, &e), 0);
+        assert_int_equal(access(f->sessions_dir, F_OK), 0);
+        lk_store_free(TAKE_PTR(f->store));
         assert_int_equal(chmod(f->dir, 0755), 0);
-        assert_int_equal(lk_store_init(&f->b, &e), -LK_ERR_IO);
+        assert_int_equal(lk_store_new(f->dir, BOOT_ID, &f->store, &e), -LK_ERR_IO);
+        assert_null(f->store);
         assert_non_null(strstr(e.message, "0700"));
         assert_int_equal(chmod(f->dir, 0700), 0);
 }
@@ -337,38 +339,38 @@ static void test_loop(void **state)
         close(fds[1]);
 }
 
-/* ---- the login caps (broker.h), on logins made up in place ---- */
+/* ---- the login caps (login.h), on logins made up in place ---- */
 
-static struct lk_login *fake_login(struct broker *b, uid_t owner, uid_t user,
+static struct lk_login *fake_login(struct lk_logins *b, uid_t owner, uid_t user,
                                    enum lk_login_state state, const char *caller)
 {
         static unsigned n;
         struct lk_login *l = calloc(1, sizeof(*l));
 
         assert_non_null(l);
-        *l = (struct lk_login){.broker = b, .owner_uid = owner, .user_uid = user, .state = state,
+        *l = (struct lk_login){.owner = b, .owner_uid = owner, .user_uid = user, .state = state,
                                .expires_ms = lk_now_ms() + 600 * 1000};
         assert_true(asprintf(&l->id, "fake-%u", n++) > 0);
         l->user = strdup("someone");
         l->caller = caller ? strdup(caller) : NULL;
-        l->next = b->logins;
-        b->logins = l;
-        b->n_logins++;
+        l->next = b->list;
+        b->list = l;
+        b->n++;
         return l;
 }
 
-static unsigned count_state(struct broker *b, enum lk_login_state state)
+static unsigned count_state(struct lk_logins *b, enum lk_login_state state)
 {
         unsigned n = 0;
 
-        for (struct lk_login *l = b->logins; l; l = l->next)
+        for (struct lk_login *l = b->list; l; l = l->next)
                 n += l->state == state;
         return n;
 }
 
 static void test_login_caps_pending(void **state)
 {
-        struct broker b = {0};
+        struct lk_logins b = {.clock = &lk_clock_system};
         struct lk_error e = {0};
         struct lk_login *first = NULL;
 
@@ -405,7 +407,7 @@ static void test_login_caps_pending(void **state)
 
 static void test_login_caps_done(void **state)
 {
-        struct broker b = {0};
+        struct lk_logins b = {.clock = &lk_clock_system};
         struct lk_login *oldest7 = NULL, *l;
 
         /* Per user: the 17th completed login of uid 7 pushes its oldest out, no one else's. */
@@ -439,7 +441,7 @@ static void test_login_caps_done(void **state)
 
 static void test_login_tombstones_bounded(void **state)
 {
-        struct broker b = {0};
+        struct lk_logins b = {.clock = &lk_clock_system};
         struct lk_login *newest = NULL;
 
         for (int i = 0; i < LK_LOGINS_ENDED_MAX + 100; i++)
@@ -447,15 +449,15 @@ static void test_login_tombstones_bounded(void **state)
         fake_login(&b, 0, 1, LK_LOGIN_PENDING, NULL);
         lk_logins_bound_ended(&b);
         assert_int_equal(count_state(&b, LK_LOGIN_EXPIRED), LK_LOGINS_ENDED_MAX);
-        assert_int_equal(b.n_logins, LK_LOGINS_ENDED_MAX + 1);
-        assert_ptr_equal(b.logins->next, newest); /* the newest are kept */
+        assert_int_equal(b.n, LK_LOGINS_ENDED_MAX + 1);
+        assert_ptr_equal(b.list->next, newest); /* the newest are kept */
         assert_int_equal(count_state(&b, LK_LOGIN_PENDING), 1);
         lk_logins_free_all(&b);
 }
 
 static void test_login_caller_left(void **state)
 {
-        struct broker b = {0};
+        struct lk_logins b = {.clock = &lk_clock_system};
         struct lk_login *pending = fake_login(&b, 0, 1, LK_LOGIN_PENDING, ":1.5");
         struct lk_login *done = fake_login(&b, 0, 1, LK_LOGIN_DONE, ":1.5");
         struct lk_login *exchanging = fake_login(&b, 0, 1, LK_LOGIN_EXCHANGING, ":1.5");

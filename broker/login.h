@@ -7,7 +7,7 @@
  * id_token or user that came back is refused), after LK_LOGIN_ANSWERS_MAX
  * answers, when its caller leaves the bus (end_with_caller, while not yet
  * complete), or, complete, when newer completed logins push it out (the caps
- * in broker.h). An ended login is remembered (without its secrets) for a
+ * in this file). An ended login is remembered (without its secrets) for a
  * while, so that a late caller hears LoginExpired and why, not NotFound.
  */
 #pragma once
@@ -16,11 +16,37 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "broker/idp.h"
+#include "broker/loop.h"
 #include "oidc/authorize.h"
+#include "oidc/config.h"
 #include "oidc/error.h"
 #include "oidc/provider.h"
 
-struct broker;
+/*
+ * Login limits (SPEC §4; docs/SECURITY.md). A login counts against the user it is for when root
+ * began it (sshd, login and greeters begin everyone's), else against the uid that began it.
+ * Pending logins (waiting for an answer, or exchanging its code) are refused beyond the caps;
+ * completed ones (waiting for OpenSession) never block a new login: beyond their caps the
+ * oldest is dropped. Ended logins are remembered, the oldest forgotten first.
+ */
+#define LK_LOGINS_PER_USER_MAX 16      /* pending, per user */
+#define LK_LOGINS_MAX 1024             /* pending, host-wide */
+#define LK_LOGINS_DONE_PER_USER_MAX 16 /* completed, per user */
+#define LK_LOGINS_DONE_MAX 1024        /* completed, host-wide */
+#define LK_LOGINS_ENDED_MAX 1024       /* ended, remembered to say LoginExpired */
+#define LK_LOGIN_ANSWERS_MAX 3         /* CompleteLogin answers per login (the module's tries) */
+
+/* Every login; what they need from outside, given by whoever makes it (manager.c, tests). */
+struct lk_logins {
+        struct lk_login *list; /* newest first */
+        unsigned n;            /* including ended ones still remembered */
+        unsigned exchanging;   /* code exchanges under way */
+        const struct lk_clock *clock;
+        const struct lk_config *config; /* login_timeout, [users], the client's settings */
+        uid_t uid_min;                  /* UID_MIN of login.defs: below it, system accounts */
+        struct lk_idp idp;
+};
 
 enum lk_login_state {
         LK_LOGIN_PENDING,    /* waiting for the person's answer */
@@ -34,7 +60,7 @@ typedef void (*lk_login_done_fn)(void *userdata, const char *user, int r, const 
 
 struct lk_login {
         struct lk_login *next;
-        struct broker *broker;
+        struct lk_logins *owner;
         char *id;
         uid_t owner_uid; /* who began it */
         char *user;      /* the local user it is for */
@@ -59,47 +85,51 @@ int lk_login_resolve_user(const char *user, uid_t *ret_uid, struct lk_error *e);
  * mapping and policy (lk_usermap), the same name, and the root and system account
  * rule. Used after the code exchange and after every refresh with a new id_token.
  */
-int lk_login_check_claims(struct broker *b, const json_t *claims, const char *user, uid_t uid,
-                          struct lk_error *e);
+int lk_login_check_claims(const struct lk_config *config, uid_t uid_min, const json_t *claims,
+                          const char *user, uid_t uid, struct lk_error *e);
 
 /* The uid a login counts against: the user it is for when root began it, else its owner. */
 uid_t lk_login_account(const struct lk_login *l);
 
 /* 0 when a new login of owner_uid for user_uid fits the pending caps, else TooManyRequests. */
-int lk_login_admit(struct broker *b, uid_t owner_uid, uid_t user_uid, struct lk_error *e);
+int lk_login_admit(struct lk_logins *ls, uid_t owner_uid, uid_t user_uid, struct lk_error *e);
 
 /*
  * Makes a login for user (uid user_uid) begun by owner_uid, with its authorization URL.
  * caller (may be NULL): the unique bus name whose leaving ends it while it is not complete.
  */
-int lk_login_begin(struct broker *b, uid_t owner_uid, const char *user, uid_t user_uid,
+int lk_login_begin(struct lk_logins *ls, uid_t owner_uid, const char *user, uid_t user_uid,
                    const char *caller, struct lk_login **ret, struct lk_error *e);
 
 /* The login of that id, expired or not; NULL when there is none. */
-struct lk_login *lk_login_find(struct broker *b, const char *id);
+struct lk_login *lk_login_find(struct lk_logins *ls, const char *id);
+
+/* 0 when the login waits for its answer, else LoginExpired / TooManyRequests / InvalidArgument. */
+int lk_login_check_pending(struct lk_logins *ls, struct lk_login *l, struct lk_error *e);
 
 /* Checks the answer and starts the code exchange; done is called later, exactly once. */
-int lk_login_complete(struct broker *b, struct lk_login *l, const char *answer,
+int lk_login_complete(struct lk_logins *ls, struct lk_login *l, const char *answer,
                       lk_login_done_fn done, void *userdata, struct lk_error *e);
 
 /* 0 when the login holds a grant ready for a session, else LoginExpired / InvalidArgument. */
-int lk_login_check_done(struct broker *b, struct lk_login *l, struct lk_error *e);
+int lk_login_check_done(struct lk_logins *ls, struct lk_login *l, struct lk_error *e);
 
-/* Hands the grant over and forgets the login. */
-struct lk_grant *lk_login_take_grant(struct broker *b, struct lk_login *l);
+/* Hands the grant over; the login, used, is then forgotten (lk_login_forget). */
+struct lk_grant *lk_login_take_grant(struct lk_login *l);
+void lk_login_forget(struct lk_logins *ls, struct lk_login *l);
 
-void lk_login_cancel(struct broker *b, struct lk_login *l);
+void lk_login_cancel(struct lk_logins *ls, struct lk_login *l);
 
 /* l has just completed: drops the oldest completed login beyond the caps (its user's first). */
-void lk_logins_bound_done(struct broker *b, struct lk_login *l);
+void lk_logins_bound_done(struct lk_logins *ls, struct lk_login *l);
 
 /* Forgets the oldest ended logins beyond LK_LOGINS_ENDED_MAX. */
-void lk_logins_bound_ended(struct broker *b);
+void lk_logins_bound_ended(struct lk_logins *ls);
 
 /* That unique bus name left: its end_with_caller logins that are not complete end. */
-void lk_logins_caller_left(struct broker *b, const char *name);
+void lk_logins_caller_left(struct lk_logins *ls, const char *name);
 
 /* Expires what is due and forgets what ended long ago; returns the logins not yet ended. */
-unsigned lk_logins_sweep(struct broker *b);
+unsigned lk_logins_sweep(struct lk_logins *ls);
 
-void lk_logins_free_all(struct broker *b);
+void lk_logins_free_all(struct lk_logins *ls);

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Starting and stopping the broker (broker.c), for main.c. */
+/* The manager (manager.c): starting and stopping the broker, for main.c. */
 #pragma once
 
 #include "oidc/error.h"

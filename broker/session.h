@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Sessions: the tokens of one login session, from OpenSession until
- * CloseSession, kept in memory and on disk (store.c). GetToken refreshes when
+ * CloseSession, kept in memory and on disk (session_store.c). GetToken refreshes when
  * little time is left; one refresh per session at a time, however many
  * callers wait on it.
  */
@@ -12,14 +12,16 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "broker/budget.h"
+#include "broker/idp.h"
+#include "broker/loop.h"
+#include "broker/session_store.h"
+#include "oidc/config.h"
 #include "oidc/error.h"
 #include "oidc/provider.h"
 #include "oidc/token.h"
 
-struct broker;
 struct lk_session;
-
-#define LK_SESSION_ID_MAX 64
 /* Callers waiting on one session's refresh; more are refused. */
 #define LK_SESSION_WAITERS_MAX 256
 /* Open sessions per uid (the login's user, whoever opened them); more are refused. */
@@ -41,10 +43,32 @@ struct lk_token_waiter {
         void *userdata;
 };
 
+/* A session was "opened", "refreshed", "expired" or "closed" (SessionChanged). */
+typedef void (*lk_session_changed_fn)(void *userdata, const struct lk_session *s,
+                                      const char *event);
+
+/* Every session; what they need from outside, given by whoever makes it (manager.c, tests). */
+struct lk_sessions {
+        struct lk_session *list;   /* newest first */
+        struct lk_session **table; /* by id, chained through hnext */
+        size_t buckets;            /* a power of two, or 0 before the first */
+        size_t n;
+        struct lk_session *closed; /* closed while a refresh was under way */
+        unsigned busy;             /* refreshes and revocations under way */
+        const struct lk_clock *clock;
+        const struct lk_config *config; /* refresh_margin, revoke_on_close, [users] */
+        uid_t uid_min;
+        struct lk_idp idp;
+        struct lk_budget *budget;       /* token-endpoint requests per uid */
+        struct lk_session_store *store; /* NULL: in memory only */
+        lk_session_changed_fn changed;  /* may be NULL */
+        void *userdata;
+};
+
 struct lk_session {
         struct lk_session *next;
-        struct lk_session *hnext; /* the next in its bucket of b->session_table */
-        struct broker *broker;
+        struct lk_session *hnext; /* the next in its bucket of the table */
+        struct lk_sessions *owner;
         char *id;
         char *user;
         uid_t uid;         /* the owner */
@@ -56,7 +80,7 @@ struct lk_session {
         struct lk_error *refresh_error;   /* how it failed, when it did */
         struct lk_tokens tokens;
         json_t *claims; /* the verified id_token claims */
-        /* GetToken's answer for these tokens, built once and copied per call (methods.c):
+        /* GetToken's answer for these tokens, built once and copied per call (broker_dbus.c):
          * appending its three arguments cost more than the rest of the call. Dropped with
          * lk_session_tokens_changed() whenever the tokens change. */
         struct DBusMessage *token_reply;
@@ -64,18 +88,15 @@ struct lk_session {
         size_t n_waiters;
 };
 
-/* Session ids become file names: [A-Za-z0-9._-]{1,64}, not starting with '.'. */
-int lk_session_check_id(const char *id, struct lk_error *e);
-
 /*
  * The session of that id, or NULL. While the sessions of the last run are still being
- * read (store.c), one not read yet is read from its file now.
+ * read (session_store.c), one not read yet is read from its file now.
  */
-struct lk_session *lk_session_find(struct broker *b, const char *id);
+struct lk_session *lk_session_find(struct lk_sessions *ss, const char *id);
 /* The same among the sessions in memory only. */
-struct lk_session *lk_session_find_loaded(struct broker *b, const char *id);
-/* The session uid opened last, or NULL. Only once every session is read (broker_need_sessions). */
-struct lk_session *lk_session_latest(struct broker *b, uid_t uid);
+struct lk_session *lk_session_find_loaded(struct lk_sessions *ss, const char *id);
+/* The session uid opened last, or NULL. Only once every session is read (lk_sessions_loading). */
+struct lk_session *lk_session_latest(struct lk_sessions *ss, uid_t uid);
 
 /*
  * 0 when a session of uid may take that id: none has it, or one of the same uid (su inside a
@@ -83,33 +104,39 @@ struct lk_session *lk_session_latest(struct broker *b, uid_t uid);
  * another uid is never replaced or touched, whoever asks (root included): the id may come
  * from an environment the user wrote. TooManyRequests when uid has LK_SESSIONS_PER_UID_MAX.
  */
-int lk_session_may_open(struct broker *b, const char *id, uid_t uid, struct lk_error *e);
+int lk_session_may_open(struct lk_sessions *ss, const char *id, uid_t uid, struct lk_error *e);
 
 /*
  * Makes the session from a login's grant (taken over, also on failure), saves it, announces
  * it. The caller checked lk_session_may_open().
  */
-int lk_session_open(struct broker *b, const char *id, const char *user, uid_t uid,
+int lk_session_open(struct lk_sessions *ss, const char *id, const char *user, uid_t uid,
                     struct lk_grant *grant, struct lk_error *e);
 
 /* true when GetToken with min_valid must refresh first. */
-bool lk_session_needs_refresh(struct broker *b, const struct lk_session *s, uint32_t min_valid);
+bool lk_session_needs_refresh(struct lk_sessions *ss, const struct lk_session *s,
+                              uint32_t min_valid);
 
 /*
  * 0 when s->tokens can be given now; LK_SESSION_LATER when fn will be
  * called once a refresh ends; or an error (TokenExpired, ...).
  */
 #define LK_SESSION_LATER 1
-int lk_session_get_token(struct broker *b, struct lk_session *s, uint32_t min_valid, lk_token_fn fn,
-                         void *userdata, struct lk_error *e);
+int lk_session_get_token(struct lk_sessions *ss, struct lk_session *s, uint32_t min_valid,
+                         lk_token_fn fn, void *userdata, struct lk_error *e);
 
 /* Erases it from memory and disk, revokes it where configured, announces it. */
-void lk_session_close(struct broker *b, struct lk_session *s);
+void lk_session_close(struct lk_sessions *ss, struct lk_session *s);
 
-/* Takes over a session read from disk (store.c). */
-void lk_session_adopt(struct broker *b, struct lk_session *s);
+/* Takes over a session (read from disk, or made by a test). */
+void lk_session_adopt(struct lk_sessions *ss, struct lk_session *s);
+/* Starts reading the sessions of the last run from the store (lk_store_load_some reads them). */
+int lk_sessions_load_begin(struct lk_sessions *ss, struct lk_error *e);
+/* Reads them all now. */
+int lk_sessions_load_all(struct lk_sessions *ss, struct lk_error *e);
+/* true while sessions of the last run are still being read. */
+bool lk_sessions_loading(const struct lk_sessions *ss);
 void lk_session_free(struct lk_session *s);
 /* The tokens changed (refreshed, cleared): forgets the prepared GetToken answer. */
 void lk_session_tokens_changed(struct lk_session *s);
-void lk_sessions_free_all(struct broker *b);
-unsigned lk_sessions_refreshing(struct broker *b);
+void lk_sessions_free_all(struct lk_sessions *ss);

@@ -1,23 +1,62 @@
 /* SPDX-License-Identifier: MIT */
-#include "broker/store.h"
+#include "broker/session_store.h"
 
 #include <dirent.h>
+#include <limits.h>
 #include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "broker/broker.h"
-#include "broker/sessions.h"
 #include "oidc/fileio.h"
 #include "oidc/log.h"
 
 #define STORE_VERSION 1
 /* A session file: tokens plus the id_token claims. */
 #define STORE_FILE_MAX (256 * 1024)
+
+struct lk_store_loader;
+
+struct lk_session_store {
+        char *sessions_dir; /* state_dir/sessions: one file per session */
+        char boot_id[40];
+        struct lk_store_loader *loader; /* NULL once all are read */
+        struct lk_store_reader reader;
+};
+
+int lk_session_check_id(const char *id, struct lk_error *e)
+{
+        size_t n = strlen(id);
+
+        if (n == 0 || n > LK_SESSION_ID_MAX)
+                return lk_error_set(e, LK_ERR_INVALID_ARGUMENT,
+                                    "A session id has 1 to %d characters", LK_SESSION_ID_MAX);
+        if (id[0] == '.')
+                return lk_error_set(e, LK_ERR_INVALID_ARGUMENT,
+                                    "A session id must not start with '.'");
+        for (size_t i = 0; i < n; i++) {
+                char c = id[i];
+                if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                      c == '.' || c == '_' || c == '-'))
+                        return lk_error_set(e, LK_ERR_INVALID_ARGUMENT,
+                                            "A session id may hold only letters, digits, '.', "
+                                            "'_' and '-'");
+        }
+        return 0;
+}
+
+void lk_session_record_clear(struct lk_session_record *r)
+{
+        lk_tokens_clear(&r->tokens);
+        json_decref(r->claims);
+        free(r->id);
+        free(r->user);
+        *r = (struct lk_session_record){0};
+}
 
 static const char *const secret_keys[] = {"access_token", "refresh_token", "id_token"};
 
@@ -74,21 +113,51 @@ static int check_dir(const char *dir, bool create, struct lk_error *e)
         return lk_check_private(dir, &st, LK_PRIVATE_DIR | LK_PRIVATE_SECRET | LK_PRIVATE_OURS, e);
 }
 
-int lk_store_init(struct broker *b, struct lk_error *e)
-{
-        int r;
+static void loader_free(struct lk_session_store *st);
 
-        r = check_dir(b->state_dir, true, e);
-        if (r < 0)
-                return r;
-        return check_dir(b->sessions_dir, true, e);
+void lk_store_free(struct lk_session_store *st)
+{
+        if (!st)
+                return;
+        loader_free(st);
+        free(st->sessions_dir);
+        free(st);
 }
 
-static char *session_path(struct broker *b, const char *id, const char *suffix)
+int lk_store_new(const char *state_dir, const char *boot_id, struct lk_session_store **ret,
+                 struct lk_error *e)
+{
+        struct lk_session_store *st = calloc(1, sizeof(*st));
+        int r;
+
+        if (!st)
+                return lk_error_set(e, LK_ERR_NOMEM, "Out of memory");
+        if (asprintf(&st->sessions_dir, "%s/sessions", state_dir) < 0) {
+                st->sessions_dir = NULL;
+                lk_store_free(st);
+                return lk_error_set(e, LK_ERR_NOMEM, "Out of memory");
+        }
+        if (strlen(boot_id) >= sizeof(st->boot_id)) {
+                lk_store_free(st);
+                return lk_error_set(e, LK_ERR_INVALID_ARGUMENT, "The boot id is too long");
+        }
+        memcpy(st->boot_id, boot_id, strlen(boot_id) + 1);
+        r = check_dir(state_dir, true, e);
+        if (r == 0)
+                r = check_dir(st->sessions_dir, true, e);
+        if (r < 0) {
+                lk_store_free(st);
+                return r;
+        }
+        *ret = st;
+        return 0;
+}
+
+static char *session_path(struct lk_session_store *st, const char *id, const char *suffix)
 {
         char *p;
 
-        if (asprintf(&p, "%s/%s%s", b->sessions_dir, id, suffix) < 0)
+        if (asprintf(&p, "%s/%s%s", st->sessions_dir, id, suffix) < 0)
                 return NULL;
         return p;
 }
@@ -100,7 +169,8 @@ static int set_string(json_t *o, const char *key, const char *value)
         return json_object_set_new(o, key, json_string(value));
 }
 
-int lk_store_save(struct broker *b, const struct lk_session *s, struct lk_error *e)
+int lk_store_save(struct lk_session_store *st, const struct lk_session_record *s,
+                  struct lk_error *e)
 {
         _cleanup_(json_wipe_decrefp) json_t *o = NULL;
         _cleanup_free_ char *path = NULL;
@@ -108,7 +178,7 @@ int lk_store_save(struct broker *b, const struct lk_session *s, struct lk_error 
         size_t len;
         int r = 0;
 
-        path = session_path(b, s->id, ".json");
+        path = session_path(st, s->id, ".json");
         o = json_object();
         if (!path || !o)
                 return lk_error_set(e, LK_ERR_NOMEM, "Out of memory");
@@ -117,7 +187,7 @@ int lk_store_save(struct broker *b, const struct lk_session *s, struct lk_error 
         r |= set_string(o, "user", s->user);
         r |= json_object_set_new(o, "uid", json_integer(s->uid));
         r |= json_object_set_new(o, "opened_at", json_integer(s->opened_at));
-        r |= set_string(o, "boot_id", b->boot_id);
+        r |= set_string(o, "boot_id", st->boot_id);
         r |= json_object_set_new(o, "expired", json_boolean(s->expired));
         r |= set_string(o, "access_token", s->tokens.access_token);
         r |= set_string(o, "refresh_token", s->tokens.refresh_token);
@@ -143,9 +213,9 @@ int lk_store_save(struct broker *b, const struct lk_session *s, struct lk_error 
         return r;
 }
 
-void lk_store_remove(struct broker *b, const char *session_id)
+void lk_store_remove(struct lk_session_store *st, const char *session_id)
 {
-        _cleanup_free_ char *path = session_path(b, session_id, ".json");
+        _cleanup_free_ char *path = session_path(st, session_id, ".json");
 
         if (path && unlink(path) < 0 && errno != ENOENT)
                 log_error("Cannot remove %s: %s", path, strerror(errno));
@@ -178,12 +248,11 @@ static int get_int(json_t *o, const char *key, int64_t min, int64_t *ret)
 }
 
 /* 0 and a session; 1 when it belongs to another boot; < 0 when the file is unusable. */
-static int parse_session(struct broker *b, const char *id, const char *text, size_t len,
-                         struct lk_session **ret, const char **why)
+static int parse_session(struct lk_session_store *st, const char *id, const char *text, size_t len,
+                         struct lk_session_record *s, const char **why)
 {
         _cleanup_(json_wipe_decrefp) json_t *o = NULL;
         _cleanup_free_ char *file_id = NULL, *boot_id = NULL;
-        struct lk_session *s;
         json_t *expired, *claims;
         int64_t version, uid = 0;
         int r = 0;
@@ -197,12 +266,9 @@ static int parse_session(struct broker *b, const char *id, const char *text, siz
                 return *why = "session_id does not match the file name", -LK_ERR_INVALID_ARGUMENT;
         if (get_string(o, "boot_id", true, &boot_id) < 0)
                 return *why = "no boot_id", -LK_ERR_INVALID_ARGUMENT;
-        if (!streq(boot_id, b->boot_id))
+        if (!streq(boot_id, st->boot_id))
                 return 1;
 
-        s = calloc(1, sizeof(*s));
-        if (!s)
-                return *why = "out of memory", -LK_ERR_NOMEM;
         s->id = TAKE_PTR(file_id);
         expired = json_object_get(o, "expired");
         claims = json_object_get(o, "claims");
@@ -217,21 +283,20 @@ static int parse_session(struct broker *b, const char *id, const char *text, siz
         r |= get_string(o, "scope", false, &s->tokens.scope);
         r |= get_int(o, "expires_at", 0, &s->tokens.expires_at);
         if (r != 0 || !json_is_boolean(expired) || !json_is_object(claims) || uid > UINT32_MAX) {
-                lk_session_free(s);
+                lk_session_record_clear(s);
                 return *why = "a field is missing or of the wrong type", -LK_ERR_INVALID_ARGUMENT;
         }
         s->uid = (uid_t)uid;
         s->claims = json_incref(claims);
-        *ret = s;
         return 0;
 }
 
-static void set_aside(struct broker *b, const char *name, const char *why)
+static void set_aside(struct lk_session_store *st, const char *name, const char *why)
 {
         _cleanup_free_ char *from = NULL, *to = NULL;
 
-        from = session_path(b, name, "");
-        to = session_path(b, name, ".corrupt");
+        from = session_path(st, name, "");
+        to = session_path(st, name, ".corrupt");
         if (!from || !to)
                 return;
         if (rename(from, to) < 0)
@@ -247,7 +312,8 @@ static void set_aside(struct broker *b, const char *name, const char *why)
  * second to parse, and the first call should not wait for that. Once the bus name is ours
  * the broker reads them in slices between calls (lk_store_load_some); a call that names a
  * session reads its file at once (lk_store_load_id); calls that need them all wait for the
- * end (broker_need_sessions). The files stay the only truth: no index to fall out of step.
+ * end (parked until lk_store_loading() is false). The files stay the only truth: no index
+ * to fall out of step.
  * readdir() returns each entry that stays in the directory once; a session saved or closed
  * meanwhile is in memory or gone already, and a file that has gone is skipped.
  */
@@ -266,11 +332,11 @@ static int64_t mono_us(void)
         return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-static void load_one(struct broker *b, const char *name)
+static void load_one(struct lk_session_store *st, const char *name)
 {
         size_t n = strlen(name);
         _cleanup_free_ char *id = NULL, *path = NULL, *text = NULL;
-        struct lk_session *s = NULL;
+        struct lk_session_record s = {0};
         struct lk_error e = {0};
         const char *why = NULL;
         size_t len = 0;
@@ -279,15 +345,15 @@ static void load_one(struct broker *b, const char *name)
         if (n <= 5 || !lk_endswith(name, ".json"))
                 return; /* temporary files and files set aside */
         id = strndup(name, n - 5);
-        path = session_path(b, name, "");
+        path = session_path(st, name, "");
         if (!id || !path)
                 return;
         if (lk_session_check_id(id, NULL) < 0) {
-                set_aside(b, name, "not a session id");
+                set_aside(st, name, "not a session id");
                 return;
         }
         /* Read already (asked for by id), or opened anew since the start: memory is newer. */
-        if (lk_session_find_loaded(b, id))
+        if (st->reader.has(st->reader.userdata, id))
                 return;
         r = lk_read_private_file(path, LK_PRIVATE_SECRET | LK_PRIVATE_OURS, STORE_FILE_MAX, &text,
                                  &len, NULL, &e);
@@ -295,22 +361,23 @@ static void load_one(struct broker *b, const char *name)
                 /* Closed since the directory was listed: nothing to read, nothing to log. */
                 if (access(path, F_OK) < 0 && errno == ENOENT)
                         return;
-                set_aside(b, name, e.message);
+                set_aside(st, name, e.message);
                 return;
         }
-        r = parse_session(b, id, text, len, &s, &why);
+        r = parse_session(st, id, text, len, &s, &why);
         explicit_bzero(text, len);
         if (r < 0) {
-                set_aside(b, name, why);
+                set_aside(st, name, why);
                 return;
         }
         if (r > 0) {
                 log_info("Dropping session %s of an earlier boot", id);
-                lk_store_remove(b, id);
+                lk_store_remove(st, id);
                 return;
         }
-        lk_session_adopt(b, s);
-        log_debug("Loaded session %s of %s (uid %u)", s->id, s->user, (unsigned)s->uid);
+        log_debug("Loaded session %s of %s (uid %u)", s.id, s.user, (unsigned)s.uid);
+        st->reader.take(st->reader.userdata, &s);
+        lk_session_record_clear(&s);
 }
 
 /*
@@ -337,18 +404,18 @@ static bool is_temp_name(const char *name)
         return id && lk_session_check_id(id, NULL) == 0;
 }
 
-void lk_store_remove_leftovers(struct broker *b)
+void lk_store_remove_leftovers(struct lk_session_store *st)
 {
         DIR *d;
         struct dirent *de;
         unsigned n = 0;
 
         /* The loader does it as it passes: one walk over the directory, not two. */
-        if (b->loader) {
-                b->loader->remove_leftovers = true;
+        if (st->loader) {
+                st->loader->remove_leftovers = true;
                 return;
         }
-        d = opendir(b->sessions_dir);
+        d = opendir(st->sessions_dir);
         if (!d)
                 return;
         while ((de = readdir(d)))
@@ -359,36 +426,43 @@ void lk_store_remove_leftovers(struct broker *b)
                 log_info("Removed %u temporary session file(s) left by an interrupted write", n);
 }
 
-int lk_store_load_begin(struct broker *b, struct lk_error *e)
+int lk_store_load_begin(struct lk_session_store *st, const struct lk_store_reader *reader,
+                        struct lk_error *e)
 {
         struct lk_store_loader *l;
 
         l = calloc(1, sizeof(*l));
         if (!l)
                 return lk_error_set(e, LK_ERR_NOMEM, "Out of memory");
-        l->dir = opendir(b->sessions_dir);
+        l->dir = opendir(st->sessions_dir);
         if (!l->dir) {
-                int r = lk_error_set(e, LK_ERR_IO, "Cannot read %s: %s", b->sessions_dir,
+                int r = lk_error_set(e, LK_ERR_IO, "Cannot read %s: %s", st->sessions_dir,
                                      strerror(errno));
                 free(l);
                 return r;
         }
-        b->loader = l;
+        st->loader = l;
+        st->reader = *reader;
         return 0;
 }
 
-void lk_store_loader_free(struct broker *b)
+bool lk_store_loading(const struct lk_session_store *st)
 {
-        if (!b->loader)
-                return;
-        closedir(b->loader->dir);
-        free(b->loader);
-        b->loader = NULL;
+        return st->loader != NULL;
 }
 
-bool lk_store_load_some(struct broker *b, int64_t budget_us)
+static void loader_free(struct lk_session_store *st)
 {
-        struct lk_store_loader *l = b->loader;
+        if (!st->loader)
+                return;
+        closedir(st->loader->dir);
+        free(st->loader);
+        st->loader = NULL;
+}
+
+bool lk_store_load_some(struct lk_session_store *st, int64_t budget_us)
+{
+        struct lk_store_loader *l = st->loader;
         int64_t end = mono_us() + budget_us;
         struct dirent *de;
 
@@ -409,7 +483,7 @@ bool lk_store_load_some(struct broker *b, int64_t budget_us)
                                 l->n_leftovers++;
                         continue;
                 }
-                load_one(b, de->d_name);
+                load_one(st, de->d_name);
                 l->n++;
         }
         if (l->n_leftovers > 0)
@@ -417,30 +491,31 @@ bool lk_store_load_some(struct broker *b, int64_t budget_us)
                          l->n_leftovers);
         if (errno != 0)
                 log_error("Cannot read all of %s: %s; some sessions may be missing",
-                          b->sessions_dir, strerror(errno));
-        log_debug("Read %u session file(s); %zu session(s) in memory", l->n, b->n_sessions);
-        lk_store_loader_free(b);
+                          st->sessions_dir, strerror(errno));
+        log_debug("Read %u session file(s)", l->n);
+        loader_free(st);
         return true;
 }
 
-int lk_store_load_all(struct broker *b, struct lk_error *e)
+int lk_store_load_all(struct lk_session_store *st, const struct lk_store_reader *reader,
+                      struct lk_error *e)
 {
-        int r = lk_store_load_begin(b, e);
+        int r = lk_store_load_begin(st, reader, e);
 
         if (r < 0)
                 return r;
-        while (!lk_store_load_some(b, INT64_MAX / 2))
+        while (!lk_store_load_some(st, INT64_MAX / 2))
                 ;
         return 0;
 }
 
-void lk_store_load_id(struct broker *b, const char *id)
+void lk_store_load_id(struct lk_session_store *st, const char *id)
 {
         _cleanup_free_ char *name = NULL;
 
-        if (!b->loader || lk_session_check_id(id, NULL) < 0)
+        if (!st->loader || lk_session_check_id(id, NULL) < 0)
                 return;
         if (asprintf(&name, "%s.json", id) < 0)
                 return;
-        load_one(b, name);
+        load_one(st, name);
 }

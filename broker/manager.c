@@ -1,28 +1,25 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The broker's parts put together: config, state, the HTTP engine on the
- * loop, the provider, the bus; the one-second tick that expires logins and
- * decides when the broker has been idle long enough to exit.
+ * The manager (systemd-logind's Manager): owns the config, the loop, the HTTP engine on it,
+ * the provider, the bus, the logins and the sessions, and puts them together: the objects
+ * (login.c, session.c) know nothing of it and report through callbacks; the D-Bus face
+ * (broker_dbus.c) works on the objects it is given. Also the one-second tick that expires
+ * logins and decides when the broker has been idle long enough to exit.
  */
-#include "broker/broker.h"
+#include "broker/manager.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "broker/broker_dbus.h"
 #include "broker/budget.h"
-#include "broker/daemon.h"
-#include "broker/logins.h"
-#include "broker/methods.h"
-#include "broker/sessions.h"
-#include "broker/store.h"
+#include "base/util.h"
+#include "broker/login.h"
+#include "broker/session.h"
+#include "broker/session_store.h"
 #include "oidc/log.h"
 #include "oidc/usermap.h"
-
-/* Calls parked while discovery and keys are fetched; more are refused. */
-#define DEFERRED_MAX 4096
 
 struct http_watch {
         struct http_watch *next;
@@ -30,19 +27,77 @@ struct http_watch {
         struct lk_io *io;
 };
 
-int64_t lk_now_wall(void)
-{
-        return (int64_t)time(NULL);
-}
+struct broker {
+        struct lk_config *config;
+        char *state_dir;
+        unsigned idle_exit; /* seconds, 0 = never */
+        uid_t uid_min;      /* UID_MIN of login.defs: below it, system accounts */
 
-void broker_touch(struct broker *b)
+        struct lk_loop *loop;
+        struct lk_http *http;
+        struct lk_provider *provider;
+        struct lk_bus *bus;
+        struct lk_budget *budget; /* token-endpoint requests per uid (budget.h) */
+        struct lk_session_store *store;
+        struct lk_logins logins;
+        struct lk_sessions sessions;
+        struct lk_broker_dbus dbus; /* what the D-Bus face works on */
+
+        /* The sessions of the last run, read in slices once the bus name is ours. */
+        struct lk_timer *load_timer;
+        bool preparing; /* discovery and keys being fetched, calls parked for them */
+
+        struct lk_timer *tick;
+        struct lk_timer *http_timer;
+        struct http_watch *http_watches;
+        int64_t last_activity_ms;
+};
+
+static void touch(void *userdata)
 {
+        struct broker *b = userdata;
+
         b->last_activity_ms = lk_now_ms();
 }
 
-void broker_caller_left(struct broker *b, const char *name)
+/* ---- the provider, as logins and sessions call it (idp.h) ---- */
+
+static const struct lk_endpoints *idp_endpoints(void *idp)
 {
-        lk_logins_caller_left(b, name);
+        return lk_provider_endpoints(idp);
+}
+
+static int idp_exchange_code(void *idp, const char *code, const char *verifier, const char *nonce,
+                             lk_provider_grant_fn done, void *userdata)
+{
+        return lk_provider_exchange_code(idp, code, verifier, nonce, done, userdata);
+}
+
+static int idp_refresh(void *idp, const char *refresh_token, const json_t *previous_claims,
+                       lk_provider_grant_fn done, void *userdata)
+{
+        return lk_provider_refresh(idp, refresh_token, previous_claims, done, userdata);
+}
+
+static int idp_revoke(void *idp, const char *token, const char *hint, lk_provider_done_fn done,
+                      void *userdata)
+{
+        return lk_provider_revoke(idp, token, hint, done, userdata);
+}
+
+static const struct lk_idp_ops provider_ops = {
+        .endpoints = idp_endpoints,
+        .exchange_code = idp_exchange_code,
+        .refresh = idp_refresh,
+        .revoke = idp_revoke,
+};
+
+/* A session changed: the bus says so. */
+static void on_session_changed(void *userdata, const struct lk_session *s, const char *event)
+{
+        struct broker *b = userdata;
+
+        lk_broker_emit_session_changed(b->bus, s->id, event);
 }
 
 /* ---- lk_http on the loop ---- */
@@ -116,59 +171,30 @@ static void on_http_timer(struct lk_timer *t, void *userdata)
 static void on_prepared(void *userdata, const struct lk_error *err)
 {
         struct broker *b = userdata;
-        struct lk_call **calls = TAKE_PTR(b->deferred);
-        size_t n = b->n_deferred;
+        struct lk_error e = {0};
 
-        b->n_deferred = 0;
         b->preparing = false;
-        if (err && err->code)
+        if (err && err->code) {
                 log_warning("Cannot reach the provider's discovery or keys: %s", err->message);
-        for (size_t i = 0; i < n; i++) {
-                struct lk_call *c = calls[i];
-                struct lk_error e = {0};
-                int r;
-
-                if (err && err->code) {
-                        e = *err;
-                        lk_call_reply_error(c, -err->code, &e);
-                } else if (!lk_provider_endpoints(b->provider)) {
-                        lk_error_set(&e, LK_ERR_PROVIDER_UNAVAILABLE,
-                                     "The provider's endpoints are unknown");
-                        lk_call_reply_error(c, -LK_ERR_PROVIDER_UNAVAILABLE, &e);
-                } else {
-                        r = c->method->handler(b, c, &e);
-                        if (r < 0)
-                                lk_call_reply_error(c, r, &e);
-                }
-                lk_call_unref(c);
-        }
-        free(calls);
+                e = *err;
+        } else if (!lk_provider_endpoints(b->provider))
+                lk_error_set(&e, LK_ERR_PROVIDER_UNAVAILABLE,
+                             "The provider's endpoints are unknown");
+        lk_bus_unpark(b->bus, LK_BROKER_PARK_PROVIDER, &e);
 }
 
-int broker_need_provider(struct broker *b, struct lk_call *call, struct lk_error *e)
+static int prepare_provider(void *userdata, struct lk_error *e)
 {
-        struct lk_call **d;
+        struct broker *b = userdata;
         int r;
 
-        if (lk_provider_endpoints(b->provider))
+        if (b->preparing)
                 return 0;
-        if (b->n_deferred >= DEFERRED_MAX)
-                return lk_error_set(e, LK_ERR_TOO_MANY_REQUESTS,
-                                    "Too many calls are waiting for the provider");
-        d = realloc(b->deferred, (b->n_deferred + 1) * sizeof(*d));
-        if (!d)
-                return lk_error_set(e, LK_ERR_NOMEM, "Out of memory");
-        b->deferred = d;
-        if (!b->preparing) {
-                r = lk_provider_prepare(b->provider, on_prepared, b);
-                if (r < 0)
-                        return lk_error_set(e, r,
-                                            "Cannot start fetching the provider's "
-                                            "configuration");
-                b->preparing = true;
-        }
-        d[b->n_deferred++] = lk_call_ref(call);
-        return LK_CALL_LATER;
+        r = lk_provider_prepare(b->provider, on_prepared, b);
+        if (r < 0)
+                return lk_error_set(e, r, "Cannot start fetching the provider's configuration");
+        b->preparing = true;
+        return 0;
 }
 
 /* ---- the sessions of the last run, read after the start ---- */
@@ -176,51 +202,16 @@ int broker_need_provider(struct broker *b, struct lk_call *call, struct lk_error
 /* One slice of session files per loop round: calls are served between slices. */
 #define LOAD_SLICE_US 2000
 
-static void on_sessions_loaded(struct broker *b)
-{
-        struct lk_call **calls = TAKE_PTR(b->wait_sessions);
-        size_t n = b->n_wait_sessions;
-
-        b->n_wait_sessions = 0;
-        for (size_t i = 0; i < n; i++) {
-                struct lk_call *c = calls[i];
-                struct lk_error e = {0};
-                int r = c->method->handler(b, c, &e);
-
-                if (r < 0)
-                        lk_call_reply_error(c, r, &e);
-                lk_call_unref(c);
-        }
-        free(calls);
-}
-
 static void on_load_timer(struct lk_timer *t, void *userdata)
 {
         struct broker *b = userdata;
 
-        if (!lk_store_load_some(b, LOAD_SLICE_US)) {
+        if (!lk_store_load_some(b->store, LOAD_SLICE_US)) {
                 lk_timer_set_in(t, 0);
                 return;
         }
-        log_info("All %zu session(s) of the last run are read", b->n_sessions);
-        on_sessions_loaded(b);
-}
-
-int broker_need_sessions(struct broker *b, struct lk_call *call, struct lk_error *e)
-{
-        struct lk_call **w;
-
-        if (!b->loader)
-                return 0;
-        if (b->n_wait_sessions >= DEFERRED_MAX)
-                return lk_error_set(e, LK_ERR_TOO_MANY_REQUESTS,
-                                    "Too many calls are waiting for the sessions to be read");
-        w = realloc(b->wait_sessions, (b->n_wait_sessions + 1) * sizeof(*w));
-        if (!w)
-                return lk_error_set(e, LK_ERR_NOMEM, "Out of memory");
-        b->wait_sessions = w;
-        w[b->n_wait_sessions++] = lk_call_ref(call);
-        return LK_CALL_LATER;
+        log_info("All %zu session(s) of the last run are read", b->sessions.n);
+        lk_bus_unpark(b->bus, LK_BROKER_PARK_SESSIONS, NULL);
 }
 
 /* ---- the tick: login expiry and idle exit ---- */
@@ -228,12 +219,12 @@ int broker_need_sessions(struct broker *b, struct lk_call *call, struct lk_error
 static void on_tick(struct lk_timer *t, void *userdata)
 {
         struct broker *b = userdata;
-        unsigned live = lk_logins_sweep(b);
+        unsigned live = lk_logins_sweep(&b->logins);
         int64_t now = lk_now_ms();
 
         lk_timer_set_in(t, 1000);
-        if (b->idle_exit == 0 || live > 0 || b->busy_ops > 0 || b->n_deferred > 0 || b->preparing ||
-            b->loader || b->n_wait_sessions > 0 ||
+        if (b->idle_exit == 0 || live > 0 || b->logins.exchanging > 0 ||
+            b->sessions.busy > 0 || b->preparing || lk_sessions_loading(&b->sessions) ||
             lk_http_pending(b->http) > 0 || lk_bus_busy(b->bus) > 0)
                 return;
         if (now - b->last_activity_ms < (int64_t)b->idle_exit * 1000)
@@ -250,19 +241,13 @@ void broker_free(struct broker *b)
 {
         if (!b)
                 return;
-        /* Calls still parked: answered (with an error) while the bus is still there. */
-        for (size_t i = 0; i < b->n_deferred; i++)
-                lk_call_unref(b->deferred[i]);
-        free(b->deferred);
-        for (size_t i = 0; i < b->n_wait_sessions; i++)
-                lk_call_unref(b->wait_sessions[i]);
-        free(b->wait_sessions);
-        lk_store_loader_free(b);
         /* Cancels every exchange without calling back; then what they pointed at can go. */
         lk_provider_free(b->provider);
         lk_http_free(b->http);
-        lk_logins_free_all(b);
-        lk_sessions_free_all(b);
+        /* Their callers still get an answer, while the bus is still there. */
+        lk_logins_free_all(&b->logins);
+        lk_sessions_free_all(&b->sessions);
+        lk_store_free(b->store);
         lk_budget_free(b->budget);
         lk_bus_free(b->bus);
         while (b->http_watches) {
@@ -273,12 +258,12 @@ void broker_free(struct broker *b)
         lk_loop_free(b->loop);
         lk_config_free(b->config);
         free(b->state_dir);
-        free(b->sessions_dir);
         free(b);
 }
 
 int broker_new(const struct broker_options *o, struct broker **ret, struct lk_error *e)
 {
+        char boot_id[40];
         struct broker *b;
         int r;
 
@@ -298,15 +283,14 @@ int broker_new(const struct broker_options *o, struct broker **ret, struct lk_er
         }
 
         b->state_dir = strdup(o->state_dir);
-        if (!b->state_dir || asprintf(&b->sessions_dir, "%s/sessions", o->state_dir) < 0) {
-                b->sessions_dir = NULL;
+        if (!b->state_dir) {
                 r = lk_error_set(e, LK_ERR_NOMEM, "Out of memory");
                 goto fail;
         }
-        r = lk_store_read_boot_id(b->boot_id, sizeof(b->boot_id), e);
+        r = lk_store_read_boot_id(boot_id, sizeof(boot_id), e);
         if (r < 0)
                 goto fail;
-        r = lk_store_init(b, e);
+        r = lk_store_new(b->state_dir, boot_id, &b->store, e);
         if (r < 0)
                 goto fail;
 
@@ -337,19 +321,34 @@ int broker_new(const struct broker_options *o, struct broker **ret, struct lk_er
         if (r < 0)
                 goto fail;
 
-        /* Only opens the directory: the files are read once callers are served (store.c). */
-        r = lk_store_load_begin(b, e);
+        b->logins = (struct lk_logins){.clock = &lk_clock_system, .config = b->config,
+                                       .uid_min = b->uid_min,
+                                       .idp = {&provider_ops, b->provider}};
+        b->sessions = (struct lk_sessions){.clock = &lk_clock_system, .config = b->config,
+                                           .uid_min = b->uid_min,
+                                           .idp = {&provider_ops, b->provider},
+                                           .budget = b->budget, .store = b->store,
+                                           .changed = on_session_changed, .userdata = b};
+        b->dbus = (struct lk_broker_dbus){.config = b->config, .uid_min = b->uid_min,
+                                          .clock = &lk_clock_system, .logins = &b->logins,
+                                          .sessions = &b->sessions, .budget = b->budget,
+                                          .idp = {&provider_ops, b->provider},
+                                          .prepare_provider = prepare_provider, .touch = touch,
+                                          .manager = b};
+
+        /* Only opens the directory: the files are read once callers are served. */
+        r = lk_sessions_load_begin(&b->sessions, e);
         if (r < 0)
                 goto fail;
 
         /* Last: once we own the name, callers may come. */
-        r = lk_bus_new(b->loop, b, lk_broker_methods, &b->bus, e);
+        r = lk_bus_new(b->loop, &lk_broker_bus_ops, &b->dbus, &b->bus, e);
         if (r < 0)
                 goto fail;
-        lk_store_remove_leftovers(b);
+        lk_store_remove_leftovers(b->store);
         lk_timer_set_in(b->load_timer, 0);
 
-        broker_touch(b);
+        touch(b);
         lk_timer_set_in(b->tick, 1000);
         *ret = b;
         return 0;

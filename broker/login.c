@@ -1,12 +1,11 @@
 /* SPDX-License-Identifier: MIT */
-#include "broker/logins.h"
+#include "broker/login.h"
 
 #include <errno.h>
 #include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker/broker.h"
 #include "oidc/answer.h"
 #include "oidc/log.h"
 #include "oidc/secret.h"
@@ -34,13 +33,13 @@ int lk_login_resolve_user(const char *user, uid_t *ret_uid, struct lk_error *e)
         return 0;
 }
 
-int lk_login_check_claims(struct broker *b, const json_t *claims, const char *user, uid_t uid,
-                          struct lk_error *e)
+int lk_login_check_claims(const struct lk_config *config, uid_t uid_min, const json_t *claims,
+                          const char *user, uid_t uid, struct lk_error *e)
 {
         _cleanup_free_ char *mapped = NULL;
         int r;
 
-        r = lk_usermap(b->config, claims, &mapped, e);
+        r = lk_usermap(config, claims, &mapped, e);
         if (r < 0)
                 return r;
         if (!streq(mapped, user))
@@ -48,7 +47,7 @@ int lk_login_check_claims(struct broker *b, const json_t *claims, const char *us
                                     "The provider signed in '%s', but this login is for '%s'",
                                     LK_ESCAPED(mapped), user);
         /* BeginLogin checked it already; the rule holds here too, for a refresh as well. */
-        return lk_usermap_check_account(b->config, b->uid_min, user, uid, e);
+        return lk_usermap_check_account(config, uid_min, user, uid, e);
 }
 
 static void login_wipe(struct lk_login *l)
@@ -70,13 +69,13 @@ static void login_free(struct lk_login *l)
         free(l);
 }
 
-static void login_unlink(struct broker *b, struct lk_login *l)
+static void login_unlink(struct lk_logins *ls, struct lk_login *l)
 {
-        for (struct lk_login **p = &b->logins; *p; p = &(*p)->next)
+        for (struct lk_login **p = &ls->list; *p; p = &(*p)->next)
                 if (*p == l) {
                         *p = l->next;
                         l->next = NULL;
-                        b->n_logins--;
+                        ls->n--;
                         return;
                 }
 }
@@ -118,26 +117,26 @@ static void login_end(struct lk_login *l, const char *why)
         login_wipe(l);
         l->state = LK_LOGIN_EXPIRED;
         l->ended = why;
-        l->expires_ms = lk_now_ms();
+        l->expires_ms = l->owner->clock->mono_ms();
 }
 
-static int login_ended_error(struct broker *b, const struct lk_login *l, struct lk_error *e)
+static int login_ended_error(struct lk_logins *ls, const struct lk_login *l, struct lk_error *e)
 {
         if (l->ended)
                 return lk_error_set(e, LK_ERR_LOGIN_EXPIRED, "This login %s; begin a new one",
                                     l->ended);
         return lk_error_set(e, LK_ERR_LOGIN_EXPIRED,
                             "The login has expired (after %u s); begin a new one",
-                            b->config->login_timeout);
+                            ls->config->login_timeout);
 }
 
-int lk_login_admit(struct broker *b, uid_t owner_uid, uid_t user_uid, struct lk_error *e)
+int lk_login_admit(struct lk_logins *ls, uid_t owner_uid, uid_t user_uid, struct lk_error *e)
 {
         uid_t account = account_of(owner_uid, user_uid);
-        int64_t now = lk_now_ms();
+        int64_t now = ls->clock->mono_ms();
         unsigned mine = 0, all = 0;
 
-        for (const struct lk_login *l = b->logins; l; l = l->next)
+        for (const struct lk_login *l = ls->list; l; l = l->next)
                 if (login_pending(l, now)) {
                         all++;
                         if (lk_login_account(l) == account)
@@ -155,10 +154,10 @@ int lk_login_admit(struct broker *b, uid_t owner_uid, uid_t user_uid, struct lk_
         return 0;
 }
 
-int lk_login_begin(struct broker *b, uid_t owner_uid, const char *user, uid_t user_uid,
+int lk_login_begin(struct lk_logins *ls, uid_t owner_uid, const char *user, uid_t user_uid,
                    const char *caller, struct lk_login **ret, struct lk_error *e)
 {
-        const struct lk_endpoints *ep = lk_provider_endpoints(b->provider);
+        const struct lk_endpoints *ep = ls->idp.ops->endpoints(ls->idp.idp);
         struct lk_login *l;
         char fp[LK_FINGERPRINT_SIZE];
         int r;
@@ -166,19 +165,19 @@ int lk_login_begin(struct broker *b, uid_t owner_uid, const char *user, uid_t us
         if (!ep)
                 return lk_error_set(e, LK_ERR_PROVIDER_UNAVAILABLE,
                                     "The provider's endpoints are not known yet");
-        r = lk_login_admit(b, owner_uid, user_uid, e);
+        r = lk_login_admit(ls, owner_uid, user_uid, e);
         if (r < 0)
                 return r;
-        lk_logins_bound_ended(b);
+        lk_logins_bound_ended(ls);
 
         l = calloc(1, sizeof(*l));
         if (!l)
                 return lk_error_set(e, LK_ERR_NOMEM, "Out of memory");
-        l->broker = b;
+        l->owner = ls;
         l->owner_uid = owner_uid;
         l->user_uid = user_uid;
         l->state = LK_LOGIN_PENDING;
-        l->expires_ms = lk_now_ms() + (int64_t)b->config->login_timeout * 1000;
+        l->expires_ms = ls->clock->mono_ms() + (int64_t)ls->config->login_timeout * 1000;
         l->user = strdup(user);
         l->caller = caller ? strdup(caller) : NULL;
         if (!l->user || (caller && !l->caller)) {
@@ -190,14 +189,14 @@ int lk_login_begin(struct broker *b, uid_t owner_uid, const char *user, uid_t us
                 login_free(l);
                 return lk_error_set(e, r, "Cannot make a login id");
         }
-        r = lk_authorization_new(b->config, ep, user, &l->auth, e);
+        r = lk_authorization_new(ls->config, ep, user, &l->auth, e);
         if (r < 0) {
                 login_free(l);
                 return r;
         }
-        l->next = b->logins;
-        b->logins = l;
-        b->n_logins++;
+        l->next = ls->list;
+        ls->list = l;
+        ls->n++;
         lk_fingerprint(l->id, fp);
         lk_log_auth(LOG_INFO, "Login %s begun for %s (uid %u) by uid %u%s", fp, user,
                     (unsigned)user_uid, (unsigned)owner_uid,
@@ -206,9 +205,9 @@ int lk_login_begin(struct broker *b, uid_t owner_uid, const char *user, uid_t us
         return 0;
 }
 
-struct lk_login *lk_login_find(struct broker *b, const char *id)
+struct lk_login *lk_login_find(struct lk_logins *ls, const char *id)
 {
-        for (struct lk_login *l = b->logins; l; l = l->next)
+        for (struct lk_login *l = ls->list; l; l = l->next)
                 if (!l->cancelled && streq(l->id, id))
                         return l;
         return NULL;
@@ -236,7 +235,7 @@ static void login_answer_failed(struct lk_login *l, bool may_retry)
 static void on_exchanged(void *userdata, struct lk_grant *grant, const struct lk_error *err)
 {
         struct lk_login *l = userdata;
-        struct broker *b = l->broker;
+        struct lk_logins *ls = l->owner;
         lk_login_done_fn done = l->done;
         void *done_userdata = l->done_userdata;
         struct lk_error e = {0};
@@ -244,14 +243,14 @@ static void on_exchanged(void *userdata, struct lk_grant *grant, const struct lk
         json_t *sub;
         int r;
 
-        b->busy_ops--;
+        ls->exchanging--;
         l->done = NULL;
         l->done_userdata = NULL;
         lk_fingerprint(l->id, fp);
 
         if (l->cancelled) {
                 lk_grant_free(grant);
-                login_unlink(b, l);
+                login_unlink(ls, l);
                 login_free(l);
                 lk_error_set(&e, LK_ERR_NOT_FOUND, "The login was cancelled");
                 done(done_userdata, NULL, -LK_ERR_NOT_FOUND, &e);
@@ -273,7 +272,8 @@ static void on_exchanged(void *userdata, struct lk_grant *grant, const struct lk
         if (!grant->claims)
                 r = lk_error_set(&e, LK_ERR_INVALID_ID_TOKEN, "The provider sent no id_token");
         else
-                r = lk_login_check_claims(b, grant->claims, l->user, l->user_uid, &e);
+                r = lk_login_check_claims(ls->config, ls->uid_min, grant->claims, l->user,
+                                          l->user_uid, &e);
         if (r < 0) {
                 lk_grant_free(grant);
                 lk_log_auth(LOG_WARNING, "Login %s for %s refused: %s: %s", fp, l->user,
@@ -287,8 +287,8 @@ static void on_exchanged(void *userdata, struct lk_grant *grant, const struct lk
         l->auth = NULL;
         l->grant = grant;
         l->state = LK_LOGIN_DONE;
-        l->expires_ms = lk_now_ms() + (int64_t)b->config->login_timeout * 1000;
-        lk_logins_bound_done(b, l);
+        l->expires_ms = ls->clock->mono_ms() + (int64_t)ls->config->login_timeout * 1000;
+        lk_logins_bound_done(ls, l);
         /* The caller waits for the answer, not for the log line: answer first. */
         done(done_userdata, l->user, 0, NULL);
         sub = json_object_get(grant->claims, "sub");
@@ -300,18 +300,13 @@ static void on_exchanged(void *userdata, struct lk_grant *grant, const struct lk
                     json_is_string(sub) ? LK_ESCAPED(json_string_value(sub)) : "?", afp);
 }
 
-int lk_login_complete(struct broker *b, struct lk_login *l, const char *answer,
-                      lk_login_done_fn done, void *userdata, struct lk_error *e)
+int lk_login_check_pending(struct lk_logins *ls, struct lk_login *l, struct lk_error *e)
 {
-        const struct lk_endpoints *ep;
-        _cleanup_secret_ char *code = NULL;
-        int r;
-
-        if (l->state != LK_LOGIN_EXCHANGING && lk_now_ms() >= l->expires_ms)
+        if (l->state != LK_LOGIN_EXCHANGING && ls->clock->mono_ms() >= l->expires_ms)
                 login_end(l, NULL);
         switch (l->state) {
         case LK_LOGIN_EXPIRED:
-                return login_ended_error(b, l, e);
+                return login_ended_error(ls, l, e);
         case LK_LOGIN_EXCHANGING:
                 return lk_error_set(e, LK_ERR_TOO_MANY_REQUESTS,
                                     "This login is already being completed");
@@ -320,18 +315,31 @@ int lk_login_complete(struct broker *b, struct lk_login *l, const char *answer,
         case LK_LOGIN_PENDING:
                 break;
         }
+        return 0;
+}
+
+int lk_login_complete(struct lk_logins *ls, struct lk_login *l, const char *answer,
+                      lk_login_done_fn done, void *userdata, struct lk_error *e)
+{
+        const struct lk_endpoints *ep;
+        _cleanup_secret_ char *code = NULL;
+        int r;
+
+        r = lk_login_check_pending(ls, l, e);
+        if (r < 0)
+                return r;
 
         /* Every answer counts, so that no login makes the provider judge codes without end. */
         l->answers++;
-        ep = lk_provider_endpoints(b->provider);
-        r = lk_answer_parse(answer, l->auth->state, b->config->issuer, ep && ep->iss_parameter,
+        ep = ls->idp.ops->endpoints(ls->idp.idp);
+        r = lk_answer_parse(answer, l->auth->state, ls->config->issuer, ep && ep->iss_parameter,
                             &code, e);
         if (r < 0) {
                 /* error= on the callback: the provider (or the person) said no. */
                 login_answer_failed(l, r != -LK_ERR_ACCESS_DENIED_BY_USER);
                 return r;
         }
-        r = lk_provider_exchange_code(b->provider, code, l->auth->verifier, l->auth->nonce,
+        r = ls->idp.ops->exchange_code(ls->idp.idp, code, l->auth->verifier, l->auth->nonce,
                                       on_exchanged, l);
         if (r < 0) {
                 login_answer_failed(l, true);
@@ -340,35 +348,37 @@ int lk_login_complete(struct broker *b, struct lk_login *l, const char *answer,
         l->state = LK_LOGIN_EXCHANGING;
         l->done = done;
         l->done_userdata = userdata;
-        b->busy_ops++;
+        ls->exchanging++;
         return 0;
 }
 
-int lk_login_check_done(struct broker *b, struct lk_login *l, struct lk_error *e)
+int lk_login_check_done(struct lk_logins *ls, struct lk_login *l, struct lk_error *e)
 {
-        if (l->state == LK_LOGIN_DONE && lk_now_ms() >= l->expires_ms)
+        if (l->state == LK_LOGIN_DONE && ls->clock->mono_ms() >= l->expires_ms)
                 login_end(l, "expired before its session was opened");
         switch (l->state) {
         case LK_LOGIN_DONE:
                 return 0;
         case LK_LOGIN_EXPIRED:
-                return login_ended_error(b, l, e);
+                return login_ended_error(ls, l, e);
         default:
                 return lk_error_set(e, LK_ERR_INVALID_ARGUMENT,
                                     "The login is not complete yet (CompleteLogin first)");
         }
 }
 
-struct lk_grant *lk_login_take_grant(struct broker *b, struct lk_login *l)
+struct lk_grant *lk_login_take_grant(struct lk_login *l)
 {
-        struct lk_grant *g = TAKE_PTR(l->grant);
-
-        login_unlink(b, l);
-        login_free(l);
-        return g;
+        return TAKE_PTR(l->grant);
 }
 
-void lk_login_cancel(struct broker *b, struct lk_login *l)
+void lk_login_forget(struct lk_logins *ls, struct lk_login *l)
+{
+        login_unlink(ls, l);
+        login_free(l);
+}
+
+void lk_login_cancel(struct lk_logins *ls, struct lk_login *l)
 {
         char fp[LK_FINGERPRINT_SIZE];
 
@@ -379,18 +389,18 @@ void lk_login_cancel(struct broker *b, struct lk_login *l)
                 l->cancelled = true;
                 return;
         }
-        login_unlink(b, l);
+        login_unlink(ls, l);
         login_free(l);
 }
 
-void lk_logins_bound_done(struct broker *b, struct lk_login *l)
+void lk_logins_bound_done(struct lk_logins *ls, struct lk_login *l)
 {
         uid_t account = lk_login_account(l);
         struct lk_login *oldest_mine = NULL, *oldest = NULL;
         unsigned mine = 0, all = 0;
 
         /* Newest first: the last one seen is the oldest. */
-        for (struct lk_login *x = b->logins; x; x = x->next)
+        for (struct lk_login *x = ls->list; x; x = x->next)
                 if (x != l && x->state == LK_LOGIN_DONE) {
                         all++;
                         oldest = x;
@@ -405,17 +415,17 @@ void lk_logins_bound_done(struct broker *b, struct lk_login *l)
                 login_end(oldest, "was dropped for newer completed logins");
 }
 
-void lk_logins_bound_ended(struct broker *b)
+void lk_logins_bound_ended(struct lk_logins *ls)
 {
         unsigned ended = 0;
 
         /* Newest first: those beyond the cap are the oldest. */
-        for (struct lk_login **p = &b->logins; *p;) {
+        for (struct lk_login **p = &ls->list; *p;) {
                 struct lk_login *l = *p;
 
                 if (l->state == LK_LOGIN_EXPIRED && ++ended > LK_LOGINS_ENDED_MAX) {
                         *p = l->next;
-                        b->n_logins--;
+                        ls->n--;
                         login_free(l);
                         continue;
                 }
@@ -423,9 +433,9 @@ void lk_logins_bound_ended(struct broker *b)
         }
 }
 
-void lk_logins_caller_left(struct broker *b, const char *name)
+void lk_logins_caller_left(struct lk_logins *ls, const char *name)
 {
-        for (struct lk_login *l = b->logins; l; l = l->next) {
+        for (struct lk_login *l = ls->list; l; l = l->next) {
                 if (!l->caller || !streq(l->caller, name) || l->cancelled)
                         continue;
                 if (l->state == LK_LOGIN_PENDING)
@@ -442,12 +452,12 @@ void lk_logins_caller_left(struct broker *b, const char *name)
         }
 }
 
-unsigned lk_logins_sweep(struct broker *b)
+unsigned lk_logins_sweep(struct lk_logins *ls)
 {
-        int64_t now = lk_now_ms();
+        int64_t now = ls->clock->mono_ms();
         unsigned live = 0;
 
-        for (struct lk_login **p = &b->logins; *p;) {
+        for (struct lk_login **p = &ls->list; *p;) {
                 struct lk_login *l = *p;
 
                 if (l->state != LK_LOGIN_EXCHANGING && now >= l->expires_ms)
@@ -456,7 +466,7 @@ unsigned lk_logins_sweep(struct broker *b)
                                          : NULL);
                 if (l->state == LK_LOGIN_EXPIRED && now >= l->expires_ms + LOGIN_TOMBSTONE_MS) {
                         *p = l->next;
-                        b->n_logins--;
+                        ls->n--;
                         login_free(l);
                         continue;
                 }
@@ -464,22 +474,22 @@ unsigned lk_logins_sweep(struct broker *b)
                         live++;
                 p = &l->next;
         }
-        lk_logins_bound_ended(b);
+        lk_logins_bound_ended(ls);
         return live;
 }
 
-void lk_logins_free_all(struct broker *b)
+void lk_logins_free_all(struct lk_logins *ls)
 {
         struct lk_error e = {0};
 
         lk_error_set(&e, LK_ERR_PROVIDER_UNAVAILABLE, "The broker is shutting down");
-        while (b->logins) {
-                struct lk_login *l = b->logins;
-                b->logins = l->next;
+        while (ls->list) {
+                struct lk_login *l = ls->list;
+                ls->list = l->next;
                 /* An exchange cut short: its caller still gets an answer. */
                 if (l->done)
                         l->done(l->done_userdata, NULL, -LK_ERR_PROVIDER_UNAVAILABLE, &e);
                 login_free(l);
         }
-        b->n_logins = 0;
+        ls->n = 0;
 }

@@ -1,37 +1,13 @@
 /* SPDX-License-Identifier: MIT */
-#include "broker/sessions.h"
+#include "broker/session.h"
 
 #include <dbus/dbus.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker/broker.h"
-#include "broker/budget.h"
-#include "broker/logins.h"
-#include "broker/store.h"
+#include "broker/login.h"
 #include "oidc/log.h"
 #include "oidc/secret.h"
-
-int lk_session_check_id(const char *id, struct lk_error *e)
-{
-        size_t n = strlen(id);
-
-        if (n == 0 || n > LK_SESSION_ID_MAX)
-                return lk_error_set(e, LK_ERR_INVALID_ARGUMENT,
-                                    "A session id has 1 to %d characters", LK_SESSION_ID_MAX);
-        if (id[0] == '.')
-                return lk_error_set(e, LK_ERR_INVALID_ARGUMENT,
-                                    "A session id must not start with '.'");
-        for (size_t i = 0; i < n; i++) {
-                char c = id[i];
-                if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                      c == '.' || c == '_' || c == '-'))
-                        return lk_error_set(e, LK_ERR_INVALID_ARGUMENT,
-                                            "A session id may hold only letters, digits, '.', "
-                                            "'_' and '-'");
-        }
-        return 0;
-}
 
 /*
  * Sessions by id: a chained hash table beside the list (the list keeps the newest-first
@@ -53,48 +29,48 @@ static size_t id_hash(const char *id)
  * is on it already). False on OOM: the table stays as it was (only fuller), and without any
  * table lookups walk the list.
  */
-static bool table_grow(struct broker *b)
+static bool table_grow(struct lk_sessions *ss)
 {
-        size_t n = b->session_buckets ? b->session_buckets * 2 : SESSION_BUCKETS_MIN;
+        size_t n = ss->buckets ? ss->buckets * 2 : SESSION_BUCKETS_MIN;
         struct lk_session **t = calloc(n, sizeof(*t));
 
         if (!t)
                 return false;
-        for (struct lk_session *s = b->sessions; s; s = s->next) {
+        for (struct lk_session *s = ss->list; s; s = s->next) {
                 size_t k = id_hash(s->id) & (n - 1);
 
                 s->hnext = t[k];
                 t[k] = s;
         }
-        free(b->session_table);
-        b->session_table = t;
-        b->session_buckets = n;
+        free(ss->table);
+        ss->table = t;
+        ss->buckets = n;
         return true;
 }
 
-/* s is on b->sessions already. */
-static void table_add(struct broker *b, struct lk_session *s)
+/* s is on ss->list already. */
+static void table_add(struct lk_sessions *ss, struct lk_session *s)
 {
         size_t k;
 
-        b->n_sessions++;
-        if (b->n_sessions > b->session_buckets && table_grow(b))
+        ss->n++;
+        if (ss->n > ss->buckets && table_grow(ss))
                 return; /* s went in with the rest */
-        if (!b->session_table) {
+        if (!ss->table) {
                 s->hnext = NULL;
                 return;
         }
-        k = id_hash(s->id) & (b->session_buckets - 1);
-        s->hnext = b->session_table[k];
-        b->session_table[k] = s;
+        k = id_hash(s->id) & (ss->buckets - 1);
+        s->hnext = ss->table[k];
+        ss->table[k] = s;
 }
 
-static void table_remove(struct broker *b, struct lk_session *s)
+static void table_remove(struct lk_sessions *ss, struct lk_session *s)
 {
-        b->n_sessions--;
-        if (!b->session_table)
+        ss->n--;
+        if (!ss->table)
                 return;
-        for (struct lk_session **p = &b->session_table[id_hash(s->id) & (b->session_buckets - 1)];
+        for (struct lk_session **p = &ss->table[id_hash(s->id) & (ss->buckets - 1)];
              *p; p = &(*p)->hnext)
                 if (*p == s) {
                         *p = s->hnext;
@@ -103,38 +79,38 @@ static void table_remove(struct broker *b, struct lk_session *s)
         s->hnext = NULL;
 }
 
-struct lk_session *lk_session_find_loaded(struct broker *b, const char *id)
+struct lk_session *lk_session_find_loaded(struct lk_sessions *ss, const char *id)
 {
-        if (!b->session_table) {
-                for (struct lk_session *s = b->sessions; s; s = s->next)
+        if (!ss->table) {
+                for (struct lk_session *s = ss->list; s; s = s->next)
                         if (streq(s->id, id))
                                 return s;
                 return NULL;
         }
-        for (struct lk_session *s = b->session_table[id_hash(id) & (b->session_buckets - 1)]; s;
+        for (struct lk_session *s = ss->table[id_hash(id) & (ss->buckets - 1)]; s;
              s = s->hnext)
                 if (streq(s->id, id))
                         return s;
         return NULL;
 }
 
-struct lk_session *lk_session_find(struct broker *b, const char *id)
+struct lk_session *lk_session_find(struct lk_sessions *ss, const char *id)
 {
-        struct lk_session *s = lk_session_find_loaded(b, id);
+        struct lk_session *s = lk_session_find_loaded(ss, id);
 
-        if (!s && b->loader) {
-                lk_store_load_id(b, id);
-                s = lk_session_find_loaded(b, id);
+        if (!s && ss->store && lk_store_loading(ss->store)) {
+                lk_store_load_id(ss->store, id);
+                s = lk_session_find_loaded(ss, id);
         }
         return s;
 }
 
-struct lk_session *lk_session_latest(struct broker *b, uid_t uid)
+struct lk_session *lk_session_latest(struct lk_sessions *ss, uid_t uid)
 {
         struct lk_session *best = NULL;
 
         /* The list is newest first, so the first of equal opened_at wins. */
-        for (struct lk_session *s = b->sessions; s; s = s->next)
+        for (struct lk_session *s = ss->list; s; s = s->next)
                 if (s->uid == uid && (!best || s->opened_at > best->opened_at))
                         best = s;
         return best;
@@ -172,12 +148,28 @@ static void session_unlink(struct lk_session **list, struct lk_session *s)
                 }
 }
 
-void lk_session_adopt(struct broker *b, struct lk_session *s)
+void lk_session_adopt(struct lk_sessions *ss, struct lk_session *s)
 {
-        s->broker = b;
-        s->next = b->sessions;
-        b->sessions = s;
-        table_add(b, s);
+        s->owner = ss;
+        s->next = ss->list;
+        ss->list = s;
+        table_add(ss, s);
+}
+
+static void changed(struct lk_sessions *ss, const struct lk_session *s, const char *event)
+{
+        if (ss->changed)
+                ss->changed(ss->userdata, s, event);
+}
+
+/* Writes s to its file (a record borrowing s's fields); nothing without a store. */
+static int save(struct lk_sessions *ss, const struct lk_session *s, struct lk_error *e)
+{
+        struct lk_session_record r = {.id = s->id, .user = s->user, .uid = s->uid,
+                                      .opened_at = s->opened_at, .expired = s->expired,
+                                      .tokens = s->tokens, .claims = s->claims};
+
+        return ss->store ? lk_store_save(ss->store, &r, e) : 0;
 }
 
 static void log_tokens(int prio, const char *what, const struct lk_session *s)
@@ -193,11 +185,11 @@ static void log_tokens(int prio, const char *what, const struct lk_session *s)
                     s->tokens.refresh_token ? rfp : "none", (long long)s->tokens.expires_at);
 }
 
-static void session_close(struct broker *b, struct lk_session *s, bool remove_file);
+static void session_close(struct lk_sessions *ss, struct lk_session *s, bool remove_file);
 
-int lk_session_may_open(struct broker *b, const char *id, uid_t uid, struct lk_error *e)
+int lk_session_may_open(struct lk_sessions *ss, const char *id, uid_t uid, struct lk_error *e)
 {
-        struct lk_session *old = lk_session_find(b, id);
+        struct lk_session *old = lk_session_find(ss, id);
 
         unsigned n = 0;
 
@@ -208,7 +200,7 @@ int lk_session_may_open(struct broker *b, const char *id, uid_t uid, struct lk_e
                                     id);
         if (old)
                 return 0; /* replaced: one more it is not */
-        for (struct lk_session *s = b->sessions; s; s = s->next)
+        for (struct lk_session *s = ss->list; s; s = s->next)
                 n += s->uid == uid;
         if (n >= LK_SESSIONS_PER_UID_MAX)
                 return lk_error_set(e, LK_ERR_TOO_MANY_REQUESTS,
@@ -217,7 +209,7 @@ int lk_session_may_open(struct broker *b, const char *id, uid_t uid, struct lk_e
         return 0;
 }
 
-int lk_session_open(struct broker *b, const char *id, const char *user, uid_t uid,
+int lk_session_open(struct lk_sessions *ss, const char *id, const char *user, uid_t uid,
                     struct lk_grant *grant, struct lk_error *e)
 {
         struct lk_session *s, *old;
@@ -228,11 +220,11 @@ int lk_session_open(struct broker *b, const char *id, const char *user, uid_t ui
                 lk_grant_free(grant);
                 return lk_error_set(e, LK_ERR_NOMEM, "Out of memory");
         }
-        s->broker = b;
+        s->owner = ss;
         s->id = strdup(id);
         s->user = strdup(user);
         s->uid = uid;
-        s->opened_at = lk_now_wall();
+        s->opened_at = ss->clock->wall_s();
         s->tokens = grant->tokens;
         grant->tokens = (struct lk_tokens){0};
         s->claims = TAKE_PTR(grant->claims);
@@ -242,7 +234,7 @@ int lk_session_open(struct broker *b, const char *id, const char *user, uid_t ui
                 return lk_error_set(e, LK_ERR_NOMEM, "Out of memory");
         }
         /* Before the save: a file not read yet must be read as the old session, not the new. */
-        old = lk_session_find(b, id);
+        old = lk_session_find(ss, id);
 
         /*
          * The same id again: su inside a session, or a session whose close
@@ -251,22 +243,23 @@ int lk_session_open(struct broker *b, const char *id, const char *user, uid_t ui
          * (the rename replaces the old file), so a failed write leaves the old
          * session as it was, in memory and on disk.
          */
-        r = lk_store_save(b, s, e);
+        r = save(ss, s, e);
         if (r < 0) {
                 lk_session_free(s);
                 return r;
         }
         if (old)
-                session_close(b, old, false);
-        lk_session_adopt(b, s);
+                session_close(ss, old, false);
+        lk_session_adopt(ss, s);
         log_tokens(LOG_NOTICE, "opened", s);
-        lk_bus_emit_session_changed(b->bus, s->id, "opened");
+        changed(ss, s, "opened");
         return 0;
 }
 
-bool lk_session_needs_refresh(struct broker *b, const struct lk_session *s, uint32_t min_valid)
+bool lk_session_needs_refresh(struct lk_sessions *ss, const struct lk_session *s,
+                              uint32_t min_valid)
 {
-        int64_t margin = b->config->refresh_margin, now = lk_now_wall();
+        int64_t margin = ss->config->refresh_margin, now = ss->clock->wall_s();
 
         if (s->expired || !s->tokens.refresh_token)
                 return false;
@@ -283,7 +276,7 @@ static void answer_waiters(struct lk_session *s, int r, const struct lk_error *e
 {
         struct lk_token_waiter *w = TAKE_PTR(s->waiters);
         size_t n = s->n_waiters;
-        int64_t now = lk_now_wall();
+        int64_t now = s->owner->clock->wall_s();
 
         s->n_waiters = 0;
         for (size_t i = 0; i < n; i++) {
@@ -302,7 +295,7 @@ static void answer_waiters(struct lk_session *s, int r, const struct lk_error *e
  * session ends here, "expired" is signalled once (s->expired stops every later
  * refresh), and every waiter hears TokenExpired with why.
  */
-static void session_expire(struct broker *b, struct lk_session *s, const char *why)
+static void session_expire(struct lk_sessions *ss, struct lk_session *s, const char *why)
 {
         struct lk_error x = {0};
 
@@ -311,9 +304,9 @@ static void session_expire(struct broker *b, struct lk_session *s, const char *w
         s->expired = true;
         lk_session_tokens_changed(s);
         lk_tokens_clear(&s->tokens);
-        if (lk_store_save(b, s, &x) < 0)
+        if (save(ss, s, &x) < 0)
                 log_error("Cannot save session %s: %s", s->id, x.message);
-        lk_bus_emit_session_changed(b->bus, s->id, "expired");
+        changed(ss, s, "expired");
         lk_error_clear(&x);
         lk_error_set(&x, LK_ERR_TOKEN_EXPIRED, "The session has expired: %s; log in again", why);
         answer_waiters(s, -LK_ERR_TOKEN_EXPIRED, &x);
@@ -322,13 +315,13 @@ static void session_expire(struct broker *b, struct lk_session *s, const char *w
 static void on_refreshed(void *userdata, struct lk_grant *grant, const struct lk_error *err)
 {
         struct lk_session *s = userdata;
-        struct broker *b = s->broker;
+        struct lk_sessions *ss = s->owner;
         struct lk_error e = {0};
         int r = 0;
 
-        b->busy_ops--;
+        ss->busy--;
         s->refreshing = false;
-        s->refreshed_at = lk_now_wall();
+        s->refreshed_at = ss->clock->wall_s();
         free(s->refresh_error);
         s->refresh_error = NULL;
 
@@ -336,7 +329,7 @@ static void on_refreshed(void *userdata, struct lk_grant *grant, const struct lk
                 lk_grant_free(grant);
                 lk_error_set(&e, LK_ERR_NOT_FOUND, "The session was closed");
                 answer_waiters(s, -LK_ERR_NOT_FOUND, &e);
-                session_unlink(&b->closed_sessions, s);
+                session_unlink(&ss->closed, s);
                 lk_session_free(s);
                 return;
         }
@@ -347,13 +340,14 @@ static void on_refreshed(void *userdata, struct lk_grant *grant, const struct lk
          * new to judge, and the session goes on.
          */
         if (grant && grant->claims &&
-            lk_login_check_claims(b, grant->claims, s->user, s->uid, &e) < 0) {
+            lk_login_check_claims(ss->config, ss->uid_min, grant->claims, s->user, s->uid,
+                                  &e) < 0) {
                 char why[LK_ERROR_MESSAGE_MAX];
 
                 lk_grant_free(grant);
                 snprintf(why, sizeof(why), "the provider no longer allows this user here (%.400s)",
                          e.message);
-                session_expire(b, s, why);
+                session_expire(ss, s, why);
                 return;
         }
 
@@ -379,17 +373,17 @@ static void on_refreshed(void *userdata, struct lk_grant *grant, const struct lk
                         SWAP(t->scope, n->scope);
 #undef SWAP
                 t->expires_at = n->expires_at;
-                lk_budget_refund(b->budget, s->uid); /* a live refresh token: no abuse */
+                lk_budget_refund(ss->budget, s->uid); /* a live refresh token: no abuse */
                 if (grant->claims) {
                         json_decref(s->claims);
                         s->claims = TAKE_PTR(grant->claims);
                 }
                 lk_grant_free(grant);
-                if (lk_store_save(b, s, &e) < 0)
+                if (save(ss, s, &e) < 0)
                         log_error("Cannot save session %s: %s, keeping it in memory only", s->id,
                                   e.message);
                 log_tokens(LOG_INFO, "refreshed", s);
-                lk_bus_emit_session_changed(b->bus, s->id, "refreshed");
+                changed(ss, s, "refreshed");
                 answer_waiters(s, 0, NULL);
                 return;
         }
@@ -411,7 +405,7 @@ static void on_refreshed(void *userdata, struct lk_grant *grant, const struct lk
                 else
                         snprintf(why, sizeof(why),
                                  "the provider refused the refresh token (%.400s)", e.message);
-                session_expire(b, s, why);
+                session_expire(ss, s, why);
                 return;
         }
         log_warning("Refreshing session %s failed: %s: %s", s->id, lk_err_name(r), e.message);
@@ -421,8 +415,8 @@ static void on_refreshed(void *userdata, struct lk_grant *grant, const struct lk
         answer_waiters(s, r, &e);
 }
 
-int lk_session_get_token(struct broker *b, struct lk_session *s, uint32_t min_valid, lk_token_fn fn,
-                         void *userdata, struct lk_error *e)
+int lk_session_get_token(struct lk_sessions *ss, struct lk_session *s, uint32_t min_valid,
+                         lk_token_fn fn, void *userdata, struct lk_error *e)
 {
         struct lk_token_waiter *w;
         int r;
@@ -430,8 +424,8 @@ int lk_session_get_token(struct broker *b, struct lk_session *s, uint32_t min_va
         if (s->expired)
                 return lk_error_set(e, LK_ERR_TOKEN_EXPIRED,
                                     "The session has expired; log in again");
-        if (!lk_session_needs_refresh(b, s, min_valid)) {
-                if (s->tokens.expires_at != 0 && s->tokens.expires_at <= lk_now_wall())
+        if (!lk_session_needs_refresh(ss, s, min_valid)) {
+                if (s->tokens.expires_at != 0 && s->tokens.expires_at <= ss->clock->wall_s())
                         return lk_error_set(e, LK_ERR_TOKEN_EXPIRED,
                                             "The access token has expired and there is no refresh "
                                             "token; log in again");
@@ -441,7 +435,7 @@ int lk_session_get_token(struct broker *b, struct lk_session *s, uint32_t min_va
                 return lk_error_set(e, LK_ERR_TOO_MANY_REQUESTS,
                                     "Too many callers are waiting for this session's refresh");
         if (!s->refreshing) {
-                int64_t now = lk_now_wall(), since = now - s->refreshed_at;
+                int64_t now = ss->clock->wall_s(), since = now - s->refreshed_at;
                 bool valid = s->tokens.expires_at > now;
 
                 /* At most one refresh per interval, whatever min_valid asks: each one is a
@@ -459,22 +453,22 @@ int lk_session_get_token(struct broker *b, struct lk_session *s, uint32_t min_va
                                             (long long)since,
                                             (long long)(LK_REFRESH_INTERVAL_MIN - since));
                 }
-                r = lk_budget_take(b->budget, s->uid, lk_now_ms(), e);
+                r = lk_budget_take(ss->budget, s->uid, ss->clock->mono_ms(), e);
                 if (r < 0) {
                         if (valid)
                                 return 0;
                         return r;
                 }
-                r = lk_provider_refresh(b->provider, s->tokens.refresh_token, s->claims,
+                r = ss->idp.ops->refresh(ss->idp.idp, s->tokens.refresh_token, s->claims,
                                         on_refreshed, s);
                 if (r < 0) {
-                        lk_budget_refund(b->budget, s->uid);
+                        lk_budget_refund(ss->budget, s->uid);
                         if (valid)
                                 return 0;
                         return lk_error_set(e, r, "Cannot start the refresh");
                 }
                 s->refreshing = true;
-                b->busy_ops++;
+                ss->busy++;
                 log_debug("Session %s: refreshing (min_valid %u)", s->id, min_valid);
         }
         w = realloc(s->waiters, (s->n_waiters + 1) * sizeof(*w));
@@ -487,9 +481,9 @@ int lk_session_get_token(struct broker *b, struct lk_session *s, uint32_t min_va
 
 static void on_revoked(void *userdata, const struct lk_error *err)
 {
-        struct broker *b = userdata;
+        struct lk_sessions *ss = userdata;
 
-        b->busy_ops--;
+        ss->busy--;
         if (err && err->code)
                 log_warning("Revoking a closed session's token failed: %s, ignoring", err->message);
         else
@@ -497,44 +491,44 @@ static void on_revoked(void *userdata, const struct lk_error *err)
 }
 
 /* remove_file is false when a new session of the same id has just replaced the file. */
-static void session_close(struct broker *b, struct lk_session *s, bool remove_file)
+static void session_close(struct lk_sessions *ss, struct lk_session *s, bool remove_file)
 {
         const char *token = s->tokens.refresh_token ?: s->tokens.access_token;
         const char *hint = s->tokens.refresh_token ? "refresh_token" : "access_token";
 
         log_tokens(LOG_NOTICE, "closed", s);
-        session_unlink(&b->sessions, s);
-        table_remove(b, s);
-        if (remove_file)
-                lk_store_remove(b, s->id);
+        session_unlink(&ss->list, s);
+        table_remove(ss, s);
+        if (remove_file && ss->store)
+                lk_store_remove(ss->store, s->id);
         /* The provider copies the token, so it may go with the session below. */
-        if (b->config->revoke_on_close && token && !s->expired) {
-                if (lk_provider_revoke(b->provider, token, hint, on_revoked, b) < 0)
+        if (ss->config->revoke_on_close && token && !s->expired) {
+                if (ss->idp.ops->revoke(ss->idp.idp, token, hint, on_revoked, ss) < 0)
                         log_warning("Session %s: cannot start the revocation, ignoring", s->id);
                 else
-                        b->busy_ops++;
+                        ss->busy++;
         }
-        lk_bus_emit_session_changed(b->bus, s->id, "closed");
+        changed(ss, s, "closed");
         if (s->refreshing) {
                 /* on_refreshed() frees it; until then it waits here, for shutdown's sake. */
                 s->closed = true;
                 lk_session_tokens_changed(s);
                 lk_tokens_clear(&s->tokens);
-                s->next = b->closed_sessions;
-                b->closed_sessions = s;
+                s->next = ss->closed;
+                ss->closed = s;
                 return;
         }
         lk_session_free(s);
 }
 
-void lk_session_close(struct broker *b, struct lk_session *s)
+void lk_session_close(struct lk_sessions *ss, struct lk_session *s)
 {
-        session_close(b, s, true);
+        session_close(ss, s, true);
 }
 
-void lk_sessions_free_all(struct broker *b)
+void lk_sessions_free_all(struct lk_sessions *ss)
 {
-        struct lk_session **lists[] = {&b->sessions, &b->closed_sessions};
+        struct lk_session **lists[] = {&ss->list, &ss->closed};
         struct lk_error e = {0};
 
         lk_error_set(&e, LK_ERR_PROVIDER_UNAVAILABLE, "The broker is shutting down");
@@ -546,17 +540,60 @@ void lk_sessions_free_all(struct broker *b)
                         answer_waiters(s, -LK_ERR_PROVIDER_UNAVAILABLE, &e);
                         lk_session_free(s);
                 }
-        free(b->session_table);
-        b->session_table = NULL;
-        b->session_buckets = 0;
-        b->n_sessions = 0;
+        free(ss->table);
+        ss->table = NULL;
+        ss->buckets = 0;
+        ss->n = 0;
 }
 
-unsigned lk_sessions_refreshing(struct broker *b)
-{
-        unsigned n = 0;
 
-        for (struct lk_session *s = b->sessions; s; s = s->next)
-                n += s->refreshing;
-        return n;
+/* ---- the sessions of the last run, from the store ---- */
+
+static bool reader_has(void *userdata, const char *id)
+{
+        return lk_session_find_loaded(userdata, id) != NULL;
+}
+
+static void reader_take(void *userdata, struct lk_session_record *r)
+{
+        struct lk_sessions *ss = userdata;
+        struct lk_session *s = calloc(1, sizeof(*s));
+
+        if (!s) {
+                log_error("Out of memory reading session %s; it stays on disk", r->id);
+                return;
+        }
+        s->id = TAKE_PTR(r->id);
+        s->user = TAKE_PTR(r->user);
+        s->uid = r->uid;
+        s->opened_at = r->opened_at;
+        s->expired = r->expired;
+        s->tokens = r->tokens;
+        r->tokens = (struct lk_tokens){0};
+        s->claims = TAKE_PTR(r->claims);
+        lk_session_adopt(ss, s);
+}
+
+static struct lk_store_reader reader_of(struct lk_sessions *ss)
+{
+        return (struct lk_store_reader){.has = reader_has, .take = reader_take, .userdata = ss};
+}
+
+int lk_sessions_load_begin(struct lk_sessions *ss, struct lk_error *e)
+{
+        struct lk_store_reader r = reader_of(ss);
+
+        return lk_store_load_begin(ss->store, &r, e);
+}
+
+int lk_sessions_load_all(struct lk_sessions *ss, struct lk_error *e)
+{
+        struct lk_store_reader r = reader_of(ss);
+
+        return lk_store_load_all(ss->store, &r, e);
+}
+
+bool lk_sessions_loading(const struct lk_sessions *ss)
+{
+        return ss->store && lk_store_loading(ss->store);
 }

@@ -1,0 +1,430 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * latchkeyd's objects without a broker (issue 18): logins (expiry, accounting) and sessions
+ * (single-flight refresh, stale-but-valid answers, the refresh floor, expiry by the provider)
+ * on a fake clock, with a fake provider whose answers the test gives by hand.
+ */
+#include <jansson.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "broker/budget.h"
+#include "broker/login.h"
+#include "broker/session.h"
+
+/* ---- the fake clock ---- */
+
+static int64_t fake_mono_ms = 1000000;
+static int64_t fake_wall_s = 1700000000;
+
+static int64_t mono_ms(void)
+{
+        return fake_mono_ms;
+}
+
+static int64_t wall_s(void)
+{
+        return fake_wall_s;
+}
+
+static const struct lk_clock fake_clock = {.mono_ms = mono_ms, .wall_s = wall_s};
+
+/* ---- the fake provider: records each request, answered by the test ---- */
+
+struct fake_idp {
+        unsigned refreshes, revocations;
+        lk_provider_grant_fn done;
+        void *userdata;
+        char refresh_token[64]; /* the last one sent */
+        int fail;               /* < 0: the next request fails to start */
+};
+
+static const struct lk_endpoints *fake_endpoints(void *idp)
+{
+        return NULL;
+}
+
+static int fake_exchange(void *idp, const char *code, const char *verifier, const char *nonce,
+                         lk_provider_grant_fn done, void *userdata)
+{
+        return -LK_ERR_PROVIDER_UNAVAILABLE;
+}
+
+static int fake_refresh(void *idp, const char *refresh_token, const json_t *claims,
+                        lk_provider_grant_fn done, void *userdata)
+{
+        struct fake_idp *f = idp;
+
+        if (f->fail < 0)
+                return f->fail;
+        assert_null(f->done); /* one request at a time per session: the test has one session */
+        f->refreshes++;
+        f->done = done;
+        f->userdata = userdata;
+        snprintf(f->refresh_token, sizeof(f->refresh_token), "%s", refresh_token);
+        return 0;
+}
+
+static int fake_revoke(void *idp, const char *token, const char *hint, lk_provider_done_fn done,
+                       void *userdata)
+{
+        struct fake_idp *f = idp;
+
+        f->revocations++;
+        done(userdata, NULL);
+        return 0;
+}
+
+static const struct lk_idp_ops fake_ops = {
+        .endpoints = fake_endpoints,
+        .exchange_code = fake_exchange,
+        .refresh = fake_refresh,
+        .revoke = fake_revoke,
+};
+
+/* The provider answers the refresh under way: new tokens, or err. */
+static void answer_refresh(struct fake_idp *f, const char *access_token, int64_t expires_in,
+                           int code, const char *provider_error)
+{
+        lk_provider_grant_fn done = f->done;
+        struct lk_grant *g = NULL;
+        struct lk_error e = {0};
+
+        assert_non_null(done);
+        f->done = NULL;
+        if (code == 0) {
+                g = calloc(1, sizeof(*g));
+                assert_non_null(g);
+                g->tokens.access_token = strdup(access_token);
+                g->tokens.token_type = strdup("Bearer");
+                g->tokens.expires_at = fake_wall_s + expires_in;
+        } else {
+                lk_error_set(&e, code, "the provider said no");
+                if (provider_error)
+                        snprintf(e.provider_error, sizeof(e.provider_error), "%s",
+                                 provider_error);
+        }
+        done(f->userdata, g, code ? &e : NULL);
+}
+
+/* ---- sessions ---- */
+
+struct changes {
+        char events[256]; /* "opened refreshed ..." */
+};
+
+static void on_changed(void *userdata, const struct lk_session *s, const char *event)
+{
+        struct changes *c = userdata;
+        size_t n = strlen(c->events);
+
+        snprintf(c->events + n, sizeof(c->events) - n, "%s%s", n ? " " : "", event);
+}
+
+struct fixture {
+        struct lk_config config;
+        struct fake_idp idp;
+        struct changes changes;
+        struct lk_budget *budget;
+        struct lk_sessions ss;
+};
+
+static int setup(void **state)
+{
+        struct fixture *f = calloc(1, sizeof(*f));
+
+        if (!f || lk_budget_new(&f->budget) < 0)
+                return -1;
+        f->config.refresh_margin = 60;
+        f->config.login_timeout = 300;
+        f->ss = (struct lk_sessions){.clock = &fake_clock, .config = &f->config, .uid_min = 1000,
+                                     .idp = {&fake_ops, &f->idp}, .budget = f->budget,
+                                     .changed = on_changed, .userdata = &f->changes};
+        *state = f;
+        return 0;
+}
+
+static int teardown(void **state)
+{
+        struct fixture *f = *state;
+
+        lk_sessions_free_all(&f->ss);
+        lk_budget_free(f->budget);
+        free(f);
+        return 0;
+}
+
+/* Opens session id of uid 1000 with an access token valid for expires_in seconds. */
+static struct lk_session *open_session(struct fixture *f, const char *id, int64_t expires_in)
+{
+        struct lk_grant *g = calloc(1, sizeof(*g));
+        struct lk_error e = {0};
+
+        assert_non_null(g);
+        g->tokens.access_token = strdup("at-1");
+        g->tokens.refresh_token = strdup("rt-1");
+        g->tokens.token_type = strdup("Bearer");
+        g->tokens.expires_at = fake_wall_s + expires_in;
+        assert_int_equal(lk_session_may_open(&f->ss, id, 1000, &e), 0);
+        assert_int_equal(lk_session_open(&f->ss, id, "alice", 1000, g, &e), 0);
+        return lk_session_find(&f->ss, id);
+}
+
+struct answer {
+        unsigned calls;
+        int r;
+        char token[32];
+        char message[LK_ERROR_MESSAGE_MAX];
+};
+
+static void on_token(void *userdata, struct lk_session *s, int r, const struct lk_error *e)
+{
+        struct answer *a = userdata;
+
+        a->calls++;
+        a->r = r;
+        snprintf(a->token, sizeof(a->token), "%s", r == 0 ? s->tokens.access_token : "");
+        snprintf(a->message, sizeof(a->message), "%s", r < 0 && e ? e->message : "");
+}
+
+static int get_token(struct fixture *f, struct lk_session *s, struct answer *a)
+{
+        struct lk_error e = {0};
+        int r = lk_session_get_token(&f->ss, s, 0, on_token, a, &e);
+
+        if (r < 0)
+                snprintf(a->message, sizeof(a->message), "%s", e.message);
+        return r;
+}
+
+/* Many callers near expiry: one request to the provider, every caller answered by it. */
+static void test_refresh_single_flight(void **state)
+{
+        struct fixture *f = *state;
+        struct lk_session *s = open_session(f, "c1", 30); /* inside the 60 s margin */
+        struct answer a[5] = {{0}};
+
+        assert_string_equal(f->changes.events, "opened");
+        for (int i = 0; i < 5; i++)
+                assert_int_equal(get_token(f, s, &a[i]), LK_SESSION_LATER);
+        assert_int_equal(f->idp.refreshes, 1);
+        assert_string_equal(f->idp.refresh_token, "rt-1");
+        assert_int_equal(f->ss.busy, 1);
+        assert_int_equal(a[0].calls, 0);
+
+        answer_refresh(&f->idp, "at-2", 3600, 0, NULL);
+        for (int i = 0; i < 5; i++) {
+                assert_int_equal(a[i].calls, 1);
+                assert_int_equal(a[i].r, 0);
+                assert_string_equal(a[i].token, "at-2");
+        }
+        assert_int_equal(f->ss.busy, 0);
+        assert_string_equal(f->changes.events, "opened refreshed");
+        assert_string_equal(s->tokens.refresh_token, "rt-1"); /* none came: the old one stays */
+
+        /* Fresh now: answered at once, no request. */
+        assert_int_equal(get_token(f, s, &a[0]), 0);
+        assert_int_equal(f->idp.refreshes, 1);
+}
+
+/* A failed refresh while the token is still valid: every caller gets the current token. */
+static void test_stale_but_valid(void **state)
+{
+        struct fixture *f = *state;
+        struct lk_session *s = open_session(f, "c2", 30);
+        struct answer a = {0}, b = {0};
+
+        assert_int_equal(get_token(f, s, &a), LK_SESSION_LATER);
+        assert_int_equal(get_token(f, s, &b), LK_SESSION_LATER);
+        answer_refresh(&f->idp, NULL, 0, LK_ERR_PROVIDER_UNAVAILABLE, NULL);
+        assert_int_equal(a.r, 0);
+        assert_string_equal(a.token, "at-1");
+        assert_int_equal(b.r, 0);
+        assert_string_equal(b.token, "at-1");
+        assert_string_equal(f->changes.events, "opened"); /* nothing changed */
+
+        /* The floor: within LK_REFRESH_INTERVAL_MIN, no new request; the valid token. */
+        fake_wall_s += LK_REFRESH_INTERVAL_MIN - 1;
+        assert_int_equal(get_token(f, s, &a), 0);
+        assert_int_equal(f->idp.refreshes, 1);
+
+        /* Expired inside the floor (its lifetime cut short here): the last refresh's error,
+         * still no request. */
+        s->tokens.expires_at = fake_wall_s - 1;
+        lk_session_tokens_changed(s);
+        assert_int_equal(get_token(f, s, &a), -LK_ERR_PROVIDER_UNAVAILABLE);
+        assert_non_null(strstr(a.message, "the provider said no"));
+        assert_int_equal(f->idp.refreshes, 1);
+
+        /* Past the floor: a new request, and its failure reaches the caller now. */
+        fake_wall_s += 1;
+        assert_int_equal(get_token(f, s, &a), LK_SESSION_LATER);
+        assert_int_equal(f->idp.refreshes, 2);
+        answer_refresh(&f->idp, NULL, 0, LK_ERR_PROVIDER_UNAVAILABLE, NULL);
+        assert_int_equal(a.r, -LK_ERR_PROVIDER_UNAVAILABLE);
+}
+
+/* The provider refuses the refresh token: the session expires once, for every caller. */
+static void test_refresh_refused(void **state)
+{
+        struct fixture *f = *state;
+        struct lk_session *s = open_session(f, "c3", 30);
+        struct answer a = {0}, b = {0};
+
+        assert_int_equal(get_token(f, s, &a), LK_SESSION_LATER);
+        assert_int_equal(get_token(f, s, &b), LK_SESSION_LATER);
+        answer_refresh(&f->idp, NULL, 0, LK_ERR_INVALID_GRANT, "invalid_grant");
+        assert_int_equal(a.r, -LK_ERR_TOKEN_EXPIRED);
+        assert_int_equal(b.r, -LK_ERR_TOKEN_EXPIRED);
+        assert_non_null(strstr(a.message, "invalid_grant"));
+        assert_true(s->expired);
+        assert_null(s->tokens.access_token);
+        assert_string_equal(f->changes.events, "opened expired");
+
+        /* Later callers hear it at once; no request is ever sent again. */
+        fake_wall_s += 3600;
+        assert_int_equal(get_token(f, s, &a), -LK_ERR_TOKEN_EXPIRED);
+        assert_int_equal(f->idp.refreshes, 1);
+}
+
+/* Closed while its refresh is under way: the callers hear NotFound, nothing is left over. */
+static void test_closed_while_refreshing(void **state)
+{
+        struct fixture *f = *state;
+        struct lk_session *s = open_session(f, "c4", 30);
+        struct answer a = {0};
+
+        assert_int_equal(get_token(f, s, &a), LK_SESSION_LATER);
+        lk_session_close(&f->ss, s);
+        assert_null(lk_session_find(&f->ss, "c4"));
+        assert_string_equal(f->changes.events, "opened closed");
+        assert_int_equal(a.calls, 0);
+        answer_refresh(&f->idp, "at-2", 3600, 0, NULL);
+        assert_int_equal(a.r, -LK_ERR_NOT_FOUND);
+        assert_null(f->ss.closed);
+        assert_int_equal(f->ss.busy, 0);
+}
+
+/* A provider that cannot be asked: the valid token, else the reason. */
+static void test_refresh_cannot_start(void **state)
+{
+        struct fixture *f = *state;
+        struct lk_session *s = open_session(f, "c5", 30);
+        struct answer a = {0};
+
+        f->idp.fail = -LK_ERR_NOMEM;
+        assert_int_equal(get_token(f, s, &a), 0); /* still valid for 30 s */
+        fake_wall_s += 31;
+        assert_int_equal(get_token(f, s, &a), -LK_ERR_NOMEM);
+        assert_non_null(strstr(a.message, "Cannot start the refresh"));
+        assert_int_equal(f->idp.refreshes, 0);
+}
+
+/* ---- logins ---- */
+
+static struct lk_login *fake_login(struct lk_logins *ls, uid_t owner, uid_t user,
+                                   enum lk_login_state state)
+{
+        static unsigned n;
+        struct lk_login *l = calloc(1, sizeof(*l));
+
+        assert_non_null(l);
+        *l = (struct lk_login){.owner = ls, .owner_uid = owner, .user_uid = user, .state = state,
+                               .expires_ms = ls->clock->mono_ms() +
+                                             (int64_t)ls->config->login_timeout * 1000};
+        assert_true(asprintf(&l->id, "login-%u", n++) > 0);
+        l->user = strdup("someone");
+        l->next = ls->list;
+        ls->list = l;
+        ls->n++;
+        return l;
+}
+
+/* Who a login counts against: the user it is for when root began it, else who began it. */
+static void test_login_accounting(void **state)
+{
+        struct lk_config config = {.login_timeout = 300};
+        struct lk_logins ls = {.clock = &fake_clock, .config = &config};
+        struct lk_login *by_root = fake_login(&ls, 0, 1000, LK_LOGIN_PENDING);
+        struct lk_login *by_self = fake_login(&ls, 1000, 1000, LK_LOGIN_PENDING);
+        struct lk_login *by_other = fake_login(&ls, 1001, 1000, LK_LOGIN_PENDING);
+
+        assert_int_equal(lk_login_account(by_root), 1000);
+        assert_int_equal(lk_login_account(by_self), 1000);
+        assert_int_equal(lk_login_account(by_other), 1001);
+
+        /* uid 1000 holds two pending logins; filled up to the cap, the next is refused. */
+        for (int i = 2; i < LK_LOGINS_PER_USER_MAX; i++)
+                fake_login(&ls, 0, 1000, LK_LOGIN_PENDING);
+        assert_int_equal(lk_login_admit(&ls, 1000, 1000, NULL), -LK_ERR_TOO_MANY_REQUESTS);
+        assert_int_equal(lk_login_admit(&ls, 1001, 1000, NULL), 0); /* counts against 1001 */
+
+        /* Pending logins whose time has passed no longer count, even before the sweep. */
+        fake_mono_ms += 300 * 1000;
+        assert_int_equal(lk_login_admit(&ls, 1000, 1000, NULL), 0);
+        lk_logins_free_all(&ls);
+}
+
+/* Expiry on the clock: ended at login_timeout, remembered, then forgotten. */
+static void test_login_expiry(void **state)
+{
+        struct lk_config config = {.login_timeout = 300};
+        struct lk_logins ls = {.clock = &fake_clock, .config = &config};
+        struct lk_login *pending = fake_login(&ls, 0, 1000, LK_LOGIN_PENDING);
+        struct lk_login *done = fake_login(&ls, 0, 1000, LK_LOGIN_DONE);
+        struct lk_login *exchanging = fake_login(&ls, 0, 1000, LK_LOGIN_EXCHANGING);
+        struct lk_error e = {0};
+
+        assert_int_equal(lk_logins_sweep(&ls), 3);
+        assert_int_equal(lk_login_check_pending(&ls, pending, NULL), 0);
+        assert_int_equal(lk_login_check_done(&ls, done, NULL), 0);
+        assert_int_equal(lk_login_check_pending(&ls, exchanging, &e), -LK_ERR_TOO_MANY_REQUESTS);
+
+        /* One millisecond before its time, alive; at its time, ended. */
+        fake_mono_ms += 300 * 1000 - 1;
+        assert_int_equal(lk_logins_sweep(&ls), 3);
+        fake_mono_ms += 1;
+        lk_error_clear(&e);
+        assert_int_equal(lk_login_check_pending(&ls, pending, &e), -LK_ERR_LOGIN_EXPIRED);
+        assert_non_null(strstr(e.message, "after 300 s"));
+        lk_error_clear(&e);
+        assert_int_equal(lk_login_check_done(&ls, done, &e), -LK_ERR_LOGIN_EXPIRED);
+        assert_non_null(strstr(e.message, "expired before its session was opened"));
+        assert_null(done->grant);
+        /* An exchange under way is never cut short by the clock. */
+        assert_int_equal(lk_logins_sweep(&ls), 1);
+        assert_int_equal(exchanging->state, LK_LOGIN_EXCHANGING);
+
+        /* Remembered (to say LoginExpired, not NotFound) for two minutes, then forgotten. */
+        assert_ptr_equal(lk_login_find(&ls, pending->id), pending);
+        fake_mono_ms += 120 * 1000 - 1;
+        lk_logins_sweep(&ls);
+        assert_int_equal(ls.n, 3);
+        fake_mono_ms += 1;
+        lk_logins_sweep(&ls);
+        assert_int_equal(ls.n, 1);
+        assert_ptr_equal(ls.list, exchanging);
+        lk_logins_free_all(&ls);
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+            cmocka_unit_test_setup_teardown(test_refresh_single_flight, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_stale_but_valid, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_refresh_refused, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_closed_while_refreshing, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_refresh_cannot_start, setup, teardown),
+            cmocka_unit_test(test_login_accounting),
+            cmocka_unit_test(test_login_expiry),
+        };
+
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
