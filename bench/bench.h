@@ -64,8 +64,10 @@ bool bench_stopping(void);
 void bench_check(void);
 /* The main thread's part: marks it, and makes SIGINT, SIGTERM and SIGHUP end the run. */
 void bench_init(void);
-/* Stops the stack and removes the accounts, once; the normal end and die() call it. */
+/* Stops the stack, then runs the hook (users.c's: removes the accounts), once; the normal end
+ * and die() call it. */
 void bench_teardown(void);
+void bench_on_teardown(void (*fn)(void));
 /* pthread_create() or die(). */
 void start_thread(pthread_t *t, void *(*fn)(void *), void *arg);
 

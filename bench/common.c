@@ -56,6 +56,13 @@ bool bench_stopping(void)
         return atomic_load(&stopping);
 }
 
+static void (*teardown_hook)(void);
+
+void bench_on_teardown(void (*fn)(void))
+{
+        teardown_hook = fn;
+}
+
 void bench_teardown(void)
 {
         static bool done;
@@ -65,7 +72,8 @@ void bench_teardown(void)
         done = true;
         lkh_free(H);
         H = NULL;
-        (void)users_remove();
+        if (teardown_hook)
+                teardown_hook();
 }
 
 void die(const char *fmt, ...)

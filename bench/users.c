@@ -85,8 +85,14 @@ static void make_user(size_t i)
         users[n_users - 1].gid = pw->pw_gid;
 }
 
+static void remove_at_teardown(void)
+{
+        (void)users_remove();
+}
+
 void users_create(size_t n)
 {
+        bench_on_teardown(remove_at_teardown);
         lock_fd = open(USERS_LOCK, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
         if (lock_fd < 0)
                 die("cannot open " USERS_LOCK ": %m");

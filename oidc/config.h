@@ -2,7 +2,7 @@
 /*
  * latchkey.conf (SPEC §3): loaded with inih from the main file, then from
  * <main>.d/ *.conf in name order, later values winning. Every problem names
- * the file, the line and the key. The parts: oidc/config_internal.h.
+ * the file, the line and the key. The parts: oidc/config_loader.h.
  */
 #pragma once
 

@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <unistd.h>
 
-#include "oidc/config_internal.h"
+#include "oidc/config_loader.h"
 
 /* A string key that is unset, and not because its last line was refused (reported already). */
 static bool missing(struct conf_loader *l, const char *name)

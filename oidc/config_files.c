@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "oidc/config_internal.h"
+#include "oidc/config_loader.h"
 #include "oidc/fileio.h"
 
 #define CONFIG_FILE_MAX (64 * 1024) /* one config file */

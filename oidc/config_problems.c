@@ -4,7 +4,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "oidc/config_internal.h"
+#include "oidc/config_loader.h"
 
 #define CONFIG_PROBLEMS_MAX 100 /* then one "too many" and silence */
 
@@ -92,11 +92,8 @@ static void add(struct conf_loader *l, size_t source, unsigned line, const char 
         l->problems.items[l->problems.n++] = p;
 }
 
-static void vproblem(struct conf_loader *l, size_t source, unsigned line, const char *section,
-                     const char *key, const char *fmt, va_list ap) _printf_(6, 0);
-
-static void vproblem(struct conf_loader *l, size_t source, unsigned line, const char *section,
-                     const char *key, const char *fmt, va_list ap)
+void conf_vproblem(struct conf_loader *l, size_t source, unsigned line, const char *section,
+                   const char *key, const char *fmt, va_list ap)
 {
         char msg[LK_ERROR_MESSAGE_MAX];
 
@@ -118,17 +115,6 @@ void conf_problem(struct conf_loader *l, size_t source, unsigned line, const cha
         va_list ap;
 
         va_start(ap, fmt);
-        vproblem(l, source, line, section, key, fmt, ap);
-        va_end(ap);
-}
-
-void conf_key_problem(struct conf_loader *l, const char *name, const char *fmt, ...)
-{
-        const struct conf_origin *o = conf_origin_of(l, name);
-        va_list ap;
-
-        va_start(ap, fmt);
-        vproblem(l, o->source == SIZE_MAX ? 0 : o->source, o->line,
-                 conf_key_by_name(name)->section, name, fmt, ap);
+        conf_vproblem(l, source, line, section, key, fmt, ap);
         va_end(ap);
 }

@@ -16,7 +16,7 @@
 #include <string.h>
 
 #include "base/ini_line.h"
-#include "oidc/config_internal.h"
+#include "oidc/config_loader.h"
 
 #define CONFIG_LINE_MAX 4096 /* one line, without its newline */
 

@@ -9,7 +9,7 @@
 #include <stdio.h>
 #include <sys/stat.h>
 
-#include "oidc/config_internal.h"
+#include "oidc/config_loader.h"
 #include "oidc/fileio.h"
 
 #define SECRET_FILE_MAX 4096

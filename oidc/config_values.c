@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <strings.h>
 
-#include "oidc/config_internal.h"
+#include "oidc/config_loader.h"
 #include "oidc/url_policy.h"
 
 #define REFUSE(...) (snprintf(why, why_size, __VA_ARGS__), -LK_ERR_CONFIG)

@@ -11,6 +11,7 @@
  */
 #pragma once
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
@@ -87,7 +88,9 @@ extern const struct conf_type
         conf_type_algorithms, /* unsigned, LK_ALG_* bits; never "none" */
         conf_type_enum;       /* int (an enum), one of k->names */
 
-/* config.c: the table's rows by name, and the sections latchkey.conf may hold. */
+/* config_keys.c: the table, its rows by name, and the sections latchkey.conf may hold. */
+extern const struct conf_key conf_keys[];
+extern const size_t conf_n_keys;
 const struct conf_key *conf_key_by_name(const char *name);
 bool conf_section_known(const char *name);
 #define CONF_SECTIONS_HINT "(known: [provider], [users], [sessions], [pam])"
@@ -120,18 +123,21 @@ struct conf_loader {
         struct conf_origin *origins; /* one per conf_keys[] row */
 };
 
-/* config.c: one "key = value" line of source (line), in section (NULL: outside any). */
+/* config_keys.c: one "key = value" line of source (line), in section (NULL: outside any). */
 void conf_set_key(struct conf_loader *l, size_t source, unsigned line, const char *section,
                   const char *name, const char *value);
 
-/* config.c: where key name was set last. */
+/* config_keys.c: where key name was set last. */
 struct conf_origin *conf_origin_of(struct conf_loader *l, const char *name);
 
 /* config_problems.c */
 int conf_add_source(struct conf_loader *l, const char *name, size_t *ret);
 void conf_problem(struct conf_loader *l, size_t source, unsigned line, const char *section,
                   const char *key, const char *fmt, ...) _printf_(6, 7);
-/* A problem about a key as a whole: at the line that set it last, else the main file. */
+void conf_vproblem(struct conf_loader *l, size_t source, unsigned line, const char *section,
+                   const char *key, const char *fmt, va_list ap) _printf_(6, 0);
+
+/* config_keys.c: a problem about a key as a whole: at the line that set it last, else the main file. */
 void conf_key_problem(struct conf_loader *l, const char *name, const char *fmt, ...)
         _printf_(3, 4);
 
