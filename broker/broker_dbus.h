@@ -18,6 +18,8 @@
 #include "oidc/error.h"
 
 struct lk_budget;
+struct lk_device_polls;
+struct lk_login;
 struct lk_logins;
 struct lk_sessions;
 
@@ -29,6 +31,7 @@ struct lk_broker_dbus {
         struct lk_logins *logins;
         struct lk_sessions *sessions;
         struct lk_budget *budget;
+        struct lk_device_polls *polls; /* the device flow's pollers */
         struct lk_idp idp;
         /* The manager's: start fetching the provider's endpoints, unless under way (0, or an
          * error); a call arrived (the idle clock). */
@@ -42,6 +45,13 @@ extern const struct lk_bus_ops lk_broker_bus_ops;
 /* The needs a call may be parked for: the manager unparks them (lk_bus_unpark). */
 #define LK_BROKER_PARK_PROVIDER 0 /* the provider's endpoints: err when they cannot come */
 #define LK_BROKER_PARK_SESSIONS 1 /* every session of the last run read */
+
+/*
+ * A login has finished (the logins' finished(), from the manager): answers its waiting
+ * WaitLogin calls with the user, or with the error that ended it.
+ */
+void lk_broker_login_finished(struct lk_login *l, const char *user, int r,
+                              const struct lk_error *e);
 
 /* SessionChanged(session_id, event); bus may be NULL (nothing to tell). */
 int lk_broker_emit_session_changed(struct lk_bus *bus, const char *session_id, const char *event);

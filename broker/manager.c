@@ -14,6 +14,7 @@
 
 #include "broker/broker_dbus.h"
 #include "broker/budget.h"
+#include "broker/device_poll.h"
 #include "base/util.h"
 #include "broker/login.h"
 #include "broker/session.h"
@@ -40,6 +41,7 @@ struct broker {
         struct lk_budget *budget; /* token-endpoint requests per uid (budget.h) */
         struct lk_session_store *store;
         struct lk_logins logins;
+        struct lk_device_polls polls; /* the device flow's pollers (device_poll.h) */
         struct lk_sessions sessions;
         struct lk_broker_dbus dbus; /* what the D-Bus face works on */
 
@@ -85,12 +87,35 @@ static int idp_revoke(void *idp, const char *token, const char *hint, lk_provide
         return lk_provider_revoke(idp, token, hint, done, userdata);
 }
 
+static int idp_device_authorize(void *idp, lk_provider_device_fn done, void *userdata)
+{
+        return lk_provider_device_authorize(idp, done, userdata);
+}
+
+static int idp_device_poll(void *idp, const char *device_code, lk_provider_grant_fn done,
+                           void *userdata)
+{
+        return lk_provider_device_poll(idp, device_code, done, userdata);
+}
+
 static const struct lk_idp_ops provider_ops = {
         .endpoints = idp_endpoints,
         .exchange_code = idp_exchange_code,
         .refresh = idp_refresh,
         .revoke = idp_revoke,
+        .device_authorize = idp_device_authorize,
+        .device_poll = idp_device_poll,
 };
+
+/* A login finished, whichever way: its poller stops, its WaitLogin calls hear. */
+static void on_login_finished(void *userdata, struct lk_login *l, const char *user, int r,
+                              const struct lk_error *e)
+{
+        struct broker *b = userdata;
+
+        lk_device_poll_stop(&b->polls, l);
+        lk_broker_login_finished(l, user, r, e);
+}
 
 /* A session changed: the bus says so. */
 static void on_session_changed(void *userdata, const struct lk_session *s, const char *event)
@@ -245,6 +270,7 @@ void broker_free(struct broker *b)
         lk_provider_free(b->provider);
         lk_http_free(b->http);
         /* Their callers still get an answer, while the bus is still there. */
+        lk_device_polls_free_all(&b->polls);
         lk_logins_free_all(&b->logins);
         lk_sessions_free_all(&b->sessions);
         lk_store_free(b->store);
@@ -323,7 +349,10 @@ int broker_new(const struct broker_options *o, struct broker **ret, struct lk_er
 
         b->logins = (struct lk_logins){.clock = &lk_clock_system, .config = b->config,
                                        .uid_min = b->uid_min,
-                                       .idp = {&provider_ops, b->provider}};
+                                       .idp = {&provider_ops, b->provider},
+                                       .finished = on_login_finished, .userdata = b};
+        b->polls = (struct lk_device_polls){.loop = b->loop, .idp = {&provider_ops, b->provider},
+                                            .budget = b->budget, .clock = &lk_clock_system};
         b->sessions = (struct lk_sessions){.clock = &lk_clock_system, .config = b->config,
                                            .uid_min = b->uid_min,
                                            .idp = {&provider_ops, b->provider},
@@ -332,6 +361,7 @@ int broker_new(const struct broker_options *o, struct broker **ret, struct lk_er
         b->dbus = (struct lk_broker_dbus){.config = b->config, .uid_min = b->uid_min,
                                           .clock = &lk_clock_system, .logins = &b->logins,
                                           .sessions = &b->sessions, .budget = b->budget,
+                                          .polls = &b->polls,
                                           .idp = {&provider_ops, b->provider},
                                           .prepare_provider = prepare_provider, .touch = touch,
                                           .manager = b};
