@@ -317,7 +317,8 @@ int lk_login_begin_device(struct lk_logins *ls, uid_t owner_uid, const char *use
                 return lk_error_set(e, LK_ERR_PROVIDER_UNAVAILABLE,
                                     "The provider's endpoints are not known yet");
         if (!ep->device_authorization_endpoint || !ls->idp.ops->device_authorize)
-                return lk_error_set(e, LK_ERR_CONFIG,
+                /* The admin's to fix; for the PAM stack, SSO is unavailable (fall back). */
+                return lk_error_set(e, LK_ERR_PROVIDER_UNAVAILABLE,
                                     "flow = device, but the provider offers no device "
                                     "authorization endpoint (set [provider] "
                                     "device_authorization_endpoint, or flow = code)");

@@ -1197,6 +1197,24 @@ int lkh_run_as(uid_t uid, gid_t gid, int (*fn)(void *userdata), void *userdata,
         return 0;
 }
 
+int lkh_device_approve(struct lkh *h, const char *verification_url, const char *user, bool deny)
+{
+        _cleanup_free_ char *url = lkh_xasprintf("%s%cusername=%s%s", verification_url,
+                                                 strchr(verification_url, '?') ? '&' : '?', user,
+                                                 deny ? "&deny=1" : "");
+        long status = 0;
+        int r;
+
+        r = lkh_http(h, url, NULL, NULL, &status, NULL, NULL);
+        if (r < 0)
+                return r;
+        if (status != 200) {
+                fprintf(stderr, "lkh_device_approve: the IdP answered HTTP %ld\n", status);
+                return -EIO;
+        }
+        return 0;
+}
+
 int lkh_setup_broker(void **state, const struct lkh_idp_options *o, const char *config_extra)
 {
         struct lkh *h = NULL;
