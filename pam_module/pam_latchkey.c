@@ -238,10 +238,12 @@ static int get_user(pam_handle_t *pamh, const struct options *o, const char **re
  */
 static bool text_needs_prompt(pam_handle_t *pamh)
 {
-        const char *service = NULL;
+        const char *service = NULL, *tty = NULL;
 
         (void)pam_get_item(pamh, PAM_SERVICE, (const void **)&service);
-        return service && streq(service, "sshd");
+        (void)pam_get_item(pamh, PAM_TTY, (const void **)&tty);
+        /* sshd on Linux sets PAM_TTY "ssh" for the authentication (PAM_TTY_KLUDGE). */
+        return (service && streq(service, "sshd")) || (tty && streq(tty, "ssh"));
 }
 
 /*

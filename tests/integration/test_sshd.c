@@ -1124,8 +1124,79 @@ static void test_dropped_clients_free_their_logins(void **state)
         bc_close(c);
 }
 
+/* The device flow over sshd: the address in the prompt, and the person types only Enter. */
+static void test_device_flow_enter_only(void **state)
+{
+        struct ctx *x = *state;
+        _cleanup_free_ char *url = NULL;
+        struct term t;
+        size_t at = 0, colon = 0;
+        int status = -1;
+
+        start_ssh(x, &t, "echo DEVICE-SIGNED-IN");
+        if (term_expect(&t, 0, "/device?user_code=", &at) < 0 ||
+            term_expect(&t, at, "Press Enter", &colon) < 0 ||
+            term_expect(&t, colon, ": ", &colon) < 0) {
+                term_dump(&t);
+                fail();
+        }
+        while (at > 0 && t.buf[at - 1] != ' ' && t.buf[at - 1] != '\n')
+                at--;
+        url = word_at(&t, at);
+        assert_non_null(url);
+        assert_int_equal(strncmp(url, "https://", 8), 0);
+        /* Signed in on the phone; nothing typed here but Enter. */
+        assert_int_equal(lkh_device_approve(x->h, url, TEST_USER, false), 0);
+        assert_int_equal(term_send(&t, "\n"), 0);
+        if (term_expect(&t, colon, "DEVICE-SIGNED-IN", &at) < 0) {
+                term_dump(&t);
+                fail();
+        }
+        assert_int_equal(term_finish(&t, &status), 0);
+        assert_true(WIFEXITED(status));
+        assert_int_equal(WEXITSTATUS(status), 0);
+        term_close(&t);
+}
+
+static int setup_device(void **state)
+{
+        struct ctx *x = calloc(1, sizeof(*x));
+        int r;
+
+        if (!x)
+                return -1;
+        r = lkh_new(&x->h);
+        if (r == 0)
+                r = make_user(x);
+        if (r == 0)
+                r = lkh_start_idp(x->h, NULL);
+        if (r == 0)
+                r = lkh_idp_set(x->h, "device_discovery", "1");
+        if (r == 0)
+                r = lkh_idp_set(x->h, "device_interval", "1");
+        if (r == 0)
+                r = lkh_write_config(x->h, "[users]\nallowed_users = " TEST_USER "\n");
+        if (r == 0)
+                r = lkh_start_bus(x->h);
+        if (r == 0)
+                r = lkh_start_broker(x->h, NULL);
+        if (r == 0)
+                r = pick_token_command(x);
+        if (r == 0)
+                r = prepare_sshd(x);
+        if (r < 0) {
+                ctx_free(x);
+                return -1;
+        }
+        *state = x;
+        return 0;
+}
+
 int main(void)
 {
+        const struct CMUnitTest device[] = {
+                cmocka_unit_test(test_device_flow_enter_only),
+        };
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_listens_on_loopback_only),
                 cmocka_unit_test(test_login_token_logout),
@@ -1143,7 +1214,10 @@ int main(void)
                                 "skipping\n");
                 return 77;
         }
-        return cmocka_run_group_tests_name("sshd with pam_latchkey", tests, setup, teardown)
+        if (cmocka_run_group_tests_name("sshd with pam_latchkey", tests, setup, teardown))
+                return 1;
+        return cmocka_run_group_tests_name("sshd with pam_latchkey, device flow", device,
+                                           setup_device, teardown)
                        ? 1
                        : 0;
 }
