@@ -6,7 +6,10 @@
  * second uid.
  */
 #include <dbus/dbus.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
+#include <sys/wait.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -21,6 +24,10 @@
 #include "base/util.h"
 #include "tests/harness/busclient.h"
 #include "tests/harness/harness.h"
+
+#ifndef LATCHKEYCTL_PATH
+#error "LATCHKEYCTL_PATH must name the latchkeyctl binary"
+#endif
 
 #define NOBODY 65534
 #define USER "daemon" /* a local account the harness's config lets sign in */
@@ -349,6 +356,120 @@ static void test_other_uid(void **state)
         bc_close(c);
 }
 
+/* ---- latchkeyctl: login waits for the approval, check-config names the flows ---- */
+
+struct ctl {
+        pid_t pid;
+        int out, err;
+        char *out_text, *err_text;
+        size_t out_len, err_len;
+};
+
+static void ctl_start(struct ctl *x, struct lkh *h, const char *const *args)
+{
+        int o[2], e[2];
+        const char *argv[8] = {LATCHKEYCTL_PATH};
+
+        for (size_t i = 0; args[i] && i < 6; i++)
+                argv[i + 1] = args[i];
+        assert_int_equal(pipe2(o, O_CLOEXEC), 0);
+        assert_int_equal(pipe2(e, O_CLOEXEC), 0);
+        *x = (struct ctl){.out = o[0], .err = e[0]};
+        x->pid = fork();
+        assert_true(x->pid >= 0);
+        if (x->pid == 0) {
+                int null = open("/dev/null", O_RDONLY);
+
+                dup2(null, 0);
+                dup2(o[1], 1);
+                dup2(e[1], 2);
+                setenv("DBUS_SYSTEM_BUS_ADDRESS", h->bus_address, 1);
+                execv(argv[0], (char *const *)argv);
+                _exit(127);
+        }
+        close(o[1]);
+        close(e[1]);
+}
+
+/* Reads stderr until needle shows (or 20 s pass). */
+static bool ctl_wait_err(struct ctl *x, const char *needle)
+{
+        int64_t end = lkh_now_ms() + 20000;
+
+        while (!(x->err_text && strstr(x->err_text, needle)) && x->err >= 0 &&
+               lkh_now_ms() < end) {
+                struct pollfd p = {.fd = x->err, .events = POLLIN};
+
+                if (poll(&p, 1, 200) > 0 &&
+                    lkh_read_more(&x->err, &x->err_text, &x->err_len, 1 << 20) < 0)
+                        return false;
+        }
+        return x->err_text && strstr(x->err_text, needle);
+}
+
+static int ctl_finish(struct ctl *x)
+{
+        int status = -1;
+
+        while (x->out >= 0)
+                if (lkh_read_more(&x->out, &x->out_text, &x->out_len, 1 << 20) < 0)
+                        break;
+        while (x->err >= 0)
+                if (lkh_read_more(&x->err, &x->err_text, &x->err_len, 1 << 20) < 0)
+                        break;
+        waitpid(x->pid, &status, 0);
+        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static void ctl_clear(struct ctl *x)
+{
+        if (x->out >= 0)
+                close(x->out);
+        if (x->err >= 0)
+                close(x->err);
+        free(x->out_text);
+        free(x->err_text);
+}
+
+static void test_ctl_login_device(void **state)
+{
+        struct lkh *h = *state;
+        _cleanup_free_ char *url = NULL;
+        struct ctl x;
+        const char *p;
+
+        ctl_start(&x, h, (const char *const[]){"login", USER, NULL});
+        assert_true(ctl_wait_err(&x, "Waiting for the sign-in"));
+        assert_non_null(strstr(x.err_text, "Confirm the code "));
+        p = strstr(x.err_text, "https://");
+        assert_non_null(p);
+        url = strndup(p, strcspn(p, "\n"));
+        assert_non_null(strstr(url, "/device?user_code="));
+        /* Nothing typed: stdin is /dev/null. */
+        assert_int_equal(lkh_device_approve(h, url, USER, false), 0);
+        assert_int_equal(ctl_finish(&x), 0);
+        assert_non_null(x.out_text);
+        assert_int_equal(strncmp(x.out_text, "lk-", 3), 0);
+        assert_non_null(strstr(x.err_text, "Logged in as " USER));
+        ctl_clear(&x);
+}
+
+static void test_ctl_check_config_flows(void **state)
+{
+        struct lkh *h = *state;
+        struct ctl x;
+
+        ctl_start(&x, h, (const char *const[]){"check-config", h->config_file, NULL});
+        assert_int_equal(ctl_finish(&x), 0);
+        assert_non_null(x.out_text);
+        if (!strstr(x.out_text, "the provider offers the code flow and the device flow (RFC "
+                                "8628); logins use the device flow (flow = auto)")) {
+                fprintf(stderr, "%s", x.out_text);
+                fail();
+        }
+        ctl_clear(&x);
+}
+
 /* ---- the code flow: WaitLogin hears CompleteLogin's outcome, from any caller of the uid ---- */
 
 static void test_code_wait(void **state)
@@ -453,6 +574,8 @@ int main(void)
             cmocka_unit_test(test_device_slow_down),
             cmocka_unit_test(test_wait_cancel_and_cap),
             cmocka_unit_test(test_other_uid),
+            cmocka_unit_test(test_ctl_login_device),
+            cmocka_unit_test(test_ctl_check_config_flows),
         };
         const struct CMUnitTest basic[] = {
             cmocka_unit_test(test_device_flow),
