@@ -159,6 +159,10 @@ static int login_ended_error(struct lk_logins *ls, const struct lk_login *l, str
         if (l->ended)
                 return lk_error_set(e, LK_ERR_LOGIN_EXPIRED, "This login %s; begin a new one",
                                     l->ended);
+        if (l->flow == LK_FLOW_DEVICE)
+                return lk_error_set(e, LK_ERR_LOGIN_EXPIRED,
+                                    "The login has expired (its device code's lifetime or "
+                                    "login_timeout); begin a new one");
         return lk_error_set(e, LK_ERR_LOGIN_EXPIRED,
                             "The login has expired (after %u s); begin a new one",
                             ls->config->login_timeout);

@@ -28,6 +28,7 @@
 #include "base/qr.h"
 #include "base/util.h"
 #include "client/broker_client.h"
+#include "pam_module/gdm_json.h"
 #include "pam_module/input_check.h"
 #include "pam_module/logind.h"
 #include "pam_module/options.h"
@@ -377,6 +378,12 @@ static int check_answer(const struct options *o, const char *answer, struct lk_c
         return 0;
 }
 
+/* The greeter speaks GDM's JSON messages, and the broker can finish the login itself. */
+static bool use_gdm_json(pam_handle_t *pamh, const struct lk_client_login_info *info)
+{
+        return (info->device || info->callback) && lkp_gdm_json_offered(pamh) >= 0;
+}
+
 /*
  * BeginLogin and its address shown; *conn and *login_id (the earlier login's, if any) are
  * replaced. *conn stays open until the answer is in: the broker ends the login when it closes.
@@ -411,6 +418,9 @@ static int begin(pam_handle_t *pamh, int flags, const struct options *o, const c
                                    e.name);
                 lk_client_login_info_clear(info);
         }
+        /* GNOME's login screen shows it itself, from the JSON message (gdm_sign_in). */
+        if (use_gdm_json(pamh, info))
+                return PAM_SUCCESS;
         return show_address(pamh, flags, o, url, info->device ? info->user_code : NULL);
 }
 
@@ -441,6 +451,65 @@ static int wait_login(pam_handle_t *pamh, const struct options *o, const char *u
                 return report(pamh, o, LKP_CALL_COMPLETE, user, NULL, &e);
         }
         return PAM_SUCCESS;
+}
+
+/* Whether the broker says the login has expired (Done came too late: a new address). */
+static bool login_expired(const struct options *o, const char *login_id)
+{
+        _cleanup_(lk_client_login_info_clear) struct lk_client_login_info now = {};
+        struct lk_client_error e = {};
+
+        return lk_client_get_login_info(NULL, timeout_ms(o), login_id, &now, &e) < 0 &&
+               streq(e.name, LK_BUS_ERROR_LOGIN_EXPIRED);
+}
+
+/*
+ * GNOME's login screen: the eidp web-login mechanism (the address, the code, how long it
+ * holds) in a JSON message; the greeter answers when the person presses Done, then the broker
+ * finishes. When Done comes after the login has expired, a new login (a new address) is sent,
+ * at most `tries` times in all.
+ */
+static int gdm_sign_in(pam_handle_t *pamh, int flags, const struct options *o, const char *user,
+                       DBusConnection **conn, char **login_id, struct lk_client_login_info *info)
+{
+        for (unsigned round = 1;; round++) {
+                _cleanup_free_ char *request = NULL, *reply = NULL;
+                int type = lkp_gdm_json_offered(pamh);
+                struct log_name n;
+                int r;
+
+                request = lkp_gdm_eidp_request(info->url, info->device ? info->user_code : NULL,
+                                               info->seconds_left);
+                if (!request)
+                        return PAM_BUF_ERR;
+                r = lkp_gdm_json_exchange(pamh, type, request, &reply);
+                if (r != PAM_SUCCESS) {
+                        pam_syslog(pamh, LOG_ERR, "the greeter's JSON conversation failed: %s",
+                                   pam_strerror(pamh, r));
+                        return r;
+                }
+                r = lkp_gdm_eidp_reply_parse(reply, strlen(reply));
+                if (r == -ECANCELED) {
+                        pam_syslog(pamh, LOG_NOTICE, "sign-in for %s cancelled at the greeter",
+                                   log_name(user, &n));
+                        return PAM_AUTH_ERR;
+                }
+                if (r < 0) {
+                        pam_syslog(pamh, LOG_ERR, "the greeter's JSON reply is not the "
+                                                  "auth-mechanisms protocol's");
+                        return PAM_CONV_ERR;
+                }
+                if (round >= o->tries || !login_expired(o, *login_id))
+                        return wait_login(pamh, o, user, *login_id, info);
+                /* The address has expired meanwhile: a new login, a new address. */
+                pam_syslog(pamh, LOG_INFO, "the sign-in address for %s expired at the greeter; "
+                                           "sending a new one", log_name(user, &n));
+                r = begin(pamh, flags, o, user, conn, login_id, info);
+                if (r != PAM_SUCCESS)
+                        return r;
+                if (!use_gdm_json(pamh, info))
+                        return PAM_AUTH_ERR;
+        }
 }
 
 /* The prompt of the device flow over sshd: the address, the code, then Enter. */
@@ -475,6 +544,8 @@ static int ask_and_complete(pam_handle_t *pamh, int flags, const struct options 
                 struct log_name n;
                 int r;
 
+                if (use_gdm_json(pamh, info))
+                        return gdm_sign_in(pamh, flags, o, user, conn, login_id, info);
                 /* The device flow: nothing to paste; where text shows at once, nothing to ask. */
                 if (info->device && (o->authtok || !text_needs_prompt(pamh))) {
                         if (!(flags & PAM_SILENT))

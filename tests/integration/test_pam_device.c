@@ -11,7 +11,9 @@
  * out of the environment again for the bus, the provider and the broker.
  */
 #include <dbus/dbus.h>
+#include <endian.h>
 #include <errno.h>
+#include <jansson.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,7 +44,30 @@ static char *pam_dir;
 
 /* ---- the person, on two devices ---- */
 
+/*
+ * GDM's JSON extension as the greeter speaks it, laid out here from the protocol's
+ * description on its own (not from the module's header), so the test checks the layout too.
+ */
+#define GDM_JSON "org.gnome.DisplayManager.UserVerifier.CustomJSON"
+struct greeter_header {
+        uint32_t length;
+        unsigned char type;
+};
+struct greeter_message {
+        struct greeter_header header;
+        char protocol_name[64];
+        unsigned int version;
+        char *json;
+};
+
 struct person {
+        /* The greeter: a binary prompt per sign-in address; Done after done_after_ms. */
+        unsigned n_binary;
+        char *gdm_uri[4], *gdm_code[4];
+        long gdm_timeout[4];
+        long done_after_ms;  /* wait this long before pressing Done */
+        bool approve_round[4]; /* approve the address of that round before Done */
+        const char *gdm_status; /* "Ok" unless set */
         bool deny;           /* refuse at the provider instead */
         bool paste;          /* code flow: paste the callback address */
         char *info[MAX_MESSAGES];
@@ -77,6 +102,10 @@ static void person_clear(struct person *p)
 {
         if (p->approving)
                 pthread_join(p->approver, NULL);
+        for (unsigned i = 0; i < 4; i++) {
+                free(p->gdm_uri[i]);
+                free(p->gdm_code[i]);
+        }
         for (unsigned i = 0; i < p->n_info; i++)
                 free(p->info[i]);
         free(p->prompt);
@@ -93,6 +122,54 @@ static const char *find_url(const char *text, size_t *len)
         if (u)
                 *len = strcspn(u, " ");
         return u;
+}
+
+/* The greeter's side of one JSON message: show, wait for Done, answer. */
+static char *greeter_answer(struct person *p, const struct pam_message *pm)
+{
+        const struct greeter_message *m = (const void *)pm->msg;
+        struct greeter_message *reply;
+        json_t *doc, *eidp;
+        unsigned i = p->n_binary;
+
+        if (i >= 4 || be32toh(m->header.length) != sizeof(*m) || m->header.type != 1 ||
+            strcmp(m->protocol_name, "auth-mechanisms") != 0 || m->version != 1 || !m->json)
+                return NULL;
+        doc = json_loads(m->json, 0, NULL);
+        eidp = json_object_get(json_object_get(json_object_get(doc, "authSelection"),
+                                               "mechanisms"),
+                               "eidp");
+        if (!json_is_object(eidp) ||
+            !streq(json_string_value(json_object_get(eidp, "role")) ?: "", "eidp") ||
+            !json_is_string(json_object_get(eidp, "uri")) ||
+            !json_is_string(json_object_get(eidp, "linkPrompt")) ||
+            !json_is_array(json_object_get(json_object_get(doc, "authSelection"), "priority"))) {
+                json_decref(doc);
+                return NULL;
+        }
+        p->gdm_uri[i] = strdup(json_string_value(json_object_get(eidp, "uri")));
+        if (json_is_string(json_object_get(eidp, "code")))
+                p->gdm_code[i] = strdup(json_string_value(json_object_get(eidp, "code")));
+        p->gdm_timeout[i] = (long)json_integer_value(json_object_get(eidp, "timeout"));
+        json_decref(doc);
+        p->n_binary++;
+
+        if (p->approve_round[i])
+                (void)lkh_device_approve(H, p->gdm_uri[i], USER, false);
+        lkh_sleep_ms(p->done_after_ms);
+        reply = calloc(1, sizeof(*reply));
+        if (!reply)
+                return NULL;
+        reply->header.length = htobe32(sizeof(*reply));
+        reply->header.type = 1;
+        snprintf(reply->protocol_name, sizeof(reply->protocol_name), "auth-mechanisms");
+        reply->version = 1;
+        if (asprintf(&reply->json, "{\"authSelection\": {\"status\": \"%s\", \"eidp\": {}}}",
+                     p->gdm_status ?: "Ok") < 0) {
+                free(reply);
+                return NULL;
+        }
+        return (char *)reply;
 }
 
 static int conv(int n, const struct pam_message **msg, struct pam_response **resp, void *userdata)
@@ -122,6 +199,13 @@ static int conv(int n, const struct pam_message **msg, struct pam_response **res
                 case PAM_ERROR_MSG:
                         if (p->n_info < MAX_MESSAGES)
                                 p->info[p->n_info++] = strdup(text);
+                        break;
+                case PAM_BINARY_PROMPT:
+                        r[i].resp = greeter_answer(p, msg[i]);
+                        if (!r[i].resp) {
+                                free(r);
+                                return PAM_CONV_ERR;
+                        }
                         break;
                 case PAM_PROMPT_ECHO_ON:
                         p->n_prompts++;
@@ -201,6 +285,55 @@ static void test_device_denied(void **state)
 
         assert_int_equal(authenticate("login", &p, PAM_AUTH_ERR), PAMTEST_ERR_OK);
         assert_true(any_contains(&p, "refused at the provider"));
+        person_clear(&p);
+}
+
+/* GNOME's login screen: the JSON message with the address and code; Done; nothing typed. */
+static void test_gdm_json_done(void **state)
+{
+        struct person p = {.approve_round = {true}, .done_after_ms = 300};
+
+        setenv("GDM_SUPPORTED_PAM_EXTENSIONS",
+               "org.gnome.DisplayManager.UserVerifier.ChoiceList " GDM_JSON, 1);
+        assert_int_equal(authenticate("login", &p, PAM_SUCCESS), PAMTEST_ERR_OK);
+        unsetenv("GDM_SUPPORTED_PAM_EXTENSIONS");
+        assert_int_equal(p.n_binary, 1);
+        assert_int_equal(p.n_prompts, 0);
+        assert_non_null(strstr(p.gdm_uri[0], "/device?user_code="));
+        assert_non_null(p.gdm_code[0]);
+        assert_non_null(strstr(p.gdm_uri[0], p.gdm_code[0]));
+        assert_true(p.gdm_timeout[0] > 0 && p.gdm_timeout[0] <= 600);
+        /* The greeter shows it; no plain text with the address besides. */
+        assert_false(any_contains(&p, "https://"));
+        person_clear(&p);
+}
+
+/* Done pressed after the address expired: a new login, a new address, then it works. */
+static void test_gdm_json_renews(void **state)
+{
+        struct person p = {.approve_round = {false, true}, .done_after_ms = 2600};
+
+        assert_int_equal(lkh_idp_set(H, "device_expires_in", "2"), 0);
+        setenv("GDM_SUPPORTED_PAM_EXTENSIONS",
+               "org.gnome.DisplayManager.UserVerifier.ChoiceList " GDM_JSON, 1);
+        assert_int_equal(authenticate("login", &p, PAM_SUCCESS), PAMTEST_ERR_OK);
+        unsetenv("GDM_SUPPORTED_PAM_EXTENSIONS");
+        assert_int_equal(lkh_idp_set(H, "device_expires_in", "600"), 0);
+        assert_int_equal(p.n_binary, 2);
+        assert_true(p.gdm_timeout[0] <= 2);
+        assert_string_not_equal(p.gdm_uri[0], p.gdm_uri[1]);
+        person_clear(&p);
+}
+
+static void test_gdm_json_cancel(void **state)
+{
+        struct person p = {.gdm_status = "Cancel"};
+
+        setenv("GDM_SUPPORTED_PAM_EXTENSIONS",
+               "org.gnome.DisplayManager.UserVerifier.ChoiceList " GDM_JSON, 1);
+        assert_int_equal(authenticate("login", &p, PAM_AUTH_ERR), PAMTEST_ERR_OK);
+        unsetenv("GDM_SUPPORTED_PAM_EXTENSIONS");
+        assert_int_equal(p.n_binary, 1);
         person_clear(&p);
 }
 
@@ -285,6 +418,9 @@ int main(void)
             cmocka_unit_test(test_console_device_no_key),
             cmocka_unit_test(test_sshd_device_enter),
             cmocka_unit_test(test_device_denied),
+            cmocka_unit_test(test_gdm_json_done),
+            cmocka_unit_test(test_gdm_json_renews),
+            cmocka_unit_test(test_gdm_json_cancel),
         };
         const struct CMUnitTest code[] = {
             cmocka_unit_test(test_code_paste),
