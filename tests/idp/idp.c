@@ -1780,6 +1780,17 @@ static enum MHD_Result control_endpoint(struct MHD_Connection *c, const char *me
                 pthread_mutex_unlock(&idp.lock);
                 return reply_json(c, method, url, 200, j, NULL);
         }
+        if (streq(url, "/control/devices")) {
+                /* The device codes issued (secrets of the tests': test_secrets.c looks for them). */
+                j = json_array();
+                pthread_mutex_lock(&idp.lock);
+                for (const struct device *d = idp.devices; d; d = d->next)
+                        json_array_append_new(j, json_pack("{s:s, s:s}", "device_code",
+                                                           d->device_code, "user_code",
+                                                           d->user_code));
+                pthread_mutex_unlock(&idp.lock);
+                return reply_json(c, method, url, 200, j, NULL);
+        }
         if (!streq(url, "/control"))
                 return reply_text(c, method, url, 404, "not found\n");
 
@@ -1839,7 +1850,8 @@ static enum MHD_Result route(struct MHD_Connection *c, const char *url, const ch
                 ret = discovery_endpoint(c, method, url);
         else if (get && streq(url, BASE_PATH "/jwks"))
                 ret = jwks_endpoint(c, method, url);
-        else if (streq(url, "/control") || streq(url, "/control/stats"))
+        else if (streq(url, "/control") || streq(url, "/control/stats") ||
+                 streq(url, "/control/devices"))
                 ret = control_endpoint(c, method, url, &f);
         else
                 ret = reply_text(c, method, url, 404, "not found\n");
