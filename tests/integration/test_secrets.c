@@ -896,7 +896,7 @@ static void test_device_flow(void **state)
         reset_seen();
         secret("the client secret", h->client_secret);
         for (i = 0; i < ELEMENTSOF(answers); i++) {
-                _cleanup_free_ char *id = NULL, *url = NULL, *e = NULL, *token = NULL, *w = NULL;
+                _cleanup_free_ char *id = NULL, *url = NULL, *e = NULL, *token = NULL;
                 _cleanup_free_ char *sid = NULL;
                 DBusMessage *m = bc_new("BeginLogin"), *reply;
                 const char *rid, *rurl;
