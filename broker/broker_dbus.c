@@ -341,8 +341,7 @@ static int get_login_info(struct lk_broker_dbus *d, struct lk_call *call, const 
         struct lk_login *l = t->login;
         const char *url = lk_login_url(l);
         uint32_t left = lk_login_seconds_left(d->logins, l);
-        /* The callback listener (issue 19, [callback] listen) is not part of this broker yet. */
-        dbus_bool_t callback = FALSE;
+        dbus_bool_t callback = l->flow == LK_FLOW_CODE && d->callback_listener;
         DBusMessageIter it, dict;
         DBusMessage *reply;
         bool ok;

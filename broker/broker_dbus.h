@@ -32,6 +32,8 @@ struct lk_broker_dbus {
         struct lk_sessions *sessions;
         struct lk_budget *budget;
         struct lk_device_polls *polls; /* the device flow's pollers */
+        bool callback_listener;         /* the manager's: its callback listener ([callback]
+                                         * listen) runs, so the code flow's redirect comes here */
         struct lk_idp idp;
         /* The manager's: start fetching the provider's endpoints, unless under way (0, or an
          * error); a call arrived (the idle clock). */
