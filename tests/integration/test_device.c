@@ -153,7 +153,6 @@ static void test_device_flow(void **state)
         struct info info;
         struct waiter w;
         long polls_before;
-        int64_t t0;
 
         assert_null(bc_begin_login(c, USER, &id, &url));
         /* The address to show is the complete verification address, code included. */
@@ -181,13 +180,11 @@ static void test_device_flow(void **state)
         wait_start(&w, h, id);
         lkh_sleep_ms(2500);
         assert_true(idp_stat(h, "token_device") >= polls_before + 1);
-        t0 = lkh_now_ms();
+        /* How soon after the approval the login completes is the bench's (group 7). */
         assert_int_equal(lkh_device_approve(h, url, USER, false), 0);
         wait_end(&w);
         assert_null(w.error);
         assert_string_equal(w.user, USER);
-        /* Within one poll interval (and a bit for the exchange). */
-        assert_true(lkh_now_ms() - t0 < 2500);
         wait_clear(&w);
 
         /* Done: a later WaitLogin answers at once, GetLoginInfo says so, the session opens. */
