@@ -283,7 +283,9 @@ static void discovery_done(void *userdata, const struct lk_http_response *resp,
 static int start_fetch(struct lk_provider *p, const char *url, lk_http_done_fn done, bool *busy,
                        uint64_t *count, struct lk_error *e)
 {
-        struct lk_http_request req = { .url = url, .ca_file = p->c->ca_file, .timeout = p->c->timeout };
+        struct lk_http_request req = {
+                .url = url, .ca_file = p->c->ca_file, .timeout = p->c->timeout,
+        };
         int r;
 
         if (*busy)
