@@ -93,20 +93,37 @@ static void schedule(struct lk_callback_listener *c)
                 lk_timer_set(c->timer, -1);
 }
 
-static void on_io(struct lk_io *io, int fd, short revents, void *userdata)
+static unsigned connections(struct lk_callback_listener *c)
 {
-        struct lk_callback_listener *c = userdata;
+        const union MHD_DaemonInfo *i =
+            MHD_get_daemon_info(c->mhd, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+
+        return i ? i->num_connections : 0;
+}
+
+/*
+ * At LK_CALLBACK_CONNECTIONS_MAX, MHD takes the listening socket out of its epoll set, and
+ * puts it back only at the start of a later MHD_run(): after a round that closed connections,
+ * one more round, or a client waiting in the backlog would wait for some other event.
+ */
+static void run(struct lk_callback_listener *c)
+{
+        unsigned before = connections(c);
 
         MHD_run(c->mhd);
+        if (connections(c) < before)
+                MHD_run(c->mhd);
         schedule(c);
+}
+
+static void on_io(struct lk_io *io, int fd, short revents, void *userdata)
+{
+        run(userdata);
 }
 
 static void on_timer(struct lk_timer *t, void *userdata)
 {
-        struct lk_callback_listener *c = userdata;
-
-        MHD_run(c->mhd);
-        schedule(c);
+        run(userdata);
 }
 
 /* ---- the pages ---- */

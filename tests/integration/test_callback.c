@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <arpa/inet.h>
@@ -77,7 +78,33 @@ static void remember_secret(const char *s)
 
 /* ---- the group: IdP with redirect_uri on the listener, broker with [callback] ---- */
 
-static int start_group(void **state, const char *callback_extra, bool with_callback)
+/* What a group's [callback] takes, when not the IdP's certificate and key as they are. */
+enum files { FILES_GOOD, FILES_KEY_READABLE, FILES_CERT_TOO_BIG };
+
+static char *copy_with(struct lkh *h, const char *from, const char *name, mode_t mode,
+                       size_t pad)
+{
+        static const char line[] = "# padding, padding, padding, padding, padding, padding\n";
+        _cleanup_free_ char *text = NULL;
+        char *to = lkh_xasprintf("%s/%s", h->dir, name);
+        size_t len = 0;
+        int fd = open(from, O_RDONLY | O_CLOEXEC), out;
+
+        while (fd >= 0)
+                if (lkh_read_more(&fd, &text, &len, 1 << 20) < 0)
+                        return NULL;
+        out = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+        if (out < 0 || write(out, text, len) != (ssize_t)len || fchmod(out, mode) < 0)
+                return NULL;
+        /* PEM readers skip text outside the BEGIN/END lines: this only makes it large. */
+        for (size_t i = 0; i < pad; i += sizeof(line) - 1)
+                if (write(out, line, sizeof(line) - 1) != (ssize_t)sizeof(line) - 1)
+                        return NULL;
+        close(out);
+        return to;
+}
+
+static int start_group_files(void **state, bool with_callback, enum files files)
 {
         struct fixture *f = calloc(1, sizeof(*f));
         _cleanup_free_ char *extra = NULL;
@@ -89,11 +116,24 @@ static int start_group(void **state, const char *callback_extra, bool with_callb
         f->base = lkh_xasprintf("https://127.0.0.1:%u", f->port);
         if (lkh_start_idp(f->h, NULL) < 0)
                 goto fail;
-        if (with_callback)
+        if (with_callback) {
+                _cleanup_free_ char *cert = strdup(f->h->cert_file);
+                _cleanup_free_ char *key = strdup(f->h->key_file);
+
+                if (files == FILES_KEY_READABLE) {
+                        free(key);
+                        key = copy_with(f->h, f->h->key_file, "readable.key", 0644, 0);
+                } else if (files == FILES_CERT_TOO_BIG) {
+                        free(cert);
+                        cert = copy_with(f->h, f->h->cert_file, "big.pem", 0644,
+                                         LK_CALLBACK_PEM_MAX);
+                }
+                if (!cert || !key)
+                        goto fail;
                 extra = lkh_xasprintf("[callback]\nlisten = 127.0.0.1:%u\ncertificate = %s\n"
-                                      "key = %s\n%s",
-                                      f->port, f->h->cert_file, f->h->key_file,
-                                      callback_extra ? callback_extra : "");
+                                      "key = %s\n",
+                                      f->port, cert, key);
+        }
         f->log_path = lkh_xasprintf("%s/broker.log", f->h->dir);
         if (lkh_write_config(f->h, extra) < 0 || lkh_start_bus(f->h) < 0 ||
             lkh_start_broker_logging(f->h, (const char *const[]){"--debug", NULL},
@@ -113,12 +153,22 @@ fail:
 
 static int setup(void **state)
 {
-        return start_group(state, NULL, true);
+        return start_group_files(state, true, FILES_GOOD);
 }
 
 static int setup_without(void **state)
 {
-        return start_group(state, NULL, false);
+        return start_group_files(state, false, FILES_GOOD);
+}
+
+static int setup_key_readable(void **state)
+{
+        return start_group_files(state, true, FILES_KEY_READABLE);
+}
+
+static int setup_cert_too_big(void **state)
+{
+        return start_group_files(state, true, FILES_CERT_TOO_BIG);
 }
 
 static int teardown(void **state)
@@ -164,8 +214,8 @@ static size_t on_body(char *data, size_t size, size_t n, void *userdata)
  * GET base + target from source (an address on lo) with the extra headers; *ret_status the
  * answer's status, 0 when the listener closed the connection instead. ret_body may be NULL.
  */
-static void get_from(const char *source, const char *target, struct curl_slist *headers,
-                     long *ret_status, char **ret_body)
+static void get_within(const char *source, const char *target, struct curl_slist *headers,
+                       long seconds, long *ret_status, char **ret_body)
 {
         _cleanup_free_ char *url = lkh_xasprintf("%s%s", F->base, target);
         _cleanup_free_ char *iface = lkh_xasprintf("host!%s", source);
@@ -177,7 +227,7 @@ static void get_from(const char *source, const char *target, struct curl_slist *
         curl_easy_setopt(c, CURLOPT_URL, url);
         curl_easy_setopt(c, CURLOPT_INTERFACE, iface);
         curl_easy_setopt(c, CURLOPT_CAINFO, F->h->cert_file);
-        curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
+        curl_easy_setopt(c, CURLOPT_TIMEOUT, seconds);
         curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
         curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
         curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
@@ -189,6 +239,12 @@ static void get_from(const char *source, const char *target, struct curl_slist *
                 *ret_body = b.text ? b.text : strdup("");
         else
                 free(b.text);
+}
+
+static void get_from(const char *source, const char *target, struct curl_slist *headers,
+                     long *ret_status, char **ret_body)
+{
+        get_within(source, target, headers, 30, ret_status, ret_body);
 }
 
 /* The target of a callback address ("/callback?code=..."), remembering its secrets. */
@@ -597,6 +653,41 @@ static void test_connections_per_address_bounded(void **state)
         bc_close(c);
 }
 
+static void test_connections_in_all_bounded(void **state)
+{
+        enum { ADDRESSES = LK_CALLBACK_CONNECTIONS_MAX / LK_CALLBACK_CONNECTIONS_PER_ADDRESS };
+        int fds[LK_CALLBACK_CONNECTIONS_MAX], n = 0;
+        DBusConnection *c = bus();
+        char source[32];
+        long status = -1;
+
+        /* Every connection the listener takes, each address at its own limit... */
+        for (int a = 0; a < ADDRESSES; a++) {
+                snprintf(source, sizeof(source), "127.0.1.%d", a + 1);
+                for (int i = 0; i < LK_CALLBACK_CONNECTIONS_PER_ADDRESS; i++) {
+                        fds[n] = tcp_connect(source, F->port);
+                        assert_true(fds[n] >= 0);
+                        n++;
+                }
+        }
+        lkh_sleep_ms(300);
+        for (int i = 0; i < n; i++)
+                assert_false(closed_within(fds[i], 0));
+        /* ...then one from a fresh address waits, unanswered (in the kernel's backlog)... */
+        get_within("127.0.1.100", "/favicon.ico", NULL, 2, &status, NULL);
+        assert_int_equal(status, 0);
+        /* ...while the bus is served; once they go, the listener serves again. */
+        assert_bus_answers(c);
+        for (int i = 0; i < n; i++)
+                close(fds[i]);
+        lkh_sleep_ms(500);
+        get_within("127.0.1.100", "/favicon.ico", NULL, 10, &status, NULL);
+        assert_int_equal(status, 404);
+        lkh_sleep_ms(500);
+        login_through_listener(c, "cb-session-7");
+        bc_close(c);
+}
+
 /* Last of the group: everything the tests saw. */
 static void test_log_holds_no_code_or_state(void **state)
 {
@@ -630,6 +721,42 @@ static void test_nothing_listens_without_callback(void **state)
         bc_close(c);
 }
 
+/* A listener that cannot start: logged, nothing listens, the broker serves on (pasting). */
+static void check_not_started(const char *why)
+{
+        DBusConnection *c = bus();
+        _cleanup_free_ char *url = NULL, *id = NULL, *log = NULL, *e = NULL, *who = NULL;
+        _cleanup_free_ char *loc = NULL;
+        size_t len = 0;
+        int fd;
+
+        id = begin(c, &url);
+        assert_int_equal(broker_listening_sockets(), 0);
+        assert_int_equal(tcp_connect("127.0.0.1", F->port), -ECONNREFUSED);
+        fd = open(F->log_path, O_RDONLY | O_CLOEXEC);
+        assert_true(fd >= 0);
+        while (fd >= 0)
+                assert_true(lkh_read_more(&fd, &log, &len, 64 << 20) >= 0);
+        assert_non_null(strstr(log, why));
+        assert_non_null(strstr(log, "the provider's callback must be pasted"));
+        /* Pasting the address works as ever. */
+        loc = location_for(url);
+        e = bc_call_s(c, "CompleteLogin", id, loc, &who, NULL);
+        assert_null(e);
+        assert_string_equal(who, USER);
+        bc_close(c);
+}
+
+static void test_key_readable_by_others_refused(void **state)
+{
+        check_not_started("group or others");
+}
+
+static void test_certificate_too_big_refused(void **state)
+{
+        check_not_started("big.pem");
+}
+
 int main(void)
 {
         const struct CMUnitTest with[] = {
@@ -641,16 +768,27 @@ int main(void)
                 cmocka_unit_test_setup(test_junk_flood_refused, reset),
                 cmocka_unit_test_setup(test_oversized_requests_refused, reset),
                 cmocka_unit_test_setup(test_connections_per_address_bounded, reset),
+                cmocka_unit_test_setup(test_connections_in_all_bounded, reset),
                 cmocka_unit_test(test_log_holds_no_code_or_state),
         };
         const struct CMUnitTest without[] = {
                 cmocka_unit_test(test_nothing_listens_without_callback),
+        };
+        const struct CMUnitTest key_readable[] = {
+                cmocka_unit_test(test_key_readable_by_others_refused),
+        };
+        const struct CMUnitTest cert_too_big[] = {
+                cmocka_unit_test(test_certificate_too_big_refused),
         };
         int failed = 0;
 
         curl_global_init(CURL_GLOBAL_DEFAULT);
         failed += cmocka_run_group_tests_name("callback listener", with, setup, teardown);
         failed += cmocka_run_group_tests_name("no [callback]", without, setup_without, teardown);
+        failed += cmocka_run_group_tests_name("a key others may read", key_readable,
+                                              setup_key_readable, teardown);
+        failed += cmocka_run_group_tests_name("a certificate over its cap", cert_too_big,
+                                              setup_cert_too_big, teardown);
         curl_global_cleanup();
         return failed ? 1 : 0;
 }
