@@ -79,7 +79,7 @@ static void remember_secret(const char *s)
 /* ---- the group: IdP with redirect_uri on the listener, broker with [callback] ---- */
 
 /* What a group's [callback] takes, when not the IdP's certificate and key as they are. */
-enum files { FILES_GOOD, FILES_KEY_READABLE, FILES_CERT_TOO_BIG };
+enum files { FILES_GOOD, FILES_KEY_READABLE, FILES_CERT_TOO_BIG, FILES_GOOD_IPV6 };
 
 static char *copy_with(struct lkh *h, const char *from, const char *name, mode_t mode,
                        size_t pad)
@@ -130,9 +130,10 @@ static int start_group_files(void **state, bool with_callback, enum files files)
                 }
                 if (!cert || !key)
                         goto fail;
-                extra = lkh_xasprintf("[callback]\nlisten = 127.0.0.1:%u\ncertificate = %s\n"
+                extra = lkh_xasprintf("[callback]\nlisten = %s:%u\ncertificate = %s\n"
                                       "key = %s\n",
-                                      f->port, cert, key);
+                                      files == FILES_GOOD_IPV6 ? "[::1]" : "127.0.0.1", f->port,
+                                      cert, key);
         }
         f->log_path = lkh_xasprintf("%s/broker.log", f->h->dir);
         if (lkh_write_config(f->h, extra) < 0 || lkh_start_bus(f->h) < 0 ||
@@ -159,6 +160,11 @@ static int setup(void **state)
 static int setup_without(void **state)
 {
         return start_group_files(state, false, FILES_GOOD);
+}
+
+static int setup_ipv6(void **state)
+{
+        return start_group_files(state, true, FILES_GOOD_IPV6);
 }
 
 static int setup_key_readable(void **state)
@@ -735,6 +741,41 @@ static void test_nothing_listens_without_callback(void **state)
         bc_close(c);
 }
 
+/* [::1]:PORT: the callback over IPv6 (the certificate's name, localhost, resolved to ::1). */
+static void test_ipv6_listener(void **state)
+{
+        DBusConnection *c = bus();
+        _cleanup_free_ char *url = NULL, *id = NULL, *loc = NULL, *target = NULL, *full = NULL;
+        _cleanup_free_ char *resolve = lkh_xasprintf("localhost:%u:[::1]", F->port);
+        struct curl_slist *to = curl_slist_append(NULL, resolve);
+        struct body b = {0};
+        CURL *h = curl_easy_init();
+        long status = 0;
+
+        assert_int_equal(broker_listening_sockets(), 1);
+        id = begin(c, &url);
+        loc = location_for(url);
+        target = target_of(loc);
+        full = lkh_xasprintf("https://localhost:%u%s", F->port, target);
+        curl_easy_setopt(h, CURLOPT_URL, full);
+        curl_easy_setopt(h, CURLOPT_RESOLVE, to);
+        curl_easy_setopt(h, CURLOPT_CAINFO, F->h->cert_file);
+        curl_easy_setopt(h, CURLOPT_TIMEOUT, 30L);
+        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+        curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
+        assert_int_equal(curl_easy_perform(h), CURLE_OK);
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+        curl_easy_cleanup(h);
+        curl_slist_free_all(to);
+        assert_int_equal(status, 200);
+        assert_non_null(strstr(b.text, "You are signed in"));
+        free(b.text);
+        assert_complete_then_session(c, id, "cb-session-v6");
+        /* And nothing on IPv4. */
+        assert_int_equal(tcp_connect("127.0.0.1", F->port), -ECONNREFUSED);
+        bc_close(c);
+}
+
 /* A listener that cannot start: logged, nothing listens, the broker serves on (pasting). */
 static void check_not_started(const char *why)
 {
@@ -788,6 +829,9 @@ int main(void)
         const struct CMUnitTest without[] = {
                 cmocka_unit_test(test_nothing_listens_without_callback),
         };
+        const struct CMUnitTest ipv6[] = {
+                cmocka_unit_test(test_ipv6_listener),
+        };
         const struct CMUnitTest key_readable[] = {
                 cmocka_unit_test(test_key_readable_by_others_refused),
         };
@@ -799,6 +843,7 @@ int main(void)
         curl_global_init(CURL_GLOBAL_DEFAULT);
         failed += cmocka_run_group_tests_name("callback listener", with, setup, teardown);
         failed += cmocka_run_group_tests_name("no [callback]", without, setup_without, teardown);
+        failed += cmocka_run_group_tests_name("[::1]", ipv6, setup_ipv6, teardown);
         failed += cmocka_run_group_tests_name("a key others may read", key_readable,
                                               setup_key_readable, teardown);
         failed += cmocka_run_group_tests_name("a certificate over its cap", cert_too_big,
