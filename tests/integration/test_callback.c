@@ -79,7 +79,13 @@ static void remember_secret(const char *s)
 /* ---- the group: IdP with redirect_uri on the listener, broker with [callback] ---- */
 
 /* What a group's [callback] takes, when not the IdP's certificate and key as they are. */
-enum files { FILES_GOOD, FILES_KEY_READABLE, FILES_CERT_TOO_BIG, FILES_GOOD_IPV6 };
+enum files {
+        FILES_GOOD,
+        FILES_KEY_READABLE,
+        FILES_CERT_TOO_BIG,
+        FILES_CERT_NOT_PEM,
+        FILES_GOOD_IPV6,
+};
 
 static char *copy_with(struct lkh *h, const char *from, const char *name, mode_t mode,
                        size_t pad)
@@ -123,6 +129,10 @@ static int start_group_files(void **state, bool with_callback, enum files files)
                 if (files == FILES_KEY_READABLE) {
                         free(key);
                         key = copy_with(f->h, f->h->key_file, "readable.key", 0644, 0);
+                } else if (files == FILES_CERT_NOT_PEM) {
+                        /* The key where the certificate should be: read, but no certificate. */
+                        free(cert);
+                        cert = copy_with(f->h, f->h->key_file, "not-a-cert.pem", 0644, 0);
                 } else if (files == FILES_CERT_TOO_BIG) {
                         free(cert);
                         cert = copy_with(f->h, f->h->cert_file, "big.pem", 0644,
@@ -170,6 +180,11 @@ static int setup_ipv6(void **state)
 static int setup_key_readable(void **state)
 {
         return start_group_files(state, true, FILES_KEY_READABLE);
+}
+
+static int setup_cert_not_pem(void **state)
+{
+        return start_group_files(state, true, FILES_CERT_NOT_PEM);
 }
 
 static int setup_cert_too_big(void **state)
@@ -807,6 +822,11 @@ static void test_key_readable_by_others_refused(void **state)
         check_not_started("group or others");
 }
 
+static void test_certificate_not_pem_refused(void **state)
+{
+        check_not_started("a PEM certificate");
+}
+
 static void test_certificate_too_big_refused(void **state)
 {
         check_not_started("big.pem");
@@ -835,6 +855,9 @@ int main(void)
         const struct CMUnitTest key_readable[] = {
                 cmocka_unit_test(test_key_readable_by_others_refused),
         };
+        const struct CMUnitTest cert_not_pem[] = {
+                cmocka_unit_test(test_certificate_not_pem_refused),
+        };
         const struct CMUnitTest cert_too_big[] = {
                 cmocka_unit_test(test_certificate_too_big_refused),
         };
@@ -846,6 +869,8 @@ int main(void)
         failed += cmocka_run_group_tests_name("[::1]", ipv6, setup_ipv6, teardown);
         failed += cmocka_run_group_tests_name("a key others may read", key_readable,
                                               setup_key_readable, teardown);
+        failed += cmocka_run_group_tests_name("no certificate in the file", cert_not_pem,
+                                              setup_cert_not_pem, teardown);
         failed += cmocka_run_group_tests_name("a certificate over its cap", cert_too_big,
                                               setup_cert_too_big, teardown);
         curl_global_cleanup();
