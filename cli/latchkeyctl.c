@@ -24,8 +24,12 @@ static const struct command commands[] = {
           "list the sessions you may see (root: all)" },
         { "logout", cmd_logout, "[--session ID]",
           "close the session: its tokens are erased (and revoked where configured)" },
-        { "login", cmd_login, "[--no-qr] USER",
+        { "login", cmd_login, "[--no-qr] USER | --session [--no-browser]",
           "log USER in at this terminal, without PAM, and open a session" },
+        { "pin", cmd_pin, "[--session ID] [--remove]",
+          "set (or remove) your offline PIN" },
+        { "watch", cmd_watch, "",
+          "in a desktop session: one notification when your sign-in expires" },
         { "check-config", cmd_check_config, "[--json] [PATH]",
           "check latchkey.conf and the provider it names" },
 };
