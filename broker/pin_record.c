@@ -23,7 +23,7 @@ static bool parse_number(const char *s, size_t len, uint64_t max, uint64_t *ret)
                 if (s[i] < '0' || s[i] > '9')
                         return false;
                 d = (unsigned)(s[i] - '0');
-                if (v > (max - d) / 10)
+                if (d > max || v > (max - d) / 10)
                         return false;
                 v = v * 10 + d;
         }
