@@ -36,6 +36,8 @@ extern const char *program_name;
 
 /* One line on stderr, "latchkeyctl CMD: ...", and returns code. */
 int fail(const char *cmd, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* The exit code that goes with a liblatchkey error. */
+int exit_code_of(int error);
 /* A liblatchkey failure: its message, and the exit code that goes with error. */
 int fail_lk(const char *cmd, const struct latchkey *lk, int error);
 /* "Usage: latchkeyctl CMD SYNOPSIS" on stderr, a hint at --help; returns EXIT_USAGE. */

@@ -221,8 +221,8 @@ static void print_pin_line(struct latchkey *lk, const char *user)
 }
 
 /*
- * GetToken failed: one line that says which failure it is (issue 21 item 3), on stdout like
- * the rest of status, then the usual one-line error on stderr and its exit code.
+ * GetToken failed: the one error line says which failure it is in its own words (issue 21
+ * item 3), with the broker's name of it and the exit code of fail_lk().
  */
 static int status_failed(struct latchkey *lk, int error, const char *session_id)
 {
@@ -230,44 +230,44 @@ static int status_failed(struct latchkey *lk, int error, const char *session_id)
         struct latchkey_session *list = NULL;
         struct latchkey_pin_state st = {0};
         const struct latchkey_session *s;
-        const char *user;
+        const char *user, *words = NULL;
+        char until[96];
         size_t n = 0;
-        int pin_known;
+        bool pin_known;
 
-        if (latchkey_list_sessions(lk, &list, &n) < 0)
-                list = NULL, n = 0;
+        if (latchkey_list_sessions(lk, &list, &n) < 0) {
+                list = NULL;
+                n = 0;
+        }
         s = find_session(list, n, session_from_env(session_id));
         user = status_user(s);
         pin_known = user && latchkey_get_pin_state(lk, user, 0, &st) == 0 && st.enabled;
         switch (error) {
         case LATCHKEY_ERROR_PROVIDER_UNAVAILABLE:
-                if (pin_known && streq(st.state, "ready"))
-                        printf("Provider: the provider cannot be reached (offline PIN possible "
-                               "until %s)\n", format_time(st.until));
-                else
-                        printf("Provider: the provider cannot be reached\n");
+                if (pin_known && streq(st.state, "ready")) {
+                        snprintf(until, sizeof(until), "the provider cannot be reached (offline "
+                                 "PIN possible until %s)", format_time(st.until));
+                        words = until;
+                } else
+                        words = "the provider cannot be reached";
                 break;
         case LATCHKEY_ERROR_TOKEN_EXPIRED:
-                if (pin_known && streq(st.state, "disabled"))
-                        printf("Account:  account disabled at the provider (it refused the last "
-                               "refresh): sign in again online\n");
-                else
-                        printf("Sign-in:  your sign-in has expired: sign in again "
-                               "(latchkeyctl login --session)\n");
+                words = pin_known && streq(st.state, "disabled")
+                                ? "account disabled at the provider (it refused the last "
+                                  "refresh): sign in again online"
+                                : "your sign-in has expired: sign in again (latchkeyctl login "
+                                  "--session)";
                 break;
         case LATCHKEY_ERROR_ACCOUNT_DISABLED:
-                printf("Account:  account disabled at the provider\n");
+                words = "account disabled at the provider";
                 break;
         default:
                 break;
         }
         latchkey_free_sessions(list, n);
-        fflush(stdout);
-        /* fail_lk() reads the handle's message, which the calls above replaced. */
-        return fail("status", error == LATCHKEY_ERROR_TOKEN_EXPIRED ? EXIT_NO_SESSION
-                              : error == LATCHKEY_ERROR_NO_BROKER ? EXIT_NO_BROKER
-                                                                  : EXIT_ERROR,
-                    "%s (%s)", isempty(msg) ? "failed" : msg, latchkey_error_name(error));
+        if (!words)
+                words = isempty(msg) ? "failed" : msg;
+        return fail("status", exit_code_of(error), "%s (%s)", words, latchkey_error_name(error));
 }
 
 int cmd_status(int argc, char *argv[])

@@ -154,7 +154,7 @@ static unsigned wait_notes(unsigned n, long ms)
 /* Runs latchkeyctl with LATCHKEY_SESSION and the private session bus in its environment; for
  * `login`, plays the browser for the address it shows and pastes the answer. The exit status;
  * stdout in *ret_out (may be NULL). */
-static int latchkeyctl(const char *const *args, char **ret_out)
+static int latchkeyctl(const char *const *args, char **ret_out, char **ret_err)
 {
         const char *argv[8] = {LATCHKEYCTL_PATH};
         int in[2], out[2], err[2], status;
@@ -212,6 +212,8 @@ static int latchkeyctl(const char *const *args, char **ret_out)
                 print_message("latchkeyctl %s: %s", args[0], e);
         if (ret_out)
                 *ret_out = TAKE_PTR(o);
+        if (ret_err)
+                *ret_err = TAKE_PTR(e);
         return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
 }
 
@@ -276,7 +278,7 @@ static void test_expired_renewed_in_the_same_session(void **state)
 {
         const char *status_args[] = {"status", NULL};
         const char *login_args[] = {"login", "--session", "--no-qr", NULL};
-        _cleanup_free_ char *out = NULL, *renewed = NULL, *token = NULL, *e = NULL;
+        _cleanup_free_ char *out = NULL, *err = NULL, *renewed = NULL, *token = NULL, *e = NULL;
         _cleanup_free_ char *text = NULL;
         size_t len = 0;
 
@@ -297,13 +299,15 @@ static void test_expired_renewed_in_the_same_session(void **state)
         assert_non_null(strstr(text, "latchkey|Sign-in expired|Your sign-in has expired: sign "
                                      "in again with \"latchkeyctl login --session\""));
 
-        /* status says which failure it is, with exit code 4 */
-        assert_int_equal(latchkeyctl(status_args, &out), 4);
-        assert_non_null(out);
-        assert_non_null(strstr(out, "your sign-in has expired: sign in again"));
+        /* status says which failure it is, in its one error line, with exit code 4 */
+        assert_int_equal(latchkeyctl(status_args, &out, &err), 4);
+        assert_true(!out || !*out);
+        assert_non_null(err);
+        assert_non_null(strstr(err, "latchkeyctl status: your sign-in has expired: sign in "
+                                    "again (latchkeyctl login --session) (TokenExpired)\n"));
 
         /* the same session id, signed in again, without PAM */
-        assert_int_equal(latchkeyctl(login_args, &renewed), 0);
+        assert_int_equal(latchkeyctl(login_args, &renewed, NULL), 0);
         assert_non_null(renewed);
         assert_string_equal(renewed, SESSION "\n");
 
