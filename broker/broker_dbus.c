@@ -451,6 +451,13 @@ static struct pin_job *pin_job_new(struct lk_broker_dbus *d, struct lk_call *cal
         return x;
 }
 
+/* libdbus frees a message's buffer without wiping it: the PIN's bytes go once copied. */
+static void wipe_arg(const char *s)
+{
+        if (s)
+                explicit_bzero((char *)s, strlen(s));
+}
+
 static void reply_void_or_error(struct lk_call *call, int r, const struct lk_error *e)
 {
         if (r < 0)
@@ -503,8 +510,12 @@ static int set_pin(struct lk_broker_dbus *d, struct lk_call *call, const struct 
 {
         const struct lk_login *l = t->login;
 
+        int r;
+
         /* A login done just now is an online sign-in: the window starts now. */
-        return hash_pin(d, call, l->user_uid, l->user, d->clock->wall_s(), t->arg[1], e);
+        r = hash_pin(d, call, l->user_uid, l->user, d->clock->wall_s(), t->arg[1], e);
+        wipe_arg(t->arg[1]);
+        return r;
 }
 
 static int change_pin(struct lk_broker_dbus *d, struct lk_call *call, const struct target *t,
@@ -516,9 +527,11 @@ static int change_pin(struct lk_broker_dbus *d, struct lk_call *call, const stru
         int64_t online_at = 0;
         int k;
 
-        if (s->expired)
+        if (s->expired) {
+                wipe_arg(t->arg[0]);
                 return lk_error_set(e, LK_ERR_TOKEN_EXPIRED, "Your sign-in has expired: sign in "
                                     "again (latchkeyctl login --session), then set the PIN");
+        }
         if (isempty(t->arg[0])) {
                 k = lk_offline_store_hash(d->offline, s->uid, s->user, 0, NULL, e);
                 return k < 0 ? k : reply_args(call, DBUS_TYPE_INVALID);
@@ -527,7 +540,9 @@ static int change_pin(struct lk_broker_dbus *d, struct lk_call *call, const stru
         if (lk_offline_load(d->offline, s->uid, &r, &x) < 0)
                 online_at = s->opened_at;
         explicit_bzero(&r, sizeof(r));
-        return hash_pin(d, call, s->uid, s->user, online_at, t->arg[0], e);
+        k = hash_pin(d, call, s->uid, s->user, online_at, t->arg[0], e);
+        wipe_arg(t->arg[0]);
+        return k;
 }
 
 static bool append_entry(DBusMessageIter *dict, const char *key, int type, const void *value)
@@ -664,9 +679,12 @@ static int check_pin(struct lk_broker_dbus *d, struct lk_call *call, const struc
         /* Refused before any work when it cannot be accepted anyway (a wait, no PIN, ...). */
         r = lk_offline_may_check(d->offline, t->subject, &rec, e);
         explicit_bzero(&rec, sizeof(rec));
-        if (r < 0)
+        if (r < 0) {
+                wipe_arg(t->arg[1]);
                 return r;
+        }
         x = pin_job_new(d, call, t->subject, t->user, t->arg[1]);
+        wipe_arg(t->arg[1]);
         if (!x)
                 return lk_error_set(e, LK_ERR_NOMEM, "Out of memory");
         r = t->o.offline ? lk_reach_probe(d->http, d->config, on_check_probed, x, e)

@@ -15,6 +15,7 @@
  */
 #include <dbus/dbus.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <pwd.h>
 #include <signal.h>
@@ -285,7 +286,7 @@ static int group_setup(void **state)
         timeshift = lkh_xasprintf("%s/timeshift", H->dir);
         extra = lkh_xasprintf(
                 "timeout = 2\n"
-                "[users]\nallowed_users = %s\n"
+                "[users]\nallowed_users = %s daemon\n"
                 "[accounts]\nmax_offline_days = 2\n"
                 "[offline]\npin = yes\nargon2_memory = 8192\nargon2_time = 1\n"
                 "lockout_after = 2\nlockout_delay = 2\nmax_failures = 6\n"
@@ -365,15 +366,60 @@ static void test_pin_signs_in_while_the_provider_is_stopped(void **state)
         person_free(&p);
 }
 
-/* While the provider answers, the login screen never takes the PIN: web sign-in only. */
+/* CheckPin as a caller would send it; the error name, or NULL. */
+static char *check_pin(const char *user, const char *pin, bool offline)
+{
+        DBusError err = DBUS_ERROR_INIT;
+        DBusConnection *c = dbus_bus_get_private(DBUS_BUS_SYSTEM, &err);
+        DBusMessage *m = bc_new("CheckPin"), *reply;
+        DBusMessageIter it, dict, entry, v;
+        const char *key = "offline";
+        dbus_bool_t yes = offline;
+        char *name = NULL;
+
+        assert_non_null(c);
+        dbus_message_append_args(m, DBUS_TYPE_STRING, &user, DBUS_TYPE_STRING, &pin,
+                                 DBUS_TYPE_INVALID);
+        dbus_message_iter_init_append(m, &it);
+        dbus_message_iter_open_container(&it, DBUS_TYPE_ARRAY, "{sv}", &dict);
+        dbus_message_iter_open_container(&dict, DBUS_TYPE_DICT_ENTRY, NULL, &entry);
+        dbus_message_iter_append_basic(&entry, DBUS_TYPE_STRING, &key);
+        dbus_message_iter_open_container(&entry, DBUS_TYPE_VARIANT, "b", &v);
+        dbus_message_iter_append_basic(&v, DBUS_TYPE_BOOLEAN, &yes);
+        dbus_message_iter_close_container(&entry, &v);
+        dbus_message_iter_close_container(&dict, &entry);
+        dbus_message_iter_close_container(&it, &dict);
+        reply = dbus_connection_send_with_reply_and_block(c, m, 20000, &err);
+        dbus_message_unref(m);
+        if (reply)
+                dbus_message_unref(reply);
+        else {
+                name = strdup(err.name);
+                dbus_error_free(&err);
+        }
+        dbus_connection_close(c);
+        dbus_connection_unref(c);
+        return name;
+}
+
+/*
+ * While the provider answers, the login screen never takes the PIN: web sign-in only; and the
+ * broker itself refuses the right PIN offered "instead of the provider" (it asks the provider).
+ */
 static void test_reachable_provider_means_web_sign_in(void **state)
 {
         struct person p = {.pins = {PIN}};
+        _cleanup_free_ char *e = NULL;
 
         assert_int_equal(auth("lk-login", &p), PAM_SUCCESS);
         assert_true(p.address_shown);
         assert_int_equal(p.n_pin_prompts, 0);
         person_free(&p);
+
+        e = check_pin(me, PIN, true);
+        assert_non_null(e);
+        assert_string_equal(e, "org.latchkey.Broker1.Error.NotAllowed");
+        assert_int_equal(record_number("failures"), 0); /* not counted as a guess */
 }
 
 /* "Wrong PIN; next try in N s": N for each wrong PIN after lockout_after. */
@@ -489,6 +535,46 @@ static void test_methods_per_service(void **state)
         person_free(&p);
 }
 
+/* A lock screen runs the stack as the user: one plain prompt, the PIN, done (needs root). */
+static int lock_as_user(void *userdata)
+{
+        struct person p = {.pins = {PIN}};
+        pam_handle_t *ph = NULL;
+        struct pam_conv c = {conv, &p};
+        int r;
+
+        p.pam_user = "daemon";
+        if (pam_start("lk-lock", "daemon", &c, &ph) != PAM_SUCCESS)
+                return -1;
+        r = pam_authenticate(ph, 0);
+        pam_end(ph, r);
+        return r * 100 + (int)p.n_prompts;
+}
+
+static void test_lock_screen_as_the_user(void **state)
+{
+        struct passwd *pw = getpwnam("daemon");
+        struct person p = {.new_pin = PIN};
+        pam_handle_t *ph = NULL;
+        struct pam_conv c = {conv, &p};
+        int result = -1;
+
+        if (getuid() != 0 || !pw) {
+                print_message("not root: the lock screen as another user is not tried\n");
+                skip();
+        }
+        /* daemon signs in online once at the console, and sets its PIN there */
+        p.pam_user = "daemon";
+        assert_int_equal(pam_start("lk-login", "daemon", &c, &ph), PAM_SUCCESS);
+        assert_int_equal(pam_authenticate(ph, 0), PAM_SUCCESS);
+        pam_end(ph, PAM_SUCCESS);
+        assert_int_equal(p.n_new_pin_prompts, 2);
+        person_free(&p);
+
+        assert_int_equal(lkh_run_as(pw->pw_uid, pw->pw_gid, lock_as_user, NULL, &result), 0);
+        assert_int_equal(result, PAM_SUCCESS * 100 + 1);
+}
+
 /* max_offline_days (2) after the last online sign-in: the PIN is refused as expired. */
 static void test_pin_expires_after_max_offline_days(void **state)
 {
@@ -594,6 +680,7 @@ int main(void)
                 cmocka_unit_test(test_wrong_pins_lock_out_with_a_growing_wait),
                 cmocka_unit_test(test_online_sign_in_clears_the_count),
                 cmocka_unit_test(test_methods_per_service),
+                cmocka_unit_test(test_lock_screen_as_the_user),
                 cmocka_unit_test(test_pin_expires_after_max_offline_days),
                 cmocka_unit_test(test_refused_refresh_leaves_no_offline_access),
         };

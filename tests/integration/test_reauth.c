@@ -229,7 +229,9 @@ static int group_setup(void **state)
                 return -1;
         me = strdup(pw->pw_name);
         notes = lkh_xasprintf("%s/notifications", H->dir);
-        extra = lkh_xasprintf("[users]\nallowed_users = %s\n", me);
+        extra = lkh_xasprintf("timeout = 2\n[users]\nallowed_users = %s\n"
+                              "[offline]\npin = yes\nargon2_memory = 8192\nargon2_time = 1\n",
+                              me);
         if (lkh_start_idp(H, NULL) < 0 || lkh_write_config(H, extra) < 0 ||
             lkh_start_bus(H) < 0 || lkh_start_broker(H, NULL) < 0 || start_session_bus() < 0 ||
             start_notifier() < 0)
@@ -362,11 +364,77 @@ static void test_renew_needs_an_own_session(void **state)
         free(after);
 }
 
+/* ChangePin({session_id}, pin) as latchkeyctl pin sends it. */
+static char *change_pin(const char *session_id, const char *pin)
+{
+        DBusMessage *m = bc_new("ChangePin");
+        DBusMessageIter it, dict, entry, v;
+        const char *key = "session_id";
+        struct bc_reply r;
+
+        dbus_message_iter_init_append(m, &it);
+        dbus_message_iter_open_container(&it, DBUS_TYPE_ARRAY, "{sv}", &dict);
+        dbus_message_iter_open_container(&dict, DBUS_TYPE_DICT_ENTRY, NULL, &entry);
+        dbus_message_iter_append_basic(&entry, DBUS_TYPE_STRING, &key);
+        dbus_message_iter_open_container(&entry, DBUS_TYPE_VARIANT, "s", &v);
+        dbus_message_iter_append_basic(&v, DBUS_TYPE_STRING, &session_id);
+        dbus_message_iter_close_container(&entry, &v);
+        dbus_message_iter_close_container(&dict, &entry);
+        dbus_message_iter_close_container(&it, &dict);
+        dbus_message_append_args(m, DBUS_TYPE_STRING, &pin, DBUS_TYPE_INVALID);
+        if (bc_call(bus, m, 20000, &r) == 0) {
+                bc_reply_clear(&r);
+                return NULL;
+        }
+        return bc_take_error(&r, NULL);
+}
+
+/*
+ * latchkeyctl status in the words of each failure: the provider stopped while a PIN is
+ * ready, then the account refused (a refused refresh with a PIN record).
+ */
+static void test_status_words(void **state)
+{
+        const char *status_args[] = {"status", "--session", "reauth-2", NULL};
+        const char *third_args[] = {"status", "--session", "reauth-3", NULL};
+        _cleanup_free_ char *err = NULL, *err2 = NULL, *e = NULL;
+        int code;
+
+        assert_int_equal(lkh_idp_set(H, "expires_in", "1"), 0);
+        assert_int_equal(bc_open_session(H, bus, me, "reauth-2"), 0);
+        assert_int_equal(lkh_idp_set(H, "expires_in", "3600"), 0);
+        e = change_pin("reauth-2", "2468-lkt");
+        assert_null(e);
+        lkh_sleep_ms(1500); /* the access token has expired: GetToken must refresh */
+
+        assert_int_equal(kill(H->idp_pid, SIGSTOP), 0);
+        code = latchkeyctl(status_args, NULL, &err);
+        assert_int_equal(kill(H->idp_pid, SIGCONT), 0);
+        assert_int_equal(code, 1);
+        assert_non_null(strstr(err, "latchkeyctl status: the provider cannot be reached (offline "
+                                    "PIN possible until "));
+        assert_non_null(strstr(err, "(ProviderUnavailable)\n"));
+
+        /* the provider refuses a session's refresh: with a PIN record, the account is
+         * disabled (another session: reauth-2 had its one refresh of 30 s) */
+        assert_int_equal(lkh_idp_set(H, "expires_in", "1"), 0);
+        assert_int_equal(bc_open_session(H, bus, me, "reauth-3"), 0);
+        assert_int_equal(lkh_idp_set(H, "expires_in", "3600"), 0);
+        lkh_sleep_ms(1500);
+        assert_int_equal(lkh_idp_set(H, "refuse_refresh", "400:invalid_grant"), 0);
+        code = latchkeyctl(third_args, NULL, &err2);
+        assert_int_equal(lkh_idp_set(H, "refuse_refresh", ""), 0);
+        assert_int_equal(code, 4);
+        assert_non_null(strstr(err2, "latchkeyctl status: account disabled at the provider"));
+        assert_non_null(strstr(err2, "(TokenExpired)\n"));
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_expired_renewed_in_the_same_session),
                 cmocka_unit_test(test_renew_needs_an_own_session),
+                cmocka_unit_test(test_status_words),
         };
 
         return cmocka_run_group_tests(tests, group_setup, group_teardown);
