@@ -6,9 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "base/text.h"
 #include "base/util.h"
 #include "oidc/fileio.h"
 #include "oidc/log.h"
@@ -131,16 +131,6 @@ static int64_t until_of(const struct lk_offline *o, const struct lk_pin_record *
         return r->online_at + (int64_t)o->config->max_offline_days * DAY;
 }
 
-static const char *date_of(int64_t t, char *buf, size_t size)
-{
-        time_t tt = (time_t)t;
-        struct tm tm;
-
-        if (!gmtime_r(&tt, &tm) || strftime(buf, size, "%Y-%m-%d %H:%M UTC", &tm) == 0)
-                snprintf(buf, size, "%lld", (long long)t);
-        return buf;
-}
-
 void lk_offline_state(struct lk_offline *o, uid_t uid, struct lk_offline_state *ret)
 {
         struct lk_offline_state s = {.enabled = o->config->offline_pin, .state = "off"};
@@ -194,7 +184,7 @@ int lk_offline_may_check(struct lk_offline *o, uid_t uid, struct lk_pin_record *
         else if (now > until_of(o, &r))
                 k = lk_error_set(e, LK_ERR_TOKEN_EXPIRED, "Your sign-in has expired: sign in "
                                  "again (the PIN worked until %s)",
-                                 date_of(until_of(o, &r), date, sizeof(date)));
+                                 lk_text_utc_date(until_of(o, &r), date, sizeof(date)));
         else if (r.failures >= o->config->max_failures)
                 k = lk_error_set(e, LK_ERR_TOKEN_EXPIRED, "Too many wrong PINs: your sign-in has "
                                  "expired: sign in again");

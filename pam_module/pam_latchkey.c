@@ -16,7 +16,6 @@
  */
 #include <errno.h>
 #include <pwd.h>
-#include <time.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -27,6 +26,7 @@
 #include <security/pam_modutil.h>
 
 #include "base/qr.h"
+#include "base/text.h"
 #include "base/util.h"
 #include "client/broker_client.h"
 #include "pam_module/input_check.h"
@@ -481,17 +481,6 @@ static void cancel_login(pam_handle_t *pamh, const struct options *o, const char
 
 /* ---- the offline PIN (the broker's SetPin, GetPinState, CheckPin) ---- */
 
-/* A date for a person: "2026-12-30 14:05 UTC". */
-static const char *date_of(int64_t t, char *buf, size_t size)
-{
-        time_t tt = (time_t)t;
-        struct tm tm;
-
-        if (!gmtime_r(&tt, &tm) || strftime(buf, size, "%Y-%m-%d %H:%M UTC", &tm) == 0)
-                snprintf(buf, size, "%lld", (long long)t);
-        return buf;
-}
-
 /* The PIN: PAM_AUTHTOK with authtok (a lock screen's field), else one echo-off prompt. */
 static int get_pin(pam_handle_t *pamh, const struct options *o, const char *prompt, char **ret)
 {
@@ -591,7 +580,7 @@ static int try_offline(pam_handle_t *pamh, const struct options *o, const char *
                 return PAM_SUCCESS;
         *ret_done = true;
         pam_info(pamh, "The identity provider cannot be reached (offline PIN possible until %s).",
-                 date_of(st.until, date, sizeof(date)));
+                 lk_text_utc_date(st.until, date, sizeof(date)));
         return pin_sign_in(pamh, o, user, true);
 }
 
@@ -614,7 +603,7 @@ static int pin_only(pam_handle_t *pamh, const struct options *o, const char *use
                 return pin_sign_in(pamh, o, user, false);
         if (streq(st.state, "expired"))
                 pam_error(pamh, "Your sign-in has expired: sign in again (the PIN worked until %s).",
-                          date_of(st.until, date, sizeof(date)));
+                          lk_text_utc_date(st.until, date, sizeof(date)));
         else if (streq(st.state, "disabled"))
                 pam_error(pamh, "Account disabled at the provider: no PIN until you sign in online.");
         else if (streq(st.state, "spent"))
