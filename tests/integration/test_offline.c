@@ -35,6 +35,8 @@
 #include <security/pam_appl.h>
 
 #include "base/util.h"
+#include "broker/pin_record.h"
+#include "broker/pin_worker.h"
 #include "tests/harness/busclient.h"
 #include "tests/harness/harness.h"
 
@@ -671,6 +673,71 @@ static void test_refused_refresh_leaves_no_offline_access(void **state)
         assert_int_equal(record_number("disabled"), 0);
 }
 
+/*
+ * A slow PIN check (a stored hash of 64 MiB and 12 passes, over a second here) runs off the
+ * broker's loop: another caller's GetPinState is answered while the check is still running.
+ */
+static void test_check_does_not_block_the_loop(void **state)
+{
+        const struct lk_pin_params heavy = {.memory_kib = 65536, .time = 12, .lanes = 1};
+        _cleanup_free_ char *text = read_record(), *path = record_path(), *out = NULL;
+        char hash[LK_PIN_HASH_MAX + 1];
+        DBusError err = DBUS_ERROR_INIT;
+        DBusConnection *c = dbus_bus_get_private(DBUS_BUS_SYSTEM, &err);
+        DBusMessage *m, *reply;
+        DBusPendingCall *pending = NULL;
+        const char *user = me, *pin = PIN;
+        char *h;
+        FILE *f;
+
+        assert_non_null(c);
+        assert_int_equal(lk_pin_hash_now(&heavy, PIN, hash, sizeof(hash)), 0);
+        /* the record, with the heavy hash in place of its own */
+        h = strstr(text, "\nhash ");
+        assert_non_null(h);
+        h[1] = 0;
+        out = lkh_xasprintf("%shash %s\n", text, hash);
+        f = fopen(path, "we");
+        assert_non_null(f);
+        fputs(out, f);
+        assert_int_equal(fclose(f), 0);
+
+        m = bc_new("CheckPin");
+        dbus_message_append_args(m, DBUS_TYPE_STRING, &user, DBUS_TYPE_STRING, &pin,
+                                 DBUS_TYPE_INVALID);
+        bc_append_options(m, NULL, 0);
+        assert_true(dbus_connection_send_with_reply(c, m, &pending, 30000));
+        dbus_message_unref(m);
+        dbus_connection_flush(c);
+        lkh_sleep_ms(100); /* the check has begun */
+
+        m = bc_new("GetPinState");
+        dbus_message_append_args(m, DBUS_TYPE_STRING, &user, DBUS_TYPE_INVALID);
+        bc_append_options(m, NULL, 0);
+        {
+                DBusConnection *other = dbus_bus_get_private(DBUS_BUS_SYSTEM, &err);
+                assert_non_null(other);
+                reply = dbus_connection_send_with_reply_and_block(other, m, 30000, &err);
+                assert_non_null(reply);
+                dbus_message_unref(reply);
+                dbus_connection_close(other);
+                dbus_connection_unref(other);
+        }
+        dbus_message_unref(m);
+        /* answered while the check still ran */
+        dbus_connection_read_write(c, 0);
+        assert_false(dbus_pending_call_get_completed(pending));
+
+        dbus_pending_call_block(pending);
+        reply = dbus_pending_call_steal_reply(pending);
+        assert_non_null(reply);
+        assert_int_equal(dbus_message_get_type(reply), DBUS_MESSAGE_TYPE_METHOD_RETURN);
+        dbus_message_unref(reply);
+        dbus_pending_call_unref(pending);
+        dbus_connection_close(c);
+        dbus_connection_unref(c);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -683,6 +750,7 @@ int main(void)
                 cmocka_unit_test(test_lock_screen_as_the_user),
                 cmocka_unit_test(test_pin_expires_after_max_offline_days),
                 cmocka_unit_test(test_refused_refresh_leaves_no_offline_access),
+                cmocka_unit_test(test_check_does_not_block_the_loop),
         };
 
         if (!getenv("PAM_WRAPPER")) {
