@@ -8,6 +8,7 @@
  * GetToken for that id works again; a second expiry is told once more.
  */
 #include <dbus/dbus.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -42,6 +43,28 @@ static char *me;
 static char *session_bus_address;
 static char *notes; /* one line per Notify the fake server got */
 static pid_t session_bus_pid, notifier_pid, watch_pid;
+static char *runtime_dir, *path_env, *opened; /* the fake desktop */
+
+/*
+ * A desktop for latchkeyctl: $XDG_RUNTIME_DIR of its own and an xdg-open on $PATH that keeps
+ * a copy of the file it was given (opened) and its argv (opened.argv).
+ */
+static int make_desktop(void)
+{
+        _cleanup_free_ char *bin = lkh_xasprintf("%s/bin", H->dir);
+        _cleanup_free_ char *script = lkh_xasprintf("%s/xdg-open", bin);
+        FILE *f;
+
+        runtime_dir = lkh_xasprintf("%s/run", H->dir);
+        opened = lkh_xasprintf("%s/opened", H->dir);
+        path_env = lkh_xasprintf("%s:%s", bin, getenv("PATH") ?: "/usr/bin:/bin");
+        if (mkdir(runtime_dir, 0700) < 0 || mkdir(bin, 0755) < 0 || !(f = fopen(script, "we")))
+                return -1;
+        fprintf(f, "#!/bin/sh\ncp \"$1\" '%s'\necho \"$@\" > '%s.argv'\n", opened, opened);
+        if (fclose(f) != 0 || chmod(script, 0755) < 0)
+                return -1;
+        return 0;
+}
 
 /* ---- a private session bus and a fake notification server on it ---- */
 
@@ -177,6 +200,10 @@ static int latchkeyctl(const char *const *args, char **ret_out, char **ret_err)
                 dup2(err[1], STDERR_FILENO);
                 setenv("LATCHKEY_SESSION", SESSION, 1);
                 setenv("DBUS_SESSION_BUS_ADDRESS", session_bus_address, 1);
+                /* a desktop: the fake xdg-open of make_desktop() */
+                setenv("DISPLAY", ":lkt", 1);
+                setenv("XDG_RUNTIME_DIR", runtime_dir, 1);
+                setenv("PATH", path_env, 1);
                 execv(argv[0], (char *const *)argv);
                 _exit(127);
         }
@@ -234,7 +261,7 @@ static int group_setup(void **state)
                               me);
         if (lkh_start_idp(H, NULL) < 0 || lkh_write_config(H, extra) < 0 ||
             lkh_start_bus(H) < 0 || lkh_start_broker(H, NULL) < 0 || start_session_bus() < 0 ||
-            start_notifier() < 0)
+            start_notifier() < 0 || make_desktop() < 0)
                 return -1;
         bus = dbus_bus_get_private(DBUS_BUS_SYSTEM, NULL);
         if (!bus || bc_open_session(H, bus, me, SESSION) < 0)
@@ -259,6 +286,9 @@ static int group_teardown(void **state)
         free(me);
         free(notes);
         free(session_bus_address);
+        free(runtime_dir);
+        free(path_env);
+        free(opened);
         return 0;
 }
 
@@ -312,6 +342,36 @@ static void test_expired_renewed_in_the_same_session(void **state)
         assert_int_equal(latchkeyctl(login_args, &renewed, NULL), 0);
         assert_non_null(renewed);
         assert_string_equal(renewed, SESSION "\n");
+
+        /* on the desktop the browser got the address through a file, never through argv, and
+         * the file is gone once the login is over */
+        {
+                _cleanup_free_ char *page = NULL, *argv_text = NULL;
+                _cleanup_free_ char *argv_path = lkh_xasprintf("%s.argv", opened);
+                int fd = open(opened, O_RDONLY | O_CLOEXEC), fd2;
+                size_t n = 0, n2 = 0;
+                DIR *d;
+                struct dirent *de;
+
+                assert_true(fd >= 0);
+                assert_int_equal(lkh_read_more(&fd, &page, &n, 65536), 0);
+                if (fd >= 0)
+                        close(fd);
+                assert_non_null(strstr(page, "http-equiv=\"refresh\" content=\"0;url=https://"));
+                assert_non_null(strstr(page, "&amp;state="));
+                fd2 = open(argv_path, O_RDONLY | O_CLOEXEC);
+                assert_true(fd2 >= 0);
+                assert_int_equal(lkh_read_more(&fd2, &argv_text, &n2, 65536), 0);
+                if (fd2 >= 0)
+                        close(fd2);
+                assert_null(strstr(argv_text, "state="));
+                assert_non_null(strstr(argv_text, "/latchkey-login-"));
+                d = opendir(runtime_dir);
+                assert_non_null(d);
+                while ((de = readdir(d)))
+                        assert_null(strstr(de->d_name, "latchkey-login-"));
+                closedir(d);
+        }
 
         /* the applications' next GetToken works, for the same id */
         e = bc_get_token(bus, SESSION, 0, &token, NULL, NULL);
