@@ -518,7 +518,7 @@ static void offer_pin(pam_handle_t *pamh, const struct options *o, const char *u
         if (o->authtok || lk_client_get_pin_state(NULL, timeout_ms(o), user, false, &st, &e) < 0 ||
             !st.enabled || st.pin)
                 return;
-        if (get_pin(pamh, o, PIN_NEW_PROMPT, &pin) != PAM_SUCCESS || !*lkp_strip(pin))
+        if (get_pin(pamh, o, PIN_NEW_PROMPT, &pin) != PAM_SUCCESS || !*pin)
                 return;
         if (get_pin(pamh, o, PIN_AGAIN_PROMPT, &again) != PAM_SUCCESS || !streq(pin, again)) {
                 pam_error(pamh, "The PINs differ; no PIN was set (latchkeyctl pin sets one).");
