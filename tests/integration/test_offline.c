@@ -291,7 +291,7 @@ static int group_setup(void **state)
                 "[users]\nallowed_users = %s daemon\n"
                 "[accounts]\nmax_offline_days = 2\n"
                 "[offline]\npin = yes\nargon2_memory = 8192\nargon2_time = 1\n"
-                "lockout_after = 2\nlockout_delay = 2\nmax_failures = 6\n"
+                "lockout_after = 2\nlockout_delay = 10\nmax_failures = 6\n"
                 "[pam]\nusers = *\n"
                 "services = lk-login lk-sshd\n"
                 "methods = lk-sshd:web lk-login:web+offline lk-sudo:pin lk-lock:pin "
@@ -435,7 +435,10 @@ static long next_try(const struct person *p)
         return -1;
 }
 
-/* Wrong PINs: a wait after lockout_after (2) of them, doubling with each one after. */
+/*
+ * Wrong PINs: a wait after lockout_after (2) of them, doubling with each one after (10, 20,
+ * 40 s). The broker's clock is moved past each wait rather than waited out.
+ */
 static void test_wrong_pins_lock_out_with_a_growing_wait(void **state)
 {
         struct person p = {.pins = {WRONG}};
@@ -447,7 +450,7 @@ static void test_wrong_pins_lock_out_with_a_growing_wait(void **state)
 
         p = (struct person){.pins = {WRONG}};
         assert_int_equal(auth("lk-lock", &p), PAM_AUTH_ERR);
-        assert_int_equal(next_try(&p), 2);
+        assert_int_equal(next_try(&p), 10);
         person_free(&p);
 
         /* During the wait even the right PIN is not looked at. */
@@ -456,17 +459,17 @@ static void test_wrong_pins_lock_out_with_a_growing_wait(void **state)
         assert_true(any_contains(p.error, p.n_error, "Too many wrong PINs: try again in"));
         person_free(&p);
 
-        lkh_sleep_ms(2100);
+        shift_clock(11);
         p = (struct person){.pins = {WRONG}};
         assert_int_equal(auth("lk-lock", &p), PAM_AUTH_ERR);
-        assert_int_equal(next_try(&p), 4);
+        assert_int_equal(next_try(&p), 20);
         person_free(&p);
         assert_int_equal(record_number("failures"), 3);
 
-        lkh_sleep_ms(4100);
+        shift_clock(11 + 21);
         p = (struct person){.pins = {WRONG}};
         assert_int_equal(auth("lk-lock", &p), PAM_AUTH_ERR);
-        assert_int_equal(next_try(&p), 8);
+        assert_int_equal(next_try(&p), 40);
         person_free(&p);
 }
 
@@ -475,6 +478,7 @@ static void test_online_sign_in_clears_the_count(void **state)
 {
         struct person p = {0};
 
+        shift_clock(0);
         assert_true(record_number("failures") == 4 && record_number("locked_until") > 0);
         assert_int_equal(auth("lk-login", &p), PAM_SUCCESS);
         assert_true(p.address_shown);
