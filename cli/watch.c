@@ -163,6 +163,8 @@ int cmd_watch(int argc, char *argv[])
                 latchkey_close(w.lk);
                 return r;
         }
+        /* Subscribed: from here no expiry is missed. */
+        fprintf(stderr, "%s watch: watching your sessions\n", program_name);
         r = EXIT_OK;
         for (;;) {
                 struct pollfd p = {.fd = fd, .events = POLLIN};

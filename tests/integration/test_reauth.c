@@ -43,6 +43,7 @@ static char *me;
 static char *session_bus_address;
 static char *notes; /* one line per Notify the fake server got */
 static pid_t session_bus_pid, notifier_pid, watch_pid;
+static int watch_stderr = -1;
 static char *runtime_dir, *path_env, *opened; /* the fake desktop */
 
 /*
@@ -266,18 +267,44 @@ static int group_setup(void **state)
         bus = dbus_bus_get_private(DBUS_BUS_SYSTEM, NULL);
         if (!bus || bc_open_session(H, bus, me, SESSION) < 0)
                 return -1;
-        /* The desktop's helper, started with the session. */
-        setenv("DBUS_SESSION_BUS_ADDRESS", session_bus_address, 1);
-        if (lkh_spawn(watch_argv, -1, &watch_pid) < 0)
-                return -1;
-        unsetenv("DBUS_SESSION_BUS_ADDRESS");
-        lkh_sleep_ms(500); /* it subscribes */
+        /* The desktop's helper, started with the session; ready once it says it watches. */
+        {
+                int fds[2];
+                _cleanup_free_ char *said = NULL;
+                size_t len = 0;
+                int64_t until = lkh_now_ms() + 15000;
+
+                if (pipe2(fds, O_CLOEXEC) < 0)
+                        return -1;
+                watch_pid = fork();
+                if (watch_pid < 0)
+                        return -1;
+                if (watch_pid == 0) {
+                        dup2(fds[1], STDERR_FILENO);
+                        setenv("DBUS_SESSION_BUS_ADDRESS", session_bus_address, 1);
+                        execv(watch_argv[0], (char *const *)watch_argv);
+                        _exit(127);
+                }
+                close(fds[1]);
+                while (fds[0] >= 0 && !(said && strstr(said, "watching your sessions")) &&
+                       lkh_now_ms() < until) {
+                        struct pollfd p = {.fd = fds[0], .events = POLLIN};
+                        if (poll(&p, 1, 1000) > 0)
+                                (void)lkh_read_more(&fds[0], &said, &len, 65536);
+                }
+                if (!said || !strstr(said, "watching your sessions"))
+                        return -1;
+                /* its later lines go nowhere: the pipe's reading end stays open, unread */
+                watch_stderr = fds[0];
+        }
         return 0;
 }
 
 static int group_teardown(void **state)
 {
         lkh_stop_process(&watch_pid, 2000);
+        if (watch_stderr >= 0)
+                close(watch_stderr);
         lkh_stop_process(&notifier_pid, 2000);
         lkh_stop_process(&session_bus_pid, 2000);
         if (bus)
