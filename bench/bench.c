@@ -12,6 +12,7 @@
  *   4. group_refresh.c: refresh storm: 64 clients ask for one near-expiry token at once.
  *   5. group_memory.c: broker RSS with many open sessions, and its growth over many calls.
  *   6. group_startup.c: the first call to a stopped, activatable broker until its reply.
+ *   7. group_pin.c: one offline PIN check (Argon2id) beside its configured parameters.
  *
  * Here: the options, the stack, the table's head and summary, the steal line, bench.json.
  * Runs as root: it makes the local accounts the logins are for (users.c), and the logins of
@@ -121,8 +122,8 @@ int main(int argc, char *argv[])
                         json_path = optarg;
                         break;
                 case 'o':
-                        if (optarg[strspn(optarg, "123456")] || !*optarg) {
-                                fprintf(stderr, "latchkey-bench: --only takes digits 1-6\n");
+                        if (optarg[strspn(optarg, "1234567")] || !*optarg) {
+                                fprintf(stderr, "latchkey-bench: --only takes digits 1-7\n");
                                 return 2;
                         }
                         only = optarg;
@@ -200,6 +201,8 @@ int main(int argc, char *argv[])
                 bench_memory(conns);
         if (want('6'))
                 bench_start(root);
+        if (want('7'))
+                bench_pin();
         bench_check();
 
         if (ticks0 >= 0 && machine_cpu_ticks(&ticks1, &steal1) && ticks1 > ticks0)

@@ -94,7 +94,7 @@ extern const struct conf_key conf_keys[];
 extern const size_t conf_n_keys;
 const struct conf_key *conf_key_by_name(const char *name);
 bool conf_section_known(const char *name);
-#define CONF_SECTIONS_HINT "(known: [provider], [users], [sessions], [callback], [pam])"
+#define CONF_SECTIONS_HINT "(known: [provider], [users], [sessions], [callback], [accounts], [offline], [pam])"
 
 /* ---- the loader ---- */
 
@@ -138,7 +138,8 @@ void conf_problem(struct conf_loader *l, size_t source, unsigned line, const cha
 void conf_vproblem(struct conf_loader *l, size_t source, unsigned line, const char *section,
                    const char *key, const char *fmt, va_list ap) _printf_(6, 0);
 
-/* config_keys.c: a problem about a key as a whole: at the line that set it last, else the main file. */
+/* config_keys.c: a problem about a key as a whole: at the line that set it last, else the main
+ * file. */
 void conf_key_problem(struct conf_loader *l, const char *name, const char *fmt, ...)
         _printf_(3, 4);
 

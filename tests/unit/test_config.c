@@ -231,6 +231,41 @@ static void test_defaults(void **state)
         assert_int_equal(c->login_timeout, 600);
         assert_false(c->revoke_on_close);
         assert_int_equal(c->idle_exit, 300);
+        assert_int_equal(c->max_offline_days, 30);
+        assert_false(c->offline_pin);
+        assert_int_equal(c->pin_min_length, 4);
+        assert_int_equal(c->argon2_memory, 65536);
+        assert_int_equal(c->argon2_time, 3);
+        assert_int_equal(c->argon2_parallelism, 1);
+        assert_int_equal(c->lockout_after, 3);
+        assert_int_equal(c->lockout_delay, 30);
+        assert_int_equal(c->max_failures, 10);
+}
+
+/* [offline] and [accounts] (issue 21): set, and the bounds of the Argon2id parameters. */
+static void test_offline_keys(void **state)
+{
+        _cleanup_free_ char *t = with("[accounts]\nmax_offline_days = 7\n[offline]\npin = yes\n"
+                                      "argon2_memory = 8192\nargon2_time = 2\n"
+                                      "argon2_parallelism = 2\nlockout_after = 5\n"
+                                      "lockout_delay = 60\nmax_failures = 20\n"
+                                      "pin_min_length = 6\n");
+        _cleanup_free_ char *small = with("[offline]\nargon2_memory = 1024\n");
+        _cleanup_free_ char *zero = with("[accounts]\nmax_offline_days = 0\n");
+        struct lk_config *c = load_ok(t);
+
+        assert_int_equal(c->max_offline_days, 7);
+        assert_true(c->offline_pin);
+        assert_int_equal(c->argon2_memory, 8192);
+        assert_int_equal(c->argon2_time, 2);
+        assert_int_equal(c->argon2_parallelism, 2);
+        assert_int_equal(c->lockout_after, 5);
+        assert_int_equal(c->lockout_delay, 60);
+        assert_int_equal(c->max_failures, 20);
+        assert_int_equal(c->pin_min_length, 6);
+        lk_config_free(c);
+        expect_error(small, "test.conf:6: [offline] argon2_memory: 1024 is out of range (8192..1048576)");
+        expect_error(zero, "test.conf:6: [accounts] max_offline_days: 0 is out of range (1..3650)");
 }
 
 static void test_error_names_line(void **state)
@@ -294,7 +329,8 @@ static void test_unknown_section(void **state)
         load_bad(t, &p, &e);
         assert_int_equal(p.n, 1);
         assert_string_equal(e.message, "test.conf:5: [provder]: unknown section (known: "
-                                       "[provider], [users], [sessions], [callback], [pam])");
+                                       "[provider], [users], [sessions], [callback], [accounts], "
+                                       "[offline], [pam])");
         lk_config_problems_clear(&p);
 }
 
@@ -312,7 +348,7 @@ static void test_pam_section(void **state)
 
         assert_int_equal(c->login_timeout, 300);
         expect_error(typo, "test.conf:6: [pam] service: unknown key (known here: services, users, "
-                           "groups)");
+                           "groups, methods)");
 }
 
 static void test_outside_section(void **state)
@@ -1113,6 +1149,7 @@ int main(void)
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_full),
                 cmocka_unit_test(test_defaults),
+                cmocka_unit_test(test_offline_keys),
                 cmocka_unit_test(test_error_names_line),
                 cmocka_unit_test(test_all_problems_collected),
                 cmocka_unit_test(test_unknown_key),
