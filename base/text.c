@@ -4,6 +4,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "base/utf8.h"
 
@@ -93,4 +94,14 @@ const char *lk_text_escape(const char *in, char *out, size_t size)
         }
         out[o] = '\0';
         return out;
+}
+
+const char *lk_text_utc_date(int64_t t, char *buf, size_t size)
+{
+        time_t tt = (time_t)t;
+        struct tm tm;
+
+        if (!gmtime_r(&tt, &tm) || strftime(buf, size, "%Y-%m-%d %H:%M UTC", &tm) == 0)
+                snprintf(buf, size, "%lld", (long long)t);
+        return buf;
 }

@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /*
  * Copies in for a person or a log. Well-formed UTF-8 is kept as it is, but
@@ -37,3 +38,6 @@ const char *lk_text_escape(const char *in, char *out, size_t size);
 #define LK_ESCAPED(s) lk_text_escape((s) ?: "(none)", (char[LK_TEXT_QUOTE_SIZE]){0}, \
                                      LK_TEXT_QUOTE_SIZE)
 
+/* A time for a person, "2026-12-30 14:05 UTC" (seconds since the epoch), into buf; returns buf.
+ * The offline PIN's dates in the broker's errors and the PAM module's lines. */
+const char *lk_text_utc_date(int64_t t, char *buf, size_t size);

@@ -12,7 +12,8 @@
  *   4. group_refresh.c: refresh storm: 64 clients ask for one near-expiry token at once.
  *   5. group_memory.c: broker RSS with many open sessions, and its growth over many calls.
  *   6. group_startup.c: the first call to a stopped, activatable broker until its reply.
- *   7. group_device.c: the device flow: approval at the provider to WaitLogin's reply, beside
+ *   7. group_pin.c: one offline PIN check (Argon2id) beside its configured parameters.
+ *   8. group_device.c: the device flow: approval at the provider to WaitLogin's reply, beside
  *      the poll interval (a stack of its own, started last).
  *
  * Here: the options, the stack, the table's head and summary, the steal line, bench.json.
@@ -123,8 +124,8 @@ int main(int argc, char *argv[])
                         json_path = optarg;
                         break;
                 case 'o':
-                        if (optarg[strspn(optarg, "1234567")] || !*optarg) {
-                                fprintf(stderr, "latchkey-bench: --only takes digits 1-7\n");
+                        if (optarg[strspn(optarg, "12345678")] || !*optarg) {
+                                fprintf(stderr, "latchkey-bench: --only takes digits 1-8\n");
                                 return 2;
                         }
                         only = optarg;
@@ -203,6 +204,8 @@ int main(int argc, char *argv[])
         if (want('6'))
                 bench_start(root);
         if (want('7'))
+                bench_pin();
+        if (want('8'))
                 bench_device();
         bench_check();
 

@@ -170,4 +170,5 @@ void bench_burst(DBusConnection **load_conns, const char *const *load_sids);
 void bench_storm(DBusConnection *root, DBusConnection **conns);
 void bench_memory(DBusConnection **conns);
 void bench_start(DBusConnection *root);
+void bench_pin(void);
 void bench_device(void);

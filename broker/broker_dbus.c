@@ -24,6 +24,8 @@
 
 #include "broker/budget.h"
 #include "broker/device_poll.h"
+#include "broker/offline.h"
+#include "broker/reach.h"
 /* lk_interface_xml[]: dbus/org.latchkey.Broker1.xml, embedded at build time */
 #include "broker/introspect-xml.h"
 #include "broker/login.h"
@@ -160,6 +162,13 @@ int lk_options_parse(DBusMessageIter *array, struct lk_options *ret, struct lk_e
                                                     "option end_with_caller must be a boolean (b)");
                         dbus_message_iter_get_basic(&variant, &v);
                         o.end_with_caller = v;
+                } else if (streq(key, "offline") || streq(key, "probe")) {
+                        dbus_bool_t v;
+                        if (type != DBUS_TYPE_BOOLEAN)
+                                return lk_error_set(e, LK_ERR_INVALID_ARGUMENT,
+                                                    "option %s must be a boolean (b)", key);
+                        dbus_message_iter_get_basic(&variant, &v);
+                        *(streq(key, "offline") ? &o.offline : &o.probe) = v;
                 }
                 /* Unknown options are ignored (SPEC §4). */
         }
@@ -270,8 +279,10 @@ static int begin_login(struct lk_broker_dbus *d, struct lk_call *call, const str
 
 struct login_done {
         struct lk_budget *budget;
+        struct lk_offline *offline;
         struct lk_call *call;
         uid_t budget_uid;
+        uid_t user_uid;
 };
 
 static void on_login_done(void *userdata, const char *user, int r, const struct lk_error *e)
@@ -280,8 +291,11 @@ static void on_login_done(void *userdata, const char *user, int r, const struct 
         _cleanup_(lk_call_unrefp) struct lk_call *call = x->call;
 
         /* A granted code was a real sign-in: only refused and failed requests spend. */
-        if (r >= 0)
+        if (r >= 0) {
                 lk_budget_refund(x->budget, x->budget_uid);
+                /* An online sign-in: the offline PIN's window starts again. */
+                lk_offline_note_online(x->offline, x->user_uid, user);
+        }
         free(x);
         if (r < 0)
                 lk_call_reply_error(call, r, e);
@@ -298,7 +312,8 @@ static int complete_login(struct lk_broker_dbus *d, struct lk_call *call, const 
         x = calloc(1, sizeof(*x));
         if (!x)
                 return lk_error_set(e, LK_ERR_NOMEM, "Out of memory");
-        *x = (struct login_done){.budget = d->budget, .call = call, .budget_uid = t->budget_uid};
+        *x = (struct login_done){.budget = d->budget, .offline = d->offline, .call = call,
+                                 .budget_uid = t->budget_uid, .user_uid = t->login->user_uid};
         r = lk_login_complete(d->logins, t->login, t->arg[1], on_login_done, x, e);
         if (r < 0) {
                 /* Nothing was sent: the dispatcher gives the budget back. */
@@ -566,6 +581,287 @@ static int list_sessions(struct lk_broker_dbus *d, struct lk_call *call, const s
         return 0;
 }
 
+/* ---- the offline PIN (offline.c decides, pin_worker.c hashes off the loop) ---- */
+
+struct pin_job {
+        struct lk_broker_dbus *d;
+        struct lk_call *call;
+        uid_t uid;
+        char *user;
+        int64_t online_at; /* SetPin, ChangePin: the record's online sign-in (0: keep) */
+        char *pin;         /* CheckPin: kept while the provider is probed */
+};
+
+static void pin_job_free(struct pin_job *x)
+{
+        lk_call_unref(x->call);
+        free(x->user);
+        lk_secret_free(x->pin);
+        free(x);
+}
+
+static struct pin_job *pin_job_new(struct lk_broker_dbus *d, struct lk_call *call, uid_t uid,
+                                   const char *user, const char *pin)
+{
+        struct pin_job *x = calloc(1, sizeof(*x));
+
+        if (!x)
+                return NULL;
+        *x = (struct pin_job){.d = d, .call = lk_call_ref(call), .uid = uid};
+        x->user = strdup(user);
+        x->pin = pin ? strdup(pin) : NULL;
+        if (!x->user || (pin && !x->pin)) {
+                pin_job_free(x);
+                return NULL;
+        }
+        return x;
+}
+
+/* libdbus frees a message's buffer without wiping it: the PIN's bytes go once copied. */
+static void wipe_arg(const char *s)
+{
+        if (s)
+                explicit_bzero((char *)s, strlen(s));
+}
+
+static void reply_void_or_error(struct lk_call *call, int r, const struct lk_error *e)
+{
+        if (r < 0)
+                lk_call_reply_error(call, r, e);
+        else if (reply_args(call, DBUS_TYPE_INVALID) < 0)
+                lk_call_reply(call, NULL);
+}
+
+static void on_pin_hashed(void *userdata, int r, const char *hash)
+{
+        struct pin_job *x = userdata;
+        struct lk_error e = {0};
+
+        if (r == 0)
+                r = lk_offline_store_hash(x->d->offline, x->uid, x->user, x->online_at, hash, &e);
+        else
+                lk_error_set(&e, r, "Cannot hash the PIN");
+        reply_void_or_error(x->call, r, &e);
+        pin_job_free(x);
+}
+
+static int hash_pin(struct lk_broker_dbus *d, struct lk_call *call, uid_t uid, const char *user,
+                    int64_t online_at, const char *pin, struct lk_error *e)
+{
+        struct lk_pin_params p;
+        struct pin_job *x;
+        int r;
+
+        if (!d->config->offline_pin)
+                return lk_error_set(e, LK_ERR_NOT_ALLOWED, "Offline PINs are off here ([offline] "
+                                    "pin)");
+        r = lk_offline_check_new_pin(d->offline, pin, e);
+        if (r < 0)
+                return r;
+        x = pin_job_new(d, call, uid, user, NULL);
+        if (!x)
+                return lk_error_set(e, LK_ERR_NOMEM, "Out of memory");
+        x->online_at = online_at;
+        lk_offline_params(d->offline, &p);
+        r = lk_pin_worker_hash(d->offline->worker, uid, &p, pin, on_pin_hashed, x, e);
+        if (r < 0) {
+                pin_job_free(x);
+                return r;
+        }
+        return LK_CALL_LATER;
+}
+
+static int set_pin(struct lk_broker_dbus *d, struct lk_call *call, const struct target *t,
+                   struct lk_error *e)
+{
+        const struct lk_login *l = t->login;
+
+        int r;
+
+        /* A login done just now is an online sign-in: the window starts now. */
+        r = hash_pin(d, call, l->user_uid, l->user, d->clock->wall_s(), t->arg[1], e);
+        wipe_arg(t->arg[1]);
+        return r;
+}
+
+static int change_pin(struct lk_broker_dbus *d, struct lk_call *call, const struct target *t,
+                      struct lk_error *e)
+{
+        const struct lk_session *s = t->session;
+        struct lk_pin_record r;
+        struct lk_error x = {0};
+        int64_t online_at = 0;
+        int k;
+
+        if (s->expired) {
+                wipe_arg(t->arg[0]);
+                return lk_error_set(e, LK_ERR_TOKEN_EXPIRED, "Your sign-in has expired: sign in "
+                                    "again (latchkeyctl login --session), then set the PIN");
+        }
+        if (isempty(t->arg[0])) {
+                k = lk_offline_store_hash(d->offline, s->uid, s->user, 0, NULL, e);
+                return k < 0 ? k : reply_args(call, DBUS_TYPE_INVALID);
+        }
+        /* No record yet: the session's sign-in starts the window. */
+        if (lk_offline_load(d->offline, s->uid, &r, &x) < 0)
+                online_at = s->opened_at;
+        explicit_bzero(&r, sizeof(r));
+        k = hash_pin(d, call, s->uid, s->user, online_at, t->arg[0], e);
+        wipe_arg(t->arg[0]);
+        return k;
+}
+
+static bool append_entry(DBusMessageIter *dict, const char *key, int type, const void *value)
+{
+        DBusMessageIter entry, v;
+        const char sig[2] = {(char)type, 0};
+
+        return dbus_message_iter_open_container(dict, DBUS_TYPE_DICT_ENTRY, NULL, &entry) &&
+               dbus_message_iter_append_basic(&entry, DBUS_TYPE_STRING, &key) &&
+               dbus_message_iter_open_container(&entry, DBUS_TYPE_VARIANT, sig, &v) &&
+               dbus_message_iter_append_basic(&v, type, value) &&
+               dbus_message_iter_close_container(&entry, &v) &&
+               dbus_message_iter_close_container(dict, &entry);
+}
+
+/* GetPinState's a{sv}; provider NULL when not probed. */
+static int reply_pin_state(struct lk_call *call, const struct lk_offline_state *st,
+                           const char *provider)
+{
+        DBusMessage *reply = lk_call_new_return(call);
+        DBusMessageIter it, dict;
+        dbus_bool_t enabled = st->enabled, pin = st->pin;
+        dbus_int64_t until = st->until, locked = st->locked_until;
+        dbus_uint32_t failures = st->failures;
+        bool ok;
+
+        if (!reply)
+                return -LK_ERR_NOMEM;
+        dbus_message_iter_init_append(reply, &it);
+        ok = dbus_message_iter_open_container(&it, DBUS_TYPE_ARRAY, "{sv}", &dict) &&
+             append_entry(&dict, "enabled", DBUS_TYPE_BOOLEAN, &enabled) &&
+             append_entry(&dict, "pin", DBUS_TYPE_BOOLEAN, &pin) &&
+             append_entry(&dict, "state", DBUS_TYPE_STRING, &st->state) &&
+             append_entry(&dict, "until", DBUS_TYPE_INT64, &until) &&
+             append_entry(&dict, "locked_until", DBUS_TYPE_INT64, &locked) &&
+             append_entry(&dict, "failures", DBUS_TYPE_UINT32, &failures) &&
+             (!provider || append_entry(&dict, "provider", DBUS_TYPE_STRING, &provider)) &&
+             dbus_message_iter_close_container(&it, &dict);
+        if (!ok) {
+                dbus_message_unref(reply);
+                return -LK_ERR_NOMEM;
+        }
+        lk_call_reply(call, reply);
+        return 0;
+}
+
+static void on_state_probed(void *userdata, int r, bool reachable, const struct lk_error *e)
+{
+        struct pin_job *x = userdata;
+        struct lk_offline_state st;
+
+        lk_offline_state(x->d->offline, x->uid, &st);
+        if (r < 0)
+                lk_call_reply_error(x->call, r, e);
+        else if (reply_pin_state(x->call, &st, reachable ? "reachable" : "unreachable") < 0)
+                lk_call_reply(x->call, NULL);
+        pin_job_free(x);
+}
+
+static int get_pin_state(struct lk_broker_dbus *d, struct lk_call *call, const struct target *t,
+                         struct lk_error *e)
+{
+        struct lk_offline_state st;
+        struct pin_job *x;
+        int r;
+
+        lk_offline_state(d->offline, t->subject, &st);
+        /* Only a PIN that could be used is worth a request to the provider. */
+        if (!t->o.probe || !streq(st.state, "ready"))
+                return reply_pin_state(call, &st, NULL);
+        x = pin_job_new(d, call, t->subject, t->user, NULL);
+        if (!x)
+                return lk_error_set(e, LK_ERR_NOMEM, "Out of memory");
+        r = lk_reach_probe(d->http, d->config, on_state_probed, x, e);
+        if (r < 0) {
+                pin_job_free(x);
+                return r;
+        }
+        return LK_CALL_LATER;
+}
+
+static void on_pin_checked(void *userdata, int r, const char *hash)
+{
+        struct pin_job *x = userdata;
+        struct lk_error e = {0};
+
+        if (r >= 0)
+                r = lk_offline_checked(x->d->offline, x->uid, r == 0, &e);
+        else
+                lk_error_set(&e, r, "Cannot check the PIN");
+        reply_void_or_error(x->call, r, &e);
+        pin_job_free(x);
+}
+
+static int verify_pin(struct pin_job *x, struct lk_error *e)
+{
+        struct lk_pin_record rec;
+        int r;
+
+        /* Checked again: a wait may have begun while the provider was probed. */
+        r = lk_offline_may_check(x->d->offline, x->uid, &rec, e);
+        if (r == 0)
+                r = lk_pin_worker_verify(x->d->offline->worker, x->uid, rec.hash, x->pin,
+                                         on_pin_checked, x, e);
+        explicit_bzero(&rec, sizeof(rec));
+        return r;
+}
+
+static void on_check_probed(void *userdata, int r, bool reachable, const struct lk_error *err)
+{
+        struct pin_job *x = userdata;
+        struct lk_error e = {0};
+
+        if (r < 0)
+                e = *err;
+        else if (reachable)
+                r = lk_error_set(&e, LK_ERR_NOT_ALLOWED, "The provider can be reached: sign in "
+                                 "online (the PIN stands in only while it cannot)");
+        else
+                r = verify_pin(x, &e);
+        if (r < 0) {
+                lk_call_reply_error(x->call, r, &e);
+                pin_job_free(x);
+        }
+}
+
+static int check_pin(struct lk_broker_dbus *d, struct lk_call *call, const struct target *t,
+                     struct lk_error *e)
+{
+        struct lk_pin_record rec;
+        struct pin_job *x;
+        int r;
+
+        /* Refused before any work when it cannot be accepted anyway (a wait, no PIN, ...). */
+        r = lk_offline_may_check(d->offline, t->subject, &rec, e);
+        explicit_bzero(&rec, sizeof(rec));
+        if (r < 0) {
+                wipe_arg(t->arg[1]);
+                return r;
+        }
+        x = pin_job_new(d, call, t->subject, t->user, t->arg[1]);
+        wipe_arg(t->arg[1]);
+        if (!x)
+                return lk_error_set(e, LK_ERR_NOMEM, "Out of memory");
+        r = t->o.offline ? lk_reach_probe(d->http, d->config, on_check_probed, x, e)
+                         : verify_pin(x, e);
+        if (r < 0) {
+                pin_job_free(x);
+                return r;
+        }
+        return LK_CALL_LATER;
+}
+
 /* ---- Introspectable and Properties ---- */
 
 #define STD_INTERFACES                                                                             \
@@ -724,6 +1020,14 @@ static const struct lk_method methods[] = {
     get_claims,        NO_CAPS),
   B("ListSessions",  "",       ROOT_OR_SUBJECT, EACH_SESSION, SESSIONS,
     list_sessions,     NO_CAPS),
+  B("SetPin",        "ss",     SUBJECT,         LOGIN_OWNER,  LOGIN_DONE,
+    set_pin,           CAP("login_id", ID, NULL), CAP("pin", ID, NULL)),
+  B("ChangePin",     "a{sv}s", ROOT_OR_SUBJECT, SESSION_OPT,  SESSIONS,
+    change_pin,        CAP("pin", ID, NULL)),
+  B("GetPinState",   "sa{sv}", ROOT_OR_SUBJECT, USER_ARG,     ACCOUNT,
+    get_pin_state,     CAP("user", ID, NULL)),
+  B("CheckPin",      "ssa{sv}", ROOT_OR_SUBJECT, USER_ARG,    ACCOUNT,
+    check_pin,         CAP("user", ID, NULL), CAP("pin", ID, NULL)),
   ROW(DBUS_INTERFACE_INTROSPECTABLE, "Introspect", "", ANYONE, NOTHING, 0,
     introspect,        NO_CAPS),
   P("Get",           "ss",     ANYONE,          NOTHING,      0,

@@ -20,7 +20,9 @@
 struct lk_budget;
 struct lk_device_polls;
 struct lk_login;
+struct lk_http;
 struct lk_logins;
+struct lk_offline;
 struct lk_sessions;
 
 /* What the D-Bus face works on; the bus's userdata (lk_broker_bus_ops). */
@@ -34,6 +36,8 @@ struct lk_broker_dbus {
         struct lk_device_polls *polls; /* the device flow's pollers */
         bool callback_listener;         /* the manager's: its callback listener ([callback]
                                          * listen) runs, so the code flow's redirect comes here */
+        struct lk_offline *offline; /* the offline PINs (offline.c) */
+        struct lk_http *http;       /* for CheckPin's probe of the provider (reach.c) */
         struct lk_idp idp;
         /* The manager's: start fetching the provider's endpoints, unless under way (0, or an
          * error); a call arrived (the idle clock). */
@@ -63,5 +67,7 @@ struct lk_options {
         const char *session_id; /* NULL when absent; points into the message */
         uint32_t min_valid;
         bool end_with_caller;   /* BeginLogin: the login ends when the caller leaves the bus */
+        bool offline;           /* CheckPin: the PIN stands in for a web sign-in */
+        bool probe;             /* GetPinState: ask whether the provider can be reached */
 };
 int lk_options_parse(DBusMessageIter *array, struct lk_options *ret, struct lk_error *e);

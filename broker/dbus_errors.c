@@ -30,6 +30,8 @@ static const char *const error_names[_LK_ERR_MAX - LK_ERR_FIRST] = {
      * it is "unavailable": PAM stacks fall back to passwords while the admin fixes it.
      */
     [LK_ERR_CLIENT_REFUSED - LK_ERR_FIRST] = LK_DBUS_ERROR_PREFIX "ProviderUnavailable",
+    /* The provider refused the account's refresh: no offline sign-in until an online one. */
+    [LK_ERR_ACCOUNT_DISABLED - LK_ERR_FIRST] = LK_DBUS_ERROR_PREFIX "AccountDisabled",
 };
 
 const char *lk_dbus_error_name(int r)

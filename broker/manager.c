@@ -16,7 +16,9 @@
 #include "broker/budget.h"
 #include "broker/device_poll.h"
 #include "base/util.h"
+#include "broker/callback_listener.h"
 #include "broker/login.h"
+#include "broker/offline.h"
 #include "broker/session.h"
 #include "broker/session_store.h"
 #include "oidc/log.h"
@@ -43,7 +45,9 @@ struct broker {
         struct lk_logins logins;
         struct lk_device_polls polls; /* the device flow's pollers (device_poll.h) */
         struct lk_sessions sessions;
+        struct lk_offline offline; /* the offline PINs */
         struct lk_broker_dbus dbus; /* what the D-Bus face works on */
+        struct lk_callback_listener *callback; /* [callback] listen; NULL: none */
 
         /* The sessions of the last run, read in slices once the bus name is ours. */
         struct lk_timer *load_timer;
@@ -122,6 +126,9 @@ static void on_session_changed(void *userdata, const struct lk_session *s, const
 {
         struct broker *b = userdata;
 
+        /* The provider refused the session's refresh: the account loses offline access. */
+        if (streq(event, "expired"))
+                lk_offline_note_refused(&b->offline, s->uid);
         lk_broker_emit_session_changed(b->bus, s->id, event);
 }
 
@@ -249,7 +256,8 @@ static void on_tick(struct lk_timer *t, void *userdata)
 
         lk_timer_set_in(t, 1000);
         if (b->idle_exit == 0 || live > 0 || b->logins.exchanging > 0 ||
-            b->sessions.busy > 0 || b->preparing || lk_sessions_loading(&b->sessions) ||
+            b->sessions.busy > 0 || b->preparing ||
+            (b->offline.worker && lk_pin_worker_busy(b->offline.worker) > 0) || lk_sessions_loading(&b->sessions) ||
             lk_http_pending(b->http) > 0 || lk_bus_busy(b->bus) > 0)
                 return;
         if (now - b->last_activity_ms < (int64_t)b->idle_exit * 1000)
@@ -272,7 +280,10 @@ void broker_free(struct broker *b)
         /* Their callers still get an answer, while the bus is still there. */
         lk_device_polls_free_all(&b->polls);
         lk_logins_free_all(&b->logins);
+        /* After the logins: a callback waiting for its exchange has had its answer. */
+        lk_callback_listener_free(b->callback);
         lk_sessions_free_all(&b->sessions);
+        lk_offline_done(&b->offline);
         lk_store_free(b->store);
         lk_budget_free(b->budget);
         lk_bus_free(b->bus);
@@ -347,6 +358,10 @@ int broker_new(const struct broker_options *o, struct broker **ret, struct lk_er
         if (r < 0)
                 goto fail;
 
+        r = lk_offline_init(&b->offline, b->config, &lk_clock_system, b->state_dir, b->loop, e);
+        if (r < 0)
+                goto fail;
+
         b->logins = (struct lk_logins){.clock = &lk_clock_system, .config = b->config,
                                        .uid_min = b->uid_min,
                                        .idp = {&provider_ops, b->provider},
@@ -362,6 +377,7 @@ int broker_new(const struct broker_options *o, struct broker **ret, struct lk_er
                                           .clock = &lk_clock_system, .logins = &b->logins,
                                           .sessions = &b->sessions, .budget = b->budget,
                                           .polls = &b->polls,
+                                          .offline = &b->offline, .http = b->http,
                                           .idp = {&provider_ops, b->provider},
                                           .prepare_provider = prepare_provider, .touch = touch,
                                           .manager = b};
@@ -370,6 +386,21 @@ int broker_new(const struct broker_options *o, struct broker **ret, struct lk_er
         r = lk_sessions_load_begin(&b->sessions, e);
         if (r < 0)
                 goto fail;
+
+        /* The callback listener: without it, pasting still works, so the broker serves on. */
+        if (b->config->callback_listen) {
+                struct lk_callback_deps cd = {.config = b->config, .loop = b->loop,
+                                              .clock = &lk_clock_system, .logins = &b->logins,
+                                              .budget = b->budget};
+
+                if (lk_callback_listener_new(&cd, &b->callback, e) < 0) {
+                        log_error("%s; the provider's callback must be pasted until this is "
+                                  "fixed", e->message);
+                        lk_error_clear(e);
+                }
+        }
+        /* GetLoginInfo says callback = true only when the listener really runs. */
+        b->dbus.callback_listener = b->callback != NULL;
 
         /* Last: once we own the name, callers may come. */
         r = lk_bus_new(b->loop, &lk_broker_bus_ops, &b->dbus, &b->bus, e);

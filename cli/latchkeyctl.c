@@ -24,8 +24,12 @@ static const struct command commands[] = {
           "list the sessions you may see (root: all)" },
         { "logout", cmd_logout, "[--session ID]",
           "close the session: its tokens are erased (and revoked where configured)" },
-        { "login", cmd_login, "[--no-qr] USER",
+        { "login", cmd_login, "[--no-qr] USER | --session [--no-browser]",
           "log USER in at this terminal, without PAM, and open a session" },
+        { "pin", cmd_pin, "[--session ID] [--remove]",
+          "set (or remove) your offline PIN" },
+        { "watch", cmd_watch, "",
+          "in a desktop session: one notification when your sign-in expires" },
         { "check-config", cmd_check_config, "[--json] [PATH]",
           "check latchkey.conf and the provider it names" },
 };
@@ -82,24 +86,25 @@ int fail(const char *cmd, int code, const char *fmt, ...)
         return code;
 }
 
+int exit_code_of(int error)
+{
+        switch (error) {
+        case LATCHKEY_ERROR_NO_BROKER:
+                return EXIT_NO_BROKER;
+        case LATCHKEY_ERROR_NOT_FOUND:
+        case LATCHKEY_ERROR_TOKEN_EXPIRED:
+                return EXIT_NO_SESSION;
+        default:
+                return EXIT_ERROR;
+        }
+}
+
 int fail_lk(const char *cmd, const struct latchkey *lk, int error)
 {
         const char *msg = latchkey_last_error_message(lk);
-        int code;
 
-        switch (error) {
-        case LATCHKEY_ERROR_NO_BROKER:
-                code = EXIT_NO_BROKER;
-                break;
-        case LATCHKEY_ERROR_NOT_FOUND:
-        case LATCHKEY_ERROR_TOKEN_EXPIRED:
-                code = EXIT_NO_SESSION;
-                break;
-        default:
-                code = EXIT_ERROR;
-        }
         /* The library's message is already cleaned for a person and holds no secret. */
-        return fail(cmd, code, "%s (%s)", isempty(msg) ? "failed" : msg,
+        return fail(cmd, exit_code_of(error), "%s (%s)", isempty(msg) ? "failed" : msg,
                     latchkey_error_name(error));
 }
 

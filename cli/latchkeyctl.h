@@ -36,6 +36,8 @@ extern const char *program_name;
 
 /* One line on stderr, "latchkeyctl CMD: ...", and returns code. */
 int fail(const char *cmd, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* The exit code that goes with a liblatchkey error. */
+int exit_code_of(int error);
 /* A liblatchkey failure: its message, and the exit code that goes with error. */
 int fail_lk(const char *cmd, const struct latchkey *lk, int error);
 /* "Usage: latchkeyctl CMD SYNOPSIS" on stderr, a hint at --help; returns EXIT_USAGE. */
@@ -50,6 +52,13 @@ void print_sanitized(FILE *f, const char *s);
 /* "2026-11-25 22:10:00 UTC" (thread-unsafe static buffer); "-" for 0. */
 const char *format_time(int64_t t);
 
+/*
+ * Reads one line of at most LATCHKEY_ANSWER_MAX bytes from fd, byte by byte so that no
+ * stdio buffer keeps a copy of the secret; white space around it is cut. Returns 0, -ENODATA
+ * on an empty line or end of input, -E2BIG when longer, -errno on failure.
+ */
+int read_answer(int fd, char **ret);
+
 int cmd_token(int argc, char *argv[]);
 int cmd_status(int argc, char *argv[]);
 int cmd_claims(int argc, char *argv[]);
@@ -57,3 +66,5 @@ int cmd_sessions(int argc, char *argv[]);
 int cmd_logout(int argc, char *argv[]);
 int cmd_login(int argc, char *argv[]);
 int cmd_check_config(int argc, char *argv[]);
+int cmd_pin(int argc, char *argv[]);
+int cmd_watch(int argc, char *argv[]);

@@ -2,6 +2,7 @@
 /* The commands about a session: token, status, claims, sessions, logout. */
 #include <getopt.h>
 #include <jansson.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -182,6 +183,93 @@ static void print_json(json_t *j)
         }
 }
 
+/* The user status asks the PIN state of: the session's, else the caller's own. */
+static const char *status_user(const struct latchkey_session *s)
+{
+        const struct passwd *pw;
+
+        if (s)
+                return s->user;
+        pw = getpwuid(getuid());
+        return pw ? pw->pw_name : NULL;
+}
+
+/* The PIN line of status, where the broker keeps PINs. */
+static void print_pin_line(struct latchkey *lk, const char *user)
+{
+        struct latchkey_pin_state st;
+
+        if (!user || latchkey_get_pin_state(lk, user, 0, &st) < 0 || !st.enabled)
+                return;
+        printf("PIN:      ");
+        if (streq(st.state, "ready"))
+                printf("set; signs you in while the provider cannot be reached, until %s\n",
+                       format_time(st.until));
+        else if (streq(st.state, "none"))
+                printf("none (latchkeyctl pin sets one)\n");
+        else if (streq(st.state, "expired"))
+                printf("your sign-in has expired: sign in again (the PIN worked until %s)\n",
+                       format_time(st.until));
+        else if (streq(st.state, "disabled"))
+                printf("account disabled at the provider: no PIN until you sign in online\n");
+        else if (streq(st.state, "locked"))
+                printf("too many wrong PINs: locked until %s\n", format_time(st.locked_until));
+        else if (streq(st.state, "spent"))
+                printf("too many wrong PINs: sign in online\n");
+        else
+                printf("%s\n", st.state);
+}
+
+/*
+ * GetToken failed: the one error line says which failure it is in its own words (issue 21
+ * item 3), with the broker's name of it and the exit code of fail_lk().
+ */
+static int status_failed(struct latchkey *lk, int error, const char *session_id)
+{
+        _cleanup_free_ char *msg = strdup(latchkey_last_error_message(lk) ?: "");
+        struct latchkey_session *list = NULL;
+        struct latchkey_pin_state st = {0};
+        const struct latchkey_session *s;
+        const char *user, *words = NULL;
+        char until[96];
+        size_t n = 0;
+        bool pin_known;
+
+        if (latchkey_list_sessions(lk, &list, &n) < 0) {
+                list = NULL;
+                n = 0;
+        }
+        s = find_session(list, n, session_from_env(session_id));
+        user = status_user(s);
+        pin_known = user && latchkey_get_pin_state(lk, user, 0, &st) == 0 && st.enabled;
+        switch (error) {
+        case LATCHKEY_ERROR_PROVIDER_UNAVAILABLE:
+                if (pin_known && streq(st.state, "ready")) {
+                        snprintf(until, sizeof(until), "the provider cannot be reached (offline "
+                                 "PIN possible until %s)", format_time(st.until));
+                        words = until;
+                } else
+                        words = "the provider cannot be reached";
+                break;
+        case LATCHKEY_ERROR_TOKEN_EXPIRED:
+                words = pin_known && streq(st.state, "disabled")
+                                ? "account disabled at the provider (it refused the last "
+                                  "refresh): sign in again online"
+                                : "your sign-in has expired: sign in again (latchkeyctl login "
+                                  "--session)";
+                break;
+        case LATCHKEY_ERROR_ACCOUNT_DISABLED:
+                words = "account disabled at the provider";
+                break;
+        default:
+                break;
+        }
+        latchkey_free_sessions(list, n);
+        if (!words)
+                words = isempty(msg) ? "failed" : msg;
+        return fail("status", exit_code_of(error), "%s (%s)", words, latchkey_error_name(error));
+}
+
 int cmd_status(int argc, char *argv[])
 {
         _cleanup_(latchkey_closep) struct latchkey *lk = NULL;
@@ -203,7 +291,7 @@ int cmd_status(int argc, char *argv[])
         /* GetToken first: it refreshes when needed, and fails for an expired session. */
         r = latchkey_get_token(lk, o.session_id, 0, NULL, &expires_at, &type);
         if (r < 0)
-                return fail_lk("status", lk, r);
+                return o.json ? fail_lk("status", lk, r) : status_failed(lk, r, o.session_id);
         r = latchkey_list_sessions(lk, &list, &n);
         if (r < 0)
                 return fail_lk("status", lk, r);
@@ -241,6 +329,7 @@ int cmd_status(int argc, char *argv[])
                 else
                         printf("valid until %s (%lld s from now)\n", format_time(expires_at),
                                (long long)(expires_at - now));
+                print_pin_line(lk, status_user(s));
                 if (version)
                         printf("Broker:   latchkeyd %s\n", version);
         }

@@ -147,38 +147,49 @@ static bool append_entry(DBusMessageIter *dict, const char *key, int type, const
 struct call_args {
         const char *a, *b;
         bool options;
+        bool options_first; /* the a{sv} before the strings (ChangePin) */
         const char *session_id;
         uint32_t min_valid;
         bool end_with_caller;
+        bool offline, probe; /* CheckPin, GetPinState */
 };
+
+static bool append_options(DBusMessageIter *it, const struct call_args *args)
+{
+        const dbus_bool_t yes = TRUE;
+        DBusMessageIter dict;
+
+        return dbus_message_iter_open_container(it, DBUS_TYPE_ARRAY, "{sv}", &dict) &&
+               (!args->session_id ||
+                append_entry(&dict, "session_id", DBUS_TYPE_STRING, "s", &args->session_id)) &&
+               (!args->min_valid ||
+                append_entry(&dict, "min_valid", DBUS_TYPE_UINT32, "u", &args->min_valid)) &&
+               (!args->end_with_caller ||
+                append_entry(&dict, "end_with_caller", DBUS_TYPE_BOOLEAN, "b", &yes)) &&
+               (!args->offline || append_entry(&dict, "offline", DBUS_TYPE_BOOLEAN, "b", &yes)) &&
+               (!args->probe || append_entry(&dict, "probe", DBUS_TYPE_BOOLEAN, "b", &yes)) &&
+               dbus_message_iter_close_container(it, &dict);
+}
 
 static int build(const char *method, const struct call_args *args, DBusMessage **ret,
                  struct lk_client_error *e)
 {
         _cleanup_(dbus_message_unrefp) DBusMessage *m = NULL;
-        const dbus_bool_t yes = TRUE;
-        DBusMessageIter it, dict;
+        DBusMessageIter it;
         int r;
 
         r = new_call(method, &m, e);
         if (r < 0)
                 return r;
         dbus_message_iter_init_append(m, &it);
+        if (args->options && args->options_first && !append_options(&it, args))
+                return oom(e);
         if (args->a && !dbus_message_iter_append_basic(&it, DBUS_TYPE_STRING, &args->a))
                 return oom(e);
         if (args->b && !dbus_message_iter_append_basic(&it, DBUS_TYPE_STRING, &args->b))
                 return oom(e);
-        if (args->options) {
-                if (!dbus_message_iter_open_container(&it, DBUS_TYPE_ARRAY, "{sv}", &dict) ||
-                    (args->session_id && !append_entry(&dict, "session_id", DBUS_TYPE_STRING, "s",
-                                                       &args->session_id)) ||
-                    (args->min_valid && !append_entry(&dict, "min_valid", DBUS_TYPE_UINT32, "u",
-                                                      &args->min_valid)) ||
-                    (args->end_with_caller && !append_entry(&dict, "end_with_caller",
-                                                            DBUS_TYPE_BOOLEAN, "b", &yes)) ||
-                    !dbus_message_iter_close_container(&it, &dict))
-                        return oom(e);
-        }
+        if (args->options && !args->options_first && !append_options(&it, args))
+                return oom(e);
         *ret = TAKE_PTR(m);
         return 0;
 }
@@ -670,4 +681,144 @@ int lk_client_get_version(DBusConnection *c, int timeout_ms, char **ret_version,
         if (!lk_reply_word_valid(v, LK_ARG_VERSION_MAX))
                 return bad_reply(e, "Get(Version)", "is not a version");
         return dup_out(v, ret_version, e);
+}
+
+/* ---- the offline PIN ---- */
+
+int lk_client_set_pin(DBusConnection *c, int timeout_ms, const char *login_id, const char *pin,
+                      struct lk_client_error *e)
+{
+        if (!lk_reply_string_valid(login_id, LK_ARG_ID_MAX))
+                return bad_arg(e, "a login id", LK_ARG_ID_MAX);
+        if (!lk_reply_string_valid(pin, LK_ARG_ID_MAX))
+                return bad_arg(e, "the PIN", LK_ARG_ID_MAX);
+        return call_void(c, timeout_ms, LK_BUS_METHOD_SET_PIN,
+                         &(struct call_args){ .a = login_id, .b = pin }, e);
+}
+
+int lk_client_change_pin(DBusConnection *c, int timeout_ms, const char *session_id,
+                         const char *pin, struct lk_client_error *e)
+{
+        if (session_id && !lk_reply_string_valid(session_id, LK_ARG_ID_MAX))
+                return bad_arg(e, "a session id", LK_ARG_ID_MAX);
+        /* Empty removes the PIN. */
+        if (*pin && !lk_reply_string_valid(pin, LK_ARG_ID_MAX))
+                return bad_arg(e, "the PIN", LK_ARG_ID_MAX);
+        return call_void(c, timeout_ms, LK_BUS_METHOD_CHANGE_PIN,
+                         &(struct call_args){ .a = pin, .options = true, .options_first = true,
+                                              .session_id = session_id }, e);
+}
+
+int lk_client_check_pin(DBusConnection *c, int timeout_ms, const char *user, const char *pin,
+                        bool offline, struct lk_client_error *e)
+{
+        if (!lk_reply_string_valid(user, LK_ARG_ID_MAX))
+                return bad_arg(e, "a user name", LK_ARG_ID_MAX);
+        if (!lk_reply_string_valid(pin, LK_ARG_ID_MAX))
+                return bad_arg(e, "the PIN", LK_ARG_ID_MAX);
+        return call_void(c, timeout_ms, LK_BUS_METHOD_CHECK_PIN,
+                         &(struct call_args){ .a = user, .b = pin, .options = true,
+                                              .offline = offline }, e);
+}
+
+/* One entry of GetPinState's a{sv}, by its key and type; the rest is ignored. */
+static int read_pin_entry(DBusMessageIter *entry, struct lk_client_pin_state *st)
+{
+        static const struct {
+                const char *key;
+                int type;
+        } known[] = {
+                {"enabled", DBUS_TYPE_BOOLEAN}, {"pin", DBUS_TYPE_BOOLEAN},
+                {"state", DBUS_TYPE_STRING},    {"until", DBUS_TYPE_INT64},
+                {"locked_until", DBUS_TYPE_INT64}, {"failures", DBUS_TYPE_UINT32},
+                {"provider", DBUS_TYPE_STRING},
+        };
+        DBusMessageIter v;
+        const char *key;
+        size_t i;
+
+        dbus_message_iter_get_basic(entry, &key);
+        dbus_message_iter_next(entry);
+        dbus_message_iter_recurse(entry, &v);
+        for (i = 0; i < ELEMENTSOF(known); i++)
+                if (streq(key, known[i].key))
+                        break;
+        if (i == ELEMENTSOF(known))
+                return 0;
+        if (dbus_message_iter_get_arg_type(&v) != known[i].type)
+                return -EBADMSG;
+        switch (i) {
+        case 0:
+        case 1: {
+                dbus_bool_t b;
+                dbus_message_iter_get_basic(&v, &b);
+                *(i == 0 ? &st->enabled : &st->pin) = b;
+                return 0;
+        }
+        case 2:
+        case 6: {
+                const char *s;
+                char *dst = i == 2 ? st->state : st->provider;
+                dbus_message_iter_get_basic(&v, &s);
+                if (!lk_reply_word_valid(s, sizeof(st->state) - 1))
+                        return -EBADMSG;
+                snprintf(dst, sizeof(st->state), "%s", s);
+                return 0;
+        }
+        case 3:
+        case 4: {
+                dbus_int64_t x;
+                dbus_message_iter_get_basic(&v, &x);
+                if (x < 0)
+                        return -EBADMSG;
+                *(i == 3 ? &st->until : &st->locked_until) = x;
+                return 0;
+        }
+        default: {
+                dbus_uint32_t u;
+                dbus_message_iter_get_basic(&v, &u);
+                st->failures = u;
+                return 0;
+        }
+        }
+}
+
+int lk_client_parse_pin_state(DBusMessage *reply, struct lk_client_pin_state *ret,
+                              struct lk_client_error *e)
+{
+        struct lk_client_pin_state st = {0};
+        DBusMessageIter it, dict;
+
+        if (!dbus_message_has_signature(reply, LK_BUS_GET_PIN_STATE_OUT) ||
+            !dbus_message_iter_init(reply, &it))
+                return bad_reply(e, LK_BUS_METHOD_GET_PIN_STATE,
+                                 "is not (" LK_BUS_GET_PIN_STATE_OUT ")");
+        dbus_message_iter_recurse(&it, &dict);
+        for (; dbus_message_iter_get_arg_type(&dict) == DBUS_TYPE_DICT_ENTRY;
+             dbus_message_iter_next(&dict)) {
+                DBusMessageIter entry;
+
+                dbus_message_iter_recurse(&dict, &entry);
+                if (read_pin_entry(&entry, &st) < 0)
+                        return bad_reply(e, LK_BUS_METHOD_GET_PIN_STATE, "holds a bad entry");
+        }
+        if (!st.state[0])
+                return bad_reply(e, LK_BUS_METHOD_GET_PIN_STATE, "holds no state");
+        *ret = st;
+        return 0;
+}
+
+int lk_client_get_pin_state(DBusConnection *c, int timeout_ms, const char *user, bool probe,
+                            struct lk_client_pin_state *ret, struct lk_client_error *e)
+{
+        _cleanup_(dbus_message_unrefp) DBusMessage *reply = NULL;
+        int r;
+
+        if (!lk_reply_string_valid(user, LK_ARG_ID_MAX))
+                return bad_arg(e, "a user name", LK_ARG_ID_MAX);
+        r = call(c, timeout_ms, LK_BUS_METHOD_GET_PIN_STATE, LK_BUS_GET_PIN_STATE_OUT,
+                 &(struct call_args){ .a = user, .options = true, .probe = probe }, &reply, e);
+        if (r < 0)
+                return r;
+        return lk_client_parse_pin_state(reply, ret, e);
 }

@@ -116,6 +116,30 @@ int lk_client_get_version(DBusConnection *c, int timeout_ms, char **ret_version,
                           struct lk_client_error *e);
 
 /*
+ * The offline PIN. SetPin(login_id, pin) after an online sign-in; ChangePin({session_id}, pin)
+ * in a session (pin "" removes it); CheckPin(user, pin, {offline}) where offline means "instead
+ * of a web sign-in" (the broker then checks that the provider cannot be reached);
+ * GetPinState(user, {probe}).
+ */
+struct lk_client_pin_state {
+        bool enabled, pin;
+        char state[32];    /* off, none, ready, expired, disabled, locked, spent */
+        char provider[32]; /* "reachable", "unreachable", or "" when not probed */
+        int64_t until, locked_until;
+        uint32_t failures;
+};
+int lk_client_set_pin(DBusConnection *c, int timeout_ms, const char *login_id, const char *pin,
+                      struct lk_client_error *e);
+int lk_client_change_pin(DBusConnection *c, int timeout_ms, const char *session_id,
+                         const char *pin, struct lk_client_error *e);
+int lk_client_check_pin(DBusConnection *c, int timeout_ms, const char *user, const char *pin,
+                        bool offline, struct lk_client_error *e);
+int lk_client_get_pin_state(DBusConnection *c, int timeout_ms, const char *user, bool probe,
+                            struct lk_client_pin_state *ret, struct lk_client_error *e);
+int lk_client_parse_pin_state(DBusMessage *reply, struct lk_client_pin_state *ret,
+                              struct lk_client_error *e);
+
+/*
  * The reply checks on their own, for the unit tests and the fuzz target: each takes a method
  * return of the method's out signature and fills what the matching call hands out.
  */

@@ -24,6 +24,7 @@ static const struct {
         { LK_BUS_ERROR_PROVIDER_UNAVAILABLE, LATCHKEY_ERROR_PROVIDER_UNAVAILABLE },
         { LK_BUS_ERROR_TOKEN_EXPIRED, LATCHKEY_ERROR_TOKEN_EXPIRED },
         { LK_BUS_ERROR_TOO_MANY_REQUESTS, LATCHKEY_ERROR_TOO_MANY_REQUESTS },
+        { LK_BUS_ERROR_ACCOUNT_DISABLED, LATCHKEY_ERROR_ACCOUNT_DISABLED },
         /* The bus: the broker is not there, cannot be started, or does not answer. */
         { DBUS_ERROR_SERVICE_UNKNOWN, LATCHKEY_ERROR_NO_BROKER },
         { DBUS_ERROR_NAME_HAS_NO_OWNER, LATCHKEY_ERROR_NO_BROKER },
@@ -66,6 +67,7 @@ static const char *const error_names[] = {
         [-LATCHKEY_ERROR_TOO_MANY_REQUESTS] = "TooManyRequests",
         [-LATCHKEY_ERROR_BAD_REPLY] = "BadReply",
         [-LATCHKEY_ERROR_FAILED] = "Failed",
+        [-LATCHKEY_ERROR_ACCOUNT_DISABLED] = "AccountDisabled",
 };
 
 const char *latchkey_error_name(int error)

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* The public calls: one per broker method, each on its client stub (client/broker_client.h). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "lib/internal.h"
 
@@ -253,6 +255,77 @@ int latchkey_open_session(struct latchkey *lk, const char *login_id, const char 
                 return r;
         r = lk_client_open_session(c, LATCHKEY_TIMEOUT_MS, login_id, session_id, &e);
         return lkl_done(lk, r, &e);
+}
+
+int latchkey_renew_session(struct latchkey *lk, const char *login_id, const char *session_id)
+{
+        struct latchkey_session *list = NULL;
+        bool mine = false;
+        size_t n = 0;
+        int r;
+
+        if (!lk)
+                return LATCHKEY_ERROR_INVALID_ARGUMENT;
+        r = pick_session(lk, session_id, &session_id);
+        if (r < 0)
+                return r;
+        if (!session_id)
+                return lkl_error(lk, LATCHKEY_ERROR_INVALID_ARGUMENT,
+                                 "which session? Neither a session id nor LATCHKEY_SESSION is set");
+        /* Renew, never make: only a session the caller already owns. */
+        r = latchkey_list_sessions(lk, &list, &n);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n; i++)
+                mine |= streq(list[i].session_id, session_id) && list[i].uid == getuid();
+        latchkey_free_sessions(list, n);
+        if (!mine)
+                return lkl_error(lk, LATCHKEY_ERROR_NOT_FOUND, "no session '%.64s' of yours to renew",
+                                 session_id);
+        return latchkey_open_session(lk, login_id, session_id);
+}
+
+int latchkey_change_pin(struct latchkey *lk, const char *session_id, const char *pin)
+{
+        struct lk_client_error e;
+        DBusConnection *c;
+        int r;
+
+        if (!lk || !pin)
+                return lkl_error(lk, LATCHKEY_ERROR_INVALID_ARGUMENT, "no PIN");
+        r = pick_session(lk, session_id, &session_id);
+        if (r < 0)
+                return r;
+        r = lkl_bus(lk, &c);
+        if (r < 0)
+                return r;
+        r = lk_client_change_pin(c, LATCHKEY_TIMEOUT_MS, session_id, pin, &e);
+        return lkl_done(lk, r, &e);
+}
+
+int latchkey_get_pin_state(struct latchkey *lk, const char *user, int probe,
+                           struct latchkey_pin_state *ret)
+{
+        struct lk_client_pin_state st;
+        struct lk_client_error e;
+        DBusConnection *c;
+        int r;
+
+        if (!lk || !ret)
+                return lkl_error(lk, LATCHKEY_ERROR_INVALID_ARGUMENT, "no place for the state");
+        r = lkl_bus(lk, &c);
+        if (r < 0)
+                return r;
+        r = lk_client_get_pin_state(c, LATCHKEY_TIMEOUT_MS, user, probe, &st, &e);
+        r = lkl_done(lk, r, &e);
+        if (r < 0)
+                return r;
+        *ret = (struct latchkey_pin_state){.enabled = st.enabled, .pin = st.pin,
+                                           .until = st.until, .locked_until = st.locked_until,
+                                           .failures = st.failures};
+        snprintf(ret->state, sizeof(ret->state), "%s", st.state);
+        snprintf(ret->provider, sizeof(ret->provider), "%s", st.provider);
+        return 0;
 }
 
 int latchkey_login_info(struct latchkey *lk, const char *login_id,

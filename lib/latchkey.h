@@ -76,6 +76,8 @@ enum latchkey_error {
         LATCHKEY_ERROR_TOO_MANY_REQUESTS = -13, /* .TooManyRequests */
         LATCHKEY_ERROR_BAD_REPLY = -14,        /* the broker's answer is not what SPEC §4 says */
         LATCHKEY_ERROR_FAILED = -15,           /* any other D-Bus error */
+        LATCHKEY_ERROR_ACCOUNT_DISABLED = -16, /* .AccountDisabled: the provider refused the
+                                                * account's refresh; no offline PIN */
 };
 
 /*
@@ -231,6 +233,39 @@ int latchkey_cancel_login(struct latchkey *lk, const char *login_id);
 int latchkey_open_session(struct latchkey *lk, const char *login_id, const char *session_id);
 
 /*
+ * Signing in again inside a session (issue 21): when a session's refresh token died
+ * (SessionChanged "expired", GetToken TOKEN_EXPIRED), the same session id takes the tokens of
+ * a new login: latchkey_begin_login() and latchkey_complete_login() for the session's user,
+ * then latchkey_renew_session(), which hands them to session_id (NULL: $LATCHKEY_SESSION), a
+ * session the caller owns (OpenSession on an id the same uid holds replaces it; no new PAM
+ * session, and the applications' next GetToken works). Errors: as latchkey_open_session(), and
+ * NOT_FOUND when session_id is not one of the caller's sessions.
+ */
+int latchkey_renew_session(struct latchkey *lk, const char *login_id, const char *session_id);
+
+/*
+ * The offline PIN (latchkey.conf(5) [offline]). latchkey_change_pin(): sets the PIN of the
+ * user of session_id (NULL: $LATCHKEY_SESSION, else the caller's newest session), or removes
+ * it with pin "". The session must be live (TOKEN_EXPIRED otherwise: sign in again first).
+ * Errors: INVALID_ARGUMENT (too short, too long), NOT_ALLOWED ([offline] pin is off),
+ * TOKEN_EXPIRED, NOT_FOUND, TOO_MANY_REQUESTS, NO_BROKER, NO_MEMORY, FAILED.
+ *
+ * latchkey_get_pin_state(): the state of user's PIN, without any secret; with probe, the
+ * broker also says whether the provider can be reached (when the PIN could be used).
+ */
+struct latchkey_pin_state {
+        int enabled;       /* [offline] pin is on */
+        int pin;           /* one is set */
+        char state[32];    /* off, none, ready, expired, disabled, locked, spent */
+        char provider[32]; /* reachable, unreachable, or "" when not asked */
+        int64_t until;     /* the PIN works until (seconds since the epoch), or 0 */
+        int64_t locked_until;
+        unsigned failures;
+};
+int latchkey_change_pin(struct latchkey *lk, const char *session_id, const char *pin);
+int latchkey_get_pin_state(struct latchkey *lk, const char *user, int probe,
+                           struct latchkey_pin_state *ret);
+
  * Finishing a login without an answer (since 0.2): the device flow (RFC 8628, [provider] flow
  * in latchkey.conf(5)), where the broker polls the provider itself, and the code flow where
  * the broker's callback listener receives the redirect.

@@ -91,6 +91,23 @@ struct lk_config {
         unsigned login_timeout;
         bool revoke_on_close;
         unsigned idle_exit;
+
+        /* [callback]: the broker's own HTTPS listener for the redirect (NULL: none) */
+        char *callback_listen;      /* ADDRESS:PORT or [IPv6]:PORT, lk_listen_address_parse() */
+        char *callback_certificate; /* PEM */
+        char *callback_key;         /* PEM, read as a private file */
+        /* [accounts] */
+        unsigned max_offline_days;
+
+        /* [offline]: the PIN (broker/offline.c) */
+        bool offline_pin;
+        unsigned pin_min_length;
+        unsigned argon2_memory;      /* KiB */
+        unsigned argon2_time;        /* passes */
+        unsigned argon2_parallelism; /* lanes */
+        unsigned lockout_after;      /* wrong PINs before the first wait */
+        unsigned lockout_delay;      /* seconds of the first wait; doubles with each failure */
+        unsigned max_failures;       /* wrong PINs after which only an online sign-in helps */
 };
 
 /* One thing wrong in a config file. line is 0 where it is not about one line. */

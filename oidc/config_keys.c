@@ -102,14 +102,39 @@ const struct conf_key conf_keys[] = {
         KEY("sessions", "revoke_on_close",        bool,       revoke_on_close, .def = "no"),
         KEY("sessions", "idle_exit",              uint,       idle_exit,
             .def = "300", .min = 0, .max = 86400),
+
+        KEY("callback", "listen",                 listen,     callback_listen),
+        KEY("callback", "certificate",            path,       callback_certificate),
+        KEY("callback", "key",                    path,       callback_key),
+
+        KEY("accounts", "max_offline_days",       uint,       max_offline_days,
+            .def = "30", .min = 1, .max = 3650),
+
+        KEY("offline",  "pin",                    bool,       offline_pin, .def = "no"),
+        KEY("offline",  "pin_min_length",         uint,       pin_min_length,
+            .def = "4", .min = 1, .max = 128),
+        KEY("offline",  "argon2_memory",          uint,       argon2_memory,
+            .def = "65536", .min = 8192, .max = 1048576),
+        KEY("offline",  "argon2_time",            uint,       argon2_time,
+            .def = "3", .min = 1, .max = 64),
+        KEY("offline",  "argon2_parallelism",     uint,       argon2_parallelism,
+            .def = "1", .min = 1, .max = 16),
+        KEY("offline",  "lockout_after",          uint,       lockout_after,
+            .def = "3", .min = 1, .max = 100),
+        KEY("offline",  "lockout_delay",          uint,       lockout_delay,
+            .def = "30", .min = 1, .max = 3600),
+        KEY("offline",  "max_failures",           uint,       max_failures,
+            .def = "10", .min = 1, .max = 1000),
 };
 
 const size_t conf_n_keys = ELEMENTSOF(conf_keys);
 
-static const char *const sections[] = { "provider", "users", "sessions", "pam" };
+static const char *const sections[] = {
+        "provider", "users", "sessions", "callback", "accounts", "offline", "pam",
+};
 
 /* [pam] belongs to pam_latchkey.so (pam_latchkey(8)), which reads it itself; here only its names. */
-static const char *const pam_keys[] = { "services", "users", "groups" };
+static const char *const pam_keys[] = { "services", "users", "groups", "methods" };
 
 bool conf_section_known(const char *name)
 {
@@ -159,7 +184,7 @@ static void other_key(struct conf_loader *l, size_t source, unsigned line, const
                         if (streq(name, pam_keys[i]))
                                 return;
                 conf_problem(l, source, line, section, name,
-                             "unknown key (known here: services, users, groups)");
+                             "unknown key (known here: services, users, groups, methods)");
         } else if (elsewhere)
                 conf_problem(l, source, line, section, name,
                              "unknown key here; it belongs under [%s]", elsewhere->section);

@@ -86,14 +86,15 @@ extern const struct conf_type
         conf_type_words,      /* char **, words (lk_strv_split()); empty = NULL */
         conf_type_scopes,     /* char **, scope tokens, "openid" first, no repeats */
         conf_type_algorithms, /* unsigned, LK_ALG_* bits; never "none" */
-        conf_type_enum;       /* int (an enum), one of k->names */
+        conf_type_enum,       /* int (an enum), one of k->names */
+        conf_type_listen;     /* char *, ADDRESS:PORT (lk_listen_address_parse()); empty = unset */
 
 /* config_keys.c: the table, its rows by name, and the sections latchkey.conf may hold. */
 extern const struct conf_key conf_keys[];
 extern const size_t conf_n_keys;
 const struct conf_key *conf_key_by_name(const char *name);
 bool conf_section_known(const char *name);
-#define CONF_SECTIONS_HINT "(known: [provider], [users], [sessions], [pam])"
+#define CONF_SECTIONS_HINT "(known: [provider], [users], [sessions], [callback], [accounts], [offline], [pam])"
 
 /* ---- the loader ---- */
 
@@ -137,7 +138,8 @@ void conf_problem(struct conf_loader *l, size_t source, unsigned line, const cha
 void conf_vproblem(struct conf_loader *l, size_t source, unsigned line, const char *section,
                    const char *key, const char *fmt, va_list ap) _printf_(6, 0);
 
-/* config_keys.c: a problem about a key as a whole: at the line that set it last, else the main file. */
+/* config_keys.c: a problem about a key as a whole: at the line that set it last, else the main
+ * file. */
 void conf_key_problem(struct conf_loader *l, const char *name, const char *fmt, ...)
         _printf_(3, 4);
 

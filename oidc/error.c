@@ -111,6 +111,7 @@ const char *lk_err_name(int code)
                 [LK_ERR_TOO_MANY_REQUESTS - LK_ERR_FIRST] = "TooManyRequests",
                 [LK_ERR_ACCESS_DENIED_BY_USER - LK_ERR_FIRST] = "LoginRefused",
                 [LK_ERR_CLIENT_REFUSED - LK_ERR_FIRST] = "ClientRefused",
+                [LK_ERR_ACCOUNT_DISABLED - LK_ERR_FIRST] = "AccountDisabled",
         };
 
         assert(lk_err_valid(code));

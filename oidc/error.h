@@ -37,6 +37,7 @@ enum lk_err {
         LK_ERR_TOO_MANY_REQUESTS,
         LK_ERR_ACCESS_DENIED_BY_USER, /* error=access_denied (or other error=) on the callback */
         LK_ERR_CLIENT_REFUSED,       /* the provider refused latchkey's own client credentials */
+        LK_ERR_ACCOUNT_DISABLED,     /* the provider refused the account's refresh: no offline PIN */
         _LK_ERR_MAX,
 };
 

@@ -75,6 +75,8 @@ static char *list_field(struct options *o, const char *key, size_t len)
                 return o->users;
         if (word_is(key, len, "groups"))
                 return o->groups;
+        if (word_is(key, len, "methods"))
+                return o->methods;
         return NULL;
 }
 
@@ -99,7 +101,7 @@ static void config_line(struct options *o, pam_handle_t *pamh, const char *path,
                 lk_text_escape(name, shown, sizeof(shown));
                 if (pamh)
                         pam_syslog(pamh, LOG_ERR, "%s:%u: [pam]: unknown key \"%s\" (known: services, "
-                                   "users, groups), ignoring it", path, line, shown);
+                                   "users, groups, methods), ignoring it", path, line, shown);
                 return;
         }
         /* a line holds at most LKP_LIST_MAX bytes, so any value fits */
@@ -298,6 +300,7 @@ int lkp_options_parse(struct options *o, pam_handle_t *pamh, int argc, const cha
                 .timeout = LKP_TIMEOUT_DEFAULT,
                 .tries = LKP_TRIES_DEFAULT,
                 .services = LKP_SERVICES_DEFAULT,
+                .methods = LKP_METHODS_DEFAULT,
         };
         for (int i = 0; i < argc && argv; i++)
                 if (argv[i] && streq(argv[i], "debug"))
@@ -373,6 +376,57 @@ bool lkp_list_has(const char *list, const char *word)
 bool lkp_sso_service(const struct options *o, const char *service)
 {
         return lkp_list_has(o->services, service);
+}
+
+/* The bits of "web+offline" (s[0..len)); unknown words count as none (fail closed). */
+static unsigned method_bits(const char *s, size_t len)
+{
+        unsigned bits = 0;
+
+        while (len > 0) {
+                const char *plus = memchr(s, '+', len);
+                size_t n = plus ? (size_t)(plus - s) : len;
+
+                if (word_is(s, n, "web"))
+                        bits |= LKP_METHOD_WEB;
+                else if (word_is(s, n, "offline"))
+                        bits |= LKP_METHOD_OFFLINE;
+                else if (word_is(s, n, "pin"))
+                        bits |= LKP_METHOD_PIN;
+                s += n;
+                len -= n;
+                if (len > 0) {
+                        s++;
+                        len--;
+                }
+        }
+        return bits;
+}
+
+unsigned lkp_service_methods(const struct options *o, const char *service)
+{
+        size_t n = service ? strlen(service) : 0;
+        bool found = false, listed;
+        unsigned bits = 0;
+
+        if (n == 0)
+                return 0;
+        /* The last entry for the service wins, as a later line does. */
+        for (const char *s = o->methods; *s;) {
+                size_t len;
+
+                s += strspn(s, LIST_SEPARATORS);
+                len = strcspn(s, LIST_SEPARATORS);
+                if (len > n && s[n] == ':' && memcmp(s, service, n) == 0) {
+                        found = true;
+                        bits = method_bits(s + n + 1, len - n - 1);
+                }
+                s += len;
+        }
+        listed = lkp_sso_service(o, service);
+        if (!listed)
+                return found ? bits & LKP_METHOD_PIN : 0;
+        return found ? bits : LKP_METHOD_WEB | LKP_METHOD_OFFLINE;
 }
 
 bool lkp_sso_user(const struct options *o, pam_handle_t *pamh, const char *user)

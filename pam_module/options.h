@@ -23,6 +23,21 @@
 /* Where SSO is offered when the admin says nothing: remote and console logins, greeters. */
 #define LKP_SERVICES_DEFAULT "sshd login gdm-password lightdm sddm"
 
+/*
+ * Which ways of signing in each service may use ([pam] methods, pam_latchkey(8)): words
+ * "service:method+method", method one of web (the provider's sign-in), offline (the PIN
+ * instead of web while the provider cannot be reached), pin (the PIN alone, a local unlock:
+ * sudo, lock screens; never a provider request), none. web and offline only where services
+ * lists the service; a service of services without an entry gets web+offline.
+ */
+#define LKP_METHODS_DEFAULT                                                                        \
+        "sshd:web sudo:pin sudo-i:pin su:pin su-l:pin polkit-1:pin xscreensaver:pin "               \
+        "gnome-screensaver:pin kde:pin kscreensaver:pin swaylock:pin i3lock:pin "                   \
+        "xfce4-screensaver:pin mate-screensaver:pin cinnamon-screensaver:pin cron:none"
+#define LKP_METHOD_WEB (1u << 0)
+#define LKP_METHOD_OFFLINE (1u << 1)
+#define LKP_METHOD_PIN (1u << 2)
+
 struct options {
         bool debug;
         bool qr;                  /* draw a QR code of the address too; default off */
@@ -35,6 +50,7 @@ struct options {
         char services[LKP_LIST_MAX + 1]; /* PAM service names */
         char users[LKP_LIST_MAX + 1];    /* local user names, or "*" for every local user */
         char groups[LKP_LIST_MAX + 1];   /* local groups whose members are SSO users */
+        char methods[LKP_LIST_MAX + 1];  /* service:method+method words (LKP_METHODS_DEFAULT) */
         char config[LKP_PATH_MAX + 1];   /* the file read, for log lines */
 };
 
@@ -56,6 +72,9 @@ bool lkp_list_has(const char *list, const char *word);
 
 /* true when the admin offers SSO for this PAM service. */
 bool lkp_sso_service(const struct options *o, const char *service);
+
+/* The LKP_METHOD_* bits this PAM service may use; 0: none (PAM_IGNORE at once). */
+unsigned lkp_service_methods(const struct options *o, const char *service);
 
 /*
  * true when user is an SSO user: listed in users (or users is "*"), or a member

@@ -44,6 +44,8 @@ static const struct lkp_error_row table[] = {
           "The sign-in has expired; please sign in again." },
         { LK_BUS_ERROR_TOO_MANY_REQUESTS, PAM_AUTH_ERR, 0, false, true,
           "Too many sign-ins are in progress; please try again later." },
+        { LK_BUS_ERROR_ACCOUNT_DISABLED, PAM_PERM_DENIED, 0, false, true,
+          "Account disabled at the provider." },
         { LK_BUS_ERROR_PREFIX, PAM_AUTH_ERR, 0, false, true,
           "The sign-in service refused the sign-in." },
 

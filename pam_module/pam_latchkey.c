@@ -26,6 +26,7 @@
 #include <security/pam_modutil.h>
 
 #include "base/qr.h"
+#include "base/text.h"
 #include "base/util.h"
 #include "client/broker_client.h"
 #include "pam_module/gdm_json.h"
@@ -46,6 +47,9 @@
 #define PROMPT_ENTER "Press Enter when you have signed in (or paste the code): "
 /* Slack beyond the login's own lifetime for a WaitLogin to be answered. */
 #define WAIT_SLACK_MS 10000
+#define PIN_PROMPT "PIN: "
+#define PIN_NEW_PROMPT "Set a PIN for signing in while the identity provider cannot be reached (Enter to skip): "
+#define PIN_AGAIN_PROMPT "The same PIN again: "
 #define SESSION_ID_BYTES 16
 /*
  * With authtok the answer comes from a password field, which may hold the
@@ -639,6 +643,138 @@ static void cancel_login(pam_handle_t *pamh, const struct options *o, const char
                 pam_syslog(pamh, LOG_DEBUG, "CancelLogin failed: %s, ignoring", e.name);
 }
 
+/* ---- the offline PIN (the broker's SetPin, GetPinState, CheckPin) ---- */
+
+/* The PIN: PAM_AUTHTOK with authtok (a lock screen's field), else one echo-off prompt. */
+static int get_pin(pam_handle_t *pamh, const struct options *o, const char *prompt, char **ret)
+{
+        char *pin = NULL;
+        int r;
+
+        if (o->authtok && streq(prompt, PIN_PROMPT)) {
+                const char *tok = NULL;
+
+                r = pam_get_authtok(pamh, PAM_AUTHTOK, &tok, prompt);
+                if (r == PAM_SUCCESS && tok && !(pin = strdup(tok)))
+                        return PAM_BUF_ERR;
+        } else
+                r = pam_prompt(pamh, PAM_PROMPT_ECHO_OFF, &pin, "%s", prompt);
+        if (r != PAM_SUCCESS || !pin) {
+                lk_secret_free(pin);
+                return r == PAM_SUCCESS ? PAM_CONV_ERR : r;
+        }
+        *ret = pin;
+        return PAM_SUCCESS;
+}
+
+/*
+ * After an online sign-in where offline is allowed and the broker keeps PINs: asks once for a
+ * PIN (twice, to be sure of it) when none is set. Skipping it, or a failure, never fails the
+ * sign-in that already succeeded.
+ */
+static void offer_pin(pam_handle_t *pamh, const struct options *o, const char *user,
+                      const char *login_id)
+{
+        _cleanup_secret_ char *pin = NULL, *again = NULL;
+        struct lk_client_pin_state st;
+        struct lk_client_error e = {};
+
+        if (o->authtok || lk_client_get_pin_state(NULL, timeout_ms(o), user, false, &st, &e) < 0 ||
+            !st.enabled || st.pin)
+                return;
+        if (get_pin(pamh, o, PIN_NEW_PROMPT, &pin) != PAM_SUCCESS || !*pin)
+                return;
+        if (get_pin(pamh, o, PIN_AGAIN_PROMPT, &again) != PAM_SUCCESS || !streq(pin, again)) {
+                pam_error(pamh, "The PINs differ; no PIN was set (latchkeyctl pin sets one).");
+                return;
+        }
+        if (lk_client_set_pin(NULL, timeout_ms(o), login_id, pin, &e) < 0) {
+                pam_syslog(pamh, LOG_NOTICE, "SetPin failed: %s", e.name);
+                pam_error(pamh, "No PIN was set: %s", e.message);
+                return;
+        }
+        pam_info(pamh, "The PIN is set.");
+}
+
+/* CheckPin with up to tries PINs (one for a PIN-only service or with authtok). */
+static int pin_sign_in(pam_handle_t *pamh, const struct options *o, const char *user,
+                       bool offline)
+{
+        unsigned tries = o->authtok || !offline ? 1 : o->tries;
+        struct log_name n;
+
+        for (unsigned attempt = 1;; attempt++) {
+                _cleanup_secret_ char *pin = NULL;
+                struct lk_client_error e = {};
+                int r;
+
+                r = get_pin(pamh, o, PIN_PROMPT, &pin);
+                if (r != PAM_SUCCESS)
+                        return r;
+                r = lk_client_check_pin(NULL, timeout_ms(o), user, pin, offline, &e);
+                lk_secret_free(TAKE_PTR(pin));
+                if (r == -ENOMEM)
+                        return PAM_BUF_ERR;
+                if (r == 0) {
+                        pam_syslog(pamh, LOG_INFO, "%s signed in with the %s PIN",
+                                   log_name(user, &n), offline ? "offline" : "local");
+                        return PAM_SUCCESS;
+                }
+                r = report(pamh, o, LKP_CALL_OTHER, user, NULL, &e);
+                if (!streq(e.name, LK_BUS_ERROR_ACCESS_DENIED) || attempt >= tries)
+                        return r;
+        }
+}
+
+/*
+ * A service that may take the PIN instead of a web sign-in: when the broker says a PIN is
+ * ready and the provider cannot be reached (its own probe), tells so and signs in with the
+ * PIN; *ret_done false when the web sign-in should go ahead.
+ */
+static int try_offline(pam_handle_t *pamh, const struct options *o, const char *user,
+                       bool *ret_done)
+{
+        struct lk_client_pin_state st;
+        struct lk_client_error e = {};
+        char date[64];
+
+        *ret_done = false;
+        if (lk_client_get_pin_state(NULL, timeout_ms(o), user, true, &st, &e) < 0 ||
+            !streq(st.state, "ready") || !streq(st.provider, "unreachable"))
+                return PAM_SUCCESS;
+        *ret_done = true;
+        pam_info(pamh, "The identity provider cannot be reached (offline PIN possible until %s).",
+                 lk_text_utc_date(st.until, date, sizeof(date)));
+        return pin_sign_in(pamh, o, user, true);
+}
+
+/*
+ * A PIN-only service (sudo, a lock screen): quiet when the user has no usable PIN (PAM_IGNORE,
+ * the stack goes on), the reason in one line when it is spent, else one prompt.
+ */
+static int pin_only(pam_handle_t *pamh, const struct options *o, const char *user)
+{
+        struct lk_client_pin_state st;
+        struct lk_client_error e = {};
+        char date[64];
+
+        if (lk_client_get_pin_state(NULL, timeout_ms(o), user, false, &st, &e) < 0) {
+                if (o->debug)
+                        pam_syslog(pamh, LOG_DEBUG, "GetPinState failed: %s, ignoring", e.name);
+                return PAM_IGNORE;
+        }
+        if (streq(st.state, "ready") || streq(st.state, "locked"))
+                return pin_sign_in(pamh, o, user, false);
+        if (streq(st.state, "expired"))
+                pam_error(pamh, "Your sign-in has expired: sign in again (the PIN worked until %s).",
+                          lk_text_utc_date(st.until, date, sizeof(date)));
+        else if (streq(st.state, "disabled"))
+                pam_error(pamh, "Account disabled at the provider: no PIN until you sign in online.");
+        else if (streq(st.state, "spent"))
+                pam_error(pamh, "Too many wrong PINs: your sign-in has expired: sign in again.");
+        return PAM_IGNORE;
+}
+
 static int authenticate(pam_handle_t *pamh, int flags, const struct options *o)
 {
         _cleanup_secret_ char *login_id = NULL;
@@ -646,20 +782,31 @@ static int authenticate(pam_handle_t *pamh, int flags, const struct options *o)
         _cleanup_(lk_client_login_info_clear) struct lk_client_login_info info = {};
         const char *user = NULL, *service = NULL;
         struct log_name n;
+        unsigned methods;
+        bool done = false;
         int r;
 
         forget_login(pamh);
         /* Not an SSO service, not an SSO user: PAM_IGNORE before any prompt or broker call. */
         (void)pam_get_item(pamh, PAM_SERVICE, (const void **)&service);
-        if (!lkp_sso_service(o, service)) {
+        methods = lkp_service_methods(o, service);
+        if (!methods) {
                 if (o->debug)
                         pam_syslog(pamh, LOG_DEBUG, "single sign-on is not offered for this service "
-                                   "(services in [pam] of %s), ignoring", o->config);
+                                   "(services, methods in [pam] of %s), ignoring", o->config);
                 return PAM_IGNORE;
         }
         r = get_user(pamh, o, &user);
         if (r != PAM_SUCCESS)
                 return r;
+        /* Where only the PIN fits: no sign-in address, no request to the provider. */
+        if (!(methods & LKP_METHOD_WEB))
+                return pin_only(pamh, o, user);
+        if (methods & LKP_METHOD_OFFLINE) {
+                r = try_offline(pamh, o, user, &done);
+                if (done)
+                        return r;
+        }
 
         r = begin(pamh, flags, o, user, &conn, &login_id, &info);
         if (r == PAM_SUCCESS)
@@ -673,6 +820,8 @@ static int authenticate(pam_handle_t *pamh, int flags, const struct options *o)
                 return r;
         }
         pam_syslog(pamh, LOG_INFO, "%s signed in through single sign-on", log_name(user, &n));
+        if (methods & LKP_METHOD_OFFLINE)
+                offer_pin(pamh, o, user, login_id);
         return PAM_SUCCESS;
 }
 

@@ -20,6 +20,10 @@
  * every run of RFC 7636 characters of verifier length (43..128) in the collected text and fails
  * when one hashes to a challenge: the verifier itself, found wherever it appears.
  *
+ * The offline PIN (issue 21): set after a PAM sign-in, then typed at a PIN-only service, right
+ * and wrong; the PIN, and the salt and hash of its Argon2id record (read from the state file),
+ * count as secrets too.
+ *
  * Also: the session files are 0600, the sessions dir and the state dir 0700, and the broker,
  * started as root outside its unit, says so exactly once in its log.
  */
@@ -267,7 +271,8 @@ static int setup_broker(void **state, bool basic, bool device)
         if (lkh_new(&h) < 0 || lkh_start_idp(h, &o) < 0 ||
             (device && (lkh_idp_set(h, "device_discovery", "1") < 0 ||
                         lkh_idp_set(h, "device_interval", "1") < 0)) ||
-            lkh_write_config(h, "[sessions]\nrefresh_margin = 60\nrevoke_on_close = yes\n") < 0 ||
+            lkh_write_config(h, "[sessions]\nrefresh_margin = 60\nrevoke_on_close = yes\n"
+                                "[offline]\npin = yes\nargon2_memory = 8192\nargon2_time = 1\n") < 0 ||
             lkh_start_bus(h) < 0)
                 goto out;
         free(broker_log);
@@ -646,6 +651,71 @@ static void pam_password_flow(struct lkh *h)
         pam_end(ph, PAM_AUTH_ERR);
 }
 
+/*
+ * The offline PIN: set after a web sign-in (its two echo-off prompts get it), then typed at a
+ * PIN-only service, wrong and right. The PIN and its record's salt and hash are secrets.
+ */
+static void pam_pin_service(struct lkh *h, const char *name, const char *methods)
+{
+        _cleanup_free_ char *confdir = lkh_xasprintf("%s/pam.d", h->dir);
+        _cleanup_free_ char *service = lkh_xasprintf("%s/%s", confdir, name);
+        FILE *f;
+
+        (void)mkdir(confdir, 0755);
+        f = fopen(service, "we");
+        assert_non_null(f);
+        fprintf(f, "auth required %s debug noqr tries=1 services=latchkey-secrets-pin users=* "
+                   "methods=%s\n", PAM_LATCHKEY_SO, methods);
+        assert_int_equal(fclose(f), 0);
+}
+
+static int pam_pin_auth(const char *service, const char *pin, struct lkh *h)
+{
+        _cleanup_free_ char *confdir = lkh_xasprintf("%s/pam.d", h->dir);
+        struct pam_talk talk = {.h = h, .password = pin};
+        struct pam_conv conv = {conversation, &talk};
+        pam_handle_t *ph = NULL;
+        int r;
+
+        assert_int_equal(pam_start_confdir(service, "root", &conv, confdir, &ph), PAM_SUCCESS);
+        r = pam_authenticate(ph, 0);
+        pam_end(ph, r);
+        return r;
+}
+
+static void pam_pin_flow(struct lkh *h)
+{
+        static const char pin[] = "pin-of-the-test-8642";
+        _cleanup_free_ char *path = lkh_xasprintf("%s/offline/0", h->state_dir);
+        _cleanup_free_ char *record = NULL;
+        size_t len = 0;
+        const char *hash;
+
+        secret("the offline PIN", pin);
+        pam_pin_service(h, "latchkey-secrets-pin", "latchkey-secrets-pin:web+offline");
+        pam_pin_service(h, "latchkey-secrets-lock", "latchkey-secrets-lock:pin");
+        assert_int_equal(pam_pin_auth("latchkey-secrets-pin", pin, h), PAM_SUCCESS);
+        record = read_file(path, &len);
+        assert_non_null(record);
+        hash = strstr(record, "$argon2id$");
+        assert_non_null(hash);
+        {
+                /* $argon2id$v=19$m=...,t=...,p=...$SALT$HASH */
+                char *salt = strdup(strchr(strchr(strchr(hash + 1, '$') + 1, '$') + 1, '$') + 1);
+                char *end = strchr(salt, '$'), *digest;
+
+                assert_non_null(end);
+                *end = 0;
+                digest = strndup(end + 1, strcspn(end + 1, "\n"));
+                secret("the offline PIN's salt", salt);
+                secret("the offline PIN's hash", digest);
+                free(salt);
+                free(digest);
+        }
+        assert_int_equal(pam_pin_auth("latchkey-secrets-lock", "wrong-pin-1234", h), PAM_AUTH_ERR);
+        assert_int_equal(pam_pin_auth("latchkey-secrets-lock", pin, h), PAM_SUCCESS);
+}
+
 /* ---- latchkeyctl ---- */
 
 /* Runs latchkeyctl args with input on stdin (may be NULL); collects stdout and stderr. For
@@ -864,6 +934,7 @@ static void test_every_flow_post(void **state)
         pam_flow(h, false);
         pam_flow(h, true);
         pam_password_flow(h);
+        pam_pin_flow(h);
         cli_flows(h);
         check_everything(h);
 }

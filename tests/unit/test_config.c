@@ -231,6 +231,41 @@ static void test_defaults(void **state)
         assert_int_equal(c->login_timeout, 600);
         assert_false(c->revoke_on_close);
         assert_int_equal(c->idle_exit, 300);
+        assert_int_equal(c->max_offline_days, 30);
+        assert_false(c->offline_pin);
+        assert_int_equal(c->pin_min_length, 4);
+        assert_int_equal(c->argon2_memory, 65536);
+        assert_int_equal(c->argon2_time, 3);
+        assert_int_equal(c->argon2_parallelism, 1);
+        assert_int_equal(c->lockout_after, 3);
+        assert_int_equal(c->lockout_delay, 30);
+        assert_int_equal(c->max_failures, 10);
+}
+
+/* [offline] and [accounts] (issue 21): set, and the bounds of the Argon2id parameters. */
+static void test_offline_keys(void **state)
+{
+        _cleanup_free_ char *t = with("[accounts]\nmax_offline_days = 7\n[offline]\npin = yes\n"
+                                      "argon2_memory = 8192\nargon2_time = 2\n"
+                                      "argon2_parallelism = 2\nlockout_after = 5\n"
+                                      "lockout_delay = 60\nmax_failures = 20\n"
+                                      "pin_min_length = 6\n");
+        _cleanup_free_ char *small = with("[offline]\nargon2_memory = 1024\n");
+        _cleanup_free_ char *zero = with("[accounts]\nmax_offline_days = 0\n");
+        struct lk_config *c = load_ok(t);
+
+        assert_int_equal(c->max_offline_days, 7);
+        assert_true(c->offline_pin);
+        assert_int_equal(c->argon2_memory, 8192);
+        assert_int_equal(c->argon2_time, 2);
+        assert_int_equal(c->argon2_parallelism, 2);
+        assert_int_equal(c->lockout_after, 5);
+        assert_int_equal(c->lockout_delay, 60);
+        assert_int_equal(c->max_failures, 20);
+        assert_int_equal(c->pin_min_length, 6);
+        lk_config_free(c);
+        expect_error(small, "test.conf:6: [offline] argon2_memory: 1024 is out of range (8192..1048576)");
+        expect_error(zero, "test.conf:6: [accounts] max_offline_days: 0 is out of range (1..3650)");
 }
 
 static void test_error_names_line(void **state)
@@ -294,7 +329,8 @@ static void test_unknown_section(void **state)
         load_bad(t, &p, &e);
         assert_int_equal(p.n, 1);
         assert_string_equal(e.message, "test.conf:5: [provder]: unknown section (known: "
-                                       "[provider], [users], [sessions], [pam])");
+                                       "[provider], [users], [sessions], [callback], [accounts], "
+                                       "[offline], [pam])");
         lk_config_problems_clear(&p);
 }
 
@@ -312,7 +348,7 @@ static void test_pam_section(void **state)
 
         assert_int_equal(c->login_timeout, 300);
         expect_error(typo, "test.conf:6: [pam] service: unknown key (known here: services, users, "
-                           "groups)");
+                           "groups, methods)");
 }
 
 static void test_outside_section(void **state)
@@ -1046,15 +1082,109 @@ static void test_problem_string(void **state)
         assert_string_equal(sb, "f.conf: gone");
 }
 
+/* [callback]: the listen address's forms, and what the listener needs besides. */
+static void test_callback_section(void **state)
+{
+        static const char *const good[] = { "127.0.0.1:8443", "0.0.0.0:1", "[::1]:8443",
+                                            "[::]:65535", "[::ffff:192.0.2.1]:443" };
+        static const struct {
+                const char *value, *message;
+        } bad[] = {
+                { "localhost:8443", "is not a numeric IPv4 address (an IPv6 address: "
+                                    "[ADDRESS]:PORT; no host names)" },
+                { "127.0.0.1", "is not ADDRESS:PORT (an IPv6 address: [ADDRESS]:PORT)" },
+                { "127.0.0.1:0", "the port is not a number from 1 to 65535" },
+                { "127.0.0.1:65536", "the port is not a number from 1 to 65535" },
+                { "127.0.0.1:+80", "the port is not a number from 1 to 65535" },
+                { "::1:8443", "is not a numeric IPv4 address (an IPv6 address: [ADDRESS]:PORT; "
+                              "no host names)" },
+                { "[::1]8443", "an IPv6 address is written [ADDRESS]:PORT" },
+                { "[127.0.0.1]:8443", "is not a numeric IPv6 address in brackets" },
+                { ":8443", "has no numeric address before the port" },
+        };
+        const char *cert = write_file("cb.pem", 0644, "not read by the loader\n");
+        const char *key = write_file("cb.key", 0600, "not read by the loader\n");
+        _cleanup_free_ char *files = NULL;
+
+        assert_true(asprintf(&files, "certificate = %s\nkey = %s\n", cert, key) > 0);
+        for (size_t i = 0; i < ELEMENTSOF(good); i++) {
+                _cleanup_free_ char *t = NULL;
+
+                assert_true(asprintf(&t, "%s[callback]\nlisten = %s\n%s", minimal, good[i],
+                                     files) > 0);
+                _cleanup_(lk_config_freep) struct lk_config *c = load_ok(t);
+                assert_string_equal(c->callback_listen, good[i]);
+                assert_string_equal(c->callback_certificate, cert);
+                assert_string_equal(c->callback_key, key);
+        }
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                _cleanup_free_ char *t = NULL, *m = NULL;
+
+                assert_true(asprintf(&t, "%s[callback]\nlisten = %s\n%s", minimal, bad[i].value,
+                                     files) > 0);
+                assert_true(asprintf(&m, "test.conf:6: [callback] listen: '%s' %s", bad[i].value,
+                                     bad[i].message) > 0);
+                expect_error(t, m);
+        }
+
+        /* Without listen nothing listens: no [callback] at all is the default. */
+        {
+                _cleanup_(lk_config_freep) struct lk_config *c = load_ok(minimal);
+                assert_null(c->callback_listen);
+        }
+        {
+                _cleanup_free_ char *t = with("[callback]\nlisten = 127.0.0.1:8443\n");
+                expect_error(t, "test.conf:6: [callback] listen: needs [callback] certificate "
+                                "(the listener speaks only HTTPS)");
+        }
+        {
+                _cleanup_free_ char *t = NULL;
+
+                assert_true(asprintf(&t, "%s[callback]\nlisten = 127.0.0.1:8443\ncertificate = %s\n",
+                                     minimal, cert) > 0);
+                expect_error(t, "test.conf:6: [callback] listen: needs [callback] key (the "
+                                "certificate's private key)");
+        }
+        {
+                _cleanup_free_ char *t = NULL;
+
+                assert_true(asprintf(&t, "%s[callback]\ncertificate = %s\n", minimal, cert) > 0);
+                expect_error(t, "test.conf:6: [callback] certificate: is set, but [callback] "
+                                "listen is not: nothing listens");
+        }
+        {
+                _cleanup_free_ char *t = NULL, *m = NULL;
+
+                assert_true(asprintf(&t, "%s[callback]\nlisten = 127.0.0.1:8443\n"
+                                     "certificate = %s/absent.pem\nkey = %s\n",
+                                     minimal, tpath(""), key) > 0);
+                assert_true(asprintf(&m, "test.conf:7: [callback] certificate: cannot read "
+                                     "%s/absent.pem: No such file or directory", tpath("")) > 0);
+                expect_error(t, m);
+        }
+        {
+                _cleanup_free_ char *t = NULL;
+
+                assert_true(asprintf(&t, "[provider]\nissuer = https://idp.example.com\n"
+                                     "client_id = latchkey\nredirect_uri = http://127.0.0.1:8080/cb\n"
+                                     "[callback]\nlisten = 127.0.0.1:8443\n%s", files) > 0);
+                expect_error(t, "test.conf:4: [provider] redirect_uri: must be an https:// "
+                                "address of this host (or a name that reaches it) when "
+                                "[callback] listen is set: the listener speaks only HTTPS");
+        }
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_full),
                 cmocka_unit_test(test_defaults),
+                cmocka_unit_test(test_offline_keys),
                 cmocka_unit_test(test_error_names_line),
                 cmocka_unit_test(test_all_problems_collected),
                 cmocka_unit_test(test_unknown_key),
                 cmocka_unit_test(test_unknown_section),
+                cmocka_unit_test(test_callback_section),
                 cmocka_unit_test(test_pam_section),
                 cmocka_unit_test(test_outside_section),
                 cmocka_unit_test(test_syntax_errors),

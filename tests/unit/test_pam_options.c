@@ -186,6 +186,37 @@ static void test_sso_defaults(void **state)
         assert_false(lkp_sso_user(&o, NULL, "root"));
 }
 
+/* [pam] methods (issue 21): the defaults, an argument replacing them, web only with services. */
+static void test_methods(void **state)
+{
+        const unsigned web = LKP_METHOD_WEB, off = LKP_METHOD_OFFLINE, pin = LKP_METHOD_PIN;
+        struct options o;
+
+        lkp_options_parse(&o, NULL, 1, (const char *[]){ "config=/nonexistent/latchkey.conf" });
+        assert_int_equal(lkp_service_methods(&o, "sshd"), web);
+        assert_int_equal(lkp_service_methods(&o, "login"), web | off);
+        assert_int_equal(lkp_service_methods(&o, "gdm-password"), web | off);
+        assert_int_equal(lkp_service_methods(&o, "sudo"), pin);
+        assert_int_equal(lkp_service_methods(&o, "swaylock"), pin);
+        assert_int_equal(lkp_service_methods(&o, "cron"), 0);
+        assert_int_equal(lkp_service_methods(&o, "other"), 0);
+        assert_int_equal(lkp_service_methods(&o, "sud"), 0); /* no prefix match */
+        assert_int_equal(lkp_service_methods(&o, NULL), 0);
+
+        lkp_options_parse(&o, NULL, 2, (const char *[]){
+                "config=/nonexistent/latchkey.conf",
+                "methods=sshd:web+offline,sudo:none cron:web login:pin login:web+bogus" });
+        assert_int_equal(lkp_service_methods(&o, "sshd"), web | off);
+        assert_int_equal(lkp_service_methods(&o, "sudo"), 0);
+        /* web counts only where services lists the service */
+        assert_int_equal(lkp_service_methods(&o, "cron"), 0);
+        /* the last entry wins; an unknown word adds nothing */
+        assert_int_equal(lkp_service_methods(&o, "login"), web);
+        /* not named here: services gives it web+offline, nothing else gives it the PIN */
+        assert_int_equal(lkp_service_methods(&o, "lightdm"), web | off);
+        assert_int_equal(lkp_service_methods(&o, "swaylock"), 0);
+}
+
 static void test_sso_from_config_and_dropins(void **state)
 {
         struct options o;
@@ -431,6 +462,7 @@ int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_defaults),
+                cmocka_unit_test(test_methods),
                 cmocka_unit_test(test_every_argument),
                 cmocka_unit_test(test_later_wins),
                 cmocka_unit_test(test_bad_numbers_keep_the_default),
