@@ -266,6 +266,7 @@ int latchkey_change_pin(struct latchkey *lk, const char *session_id, const char 
 int latchkey_get_pin_state(struct latchkey *lk, const char *user, int probe,
                            struct latchkey_pin_state *ret);
 
+/*
  * Finishing a login without an answer (since 0.2): the device flow (RFC 8628, [provider] flow
  * in latchkey.conf(5)), where the broker polls the provider itself, and the code flow where
  * the broker's callback listener receives the redirect.

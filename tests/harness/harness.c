@@ -21,6 +21,9 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include "base/util.h"
 #include "dbus/broker_wire.h"
@@ -1194,6 +1197,26 @@ int lkh_run_as(uid_t uid, gid_t gid, int (*fn)(void *userdata), void *userdata,
         if (!a.dropped)
                 return fail(-EPERM, "cannot become uid %u gid %u", (unsigned)uid, (unsigned)gid);
         *ret_result = a.result;
+        return 0;
+}
+
+int lkh_free_port(unsigned *ret)
+{
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        socklen_t len = sizeof(a);
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+        if (fd < 0)
+                return -errno;
+        if (bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
+            getsockname(fd, (struct sockaddr *)&a, &len) < 0) {
+                int r = -errno;
+
+                close(fd);
+                return r;
+        }
+        close(fd);
+        *ret = ntohs(a.sin_port);
         return 0;
 }
 

@@ -69,6 +69,7 @@ struct person {
         bool approve_round[4]; /* approve the address of that round before Done */
         const char *gdm_status; /* "Ok" unless set */
         bool deny;           /* refuse at the provider instead */
+        bool listener;       /* code flow: the IdP delivers the redirect to the broker's listener */
         bool paste;          /* code flow: paste the callback address */
         char *info[MAX_MESSAGES];
         unsigned n_info, n_prompts;
@@ -189,7 +190,18 @@ static int conv(int n, const struct pam_message **msg, struct pam_response **res
                         if (p->n_info < MAX_MESSAGES)
                                 p->info[p->n_info++] = strdup(text);
                         if (strncmp(text, "https://", 8) == 0) {
-                                if (p->paste)
+                                if (p->listener) {
+                                        /* The browser signs in; the IdP follows the redirect. */
+                                        _cleanup_free_ char *signin =
+                                                lkh_xasprintf("%s&login_hint=%s", text, USER);
+                                        long status = 0;
+
+                                        if (lkh_http(H, signin, NULL, NULL, &status, NULL,
+                                                     NULL) < 0 ||
+                                            status != 200)
+                                                fprintf(stderr, "the listener's answer: %ld\n",
+                                                        status);
+                                } else if (p->paste)
                                         lkh_browser_login(H, text, USER, false, &p->location,
                                                           NULL);
                                 else
@@ -348,6 +360,17 @@ static void test_code_paste(void **state)
         person_clear(&p);
 }
 
+/* The code flow finished by the broker's callback listener: the person presses only Enter. */
+static void test_listener_enter(void **state)
+{
+        struct person p = {.listener = true};
+
+        assert_int_equal(authenticate("sshd", &p, PAM_SUCCESS), PAMTEST_ERR_OK);
+        assert_int_equal(p.n_prompts, 1);
+        assert_string_equal(p.prompt, "Press Enter when you have signed in (or paste the code): ");
+        person_clear(&p);
+}
+
 /* ---- setup ---- */
 
 /*
@@ -405,6 +428,27 @@ static int setup_code(void **state)
         return setup(state, false);
 }
 
+/* A broker with its callback listener; the IdP follows its redirects (the browser helper). */
+static int setup_listener(void **state)
+{
+        _cleanup_free_ char *extra = NULL;
+        unsigned port;
+
+        if (lkh_new(&H) < 0 || lkh_free_port(&port) < 0)
+                return -1;
+        free(H->redirect_uri);
+        H->redirect_uri = lkh_xasprintf("https://127.0.0.1:%u/callback", port);
+        if (lkh_start_idp(H, NULL) < 0 || lkh_idp_set(H, "follow_redirect", "1") < 0)
+                return -1;
+        extra = lkh_xasprintf("[pam]\nservices = login sshd\nusers = *\n"
+                              "[callback]\nlisten = 127.0.0.1:%u\ncertificate = %s\nkey = %s\n",
+                              port, H->cert_file, H->key_file);
+        if (lkh_write_config(H, extra) < 0 || lkh_start_bus(H) < 0 ||
+            lkh_start_broker(H, NULL) < 0)
+                return -1;
+        return copy_config() < 0 ? -1 : 0;
+}
+
 static int teardown(void **state)
 {
         lkh_free(H);
@@ -425,6 +469,9 @@ int main(void)
         const struct CMUnitTest code[] = {
             cmocka_unit_test(test_code_paste),
         };
+        const struct CMUnitTest listener[] = {
+            cmocka_unit_test(test_listener_enter),
+        };
         int failed = 0;
 
         if (!getenv("PAM_WRAPPER")) {
@@ -444,6 +491,8 @@ int main(void)
                 return 1;
         failed += cmocka_run_group_tests_name("pam, device flow", device, setup_device, teardown);
         failed += cmocka_run_group_tests_name("pam, code flow", code, setup_code, teardown);
+        failed += cmocka_run_group_tests_name("pam, code flow finished by the listener", listener,
+                                              setup_listener, teardown);
         for (const char *const *n = (const char *const[]){"login", "sshd", "latchkey.conf", NULL}; *n; n++) {
                 _cleanup_free_ char *path = lkh_xasprintf("%s/%s", pam_dir, *n);
                 unlink(path);
