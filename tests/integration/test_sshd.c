@@ -1158,6 +1158,78 @@ static void test_device_flow_enter_only(void **state)
         term_close(&t);
 }
 
+/* The code flow finished by the broker's callback listener over sshd: only Enter typed. */
+static void test_listener_enter_only(void **state)
+{
+        struct ctx *x = *state;
+        _cleanup_free_ char *url = NULL, *prompt = NULL, *signin = NULL;
+        struct term t;
+        size_t after = 0, at = 0;
+        long status = 0;
+        int exit_status = -1;
+
+        start_ssh(x, &t, "echo LISTENER-SIGNED-IN");
+        expect_address_and_prompt(x, &t, &url, &prompt, &after);
+        assert_non_null(strstr(prompt, "Press Enter when you have signed in (or paste the code)"));
+        /* The browser signs in; the provider sends it to the broker's listener. */
+        signin = lkh_xasprintf("%s&login_hint=%s", url, TEST_USER);
+        assert_int_equal(lkh_http(x->h, signin, NULL, NULL, &status, NULL, NULL), 0);
+        assert_int_equal(status, 200);
+        assert_int_equal(term_send(&t, "\n"), 0);
+        if (term_expect(&t, after, "LISTENER-SIGNED-IN", &at) < 0) {
+                term_dump(&t);
+                fail();
+        }
+        assert_int_equal(term_finish(&t, &exit_status), 0);
+        assert_true(WIFEXITED(exit_status));
+        assert_int_equal(WEXITSTATUS(exit_status), 0);
+        term_close(&t);
+}
+
+static int setup_listener(void **state)
+{
+        struct ctx *x = calloc(1, sizeof(*x));
+        _cleanup_free_ char *extra = NULL;
+        unsigned port = 0;
+        int r;
+
+        if (!x)
+                return -1;
+        r = lkh_new(&x->h);
+        if (r == 0)
+                r = make_user(x);
+        if (r == 0)
+                r = lkh_free_port(&port);
+        if (r == 0) {
+                free(x->h->redirect_uri);
+                x->h->redirect_uri = lkh_xasprintf("https://127.0.0.1:%u/callback", port);
+                r = lkh_start_idp(x->h, NULL);
+        }
+        if (r == 0)
+                r = lkh_idp_set(x->h, "follow_redirect", "1");
+        if (r == 0) {
+                extra = lkh_xasprintf("[users]\nallowed_users = " TEST_USER "\n"
+                                      "[callback]\nlisten = 127.0.0.1:%u\ncertificate = %s\n"
+                                      "key = %s\n",
+                                      port, x->h->cert_file, x->h->key_file);
+                r = lkh_write_config(x->h, extra);
+        }
+        if (r == 0)
+                r = lkh_start_bus(x->h);
+        if (r == 0)
+                r = lkh_start_broker(x->h, NULL);
+        if (r == 0)
+                r = pick_token_command(x);
+        if (r == 0)
+                r = prepare_sshd(x);
+        if (r < 0) {
+                ctx_free(x);
+                return -1;
+        }
+        *state = x;
+        return 0;
+}
+
 static int setup_device(void **state)
 {
         struct ctx *x = calloc(1, sizeof(*x));
@@ -1197,6 +1269,9 @@ int main(void)
         const struct CMUnitTest device[] = {
                 cmocka_unit_test(test_device_flow_enter_only),
         };
+        const struct CMUnitTest listener[] = {
+                cmocka_unit_test(test_listener_enter_only),
+        };
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_listens_on_loopback_only),
                 cmocka_unit_test(test_login_token_logout),
@@ -1216,8 +1291,12 @@ int main(void)
         }
         if (cmocka_run_group_tests_name("sshd with pam_latchkey", tests, setup, teardown))
                 return 1;
-        return cmocka_run_group_tests_name("sshd with pam_latchkey, device flow", device,
-                                           setup_device, teardown)
+        if (cmocka_run_group_tests_name("sshd with pam_latchkey, device flow", device,
+                                        setup_device, teardown))
+                return 1;
+        return cmocka_run_group_tests_name("sshd with pam_latchkey, code flow and the callback "
+                                           "listener",
+                                           listener, setup_listener, teardown)
                        ? 1
                        : 0;
 }
