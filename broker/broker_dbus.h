@@ -51,5 +51,7 @@ struct lk_options {
         const char *session_id; /* NULL when absent; points into the message */
         uint32_t min_valid;
         bool end_with_caller;   /* BeginLogin: the login ends when the caller leaves the bus */
+        const char *scope;      /* GetToken: a narrower scope; NULL when absent (as audience) */
+        const char *audience;   /* GetToken: the token's audience (RFC 8707 resource) */
 };
 int lk_options_parse(DBusMessageIter *array, struct lk_options *ret, struct lk_error *e);
