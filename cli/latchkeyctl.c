@@ -14,7 +14,8 @@
 const char *program_name = "latchkeyctl";
 
 static const struct command commands[] = {
-        { "token", cmd_token, "[--session ID] [--min-valid SECONDS]",
+        { "token", cmd_token,
+          "[--session ID] [--min-valid SECONDS] [--scope S] [--audience A] [--format F]",
           "print the session's access token (refreshed when needed)" },
         { "status", cmd_status, "[--session ID] [--json]",
           "show the session, its user and how long its token is valid" },
@@ -26,6 +27,8 @@ static const struct command commands[] = {
           "close the session: its tokens are erased (and revoked where configured)" },
         { "login", cmd_login, "[--no-qr] USER",
           "log USER in at this terminal, without PAM, and open a session" },
+        { "credential", cmd_credential, "[--map FILE] get|store|erase",
+          "a git credential helper: the token for the hosts the admin mapped" },
         { "check-config", cmd_check_config, "[--json] [PATH]",
           "check latchkey.conf and the provider it names" },
 };

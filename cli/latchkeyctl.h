@@ -57,3 +57,4 @@ int cmd_sessions(int argc, char *argv[]);
 int cmd_logout(int argc, char *argv[]);
 int cmd_login(int argc, char *argv[]);
 int cmd_check_config(int argc, char *argv[]);
+int cmd_credential(int argc, char *argv[]);

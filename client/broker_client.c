@@ -391,9 +391,9 @@ int lk_client_get_token_for(DBusConnection *c, int timeout_ms, const char *sessi
 
         if (session_id && !lk_reply_string_valid(session_id, LK_ARG_ID_MAX))
                 return bad_arg(e, "a session id", LK_ARG_ID_MAX);
-        if (scope && !lk_reply_string_valid(scope, LK_ARG_ID_MAX))
+        if (args.scope && !lk_reply_string_valid(scope, LK_ARG_ID_MAX))
                 return bad_arg(e, "a scope", LK_ARG_ID_MAX);
-        if (audience && !lk_reply_string_valid(audience, LK_ARG_ID_MAX))
+        if (args.audience && !lk_reply_string_valid(audience, LK_ARG_ID_MAX))
                 return bad_arg(e, "an audience", LK_ARG_ID_MAX);
         r = call(c, timeout_ms, LK_BUS_METHOD_GET_TOKEN, LK_BUS_GET_TOKEN_OUT, &args, &reply, e);
         if (r < 0)
