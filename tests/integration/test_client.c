@@ -1728,6 +1728,7 @@ static void test_git_helper(void **state)
                 shell("cat '%s' >&2", out);
         assert_int_equal(read_text(out, &refs, &len), 0);
         sha[strcspn(sha, "\n")] = 0;
+        free(text);
         text = lkh_xasprintf("%s\trefs/heads/main", sha);
         assert_non_null(strstr(refs, text));
         assert_null(strstr(refs, token));
