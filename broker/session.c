@@ -688,13 +688,21 @@ static void on_refreshed_for(void *userdata, struct lk_grant *grant, const struc
                 session_expire(ss, s, why);
                 return;
         }
-        if (grant && grant->tokens.refresh_token) {
+        if (grant)
+                lk_budget_refund(ss->budget, s->uid); /* a live refresh token: no abuse */
+        if (grant && (grant->tokens.refresh_token || grant->claims)) {
                 /* A new refresh token stands for the whole grant (RFC 6749 §6): it replaces
-                 * the session's, as after its own refresh. */
-                char *old = s->tokens.refresh_token;
+                 * the session's, as after its own refresh; so do newly verified claims. */
+                if (grant->tokens.refresh_token) {
+                        char *old = s->tokens.refresh_token;
 
-                s->tokens.refresh_token = TAKE_PTR(grant->tokens.refresh_token);
-                lk_secret_free(old);
+                        s->tokens.refresh_token = TAKE_PTR(grant->tokens.refresh_token);
+                        lk_secret_free(old);
+                }
+                if (grant->claims) {
+                        json_decref(s->claims);
+                        s->claims = TAKE_PTR(grant->claims);
+                }
                 if (save(ss, s, &e) < 0)
                         log_error("Cannot save session %s: %s, keeping it in memory only", s->id,
                                   e.message);
@@ -722,7 +730,6 @@ static void on_refreshed_for(void *userdata, struct lk_grant *grant, const struc
                 struct lk_tokens *n = &grant->tokens;
                 char *old = t->tokens.access_token;
 
-                lk_budget_refund(ss->budget, s->uid);
                 t->tokens.access_token = TAKE_PTR(n->access_token);
                 lk_secret_free(old);
                 free(t->tokens.token_type);
