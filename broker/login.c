@@ -213,6 +213,17 @@ struct lk_login *lk_login_find(struct lk_logins *ls, const char *id)
         return NULL;
 }
 
+struct lk_login *lk_login_find_by_state(struct lk_logins *ls, const char *state)
+{
+        struct lk_login *found = NULL;
+
+        for (struct lk_login *l = ls->list; l; l = l->next)
+                if (!l->cancelled && l->auth && l->auth->state &&
+                    lk_secret_equal(l->auth->state, state) && !found)
+                        found = l;
+        return found;
+}
+
 /*
  * The exchange failed without the provider judging the code: it was not reached, answered
  * nothing usable, asked us to wait, or we failed here. Anything else is its refusal.
@@ -336,7 +347,10 @@ int lk_login_complete(struct lk_logins *ls, struct lk_login *l, const char *answ
                             &code, e);
         if (r < 0) {
                 /* error= on the callback: the provider (or the person) said no. */
-                login_answer_failed(l, r != -LK_ERR_ACCESS_DENIED_BY_USER);
+                if (r == -LK_ERR_ACCESS_DENIED_BY_USER)
+                        login_end(l, "was refused at the provider");
+                else
+                        login_answer_failed(l, true);
                 return r;
         }
         r = ls->idp.ops->exchange_code(ls->idp.idp, code, l->auth->verifier, l->auth->nonce,

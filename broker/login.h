@@ -104,6 +104,13 @@ int lk_login_begin(struct lk_logins *ls, uid_t owner_uid, const char *user, uid_
 /* The login of that id, expired or not; NULL when there is none. */
 struct lk_login *lk_login_find(struct lk_logins *ls, const char *id);
 
+/*
+ * The login whose authorization carries that state (the callback listener's lookup), NULL when
+ * none: every login still holding its authorization is compared, in constant time
+ * (lk_secret_equal), so the time taken says nothing about which state is near one.
+ */
+struct lk_login *lk_login_find_by_state(struct lk_logins *ls, const char *state);
+
 /* 0 when the login waits for its answer, else LoginExpired / TooManyRequests / InvalidArgument. */
 int lk_login_check_pending(struct lk_logins *ls, struct lk_login *l, struct lk_error *e);
 

@@ -15,6 +15,7 @@
 #include "broker/broker_dbus.h"
 #include "broker/budget.h"
 #include "base/util.h"
+#include "broker/callback_listener.h"
 #include "broker/login.h"
 #include "broker/session.h"
 #include "broker/session_store.h"
@@ -42,6 +43,7 @@ struct broker {
         struct lk_logins logins;
         struct lk_sessions sessions;
         struct lk_broker_dbus dbus; /* what the D-Bus face works on */
+        struct lk_callback_listener *callback; /* [callback] listen; NULL: none */
 
         /* The sessions of the last run, read in slices once the bus name is ours. */
         struct lk_timer *load_timer;
@@ -255,6 +257,8 @@ void broker_free(struct broker *b)
         lk_http_free(b->http);
         /* Their callers still get an answer, while the bus is still there. */
         lk_logins_free_all(&b->logins);
+        /* After the logins: a callback waiting for its exchange has had its answer. */
+        lk_callback_listener_free(b->callback);
         lk_sessions_free_all(&b->sessions);
         lk_store_free(b->store);
         lk_budget_free(b->budget);
@@ -349,6 +353,19 @@ int broker_new(const struct broker_options *o, struct broker **ret, struct lk_er
         r = lk_sessions_load_begin(&b->sessions, e);
         if (r < 0)
                 goto fail;
+
+        /* The callback listener: without it, pasting still works, so the broker serves on. */
+        if (b->config->callback_listen) {
+                struct lk_callback_deps cd = {.config = b->config, .loop = b->loop,
+                                              .clock = &lk_clock_system, .logins = &b->logins,
+                                              .budget = b->budget};
+
+                if (lk_callback_listener_new(&cd, &b->callback, e) < 0) {
+                        log_error("%s; the provider's callback must be pasted until this is "
+                                  "fixed", e->message);
+                        lk_error_clear(e);
+                }
+        }
 
         /* Last: once we own the name, callers may come. */
         r = lk_bus_new(b->loop, &lk_broker_bus_ops, &b->dbus, &b->bus, e);

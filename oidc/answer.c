@@ -371,3 +371,20 @@ int lk_answer_parse(const char *answer, const char *expected_state, const char *
         *ret_code = TAKE_PTR(p.code);
         return 0;
 }
+
+int lk_answer_query_state(const char *query, size_t len, char **ret_state, struct lk_error *e)
+{
+        _cleanup_(params_clear) struct params p = {0};
+        int r;
+
+        if (len > LK_ANSWER_MAX)
+                return lk_error_set(e, LK_ERR_INVALID_ARGUMENT,
+                                    "the address is longer than %d bytes", LK_ANSWER_MAX);
+        r = parse_query(query, until_hash(query, len), &p, e);
+        if (r < 0)
+                return r;
+        if (isempty(p.state))
+                return lk_error_set(e, LK_ERR_INVALID_ARGUMENT, "the address carries no state");
+        *ret_state = TAKE_PTR(p.state);
+        return 0;
+}

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "oidc/error.h"
 
@@ -20,3 +21,11 @@
  */
 int lk_answer_parse(const char *answer, const char *expected_state, const char *expected_iss,
                     bool iss_required, char **ret_code, struct lk_error *e);
+
+/*
+ * The decoded state of a callback's query (the text after '?', without it), by the same rules
+ * as an answer's (a parameter given twice is refused): the callback listener finds the login
+ * with it before the whole answer is checked by lk_answer_parse(). LK_ERR_INVALID_ARGUMENT when
+ * the query is oversized, carries no state or cannot be read. *ret_state is a secret.
+ */
+int lk_answer_query_state(const char *query, size_t len, char **ret_state, struct lk_error *e);

@@ -89,6 +89,11 @@ struct lk_config {
         unsigned login_timeout;
         bool revoke_on_close;
         unsigned idle_exit;
+
+        /* [callback]: the broker's own HTTPS listener for the redirect (NULL: none) */
+        char *callback_listen;      /* ADDRESS:PORT or [IPv6]:PORT, lk_listen_address_parse() */
+        char *callback_certificate; /* PEM */
+        char *callback_key;         /* PEM, read as a private file */
 };
 
 /* One thing wrong in a config file. line is 0 where it is not about one line. */

@@ -2,6 +2,7 @@
 /* The checks between keys, run once every file has been read. */
 #include <errno.h>
 #include <stdio.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "oidc/config_loader.h"
@@ -12,6 +13,36 @@ static bool missing(struct conf_loader *l, const char *name)
         const struct conf_key *k = conf_key_by_name(name);
 
         return !*(char **)((char *)l->c + k->offset) && !conf_origin_of(l, name)->bad;
+}
+
+/* [callback]: the listener needs its certificate and key, and serves redirect_uri's path. */
+static void check_callback(struct conf_loader *l)
+{
+        struct lk_config *c = l->c;
+
+        if (!c->callback_listen) {
+                if (c->callback_certificate)
+                        conf_key_problem(l, "certificate",
+                                         "is set, but [callback] listen is not: nothing listens");
+                if (c->callback_key)
+                        conf_key_problem(l, "key",
+                                         "is set, but [callback] listen is not: nothing listens");
+                return;
+        }
+        if (missing(l, "certificate"))
+                conf_key_problem(l, "listen", "needs [callback] certificate (the listener speaks "
+                                 "only HTTPS)");
+        if (missing(l, "key"))
+                conf_key_problem(l, "listen", "needs [callback] key (the certificate's private "
+                                 "key)");
+        if (c->callback_certificate && access(c->callback_certificate, R_OK) < 0)
+                conf_key_problem(l, "certificate", "cannot read %s: %s", c->callback_certificate,
+                                 strerror(errno));
+        if (c->redirect_uri && strncasecmp(c->redirect_uri, "https://", 8) != 0)
+                conf_key_problem(l, "redirect_uri",
+                                 "must be an https:// address of this host (or a name that "
+                                 "reaches it) when [callback] listen is set: the listener "
+                                 "speaks only HTTPS");
 }
 
 void conf_check_keys(struct conf_loader *l)
@@ -50,4 +81,6 @@ void conf_check_keys(struct conf_loader *l)
 
         if (c->ca_file && access(c->ca_file, R_OK) < 0)
                 conf_key_problem(l, "ca_file", "cannot read %s: %s", c->ca_file, strerror(errno));
+
+        check_callback(l);
 }

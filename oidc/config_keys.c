@@ -100,11 +100,15 @@ const struct conf_key conf_keys[] = {
         KEY("sessions", "revoke_on_close",        bool,       revoke_on_close, .def = "no"),
         KEY("sessions", "idle_exit",              uint,       idle_exit,
             .def = "300", .min = 0, .max = 86400),
+
+        KEY("callback", "listen",                 listen,     callback_listen),
+        KEY("callback", "certificate",            path,       callback_certificate),
+        KEY("callback", "key",                    path,       callback_key),
 };
 
 const size_t conf_n_keys = ELEMENTSOF(conf_keys);
 
-static const char *const sections[] = { "provider", "users", "sessions", "pam" };
+static const char *const sections[] = { "provider", "users", "sessions", "callback", "pam" };
 
 /* [pam] belongs to pam_latchkey.so (pam_latchkey(8)), which reads it itself; here only its names. */
 static const char *const pam_keys[] = { "services", "users", "groups" };

@@ -86,14 +86,15 @@ extern const struct conf_type
         conf_type_words,      /* char **, words (lk_strv_split()); empty = NULL */
         conf_type_scopes,     /* char **, scope tokens, "openid" first, no repeats */
         conf_type_algorithms, /* unsigned, LK_ALG_* bits; never "none" */
-        conf_type_enum;       /* int (an enum), one of k->names */
+        conf_type_enum,       /* int (an enum), one of k->names */
+        conf_type_listen;     /* char *, ADDRESS:PORT (lk_listen_address_parse()); empty = unset */
 
 /* config_keys.c: the table, its rows by name, and the sections latchkey.conf may hold. */
 extern const struct conf_key conf_keys[];
 extern const size_t conf_n_keys;
 const struct conf_key *conf_key_by_name(const char *name);
 bool conf_section_known(const char *name);
-#define CONF_SECTIONS_HINT "(known: [provider], [users], [sessions], [pam])"
+#define CONF_SECTIONS_HINT "(known: [provider], [users], [sessions], [callback], [pam])"
 
 /* ---- the loader ---- */
 

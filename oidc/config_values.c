@@ -9,6 +9,7 @@
 #include <strings.h>
 
 #include "oidc/config_loader.h"
+#include "oidc/listen_address.h"
 #include "oidc/url_policy.h"
 
 #define REFUSE(...) (snprintf(why, why_size, __VA_ARGS__), -LK_ERR_CONFIG)
@@ -245,6 +246,16 @@ static int parse_enum(const struct conf_key *k, const char *v, void *dst, char *
         return REFUSE("'%s' is not one of %s", conf_quote(v, q), names);
 }
 
+static int parse_listen(const struct conf_key *k, const char *v, void *dst, char *why,
+                        size_t why_size)
+{
+        char q[CONF_QUOTE_SIZE], reason[160];
+
+        if (*v && lk_listen_address_parse(v, NULL, NULL, reason, sizeof(reason)) < 0)
+                return REFUSE("'%s' %s", conf_quote(v, q), reason);
+        return store_string(v, dst, false);
+}
+
 const struct conf_type conf_type_string = { parse_string, free_string };
 const struct conf_type conf_type_claim = { parse_claim, free_string };
 const struct conf_type conf_type_path = { parse_path, free_string };
@@ -257,3 +268,4 @@ const struct conf_type conf_type_words = { parse_words, free_words };
 const struct conf_type conf_type_scopes = { parse_scopes, free_words };
 const struct conf_type conf_type_algorithms = { parse_algorithms, NULL };
 const struct conf_type conf_type_enum = { parse_enum, NULL };
+const struct conf_type conf_type_listen = { parse_listen, free_string };

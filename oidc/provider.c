@@ -283,21 +283,29 @@ static void discovery_done(void *userdata, const struct lk_http_response *resp,
         wake_waiters(p, WAIT_DISCOVERY, &e);
 }
 
-static int start_discovery(struct lk_provider *p, struct lk_error *e)
+/* GETs url unless a fetch of it is under way (*busy), counting it in *count. */
+static int start_fetch(struct lk_provider *p, const char *url, lk_http_done_fn done, bool *busy,
+                       uint64_t *count, struct lk_error *e)
 {
         struct lk_http_request req = {
-                .url = p->discovery_url, .ca_file = p->c->ca_file, .timeout = p->c->timeout,
+                .url = url, .ca_file = p->c->ca_file, .timeout = p->c->timeout,
         };
         int r;
 
-        if (p->discovery_busy)
+        if (*busy)
                 return 0;
-        r = lk_http_submit(p->h, &req, discovery_done, p, e);
+        r = lk_http_submit(p->h, &req, done, p, e);
         if (r < 0)
                 return r;
-        p->discovery_busy = true;
-        p->stats.discovery++;
+        *busy = true;
+        (*count)++;
         return 0;
+}
+
+static int start_discovery(struct lk_provider *p, struct lk_error *e)
+{
+        return start_fetch(p, p->discovery_url, discovery_done, &p->discovery_busy,
+                           &p->stats.discovery, e);
 }
 
 static void jwks_done(void *userdata, const struct lk_http_response *resp,
@@ -322,19 +330,7 @@ static void jwks_done(void *userdata, const struct lk_http_response *resp,
 
 static int start_jwks(struct lk_provider *p, struct lk_error *e)
 {
-        struct lk_http_request req = {
-                .url = p->ep.jwks_uri, .ca_file = p->c->ca_file, .timeout = p->c->timeout,
-        };
-        int r;
-
-        if (p->jwks_busy)
-                return 0;
-        r = lk_http_submit(p->h, &req, jwks_done, p, e);
-        if (r < 0)
-                return r;
-        p->jwks_busy = true;
-        p->stats.jwks++;
-        return 0;
+        return start_fetch(p, p->ep.jwks_uri, jwks_done, &p->jwks_busy, &p->stats.jwks, e);
 }
 
 /* Waits for a key fetch (one under way, or a new one). Returns false when op was finished. */

@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include <arpa/inet.h>
+#include <curl/curl.h>
 #include <netinet/in.h>
 
 #include "base/util.h"
@@ -99,6 +100,7 @@ struct switches {
         struct refusal refuse_code, refuse_refresh;
         char retry_after[32];  /* a Retry-After header on refuse_* answers; "" = none */
         bool iss_parameter;    /* RFC 9207: iss on authorization responses, said in discovery */
+        bool follow_redirect;  /* the browser helper: authorize follows its own redirect */
         bool widen_scope;      /* a refresh asking for a narrower scope is answered the whole grant's */
         char id_token_user[USER_MAX + 1];
         char sub[USER_MAX + 1]; /* the id_token's sub, whoever signed in; "" = derived */
@@ -151,6 +153,7 @@ static struct {
         atomic_bool stopping;
         bool verbose;
         const char *host;
+        const char *cert_path; /* also the CA the browser helper trusts (follow_redirect) */
         char *issuer;
 
         struct client clients[CLIENTS_MAX];
@@ -825,12 +828,76 @@ static const struct client *client_by_id(const char *id)
         return NULL;
 }
 
+/* The browser's body of a followed redirect, capped. */
+struct followed {
+        char *body;
+        size_t len;
+};
+
+static size_t followed_write(char *data, size_t size, size_t n, void *userdata)
+{
+        struct followed *f = userdata;
+        size_t add = size * n;
+        char *nb;
+
+        if (f->len + add > BODY_MAX)
+                return 0;
+        nb = realloc(f->body, f->len + add + 1);
+        if (!nb)
+                return 0;
+        memcpy(nb + f->len, data, add);
+        f->len += add;
+        nb[f->len] = '\0';
+        f->body = nb;
+        return add;
+}
+
+/*
+ * follow_redirect, the browser helper: the IdP GETs the redirect itself (the broker's
+ * callback listener, trusting --cert as the CA) and answers with what it answered, status and
+ * body, so a test signs in with one request, as a browser would with the two.
+ */
+static enum MHD_Result follow(struct MHD_Connection *c, const char *method, const char *url,
+                              const char *location)
+{
+        struct followed f = {0};
+        CURL *h = curl_easy_init();
+        CURLcode rc;
+        long status = 0;
+
+        if (!h)
+                abort();
+        curl_easy_setopt(h, CURLOPT_URL, location);
+        curl_easy_setopt(h, CURLOPT_CAINFO, idp.cert_path);
+        curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "https");
+        curl_easy_setopt(h, CURLOPT_TIMEOUT, 60L);
+        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, followed_write);
+        curl_easy_setopt(h, CURLOPT_WRITEDATA, &f);
+        rc = curl_easy_perform(h);
+        if (rc == CURLE_OK)
+                curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+        curl_easy_cleanup(h);
+        if (rc != CURLE_OK) {
+                free(f.body);
+                return reply_text(c, method, url, 502, "the redirect could not be followed\n");
+        }
+        return reply_raw(c, method, url, (unsigned)status, "text/html; charset=utf-8",
+                         f.body ? f.body : xstrdup(""), f.len, NULL);
+}
+
 static enum MHD_Result redirect(struct MHD_Connection *c, const char *method, const char *url,
                                 const char *location)
 {
         const char *const headers[] = { "Location", location, "Cache-Control", "no-store", NULL };
-        char *body = xstrdup("Redirecting\n");
+        char *body;
+        bool follow_it;
 
+        pthread_mutex_lock(&idp.lock);
+        follow_it = idp.sw.follow_redirect;
+        pthread_mutex_unlock(&idp.lock);
+        if (follow_it)
+                return follow(c, method, url, location);
+        body = xstrdup("Redirecting\n");
         return reply_raw(c, method, url, 302, "text/plain", body, strlen(body), headers);
 }
 
@@ -1507,7 +1574,8 @@ static const struct {
         BOOL_SWITCH(extra_aud_no_azp),   BOOL_SWITCH(omit_kid),
         BOOL_SWITCH(error_on_authorize), BOOL_SWITCH(discovery_wrong_issuer),
         BOOL_SWITCH(close_after_headers), BOOL_SWITCH(token_redirect),
-        BOOL_SWITCH(iss_parameter),      BOOL_SWITCH(widen_scope),
+        BOOL_SWITCH(iss_parameter),      BOOL_SWITCH(follow_redirect),
+        BOOL_SWITCH(widen_scope),
 };
 
 /* "STATUS" or "STATUS:ERROR", STATUS 400..499; "" or "0" = off. */
@@ -1906,6 +1974,7 @@ int main(int argc, char **argv)
         sigset_t mask;
         int sig, c, r = 1;
 
+        curl_global_init(CURL_GLOBAL_DEFAULT);
         while ((c = getopt_long(argc, argv, "", opts, NULL)) >= 0) {
                 switch (c) {
                 case 'p':
@@ -1915,7 +1984,7 @@ int main(int argc, char **argv)
                         }
                         break;
                 case 'f': port_file = optarg; break;
-                case 'c': cert_path = optarg; break;
+                case 'c': cert_path = idp.cert_path = optarg; break;
                 case 'k': key_path = optarg; break;
                 case 'C':
                         if (add_client(optarg) < 0) {

@@ -294,7 +294,7 @@ static void test_unknown_section(void **state)
         load_bad(t, &p, &e);
         assert_int_equal(p.n, 1);
         assert_string_equal(e.message, "test.conf:5: [provder]: unknown section (known: "
-                                       "[provider], [users], [sessions], [pam])");
+                                       "[provider], [users], [sessions], [callback], [pam])");
         lk_config_problems_clear(&p);
 }
 
@@ -1029,6 +1029,98 @@ static void test_problem_string(void **state)
         assert_string_equal(sb, "f.conf: gone");
 }
 
+/* [callback]: the listen address's forms, and what the listener needs besides. */
+static void test_callback_section(void **state)
+{
+        static const char *const good[] = { "127.0.0.1:8443", "0.0.0.0:1", "[::1]:8443",
+                                            "[::]:65535", "[::ffff:192.0.2.1]:443" };
+        static const struct {
+                const char *value, *message;
+        } bad[] = {
+                { "localhost:8443", "is not a numeric IPv4 address (an IPv6 address: "
+                                    "[ADDRESS]:PORT; no host names)" },
+                { "127.0.0.1", "is not ADDRESS:PORT (an IPv6 address: [ADDRESS]:PORT)" },
+                { "127.0.0.1:0", "the port is not a number from 1 to 65535" },
+                { "127.0.0.1:65536", "the port is not a number from 1 to 65535" },
+                { "127.0.0.1:+80", "the port is not a number from 1 to 65535" },
+                { "::1:8443", "is not a numeric IPv4 address (an IPv6 address: [ADDRESS]:PORT; "
+                              "no host names)" },
+                { "[::1]8443", "an IPv6 address is written [ADDRESS]:PORT" },
+                { "[127.0.0.1]:8443", "is not a numeric IPv6 address in brackets" },
+                { ":8443", "has no numeric address before the port" },
+        };
+        const char *cert = write_file("cb.pem", 0644, "not read by the loader\n");
+        const char *key = write_file("cb.key", 0600, "not read by the loader\n");
+        _cleanup_free_ char *files = NULL;
+
+        assert_true(asprintf(&files, "certificate = %s\nkey = %s\n", cert, key) > 0);
+        for (size_t i = 0; i < ELEMENTSOF(good); i++) {
+                _cleanup_free_ char *t = NULL;
+
+                assert_true(asprintf(&t, "%s[callback]\nlisten = %s\n%s", minimal, good[i],
+                                     files) > 0);
+                _cleanup_(lk_config_freep) struct lk_config *c = load_ok(t);
+                assert_string_equal(c->callback_listen, good[i]);
+                assert_string_equal(c->callback_certificate, cert);
+                assert_string_equal(c->callback_key, key);
+        }
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                _cleanup_free_ char *t = NULL, *m = NULL;
+
+                assert_true(asprintf(&t, "%s[callback]\nlisten = %s\n%s", minimal, bad[i].value,
+                                     files) > 0);
+                assert_true(asprintf(&m, "test.conf:6: [callback] listen: '%s' %s", bad[i].value,
+                                     bad[i].message) > 0);
+                expect_error(t, m);
+        }
+
+        /* Without listen nothing listens: no [callback] at all is the default. */
+        {
+                _cleanup_(lk_config_freep) struct lk_config *c = load_ok(minimal);
+                assert_null(c->callback_listen);
+        }
+        {
+                _cleanup_free_ char *t = with("[callback]\nlisten = 127.0.0.1:8443\n");
+                expect_error(t, "test.conf:6: [callback] listen: needs [callback] certificate "
+                                "(the listener speaks only HTTPS)");
+        }
+        {
+                _cleanup_free_ char *t = NULL;
+
+                assert_true(asprintf(&t, "%s[callback]\nlisten = 127.0.0.1:8443\ncertificate = %s\n",
+                                     minimal, cert) > 0);
+                expect_error(t, "test.conf:6: [callback] listen: needs [callback] key (the "
+                                "certificate's private key)");
+        }
+        {
+                _cleanup_free_ char *t = NULL;
+
+                assert_true(asprintf(&t, "%s[callback]\ncertificate = %s\n", minimal, cert) > 0);
+                expect_error(t, "test.conf:6: [callback] certificate: is set, but [callback] "
+                                "listen is not: nothing listens");
+        }
+        {
+                _cleanup_free_ char *t = NULL, *m = NULL;
+
+                assert_true(asprintf(&t, "%s[callback]\nlisten = 127.0.0.1:8443\n"
+                                     "certificate = %s/absent.pem\nkey = %s\n",
+                                     minimal, tpath(""), key) > 0);
+                assert_true(asprintf(&m, "test.conf:7: [callback] certificate: cannot read "
+                                     "%s/absent.pem: No such file or directory", tpath("")) > 0);
+                expect_error(t, m);
+        }
+        {
+                _cleanup_free_ char *t = NULL;
+
+                assert_true(asprintf(&t, "[provider]\nissuer = https://idp.example.com\n"
+                                     "client_id = latchkey\nredirect_uri = http://127.0.0.1:8080/cb\n"
+                                     "[callback]\nlisten = 127.0.0.1:8443\n%s", files) > 0);
+                expect_error(t, "test.conf:4: [provider] redirect_uri: must be an https:// "
+                                "address of this host (or a name that reaches it) when "
+                                "[callback] listen is set: the listener speaks only HTTPS");
+        }
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -1038,6 +1130,7 @@ int main(void)
                 cmocka_unit_test(test_all_problems_collected),
                 cmocka_unit_test(test_unknown_key),
                 cmocka_unit_test(test_unknown_section),
+                cmocka_unit_test(test_callback_section),
                 cmocka_unit_test(test_pam_section),
                 cmocka_unit_test(test_outside_section),
                 cmocka_unit_test(test_syntax_errors),
