@@ -19,6 +19,12 @@ enum lk_client_auth {
         LK_CLIENT_AUTH_BASIC, /* client_secret_basic */
 };
 
+/* How a GetToken audience is sent in a refresh request: RFC 8707 resource=, or audience=. */
+enum lk_audience_parameter {
+        LK_AUDIENCE_RESOURCE, /* resource (RFC 8707) */
+        LK_AUDIENCE_AUDIENCE, /* audience (Auth0, Okta's and others' own parameter) */
+};
+
 enum lk_nonce_mode {
         LK_NONCE_REQUIRED,
         LK_NONCE_IF_PRESENT,
@@ -68,6 +74,7 @@ struct lk_config {
         char *ca_file;
         unsigned timeout;     /* seconds for one HTTP exchange */
         unsigned clock_skew;  /* seconds */
+        enum lk_audience_parameter audience_parameter;
 
         /* [users] */
         char *username_claim;
