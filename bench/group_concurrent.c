@@ -102,7 +102,7 @@ void bench_burst(DBusConnection **load_conns, const char *const *load_sids)
         struct lat idle = {0}, busy = {0};
         long idle_err = 0, busy_err = 0, code0, code1;
         int ok = 0;
-        bool told = false;
+        char failed[512] = "";
         int64_t t0, t1;
         double idle_p99, busy_p99, all_ms;
         char fig[96];
@@ -158,13 +158,17 @@ void bench_burst(DBusConnection **load_conns, const char *const *load_sids)
 
                 dbus_pending_call_block(bl[i].pending);
                 reply = dbus_pending_call_steal_reply(bl[i].pending);
-                if (reply && dbus_message_get_type(reply) == DBUS_MESSAGE_TYPE_METHOD_RETURN)
+                if (reply && dbus_message_get_type(reply) == DBUS_MESSAGE_TYPE_METHOD_RETURN) {
                         ok++;
-                else if (!told) {
-                        fprintf(stderr, "latchkey-bench: CompleteLogin for %s: %s\n",
-                                bl[i].user,
-                                reply ? dbus_message_get_error_name(reply) : "no reply");
-                        told = true;
+                } else if (!failed[0]) {
+                        DBusError err = DBUS_ERROR_INIT;
+
+                        if (reply)
+                                dbus_set_error_from_message(&err, reply);
+                        snprintf(failed, sizeof(failed), "CompleteLogin for %s failed: %s: %s",
+                                 bl[i].user, err.name ? err.name : "no reply",
+                                 err.message ? err.message : "");
+                        dbus_error_free(&err);
                 }
                 if (reply)
                         dbus_message_unref(reply);
@@ -173,6 +177,9 @@ void bench_burst(DBusConnection **load_conns, const char *const *load_sids)
         t1 = now_ns();
         lkh_sleep_ms(50);
         paced_stop(&load, &busy, &busy_err);
+        /* A login that failed ends the run, with its words: nothing after it would mean much. */
+        if (failed[0])
+                die("%s", failed);
         idp_set("delay_ms", "0");
         code1 = idp_stat("token_code");
 

@@ -2,7 +2,8 @@
 /*
  * Group 2: CompleteLogin vs the same token request sent by the bench with libcurl (same CA
  * file, same verification, a kept-alive connection like the broker's pool), and the IdP's
- * counters per login.
+ * counters per login. The target: the broker's own share (CompleteLogin p50 - direct p50)
+ * within 2x a Peer.Ping made at the same point of a login.
  */
 #include <math.h>
 #include <openssl/rand.h>
@@ -164,7 +165,7 @@ void bench_logins(DBusConnection *root)
         CURL *direct = http_new();
         struct lat lb = {0}, ld = {0}, lp = {0};
         long code0, other0, code1, other1;
-        double pb, pd, per_login, other;
+        double pb, pd, pp, per_login, other;
         int64_t cpu = 0; /* the broker's, in the logins timed */
         pid_t pid;
 
@@ -192,12 +193,19 @@ void bench_logins(DBusConnection *root)
                  idp_stat("userinfo") + idp_stat("revoke");
         pb = lat_pct(&lb, 0.50);
         pd = lat_pct(&ld, 0.50);
-        row("2", "CompleteLogin p50", pb, "ms", pd, "direct p50", "<= 1.25x direct",
-            check(pb <= 1.25 * pd));
+        pp = lat_pct(&lp, 0.50);
+        /*
+         * The target is the broker's own share, not a ratio to the direct request: against a
+         * loopback provider answering in 2 ms the bus's fixed cost dominates any ratio
+         * (issue 22). The ratio stays, as information.
+         */
+        row("2", "CompleteLogin p50 - direct p50 (broker)", pb - pd, "ms", pp,
+            "Ping in login", "<= 2x Ping", check(pb - pd <= 2 * pp));
+        row("2", "CompleteLogin p50", pb, "ms", pd, "direct p50", NULL, V_INFO);
         row("2", "CompleteLogin p99", lat_pct(&lb, 0.99), "ms", lat_pct(&ld, 0.99),
             "direct p99", NULL, V_INFO);
-        row("2", "Ping at that point of a login (the bus's part)", lat_pct(&lp, 0.50), "ms",
-            NAN, NULL, NULL, V_INFO);
+        row("2", "Ping at that point of a login (the bus's part)", pp, "ms", NAN, NULL, NULL,
+            V_INFO);
         if (cpu >= 0)
                 row("2", "broker CPU per login (Begin+Complete+Cancel)",
                     ms(cpu) / P.logins, "ms", NAN, NULL, NULL, V_INFO);

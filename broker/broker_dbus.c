@@ -169,6 +169,20 @@ int lk_options_parse(DBusMessageIter *array, struct lk_options *ret, struct lk_e
                                                     "option %s must be a boolean (b)", key);
                         dbus_message_iter_get_basic(&variant, &v);
                         *(streq(key, "offline") ? &o.offline : &o.probe) = v;
+                } else if (streq(key, "scope") || streq(key, "audience")) {
+                        const char *v;
+                        char what[32];
+                        int r;
+
+                        snprintf(what, sizeof(what), "option %s", key);
+                        if (type != DBUS_TYPE_STRING)
+                                return lk_error_set(e, LK_ERR_INVALID_ARGUMENT,
+                                                    "%s must be a string (s)", what);
+                        dbus_message_iter_get_basic(&variant, &v);
+                        r = lk_arg_check(v, LK_ARG_ID_MAX, what, e);
+                        if (r < 0)
+                                return r;
+                        *(key[0] == 's' ? &o.scope : &o.audience) = v;
                 }
                 /* Unknown options are ignored (SPEC §4). */
         }
@@ -518,10 +532,57 @@ static void on_token(void *userdata, struct lk_session *s, int r, const struct l
                 lk_call_reply(call, NULL);
 }
 
+/* GetToken with scope or audience: the answer is built for each call (no cached reply). */
+static int reply_scoped_token(struct lk_call *call, const struct lk_tokens *t)
+{
+        const char *type = t->token_type ?: "Bearer";
+        dbus_int64_t expires_at = t->expires_at;
+
+        if (lk_log_debug_enabled()) {
+                char fp[LK_FINGERPRINT_SIZE];
+                lk_fingerprint(t->access_token, fp);
+                log_debug("GetToken by uid %u: narrower access token %s", (unsigned)call->uid,
+                          fp);
+        }
+        return reply_args(call, DBUS_TYPE_STRING, &t->access_token, DBUS_TYPE_INT64, &expires_at,
+                          DBUS_TYPE_STRING, &type, DBUS_TYPE_INVALID);
+}
+
+static void on_scoped_token(void *userdata, const struct lk_tokens *t, int r,
+                            const struct lk_error *e)
+{
+        _cleanup_(lk_call_unrefp) struct lk_call *call = userdata;
+
+        if (r < 0)
+                lk_call_reply_error(call, r, e);
+        else if (reply_scoped_token(call, t) < 0)
+                lk_call_reply(call, NULL);
+}
+
+static int get_scoped_token(struct lk_broker_dbus *d, struct lk_call *call,
+                            const struct target *t, struct lk_error *e)
+{
+        const struct lk_tokens *tokens = NULL;
+        int r;
+
+        r = lk_session_get_token_for(d->sessions, t->session, t->o.scope, t->o.audience,
+                                     t->o.min_valid, on_scoped_token, lk_call_ref(call), &tokens,
+                                     e);
+        if (r == LK_SESSION_LATER)
+                return LK_CALL_LATER;
+        lk_call_unref(call);
+        if (r < 0)
+                return r;
+        return reply_scoped_token(call, tokens);
+}
+
 static int get_token(struct lk_broker_dbus *d, struct lk_call *call, const struct target *t,
                      struct lk_error *e)
 {
         int r;
+
+        if (!isempty(t->o.scope) || !isempty(t->o.audience))
+                return get_scoped_token(d, call, t, e);
 
         r = lk_session_get_token(d->sessions, t->session, t->o.min_valid, on_token,
                                  lk_call_ref(call), e);

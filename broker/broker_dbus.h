@@ -69,5 +69,7 @@ struct lk_options {
         bool end_with_caller;   /* BeginLogin: the login ends when the caller leaves the bus */
         bool offline;           /* CheckPin: the PIN stands in for a web sign-in */
         bool probe;             /* GetPinState: ask whether the provider can be reached */
+        const char *scope;      /* GetToken: a narrower scope; NULL when absent (as audience) */
+        const char *audience;   /* GetToken: the token's audience (RFC 8707 resource) */
 };
 int lk_options_parse(DBusMessageIter *array, struct lk_options *ret, struct lk_error *e);

@@ -16,6 +16,10 @@ struct lk_idp_ops {
                              lk_provider_grant_fn done, void *userdata);
         int (*refresh)(void *idp, const char *refresh_token, const json_t *previous_claims,
                        lk_provider_grant_fn done, void *userdata);
+        /* A narrower token (scope, audience; either may be NULL): session_narrow.c. */
+        int (*refresh_for)(void *idp, const char *refresh_token, const json_t *previous_claims,
+                           const char *scope, const char *audience, lk_provider_grant_fn done,
+                           void *userdata);
         int (*revoke)(void *idp, const char *token, const char *hint, lk_provider_done_fn done,
                       void *userdata);
         /* RFC 8628 (may be NULL: no device flow) */

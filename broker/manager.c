@@ -85,6 +85,14 @@ static int idp_refresh(void *idp, const char *refresh_token, const json_t *previ
         return lk_provider_refresh(idp, refresh_token, previous_claims, done, userdata);
 }
 
+static int idp_refresh_for(void *idp, const char *refresh_token, const json_t *previous_claims,
+                           const char *scope, const char *audience, lk_provider_grant_fn done,
+                           void *userdata)
+{
+        return lk_provider_refresh_for(idp, refresh_token, previous_claims, scope, audience, done,
+                                       userdata);
+}
+
 static int idp_revoke(void *idp, const char *token, const char *hint, lk_provider_done_fn done,
                       void *userdata)
 {
@@ -106,6 +114,7 @@ static const struct lk_idp_ops provider_ops = {
         .endpoints = idp_endpoints,
         .exchange_code = idp_exchange_code,
         .refresh = idp_refresh,
+        .refresh_for = idp_refresh_for,
         .revoke = idp_revoke,
         .device_authorize = idp_device_authorize,
         .device_poll = idp_device_poll,

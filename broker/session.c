@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/text.h"
 #include "broker/login.h"
 #include "oidc/log.h"
 #include "oidc/secret.h"
@@ -130,6 +131,12 @@ void lk_session_free(struct lk_session *s)
                 return;
         lk_session_tokens_changed(s);
         lk_tokens_clear(&s->tokens);
+        if (s->narrowed.n) {
+                struct lk_error e = {0};
+
+                lk_error_set(&e, LK_ERR_NOT_FOUND, "The session was closed");
+                lk_token_cache_clear(&s->narrowed, -LK_ERR_NOT_FOUND, &e);
+        }
         json_decref(s->claims);
         free(s->refresh_error);
         free(s->waiters);
@@ -309,10 +316,25 @@ static void session_expire(struct lk_sessions *ss, struct lk_session *s, const c
         changed(ss, s, "expired");
         lk_error_clear(&x);
         lk_error_set(&x, LK_ERR_TOKEN_EXPIRED, "The session has expired: %s; log in again", why);
+        s->narrowing = NULL;
+        lk_token_cache_clear(&s->narrowed, -LK_ERR_TOKEN_EXPIRED, &x);
         answer_waiters(s, -LK_ERR_TOKEN_EXPIRED, &x);
 }
 
-static void on_refreshed(void *userdata, struct lk_grant *grant, const struct lk_error *err)
+/* A session closed while a refresh was under way, once it ended: its callers hear so. */
+static void release_closed(struct lk_sessions *ss, struct lk_session *s)
+{
+        struct lk_error e = {0};
+
+        lk_error_set(&e, LK_ERR_NOT_FOUND, "The session was closed");
+        answer_waiters(s, -LK_ERR_NOT_FOUND, &e);
+        session_unlink(&ss->closed, s);
+        lk_session_free(s);
+}
+
+static void refresh_next(struct lk_sessions *ss, struct lk_session *s);
+
+static void on_refreshed_own(void *userdata, struct lk_grant *grant, const struct lk_error *err)
 {
         struct lk_session *s = userdata;
         struct lk_sessions *ss = s->owner;
@@ -327,10 +349,7 @@ static void on_refreshed(void *userdata, struct lk_grant *grant, const struct lk
 
         if (s->closed) {
                 lk_grant_free(grant);
-                lk_error_set(&e, LK_ERR_NOT_FOUND, "The session was closed");
-                answer_waiters(s, -LK_ERR_NOT_FOUND, &e);
-                session_unlink(&ss->closed, s);
-                lk_session_free(s);
+                release_closed(ss, s);
                 return;
         }
 
@@ -415,6 +434,16 @@ static void on_refreshed(void *userdata, struct lk_grant *grant, const struct lk
         answer_waiters(s, r, &e);
 }
 
+static void on_refreshed(void *userdata, struct lk_grant *grant, const struct lk_error *err)
+{
+        struct lk_session *s = userdata;
+        bool closed = s->closed;
+
+        on_refreshed_own(userdata, grant, err);
+        if (!closed) /* else s is gone */
+                refresh_next(s->owner, s);
+}
+
 int lk_session_get_token(struct lk_sessions *ss, struct lk_session *s, uint32_t min_valid,
                          lk_token_fn fn, void *userdata, struct lk_error *e)
 {
@@ -475,7 +504,7 @@ int lk_session_get_token(struct lk_sessions *ss, struct lk_session *s, uint32_t 
         if (!w)
                 return lk_error_set(e, LK_ERR_NOMEM, "Out of memory");
         s->waiters = w;
-        w[s->n_waiters++] = (struct lk_token_waiter){fn, userdata};
+        w[s->n_waiters++] = (struct lk_token_waiter){fn, userdata, min_valid};
         return LK_SESSION_LATER;
 }
 
@@ -509,6 +538,13 @@ static void session_close(struct lk_sessions *ss, struct lk_session *s, bool rem
                         ss->busy++;
         }
         changed(ss, s, "closed");
+        if (s->narrowed.n) {
+                struct lk_error e = {0};
+
+                lk_error_set(&e, LK_ERR_NOT_FOUND, "The session was closed");
+                s->narrowing = NULL;
+                lk_token_cache_clear(&s->narrowed, -LK_ERR_NOT_FOUND, &e);
+        }
         if (s->refreshing) {
                 /* on_refreshed() frees it; until then it waits here, for shutdown's sake. */
                 s->closed = true;
@@ -538,6 +574,8 @@ void lk_sessions_free_all(struct lk_sessions *ss)
                         *lists[i] = s->next;
                         /* A refresh cut short: its callers still get an answer. */
                         answer_waiters(s, -LK_ERR_PROVIDER_UNAVAILABLE, &e);
+                        s->narrowing = NULL;
+                        lk_token_cache_clear(&s->narrowed, -LK_ERR_PROVIDER_UNAVAILABLE, &e);
                         lk_session_free(s);
                 }
         free(ss->table);
@@ -546,6 +584,308 @@ void lk_sessions_free_all(struct lk_sessions *ss)
         ss->n = 0;
 }
 
+
+/* ---- tokens for narrower scopes and other audiences (token_cache.h) ---- */
+
+static void on_refreshed_for(void *userdata, struct lk_grant *grant, const struct lk_error *err);
+
+/* Starts t's refresh; nothing else uses the refresh token now (!s->refreshing). */
+static int start_for(struct lk_sessions *ss, struct lk_session *s, struct lk_scoped_token *t,
+                     struct lk_error *e)
+{
+        int r;
+
+        if (!ss->idp.ops->refresh_for)
+                return lk_error_set(e, LK_ERR_INVALID_ARGUMENT,
+                                    "This broker cannot ask for tokens of other scopes or "
+                                    "audiences");
+        r = lk_budget_take(ss->budget, s->uid, ss->clock->mono_ms(), e);
+        if (r < 0)
+                return r;
+        r = ss->idp.ops->refresh_for(ss->idp.idp, s->tokens.refresh_token, s->claims,
+                                     *t->scope ? t->scope : NULL,
+                                     *t->audience ? t->audience : NULL, on_refreshed_for, s);
+        if (r < 0) {
+                lk_budget_refund(ss->budget, s->uid);
+                return lk_error_set(e, r, "Cannot start the refresh");
+        }
+        t->wanted = false;
+        s->refreshing = true;
+        s->narrowing = t;
+        ss->busy++;
+        log_debug("Session %s: fetching a token for scope '%s', audience '%s'", s->id,
+                  *t->scope ? t->scope : "(the grant's)", *t->audience ? t->audience : "(none)");
+        return 0;
+}
+
+/*
+ * A refresh of s ended (its own or a narrower token's) and s is still open: the next one
+ * that waits goes, the session's own callers first (they came while a narrower one was
+ * fetched, and ask again now).
+ */
+static void refresh_next(struct lk_sessions *ss, struct lk_session *s)
+{
+        struct lk_scoped_token *t;
+
+        if (s->refreshing || s->expired)
+                return;
+        if (s->n_waiters > 0) {
+                struct lk_token_waiter *w = TAKE_PTR(s->waiters);
+                size_t n = s->n_waiters;
+
+                s->n_waiters = 0;
+                for (size_t i = 0; i < n; i++) {
+                        struct lk_error e = {0};
+                        int r = lk_session_get_token(ss, s, w[i].min_valid, w[i].fn,
+                                                     w[i].userdata, &e);
+
+                        if (r == 0)
+                                w[i].fn(w[i].userdata, s, 0, NULL);
+                        else if (r < 0)
+                                w[i].fn(w[i].userdata, s, r, &e);
+                }
+                free(w);
+        }
+        while (!s->refreshing && (t = lk_token_cache_next_wanted(&s->narrowed))) {
+                struct lk_error e = {0};
+
+                if (start_for(ss, s, t, &e) < 0)
+                        lk_scoped_answer(t, -e.code, &e, ss->clock->wall_s());
+        }
+}
+
+/* The refresh token is dead when the provider says invalid_grant, or refuses without words;
+ * invalid_scope, invalid_target and the like refuse only this scope or audience. */
+static bool refresh_token_refused(const struct lk_error *e)
+{
+        return e->code == LK_ERR_INVALID_GRANT &&
+               (!e->provider_error[0] || streq(e->provider_error, "invalid_grant"));
+}
+
+static void on_refreshed_for(void *userdata, struct lk_grant *grant, const struct lk_error *err)
+{
+        struct lk_session *s = userdata;
+        struct lk_sessions *ss = s->owner;
+        struct lk_scoped_token *t = TAKE_PTR(s->narrowing);
+        int64_t now = ss->clock->wall_s();
+        struct lk_error e = {0};
+
+        ss->busy--;
+        s->refreshing = false;
+        if (s->closed) {
+                lk_grant_free(grant);
+                release_closed(ss, s);
+                return;
+        }
+        if (grant && grant->claims &&
+            lk_login_check_claims(ss->config, ss->uid_min, grant->claims, s->user, s->uid,
+                                  &e) < 0) {
+                char why[LK_ERROR_MESSAGE_MAX];
+
+                lk_grant_free(grant);
+                snprintf(why, sizeof(why), "the provider no longer allows this user here (%.400s)",
+                         e.message);
+                session_expire(ss, s, why);
+                return;
+        }
+        if (grant)
+                lk_budget_refund(ss->budget, s->uid); /* a live refresh token: no abuse */
+        if (grant && (grant->tokens.refresh_token || grant->claims)) {
+                /* A new refresh token stands for the whole grant (RFC 6749 §6): it replaces
+                 * the session's, as after its own refresh; so do newly verified claims. */
+                if (grant->tokens.refresh_token) {
+                        char *old = s->tokens.refresh_token;
+
+                        s->tokens.refresh_token = TAKE_PTR(grant->tokens.refresh_token);
+                        lk_secret_free(old);
+                }
+                if (grant->claims) {
+                        json_decref(s->claims);
+                        s->claims = TAKE_PTR(grant->claims);
+                }
+                if (save(ss, s, &e) < 0)
+                        log_error("Cannot save session %s: %s, keeping it in memory only", s->id,
+                                  e.message);
+                lk_error_clear(&e);
+        }
+        if (!t) { /* cannot happen: nothing else clears it while s is open */
+                lk_grant_free(grant);
+                refresh_next(ss, s);
+                return;
+        }
+        t->refreshed_at = now;
+        free(t->refresh_error);
+        t->refresh_error = NULL;
+        if (grant && grant->tokens.scope && *t->scope &&
+            !lk_scope_within(grant->tokens.scope, t->scope)) {
+                char got[LK_TEXT_QUOTE_SIZE];
+
+                lk_error_set(&e, LK_ERR_PROVIDER_RESPONSE,
+                             "The provider granted scope '%s' when asked for '%.200s': wider "
+                             "than asked, so the token is not used",
+                             lk_text_escape(grant->tokens.scope, got, sizeof(got)), t->scope);
+                lk_grant_free(grant);
+                grant = NULL;
+        } else if (grant) {
+                struct lk_tokens *n = &grant->tokens;
+                char *old = t->tokens.access_token;
+
+                t->tokens.access_token = TAKE_PTR(n->access_token);
+                lk_secret_free(old);
+                free(t->tokens.token_type);
+                t->tokens.token_type = TAKE_PTR(n->token_type);
+                free(t->tokens.scope);
+                t->tokens.scope = TAKE_PTR(n->scope);
+                t->tokens.expires_at = n->expires_at;
+                lk_grant_free(grant);
+                if (lk_log_debug_enabled()) {
+                        char fp[LK_FINGERPRINT_SIZE];
+
+                        lk_fingerprint(t->tokens.access_token, fp);
+                        log_debug("Session %s: token %s for scope '%s', audience '%s', expires "
+                                  "at %lld", s->id, fp, t->scope, t->audience,
+                                  (long long)t->tokens.expires_at);
+                }
+                lk_scoped_answer(t, 0, NULL, now);
+                refresh_next(ss, s);
+                return;
+        } else if (err && err->code) {
+                e = *err;
+        } else {
+                lk_error_set(&e, LK_ERR_PROVIDER_UNAVAILABLE, "The refresh failed");
+        }
+        if (refresh_token_refused(&e)) {
+                char why[LK_ERROR_MESSAGE_MAX];
+
+                snprintf(why, sizeof(why), "the provider refused the refresh token (%.400s)",
+                         e.provider_error[0] ? e.provider_error : e.message);
+                session_expire(ss, s, why);
+                return;
+        }
+        log_warning("Session %s: a token for scope '%s', audience '%s' failed: %s: %s", s->id,
+                    t->scope, t->audience, lk_err_name(-e.code), e.message);
+        t->refresh_error = malloc(sizeof(*t->refresh_error));
+        if (t->refresh_error)
+                *t->refresh_error = e;
+        lk_scoped_answer(t, -e.code, &e, now);
+        refresh_next(ss, s);
+}
+
+static bool scoped_needs_refresh(const struct lk_sessions *ss, const struct lk_scoped_token *t,
+                                 uint32_t min_valid, int64_t now)
+{
+        int64_t margin = ss->config->refresh_margin;
+
+        if (!t->tokens.access_token)
+                return true;
+        if (t->tokens.expires_at == 0)
+                return false;
+        if (min_valid > LK_MIN_VALID_MAX)
+                min_valid = LK_MIN_VALID_MAX;
+        if (min_valid > margin)
+                margin = min_valid;
+        return t->tokens.expires_at - now < margin;
+}
+
+/* The asked scope, canonical, when it is within the session's grant. */
+static int scope_of_request(struct lk_sessions *ss, const struct lk_session *s,
+                            const char *scope, char **ret, struct lk_error *e)
+{
+        _cleanup_free_ char *canon = NULL, *joined = NULL;
+        const char *granted = s->tokens.scope;
+        int r;
+
+        r = lk_scope_normalize(scope, &canon, e);
+        if (r < 0)
+                return r;
+        if (!granted) { /* no scope in the answer: the one asked for (RFC 6749 §5.1) */
+                joined = lk_scope_join(ss->config->scopes);
+                if (!joined)
+                        return lk_error_set(e, LK_ERR_NOMEM, "Out of memory");
+                granted = joined;
+        }
+        r = lk_scope_check_subset(canon, granted, e);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(canon);
+        return 0;
+}
+
+int lk_session_get_token_for(struct lk_sessions *ss, struct lk_session *s, const char *scope,
+                             const char *audience, uint32_t min_valid, lk_scoped_fn fn,
+                             void *userdata, const struct lk_tokens **ret, struct lk_error *e)
+{
+        _cleanup_free_ char *canon = NULL;
+        int64_t now = ss->clock->wall_s();
+        struct lk_scoped_token *t;
+        bool valid;
+        int r;
+
+        if (s->expired)
+                return lk_error_set(e, LK_ERR_TOKEN_EXPIRED,
+                                    "The session has expired; log in again");
+        if (!isempty(scope)) {
+                r = scope_of_request(ss, s, scope, &canon, e);
+                if (r < 0)
+                        return r;
+        }
+        if (!isempty(audience)) {
+                r = lk_audience_check(audience, e);
+                if (r < 0)
+                        return r;
+        }
+        if (!s->tokens.refresh_token)
+                return lk_error_set(e, LK_ERR_INVALID_ARGUMENT,
+                                    "The session has no refresh token, so no token for another "
+                                    "scope or audience can be had; ask without scope and "
+                                    "audience");
+        t = lk_token_cache_find(&s->narrowed, canon ?: "", audience ?: "");
+        if (!t) {
+                r = lk_token_cache_add(&s->narrowed, canon ?: "", audience ?: "", s->narrowing,
+                                       &t, e);
+                if (r < 0)
+                        return r;
+        }
+        t->used_at = now;
+        valid = t->tokens.access_token &&
+                (t->tokens.expires_at == 0 || t->tokens.expires_at > now);
+        if (!scoped_needs_refresh(ss, t, min_valid, now)) {
+                *ret = &t->tokens;
+                return 0;
+        }
+        if (t != s->narrowing && !t->wanted && t->refreshed_at != 0 && now >= t->refreshed_at &&
+            now - t->refreshed_at < LK_REFRESH_INTERVAL_MIN) {
+                /* At most one refresh per interval, as for the session's own token. */
+                if (valid) {
+                        *ret = &t->tokens;
+                        return 0;
+                }
+                if (t->refresh_error) {
+                        *e = *t->refresh_error;
+                        return -e->code;
+                }
+                return lk_error_set(e, LK_ERR_TOO_MANY_REQUESTS,
+                                    "This token was fetched %lld s ago and has expired already; "
+                                    "try again in %lld s", (long long)(now - t->refreshed_at),
+                                    (long long)(LK_REFRESH_INTERVAL_MIN - (now - t->refreshed_at)));
+        }
+        if (t != s->narrowing && !t->wanted && !s->refreshing) {
+                r = start_for(ss, s, t, e);
+                if (r < 0) {
+                        if (valid) {
+                                *ret = &t->tokens;
+                                return 0;
+                        }
+                        return r;
+                }
+        }
+        r = lk_scoped_wait(t, fn, userdata, e);
+        if (r < 0)
+                return r;
+        if (t != s->narrowing)
+                t->wanted = true; /* after the refresh under way (refresh_next) */
+        return LK_SESSION_LATER;
+}
 
 /* ---- the sessions of the last run, from the store ---- */
 

@@ -16,6 +16,7 @@
 #include "broker/idp.h"
 #include "broker/loop.h"
 #include "broker/session_store.h"
+#include "broker/token_cache.h"
 #include "oidc/config.h"
 #include "oidc/error.h"
 #include "oidc/provider.h"
@@ -41,6 +42,7 @@ typedef void (*lk_token_fn)(void *userdata, struct lk_session *s, int r,
 struct lk_token_waiter {
         lk_token_fn fn;
         void *userdata;
+        uint32_t min_valid; /* what it asked: it asks again after a narrower token's refresh */
 };
 
 /* A session was "opened", "refreshed", "expired" or "closed" (SessionChanged). */
@@ -86,6 +88,12 @@ struct lk_session {
         struct DBusMessage *token_reply;
         struct lk_token_waiter *waiters;
         size_t n_waiters;
+        /* Tokens for narrower scopes and other audiences (token_cache.h). One request with the
+         * refresh token at a time, for them and for the session's own tokens alike (a provider
+         * that rotates refresh tokens would refuse the second): refreshing is true for either,
+         * narrowing names the entry while one of theirs is under way. */
+        struct lk_token_cache narrowed;
+        struct lk_scoped_token *narrowing;
 };
 
 /*
@@ -124,6 +132,17 @@ bool lk_session_needs_refresh(struct lk_sessions *ss, const struct lk_session *s
 #define LK_SESSION_LATER 1
 int lk_session_get_token(struct lk_sessions *ss, struct lk_session *s, uint32_t min_valid,
                          lk_token_fn fn, void *userdata, struct lk_error *e);
+
+/*
+ * GetToken with option scope (space-separated, a subset of the session's granted scopes) or
+ * audience (either may be NULL, not both): a token of its own for that pair, fetched with a
+ * refresh request carrying them and cached in s->narrowed. 0 with *ret (valid until the
+ * next event processing), LK_SESSION_LATER when fn will be called, or an error:
+ * InvalidArgument naming a scope outside the grant, or when there is no refresh token.
+ */
+int lk_session_get_token_for(struct lk_sessions *ss, struct lk_session *s, const char *scope,
+                             const char *audience, uint32_t min_valid, lk_scoped_fn fn,
+                             void *userdata, const struct lk_tokens **ret, struct lk_error *e);
 
 /* Erases it from memory and disk, revokes it where configured, announces it. */
 void lk_session_close(struct lk_sessions *ss, struct lk_session *s);

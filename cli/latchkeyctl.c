@@ -14,7 +14,8 @@
 const char *program_name = "latchkeyctl";
 
 static const struct command commands[] = {
-        { "token", cmd_token, "[--session ID] [--min-valid SECONDS]",
+        { "token", cmd_token,
+          "[--session ID] [--min-valid SECONDS] [--scope S] [--audience A] [--format F]",
           "print the session's access token (refreshed when needed)" },
         { "status", cmd_status, "[--session ID] [--json]",
           "show the session, its user and how long its token is valid" },
@@ -30,6 +31,8 @@ static const struct command commands[] = {
           "set (or remove) your offline PIN" },
         { "watch", cmd_watch, "",
           "in a desktop session: one notification when your sign-in expires" },
+        { "credential", cmd_credential, "[--map FILE] get|store|erase",
+          "a git credential helper: the token for the hosts the admin mapped" },
         { "check-config", cmd_check_config, "[--json] [PATH]",
           "check latchkey.conf and the provider it names" },
 };

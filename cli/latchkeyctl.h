@@ -68,3 +68,4 @@ int cmd_login(int argc, char *argv[]);
 int cmd_check_config(int argc, char *argv[]);
 int cmd_pin(int argc, char *argv[]);
 int cmd_watch(int argc, char *argv[]);
+int cmd_credential(int argc, char *argv[]);

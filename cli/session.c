@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "cli/latchkeyctl.h"
+#include "cli/token_output.h"
 
 #define MIN_VALID_MAX (7 * 24 * 3600)
 
@@ -17,14 +18,17 @@ struct options {
         const char *session_id;
         unsigned min_valid;
         bool json;
+        const char *scope, *audience;
+        enum token_format format;
 };
 
-enum { OPT_SESSION = 0x100, OPT_MIN_VALID, OPT_JSON, OPT_HELP };
+enum { OPT_SESSION = 0x100, OPT_MIN_VALID, OPT_JSON, OPT_SCOPE, OPT_AUDIENCE, OPT_FORMAT,
+       OPT_HELP };
 
 /* The help lines of the options a command takes. */
 static int print_help(const char *cmd, const char *allowed)
 {
-        char text[512];
+        char text[1024];
         size_t o = 0;
 
         o += (size_t)snprintf(text + o, sizeof(text) - o, "Options:\n");
@@ -39,6 +43,14 @@ static int print_help(const char *cmd, const char *allowed)
         if (strchr(allowed, 'j'))
                 o += (size_t)snprintf(text + o, sizeof(text) - o,
                                       "  --json                print JSON, for scripts\n");
+        if (strchr(allowed, 'c'))
+                o += (size_t)snprintf(text + o, sizeof(text) - o,
+                                      "  --scope \"S1 S2\"       a token for fewer scopes than the "
+                                      "session's\n"
+                                      "  --audience AUD        a token for this API (RFC 8707 "
+                                      "resource)\n"
+                                      "  --format FORMAT       token (default), header, json or "
+                                      "kubernetes\n");
         snprintf(text + o, sizeof(text) - o, "  --help                show this help\n");
         return command_help(cmd, text);
 }
@@ -54,6 +66,9 @@ static int parse_options(const char *cmd, const char *allowed, int argc, char *a
                 { "session", required_argument, NULL, OPT_SESSION },
                 { "min-valid", required_argument, NULL, OPT_MIN_VALID },
                 { "json", no_argument, NULL, OPT_JSON },
+                { "scope", required_argument, NULL, OPT_SCOPE },
+                { "audience", required_argument, NULL, OPT_AUDIENCE },
+                { "format", required_argument, NULL, OPT_FORMAT },
                 { "help", no_argument, NULL, OPT_HELP },
                 {},
         };
@@ -85,6 +100,23 @@ static int parse_options(const char *cmd, const char *allowed, int argc, char *a
                                 return usage_error(cmd, "no --json here");
                         o->json = true;
                         break;
+                case OPT_SCOPE:
+                case OPT_AUDIENCE:
+                        if (!strchr(allowed, 'c'))
+                                return usage_error(cmd, "no --%s here", argv[optind - 1] + 2);
+                        if (isempty(optarg) || strlen(optarg) > LATCHKEY_ID_MAX)
+                                return usage_error(cmd, "--%s needs 1 to %d bytes",
+                                                   c == OPT_SCOPE ? "scope" : "audience",
+                                                   LATCHKEY_ID_MAX);
+                        *(c == OPT_SCOPE ? &o->scope : &o->audience) = optarg;
+                        break;
+                case OPT_FORMAT:
+                        if (!strchr(allowed, 'c'))
+                                return usage_error(cmd, "no --format here");
+                        if (!token_format_parse(optarg, &o->format))
+                                return usage_error(cmd, "--format is token, header, json or "
+                                                   "kubernetes, not '%s'", optarg);
+                        break;
                 default:
                         return usage_error(cmd, "unknown or incomplete option '%s'",
                                            argv[optind - 1]);
@@ -102,39 +134,31 @@ static int open_handle(const char *cmd, struct latchkey **ret)
         return -1;
 }
 
-/* Writes all of s, without stdio's buffer (which nobody wipes). */
-static int write_secret_line(const char *s)
-{
-        size_t len = strlen(s), done = 0;
-
-        while (done < len) {
-                ssize_t n = write(STDOUT_FILENO, s + done, len - done);
-
-                if (n < 0)
-                        return -1;
-                done += (size_t)n;
-        }
-        return write(STDOUT_FILENO, "\n", 1) == 1 ? 0 : -1;
-}
-
 int cmd_token(int argc, char *argv[])
 {
         _cleanup_(latchkey_closep) struct latchkey *lk = NULL;
+        _cleanup_free_ char *type = NULL;
         struct options o;
-        char *token = NULL;
+        char *token = NULL, *text;
+        int64_t expires_at = 0;
         int r;
 
-        r = parse_options("token", "sm", argc, argv, &o);
+        r = parse_options("token", "smc", argc, argv, &o);
         if (r >= 0)
                 return r;
         r = open_handle("token", &lk);
         if (r >= 0)
                 return r;
-        r = latchkey_get_token(lk, o.session_id, o.min_valid, &token, NULL, NULL);
+        r = latchkey_get_token_for(lk, o.session_id, o.scope, o.audience, o.min_valid, &token,
+                                   &expires_at, &type);
         if (r < 0)
                 return fail_lk("token", lk, r);
-        r = write_secret_line(token);
+        text = token_format_render(o.format, token, type, expires_at);
         latchkey_free_secret(token);
+        if (!text)
+                return fail("token", EXIT_ERROR, "out of memory");
+        r = write_secret(text);
+        lk_secret_free(text);
         if (r < 0)
                 return fail("token", EXIT_ERROR, "cannot write the token: %m");
         return EXIT_OK;

@@ -152,6 +152,7 @@ struct call_args {
         uint32_t min_valid;
         bool end_with_caller;
         bool offline, probe; /* CheckPin, GetPinState */
+        const char *scope, *audience;
 };
 
 static bool append_options(DBusMessageIter *it, const struct call_args *args)
@@ -168,6 +169,9 @@ static bool append_options(DBusMessageIter *it, const struct call_args *args)
                 append_entry(&dict, "end_with_caller", DBUS_TYPE_BOOLEAN, "b", &yes)) &&
                (!args->offline || append_entry(&dict, "offline", DBUS_TYPE_BOOLEAN, "b", &yes)) &&
                (!args->probe || append_entry(&dict, "probe", DBUS_TYPE_BOOLEAN, "b", &yes)) &&
+               (!args->scope || append_entry(&dict, "scope", DBUS_TYPE_STRING, "s", &args->scope)) &&
+               (!args->audience ||
+                append_entry(&dict, "audience", DBUS_TYPE_STRING, "s", &args->audience)) &&
                dbus_message_iter_close_container(it, &dict);
 }
 
@@ -507,13 +511,28 @@ int lk_client_get_token(DBusConnection *c, int timeout_ms, const char *session_i
                         uint32_t min_valid, char **ret_token, int64_t *ret_expires_at,
                         char **ret_type, struct lk_client_error *e)
 {
+        return lk_client_get_token_for(c, timeout_ms, session_id, NULL, NULL, min_valid,
+                                       ret_token, ret_expires_at, ret_type, e);
+}
+
+int lk_client_get_token_for(DBusConnection *c, int timeout_ms, const char *session_id,
+                            const char *scope, const char *audience, uint32_t min_valid,
+                            char **ret_token, int64_t *ret_expires_at, char **ret_type,
+                            struct lk_client_error *e)
+{
         _cleanup_(dbus_message_unrefp) DBusMessage *reply = NULL;
         const struct call_args args = { .options = true, .session_id = session_id,
-                                        .min_valid = min_valid };
+                                        .min_valid = min_valid,
+                                        .scope = isempty(scope) ? NULL : scope,
+                                        .audience = isempty(audience) ? NULL : audience };
         int r;
 
         if (session_id && !lk_reply_string_valid(session_id, LK_ARG_ID_MAX))
                 return bad_arg(e, "a session id", LK_ARG_ID_MAX);
+        if (args.scope && !lk_reply_string_valid(scope, LK_ARG_ID_MAX))
+                return bad_arg(e, "a scope", LK_ARG_ID_MAX);
+        if (args.audience && !lk_reply_string_valid(audience, LK_ARG_ID_MAX))
+                return bad_arg(e, "an audience", LK_ARG_ID_MAX);
         r = call(c, timeout_ms, LK_BUS_METHOD_GET_TOKEN, LK_BUS_GET_TOKEN_OUT, &args, &reply, e);
         if (r < 0)
                 return r;

@@ -105,6 +105,11 @@ int lk_client_close_session(DBusConnection *c, int timeout_ms, const char *sessi
 int lk_client_get_token(DBusConnection *c, int timeout_ms, const char *session_id,
                         uint32_t min_valid, char **ret_token, int64_t *ret_expires_at,
                         char **ret_type, struct lk_client_error *e);
+/* The same with the options scope and audience (each left out when NULL or empty). */
+int lk_client_get_token_for(DBusConnection *c, int timeout_ms, const char *session_id,
+                            const char *scope, const char *audience, uint32_t min_valid,
+                            char **ret_token, int64_t *ret_expires_at, char **ret_type,
+                            struct lk_client_error *e);
 int lk_client_get_claims(DBusConnection *c, int timeout_ms, const char *session_id,
                          char **ret_json, struct lk_client_error *e);
 /* ListSessions → *ret_n rows (*ret NULL when none); free with lk_client_free_sessions. */

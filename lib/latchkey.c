@@ -73,6 +73,14 @@ static int oom(struct latchkey *lk)
 int latchkey_get_token(struct latchkey *lk, const char *session_id, unsigned min_valid,
                        char **ret_token, int64_t *ret_expires_at, char **ret_type)
 {
+        return latchkey_get_token_for(lk, session_id, NULL, NULL, min_valid, ret_token,
+                                      ret_expires_at, ret_type);
+}
+
+int latchkey_get_token_for(struct latchkey *lk, const char *session_id, const char *scope,
+                           const char *audience, unsigned min_valid, char **ret_token,
+                           int64_t *ret_expires_at, char **ret_type)
+{
         struct lk_client_error e;
         DBusConnection *c;
         int r;
@@ -85,8 +93,8 @@ int latchkey_get_token(struct latchkey *lk, const char *session_id, unsigned min
         r = lkl_bus(lk, &c);
         if (r < 0)
                 return r;
-        r = lk_client_get_token(c, LATCHKEY_TIMEOUT_MS, session_id, min_valid, ret_token,
-                                ret_expires_at, ret_type, &e);
+        r = lk_client_get_token_for(c, LATCHKEY_TIMEOUT_MS, session_id, scope, audience,
+                                    min_valid, ret_token, ret_expires_at, ret_type, &e);
         return lkl_done(lk, r, &e);
 }
 

@@ -129,6 +129,21 @@ int latchkey_get_token(struct latchkey *lk, const char *session_id, unsigned min
                        char **ret_token, int64_t *ret_expires_at, char **ret_type);
 
 /*
+ * GetToken with options scope and audience (symbol version LATCHKEY_0.2): a token of its own for them,
+ * which the broker fetches from the provider with the session's refresh token and keeps
+ * for later callers. scope: space-separated, every one among the scopes the session was
+ * granted (NULL or "": the grant's); audience: the API the token is for, sent to the
+ * provider as RFC 8707 resource or as audience, as the broker's configuration says (NULL or
+ * "": none). Each at most LATCHKEY_ID_MAX bytes. The token is never wider than asked.
+ * Errors: as latchkey_get_token(), and INVALID_ARGUMENT naming a scope outside the grant
+ * (or when the session has no refresh token), INVALID_GRANT when the provider refused the
+ * scope or audience.
+ */
+int latchkey_get_token_for(struct latchkey *lk, const char *session_id, const char *scope,
+                           const char *audience, unsigned min_valid, char **ret_token,
+                           int64_t *ret_expires_at, char **ret_type);
+
+/*
  * GetClaims: the verified id_token claims of the session as a JSON object
  * (text, at most 1 MiB); free() it.
  * Errors: as latchkey_get_token().

@@ -26,6 +26,12 @@ enum lk_flow {
         LK_FLOW_DEVICE, /* device authorization grant: the broker polls */
 };
 
+/* How a GetToken audience is sent in a refresh request: RFC 8707 resource=, or audience=. */
+enum lk_audience_parameter {
+        LK_AUDIENCE_RESOURCE, /* resource (RFC 8707) */
+        LK_AUDIENCE_AUDIENCE, /* audience (Auth0, Okta's and others' own parameter) */
+};
+
 enum lk_nonce_mode {
         LK_NONCE_REQUIRED,
         LK_NONCE_IF_PRESENT,
@@ -77,6 +83,7 @@ struct lk_config {
         char *ca_file;
         unsigned timeout;     /* seconds for one HTTP exchange */
         unsigned clock_skew;  /* seconds */
+        enum lk_audience_parameter audience_parameter;
 
         /* [users] */
         char *username_claim;

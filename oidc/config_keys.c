@@ -26,7 +26,8 @@
 
 _Static_assert(sizeof(enum lk_client_auth) == sizeof(int) &&
                        sizeof(enum lk_nonce_mode) == sizeof(int) &&
-                       sizeof(enum lk_flow) == sizeof(int),
+                       sizeof(enum lk_flow) == sizeof(int) &&
+                       sizeof(enum lk_audience_parameter) == sizeof(int),
                "conf_parse_enum stores an int");
 
 static const struct conf_enum client_auth_names[] = {
@@ -46,6 +47,12 @@ static const struct conf_enum nonce_names[] = {
         { "required", LK_NONCE_REQUIRED },
         { "if-present", LK_NONCE_IF_PRESENT },
         { "off", LK_NONCE_OFF },
+        { NULL, 0 },
+};
+
+static const struct conf_enum audience_parameter_names[] = {
+        { "resource", LK_AUDIENCE_RESOURCE },
+        { "audience", LK_AUDIENCE_AUDIENCE },
         { NULL, 0 },
 };
 
@@ -86,6 +93,8 @@ const struct conf_key conf_keys[] = {
             .def = "15", .min = 1, .max = 300),
         KEY("provider", "clock_skew",             uint,       clock_skew,
             .def = "60", .min = 0, .max = 3600),
+        KEY("provider", "audience_parameter",     enum,       audience_parameter,
+            .def = "resource", .names = audience_parameter_names),
 
         KEY("users",    "username_claim",         claim,      username_claim,
             .def = "preferred_username"),

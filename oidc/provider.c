@@ -48,6 +48,8 @@ struct op {
         char *refresh_token;
         char *token;
         char *hint;
+        char *scope;         /* OP_REFRESH for a narrower token: NULL for the session's own */
+        char *audience;
         json_t *previous_claims;
 
         bool have_tokens;    /* the token endpoint answered; what is left is verifying */
@@ -94,6 +96,8 @@ static void op_free(struct op *op)
         lk_secret_free(op->refresh_token);
         lk_secret_free(op->token);
         free(op->hint);
+        free(op->scope);
+        free(op->audience);
         json_decref(op->previous_claims);
         lk_tokens_clear(&op->tokens);
         explicit_bzero(op, sizeof(*op));
@@ -552,8 +556,8 @@ static void send_token_request(struct op *op)
                                           &e);
                 break;
         case OP_REFRESH:
-                r = lk_token_request_refresh(p->c, p->ep.token_endpoint, op->refresh_token, &tr,
-                                             &e);
+                r = lk_token_request_refresh_for(p->c, p->ep.token_endpoint, op->refresh_token,
+                                                 op->scope, op->audience, &tr, &e);
                 break;
         case OP_DEVICE_POLL:
                 r = lk_token_request_device_code(p->c, p->ep.token_endpoint, op->code, &tr, &e);
@@ -827,6 +831,14 @@ int lk_provider_exchange_code(struct lk_provider *p, const char *code, const cha
 int lk_provider_refresh(struct lk_provider *p, const char *refresh_token,
                         const json_t *previous_claims, lk_provider_grant_fn done, void *userdata)
 {
+        return lk_provider_refresh_for(p, refresh_token, previous_claims, NULL, NULL, done,
+                                       userdata);
+}
+
+int lk_provider_refresh_for(struct lk_provider *p, const char *refresh_token,
+                            const json_t *previous_claims, const char *scope,
+                            const char *audience, lk_provider_grant_fn done, void *userdata)
+{
         struct op *op;
 
         assert(done);
@@ -838,7 +850,8 @@ int lk_provider_refresh(struct lk_provider *p, const char *refresh_token,
         op->grant_done = done;
         /* A copy: the caller may drop its claims while the refresh is under way. */
         op->previous_claims = json_deep_copy(previous_claims);
-        if (!op->previous_claims || dup_opt(refresh_token, &op->refresh_token) < 0) {
+        if (!op->previous_claims || dup_opt(refresh_token, &op->refresh_token) < 0 ||
+            dup_opt(scope, &op->scope) < 0 || dup_opt(audience, &op->audience) < 0) {
                 op_free(op);
                 return -LK_ERR_NOMEM;
         }

@@ -80,6 +80,15 @@ int lk_provider_exchange_code(struct lk_provider *p, const char *code, const cha
 int lk_provider_refresh(struct lk_provider *p, const char *refresh_token,
                         const json_t *previous_claims, lk_provider_grant_fn done, void *userdata);
 
+/*
+ * The same for a narrower token (GetToken's scope and audience, either may be NULL): the
+ * request carries scope and the audience (config's audience_parameter). The grant's
+ * refresh token, when a new one comes, still stands for the whole grant (RFC 6749 §6).
+ */
+int lk_provider_refresh_for(struct lk_provider *p, const char *refresh_token,
+                            const json_t *previous_claims, const char *scope,
+                            const char *audience, lk_provider_grant_fn done, void *userdata);
+
 /* RFC 7009; done gets an error (LK_ERR_NOT_FOUND) when no revocation endpoint is known. */
 int lk_provider_revoke(struct lk_provider *p, const char *token, const char *hint,
                        lk_provider_done_fn done, void *userdata);

@@ -190,6 +190,14 @@ int lk_token_request_refresh(const struct lk_config *c, const char *token_endpoi
                              const char *refresh_token, struct lk_token_request *ret,
                              struct lk_error *e)
 {
+        return lk_token_request_refresh_for(c, token_endpoint, refresh_token, NULL, NULL, ret, e);
+}
+
+int lk_token_request_refresh_for(const struct lk_config *c, const char *token_endpoint,
+                                 const char *refresh_token, const char *scope,
+                                 const char *audience, struct lk_token_request *ret,
+                                 struct lk_error *e)
+{
         _cleanup_(token_request_clearp) struct lk_token_request req = {0};
         _cleanup_(form_clear) struct form f = {0};
         int r;
@@ -202,6 +210,13 @@ int lk_token_request_refresh(const struct lk_config *c, const char *token_endpoi
         r = form_add(&f, "grant_type", "refresh_token", e);
         if (r >= 0)
                 r = form_add(&f, "refresh_token", refresh_token, e);
+        if (r >= 0 && !isempty(scope))
+                r = form_add(&f, "scope", scope, e);
+        if (r >= 0 && !isempty(audience))
+                r = form_add(&f,
+                             c->audience_parameter == LK_AUDIENCE_AUDIENCE ? "audience"
+                                                                           : "resource",
+                             audience, e);
         if (r >= 0)
                 r = add_client_auth(c, &f, &req, e);
         if (r < 0)

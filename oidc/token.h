@@ -34,6 +34,14 @@ int lk_token_request_device_authorization(const struct lk_config *c, const char 
 int lk_token_request_device_code(const struct lk_config *c, const char *token_endpoint,
                                  const char *device_code, struct lk_token_request *ret,
                                  struct lk_error *e);
+/*
+ * The same, for a narrower token: scope (space-separated) and audience, each left out when
+ * NULL; the audience as c->audience_parameter says (resource= of RFC 8707, or audience=).
+ */
+int lk_token_request_refresh_for(const struct lk_config *c, const char *token_endpoint,
+                                 const char *refresh_token, const char *scope,
+                                 const char *audience, struct lk_token_request *ret,
+                                 struct lk_error *e);
 /* RFC 7009 revocation of token with token_type_hint */
 int lk_token_request_revoke(const struct lk_config *c, const char *revocation_endpoint,
                             const char *token, const char *hint, struct lk_token_request *ret,

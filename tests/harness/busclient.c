@@ -110,6 +110,45 @@ void bc_append_options(DBusMessage *m, const char *session_id, uint32_t min_vali
         dbus_message_iter_close_container(&it, &dict);
 }
 
+static void append_string_entry(DBusMessageIter *dict, const char *key, const char *value)
+{
+        DBusMessageIter entry, v;
+
+        dbus_message_iter_open_container(dict, DBUS_TYPE_DICT_ENTRY, NULL, &entry);
+        dbus_message_iter_append_basic(&entry, DBUS_TYPE_STRING, &key);
+        dbus_message_iter_open_container(&entry, DBUS_TYPE_VARIANT, "s", &v);
+        dbus_message_iter_append_basic(&v, DBUS_TYPE_STRING, &value);
+        dbus_message_iter_close_container(&entry, &v);
+        dbus_message_iter_close_container(dict, &entry);
+}
+
+DBusMessage *bc_get_token_message(const char *session_id, const char *scope,
+                                  const char *audience, uint32_t min_valid)
+{
+        DBusMessage *m = bc_new("GetToken");
+        DBusMessageIter it, dict, entry, v;
+        const char *k = "min_valid";
+
+        dbus_message_iter_init_append(m, &it);
+        dbus_message_iter_open_container(&it, DBUS_TYPE_ARRAY, "{sv}", &dict);
+        if (session_id)
+                append_string_entry(&dict, "session_id", session_id);
+        if (scope)
+                append_string_entry(&dict, "scope", scope);
+        if (audience)
+                append_string_entry(&dict, "audience", audience);
+        if (min_valid) {
+                dbus_message_iter_open_container(&dict, DBUS_TYPE_DICT_ENTRY, NULL, &entry);
+                dbus_message_iter_append_basic(&entry, DBUS_TYPE_STRING, &k);
+                dbus_message_iter_open_container(&entry, DBUS_TYPE_VARIANT, "u", &v);
+                dbus_message_iter_append_basic(&v, DBUS_TYPE_UINT32, &min_valid);
+                dbus_message_iter_close_container(&entry, &v);
+                dbus_message_iter_close_container(&dict, &entry);
+        }
+        dbus_message_iter_close_container(&it, &dict);
+        return m;
+}
+
 int bc_call(DBusConnection *c, DBusMessage *m, int timeout_ms, struct bc_reply *r)
 {
         DBusError err = DBUS_ERROR_INIT;
@@ -218,6 +257,31 @@ char *bc_get_token(DBusConnection *c, const char *session_id, uint32_t min_valid
 {
         return bc_get_token_typed(c, session_id, min_valid, ret_token, ret_expires, NULL,
                                   ret_message);
+}
+
+char *bc_get_token_for(DBusConnection *c, const char *session_id, const char *scope,
+                       const char *audience, uint32_t min_valid, char **ret_token,
+                       int64_t *ret_expires, char **ret_message)
+{
+        struct bc_reply r;
+        const char *token, *type;
+        dbus_int64_t exp;
+
+        if (bc_call(c, bc_get_token_message(session_id, scope, audience, min_valid), 60000,
+                    &r) < 0)
+                return bc_take_error(&r, ret_message);
+        if (!dbus_message_get_args(r.msg, NULL, DBUS_TYPE_STRING, &token, DBUS_TYPE_INT64, &exp,
+                                   DBUS_TYPE_STRING, &type, DBUS_TYPE_INVALID) ||
+            !*token) {
+                bc_reply_clear(&r);
+                return strdup(BC_BAD_REPLY);
+        }
+        if (ret_token)
+                *ret_token = strdup(token);
+        if (ret_expires)
+                *ret_expires = exp;
+        bc_reply_clear(&r);
+        return NULL;
 }
 
 char *bc_get_token_typed(DBusConnection *c, const char *session_id, uint32_t min_valid,

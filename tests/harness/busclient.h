@@ -75,6 +75,13 @@ char *bc_get_token(DBusConnection *c, const char *session_id, uint32_t min_valid
 char *bc_get_token_typed(DBusConnection *c, const char *session_id, uint32_t min_valid,
                          char **ret_token, int64_t *ret_expires, char **ret_type,
                          char **ret_message);
+/* GetToken with the options scope and audience too (each left out when NULL). */
+char *bc_get_token_for(DBusConnection *c, const char *session_id, const char *scope,
+                       const char *audience, uint32_t min_valid, char **ret_token,
+                       int64_t *ret_expires, char **ret_message);
+/* The GetToken call itself, for sending several at once. */
+DBusMessage *bc_get_token_message(const char *session_id, const char *scope,
+                                  const char *audience, uint32_t min_valid);
 char *bc_get_claims(DBusConnection *c, const char *session_id, char **ret_json,
                     char **ret_message);
 /* Whether e (a call's result) says the broker's answer had the wrong shape. */

@@ -103,6 +103,7 @@ struct switches {
         char retry_after[32];  /* a Retry-After header on refuse_* answers; "" = none */
         bool iss_parameter;    /* RFC 9207: iss on authorization responses, said in discovery */
         bool follow_redirect;  /* the browser helper: authorize follows its own redirect */
+        bool widen_scope;      /* a refresh asking for a narrower scope is answered the whole grant's */
         /* RFC 8628 */
         bool device_discovery;   /* discovery names the device authorization endpoint */
         bool device_no_complete; /* no verification_uri_complete */
@@ -1159,17 +1160,74 @@ static void sleep_ms(long ms)
         }
 }
 
-/* Builds the token response for a grant, with the lock held. */
+/*
+ * A refresh asking for a narrower token: its scope (NULL: the grant's) and its audience, sent
+ * as resource (RFC 8707) or audience. The access token then ends in ".", and the base64url of
+ * {"scope": ..., "resource" or "audience": ...}, so that tests can read what it is for.
+ */
+struct narrow {
+        const char *scope;
+        const char *param; /* "resource", "audience" or NULL */
+        const char *value;
+};
+
+static void mark_token(struct token *at, const struct narrow *n)
+{
+        json_t *o = json_object();
+        _cleanup_free_ char *text = NULL, *b64 = NULL;
+        char *v;
+
+        if (!o)
+                abort();
+        if (n->scope)
+                json_object_set_new(o, "scope", json_string(n->scope));
+        if (n->param)
+                json_object_set_new(o, n->param, json_string(n->value));
+        text = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+        json_decref(o);
+        if (!text || !(b64 = lk_b64url_encode((const unsigned char *)text, strlen(text))))
+                abort();
+        v = xasprintf("%s.%s", at->value, b64);
+        lk_secret_free(at->value);
+        at->value = v;
+}
+
+/* true when every space-separated word of want is one of have's. */
+static bool scope_within(const char *want, const char *have)
+{
+        for (const char *p = want; *p;) {
+                size_t l = strcspn(p, " ");
+                bool found = false;
+
+                for (const char *q = have; *q && l;) {
+                        size_t m = strcspn(q, " ");
+
+                        found |= m == l && strncmp(p, q, l) == 0;
+                        q += m;
+                        q += strspn(q, " ");
+                }
+                if (l && !found)
+                        return false;
+                p += l;
+                p += strspn(p, " ");
+        }
+        return true;
+}
+
+/* Builds the token response for a grant, with the lock held; n NULL but for a narrower one. */
 static json_t *token_response(const struct client *cl, const char *user, const char *nonce,
-                              const char *scope, long grant)
+                              const char *scope, long grant, const struct narrow *n)
 {
         const struct switches *sw = &idp.sw;
         time_t now = time(NULL);
         struct token *at, *rt = NULL;
         _cleanup_free_ char *id_token = NULL;
+        const char *at_scope = n && n->scope ? n->scope : scope;
         json_t *resp;
 
-        at = add_token(false, cl, user, scope, grant, now + sw->expires_in);
+        at = add_token(false, cl, user, at_scope, grant, now + sw->expires_in);
+        if (n)
+                mark_token(at, n);
         if (!sw->omit_refresh_token)
                 rt = add_token(true, cl, user, scope, grant, 0);
         if (!sw->omit_id_token) {
@@ -1178,7 +1236,7 @@ static json_t *token_response(const struct client *cl, const char *user, const c
                         return NULL;
         }
         resp = json_pack("{s:s, s:s, s:s}", "access_token", at->value, "token_type", "Bearer",
-                         "scope", scope);
+                         "scope", n && !sw->widen_scope ? at_scope : scope);
         if (sw->expires_in_string)
                 json_object_set_new(resp, "expires_in", json_sprintf("%ld", sw->expires_in));
         else
@@ -1317,10 +1375,11 @@ static enum MHD_Result token_endpoint(struct MHD_Connection *c, const char *meth
                                            grant_refused(&sw, "PKCE verification failed"));
                 }
                 k->grant = ++idp.next_grant;
-                resp = token_response(cl, k->user, k->nonce, k->scope, k->grant);
+                resp = token_response(cl, k->user, k->nonce, k->scope, k->grant, NULL);
                 pthread_mutex_unlock(&idp.lock);
         } else if (streq(grant_type, "refresh_token")) {
                 const char *value = form_get(f, "refresh_token");
+                struct narrow n = { .scope = form_get(f, "scope") };
                 struct token *t;
 
                 if (sw.refresh_invalid_grant)
@@ -1338,10 +1397,24 @@ static enum MHD_Result token_endpoint(struct MHD_Connection *c, const char *meth
                         return reply_error(c, method, url, 400, "invalid_grant",
                                            grant_refused(&sw, "Invalid refresh token"));
                 }
+                /* RFC 6749 §6: a narrower scope only; RFC 8707 resource, or audience. */
+                if (n.scope && !scope_within(n.scope, t->scope)) {
+                        pthread_mutex_unlock(&idp.lock);
+                        return reply_error(c, method, url, 400, "invalid_scope",
+                                           "The scope asked for exceeds the grant");
+                }
+                if (form_get(f, "resource")) {
+                        n.param = "resource";
+                        n.value = form_get(f, "resource");
+                } else if (form_get(f, "audience")) {
+                        n.param = "audience";
+                        n.value = form_get(f, "audience");
+                }
                 /* Rotation: the old refresh token is spent. */
                 t->valid = false;
                 /* A refreshed id_token carries no nonce (OIDC Core §12.2 leaves it out). */
-                resp = token_response(cl, t->user, NULL, t->scope, t->grant);
+                resp = token_response(cl, t->user, NULL, t->scope, t->grant,
+                                      n.scope || n.param ? &n : NULL);
                 pthread_mutex_unlock(&idp.lock);
         } else if (streq(grant_type, DEVICE_GRANT)) {
                 const char *value = form_get(f, "device_code");
@@ -1378,7 +1451,7 @@ static enum MHD_Result token_endpoint(struct MHD_Connection *c, const char *meth
                 }
                 d->used = true;
                 /* RFC 8628 has no nonce. */
-                resp = token_response(cl, d->user, NULL, d->scope, ++idp.next_grant);
+                resp = token_response(cl, d->user, NULL, d->scope, ++idp.next_grant, NULL);
                 pthread_mutex_unlock(&idp.lock);
         } else {
                 return reply_error(c, method, url, 400, "unsupported_grant_type",
@@ -1663,6 +1736,7 @@ static const struct {
         BOOL_SWITCH(error_on_authorize), BOOL_SWITCH(discovery_wrong_issuer),
         BOOL_SWITCH(close_after_headers), BOOL_SWITCH(token_redirect),
         BOOL_SWITCH(iss_parameter),      BOOL_SWITCH(follow_redirect),
+        BOOL_SWITCH(widen_scope),
         BOOL_SWITCH(device_discovery),   BOOL_SWITCH(device_no_complete),
 };
 

@@ -1439,6 +1439,304 @@ static void test_no_service(void **state)
         assert_int_equal(rename(moved, file), 0);
 }
 
+
+/* ---- tokens for tools: --scope/--audience, --format, the git credential helper ---- */
+
+/* The session's token for (scope, audience), through the library. */
+static char *scoped_token(const char *sid, const char *scope, const char *audience,
+                          int64_t *ret_exp)
+{
+        struct latchkey *lk = NULL;
+        char *token = NULL;
+
+        assert_int_equal(latchkey_open(&lk), 0);
+        assert_int_equal(latchkey_get_token_for(lk, sid, scope, audience, 0, &token, ret_exp,
+                                                NULL), 0);
+        latchkey_close(lk);
+        return token;
+}
+
+static void test_ctl_token_formats(void **state)
+{
+        _cleanup_free_ char *plain = NULL, *narrow = NULL, *want = NULL;
+        int64_t exp = 0, nexp = 0;
+        char when[32];
+        struct tm tm;
+        time_t t;
+        struct run r;
+        json_t *j, *status;
+
+        open_session_new("fmt-1");
+        plain = scoped_token("fmt-1", NULL, NULL, &exp);
+        t = (time_t)exp;
+        assert_non_null(gmtime_r(&t, &tm));
+        assert_true(strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm) > 0);
+
+        /* header: one line, Authorization: Bearer TOKEN */
+        r = RUN("token", "--session", "fmt-1", "--format", "header");
+        assert_int_equal(r.code, 0);
+        assert_int_equal(asprintf(&want, "Authorization: Bearer %s\n", plain) > 0, 1);
+        assert_string_equal(r.out, want);
+        run_clear(&r);
+
+        /* json: exactly access_token, token_type, expires_at */
+        r = RUN("token", "--session", "fmt-1", "--format=json");
+        assert_int_equal(r.code, 0);
+        j = parse_json(r.out);
+        assert_int_equal(json_object_size(j), 3);
+        assert_string_equal(json_string_value(json_object_get(j, "access_token")), plain);
+        assert_string_equal(json_string_value(json_object_get(j, "token_type")), "Bearer");
+        assert_true(json_is_integer(json_object_get(j, "expires_at")));
+        assert_int_equal(json_integer_value(json_object_get(j, "expires_at")), exp);
+        json_decref(j);
+        run_clear(&r);
+
+        /*
+         * kubernetes: an ExecCredential of client.authentication.k8s.io/v1, as its published
+         * schema has it: apiVersion, kind, status {token, expirationTimestamp (RFC 3339)};
+         * no other field in status (clientCertificateData and -KeyData are for certificates).
+         */
+        r = RUN("token", "--session", "fmt-1", "--format", "kubernetes");
+        assert_int_equal(r.code, 0);
+        j = parse_json(r.out);
+        assert_string_equal(json_string_value(json_object_get(j, "apiVersion")),
+                            "client.authentication.k8s.io/v1");
+        assert_string_equal(json_string_value(json_object_get(j, "kind")), "ExecCredential");
+        assert_int_equal(json_object_size(j), 3);
+        status = json_object_get(j, "status");
+        assert_true(json_is_object(status));
+        assert_int_equal(json_object_size(status), 2);
+        assert_string_equal(json_string_value(json_object_get(status, "token")), plain);
+        assert_string_equal(json_string_value(json_object_get(status, "expirationTimestamp")),
+                            when);
+        json_decref(j);
+        run_clear(&r);
+
+        /* --scope and --audience: the narrower token, in any format */
+        narrow = scoped_token("fmt-1", "openid", "https://k8s.example.com", &nexp);
+        assert_string_not_equal(narrow, plain);
+        r = RUN("token", "--session", "fmt-1", "--scope", "openid", "--audience",
+                "https://k8s.example.com", "--min-valid", "30", "--format", "kubernetes");
+        assert_int_equal(r.code, 0);
+        j = parse_json(r.out);
+        assert_string_equal(json_string_value(json_object_get(json_object_get(j, "status"),
+                                                              "token")), narrow);
+        json_decref(j);
+        run_clear(&r);
+
+        /* a scope outside the grant: one line naming it */
+        r = RUN("token", "--session", "fmt-1", "--scope", "openid admin");
+        assert_failure(&r, 1, "scope 'admin'");
+        run_clear(&r);
+        r = RUN("token", "--format", "yaml");
+        assert_failure(&r, 2, "--format is token, header, json or kubernetes");
+        run_clear(&r);
+}
+
+static char *write_map(const char *text)
+{
+        char *path = lkh_xasprintf("%s/git-credentials.conf", H->dir);
+        FILE *f = fopen(path, "w");
+
+        assert_non_null(f);
+        fputs(text, f);
+        assert_int_equal(fclose(f), 0);
+        assert_int_equal(chmod(path, 0644), 0);
+        return path;
+}
+
+/* latchkeyctl credential's answers, field by field. */
+static void test_ctl_credential(void **state)
+{
+        _cleanup_free_ char *map = NULL, *token = NULL, *want = NULL;
+        int64_t exp = 0;
+        struct proc p;
+        int code;
+        struct run r;
+
+        open_session_new("git-1");
+        map = write_map("# hosts whose git gets the SSO token\n"
+                        "[git.example.com]\n"
+                        "scope = openid\n"
+                        "audience = https://git.example.com\n"
+                        "[plain.example.com:8443]\n"
+                        "username = x-token\n"
+                        "min_valid = 120\n");
+        token = scoped_token("git-1", "openid", "https://git.example.com", &exp);
+
+        proc_start(&p, (const char *const[]){ "LATCHKEY_SESSION=git-1", NULL },
+                   (const char *const[]){ "credential", "--map", map, "get", NULL });
+        proc_write(&p, "protocol=https\nhost=GIT.example.com\npath=group/repo.git\n"
+                       "username=someone\npassword=old-one\n\n");
+        code = proc_finish(&p);
+        assert_int_equal(code, 0);
+        assert_int_equal(asprintf(&want, "username=oauth2\npassword=%s\npassword_expiry_utc=%lld\n",
+                                  token, (long long)exp) > 0, 1);
+        assert_string_equal(p.out_text, want);
+        assert_string_equal(p.err_text, "");
+        proc_clear(&p);
+
+        /* the second host: the session's own token, its user name */
+        free(token);
+        free(want);
+        token = scoped_token("git-1", NULL, NULL, &exp);
+        proc_start(&p, (const char *const[]){ "LATCHKEY_SESSION=git-1", NULL },
+                   (const char *const[]){ "credential", "--map", map, "get", NULL });
+        proc_write(&p, "protocol=https\nhost=plain.example.com:8443\n");
+        code = proc_finish(&p);
+        if (code != 0)
+                fprintf(stderr, "credential get: %s", p.err_text);
+        assert_int_equal(code, 0);
+        assert_int_equal(asprintf(&want, "username=x-token\npassword=%s\npassword_expiry_utc=%lld\n",
+                                  token, (long long)exp) > 0, 1);
+        assert_string_equal(p.out_text, want);
+        proc_clear(&p);
+
+        /* a host not in the map: nothing, so git asks its next helper */
+        proc_start(&p, NULL, (const char *const[]){ "credential", "--map", map, "get", NULL });
+        proc_write(&p, "protocol=https\nhost=elsewhere.example.com\n\n");
+        assert_int_equal(proc_finish(&p), 0);
+        assert_string_equal(p.out_text, "");
+        assert_string_equal(p.err_text, "");
+        proc_clear(&p);
+
+        /* http to another machine: refused, no token */
+        proc_start(&p, NULL, (const char *const[]){ "credential", "--map", map, "get", NULL });
+        proc_write(&p, "protocol=http\nhost=git.example.com\n\n");
+        assert_int_equal(proc_finish(&p), 1);
+        assert_string_equal(p.out_text, "");
+        assert_non_null(strstr(p.err_text, "only https"));
+        proc_clear(&p);
+
+        /* store and erase: no-ops */
+        proc_start(&p, NULL, (const char *const[]){ "credential", "--map", map, "store", NULL });
+        proc_write(&p, "protocol=https\nhost=git.example.com\nusername=oauth2\npassword=x\n\n");
+        assert_int_equal(proc_finish(&p), 0);
+        assert_string_equal(p.out_text, "");
+        proc_clear(&p);
+        r = RUN("credential", "--map", map, "erase");
+        assert_int_equal(r.code, 0);
+        run_clear(&r);
+
+        /* a broken map names its line; a request without a host is refused */
+        free(map);
+        map = write_map("[git.example.com]\nscopes = openid\n");
+        proc_start(&p, NULL, (const char *const[]){ "credential", "--map", map, "get", NULL });
+        proc_write(&p, "protocol=https\nhost=git.example.com\n\n");
+        assert_int_equal(proc_finish(&p), 1);
+        assert_non_null(strstr(p.err_text, "line 2: unknown key 'scopes'"));
+        proc_clear(&p);
+        proc_start(&p, NULL, (const char *const[]){ "credential", "--map", map, "get", NULL });
+        proc_write(&p, "protocol=https\n\n");
+        assert_int_equal(proc_finish(&p), 1);
+        assert_non_null(strstr(p.err_text, "names no host"));
+        proc_clear(&p);
+        r = RUN("credential", "fetch");
+        assert_failure(&r, 2, "unknown action 'fetch'");
+        run_clear(&r);
+}
+
+/* Runs a shell command line (paths only, never a secret); its exit code. */
+static int shell(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int shell(const char *fmt, ...)
+{
+        _cleanup_free_ char *cmd = NULL;
+        va_list ap;
+        int r, status;
+
+        va_start(ap, fmt);
+        r = vasprintf(&cmd, fmt, ap);
+        va_end(ap);
+        assert_true(r > 0);
+        status = system(cmd);
+        assert_true(WIFEXITED(status));
+        return WEXITSTATUS(status);
+}
+
+static int read_text(const char *path, char **ret, size_t *ret_len)
+{
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+        if (fd < 0)
+                return -errno;
+        *ret = calloc(1, 1);
+        *ret_len = 0;
+        while (fd >= 0)
+                if (lkh_read_more(&fd, ret, ret_len, OUTPUT_MAX) < 0)
+                        return -EFBIG;
+        return 0;
+}
+
+/* Real git, over HTTP on loopback, against a server that demands the token. */
+static void test_git_helper(void **state)
+{
+        _cleanup_free_ char *root = lkh_xasprintf("%s/git-root", H->dir);
+        _cleanup_free_ char *home = lkh_xasprintf("%s/git-home", H->dir);
+        _cleanup_free_ char *token_file = lkh_xasprintf("%s/git-token", H->dir);
+        _cleanup_free_ char *port_file = lkh_xasprintf("%s/git-port", H->dir);
+        _cleanup_free_ char *out = lkh_xasprintf("%s/git-out", H->dir);
+        _cleanup_free_ char *map = NULL, *token = NULL, *text = NULL, *refs = NULL;
+        _cleanup_free_ char *gitconfig = NULL, *sha = NULL;
+        const char *argv[] = { PYTHON3, GIT_HTTP_SERVER, root, token_file, port_file, NULL };
+        const char *git_env = "GIT_CONFIG_NOSYSTEM=1 GIT_TERMINAL_PROMPT=0 "
+                              "GIT_ASKPASS=/bin/false";
+        unsigned port = 0;
+        pid_t server = 0;
+        size_t len = 0;
+        int fd;
+
+        open_session_new("git-2");
+        assert_int_equal(shell("set -e; mkdir -p '%s/src' '%s'; cd '%s/src'; git init -q -b main;"
+                               " git -c user.name=t -c user.email=t@example.com commit -q"
+                               " --allow-empty -m one; git clone -q --bare . '%s/repo.git';"
+                               " cd '%s/repo.git'; git update-server-info;"
+                               " git rev-parse HEAD > '%s/sha'",
+                               root, home, root, root, root, root), 0);
+        text = lkh_xasprintf("%s/sha", root);
+        assert_int_equal(read_text(text, &sha, &len), 0);
+        free(TAKE_PTR(text));
+
+        /* The server learns the token git must bring from a file, never from argv. */
+        token = scoped_token("git-2", "openid", "https://git.example.com", NULL);
+        fd = open(token_file, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        assert_true(fd >= 0);
+        assert_int_equal(write(fd, token, strlen(token)), (ssize_t)strlen(token));
+        close(fd);
+        unlink(port_file);
+        assert_int_equal(lkh_spawn(argv, -1, &server), 0);
+        for (int i = 0; i < 400 && lkh_read_port_file(port_file, &port) < 0; i++)
+                lkh_sleep_ms(25);
+        assert_true(port > 0);
+
+        map = write_map(text = lkh_xasprintf("[127.0.0.1:%u]\nscope = openid\n"
+                                             "audience = https://git.example.com\n", port));
+        /* Without the helper the server refuses git. */
+        assert_true(shell("cd / && HOME='%s' %s git ls-remote http://127.0.0.1:%u/repo.git "
+                          ">'%s' 2>&1", home, git_env, port, out) != 0);
+
+        /* The line the admin guide shows, with the test's map. */
+        gitconfig = lkh_xasprintf("%s/.gitconfig", home);
+        {
+                FILE *f = fopen(gitconfig, "w");
+
+                assert_non_null(f);
+                fprintf(f, "[credential \"http://127.0.0.1:%u\"]\n\thelper = %s credential "
+                           "--map %s\n", port, LATCHKEYCTL_PATH, map);
+                assert_int_equal(fclose(f), 0);
+        }
+        if (shell("cd / && HOME='%s' LATCHKEY_SESSION=git-2 GIT_CONFIG_NOSYSTEM=1 "
+                  "GIT_TERMINAL_PROMPT=0 GIT_ASKPASS=/bin/false git ls-remote "
+                  "http://127.0.0.1:%u/repo.git >'%s' 2>&1", home, port, out) != 0)
+                shell("cat '%s' >&2", out);
+        assert_int_equal(read_text(out, &refs, &len), 0);
+        sha[strcspn(sha, "\n")] = 0;
+        free(text);
+        text = lkh_xasprintf("%s\trefs/heads/main", sha);
+        assert_non_null(strstr(refs, text));
+        assert_null(strstr(refs, token));
+        lkh_stop_process(&server, 5000);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -1462,6 +1760,9 @@ int main(void)
                 cmocka_unit_test(test_config_others_may_write),
                 cmocka_unit_test(test_check_config_provider),
                 cmocka_unit_test(test_no_service),
+                cmocka_unit_test(test_ctl_token_formats),
+                cmocka_unit_test(test_ctl_credential),
+                cmocka_unit_test(test_git_helper),
         };
 
         signal(SIGPIPE, SIG_IGN);

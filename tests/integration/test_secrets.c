@@ -412,6 +412,33 @@ static void flows_over_dbus(struct lkh *h, const char *sid)
         assert_null(e);
         assert_string_not_equal(t1, t2);
         session_file_secrets(h, sid);
+        /* A narrower token (scope, audience; issue 22), and the refresh token it rotated. */
+        {
+                DBusMessage *reply;
+                const char *token, *type, *dot;
+                dbus_int64_t exp;
+                char *part;
+
+                reply = send_call(bc_get_token_message(sid, "openid", "https://api.example.com",
+                                                       0), &e);
+                assert_non_null(reply);
+                assert_true(dbus_message_get_args(reply, NULL, DBUS_TYPE_STRING, &token,
+                                                  DBUS_TYPE_INT64, &exp, DBUS_TYPE_STRING,
+                                                  &type, DBUS_TYPE_INVALID));
+                secret("a narrower access token", token);
+                dot = strchr(token, '.');
+                assert_non_null(dot);
+                part = strndup(token, (size_t)(dot - token));
+                secret("a narrower access token's random part", part);
+                free(part);
+                dbus_message_unref(reply);
+                session_file_secrets(h, sid);
+                /* Refused by name, in a message that must hold no token. */
+                reply = send_call(bc_get_token_message(sid, "openid admin", NULL, 0), &e);
+                assert_null(reply);
+                assert_non_null(e);
+                free(TAKE_PTR(e));
+        }
 
         /* Closed: the refresh token is revoked at the provider (after the reply). */
         e = call_ss("CloseSession", sid, NULL);

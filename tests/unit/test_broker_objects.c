@@ -43,6 +43,7 @@ struct fake_idp {
         lk_provider_grant_fn done;
         void *userdata;
         char refresh_token[64]; /* the last one sent */
+        char scope[64], audience[64]; /* of the last refresh_for; "" for a plain refresh */
         int fail;               /* < 0: the next request fails to start */
 };
 
@@ -69,7 +70,20 @@ static int fake_refresh(void *idp, const char *refresh_token, const json_t *clai
         f->done = done;
         f->userdata = userdata;
         snprintf(f->refresh_token, sizeof(f->refresh_token), "%s", refresh_token);
+        f->scope[0] = f->audience[0] = 0;
         return 0;
+}
+
+static int fake_refresh_for(void *idp, const char *refresh_token, const json_t *claims,
+                            const char *scope, const char *audience, lk_provider_grant_fn done,
+                            void *userdata)
+{
+        struct fake_idp *f = idp;
+        int r = fake_refresh(idp, refresh_token, claims, done, userdata);
+
+        snprintf(f->scope, sizeof(f->scope), "%s", scope ? scope : "");
+        snprintf(f->audience, sizeof(f->audience), "%s", audience ? audience : "");
+        return r;
 }
 
 static int fake_revoke(void *idp, const char *token, const char *hint, lk_provider_done_fn done,
@@ -86,6 +100,7 @@ static const struct lk_idp_ops fake_ops = {
         .endpoints = fake_endpoints,
         .exchange_code = fake_exchange,
         .refresh = fake_refresh,
+        .refresh_for = fake_refresh_for,
         .revoke = fake_revoke,
 };
 
@@ -112,6 +127,24 @@ static void answer_refresh(struct fake_idp *f, const char *access_token, int64_t
                                  provider_error);
         }
         done(f->userdata, g, code ? &e : NULL);
+}
+
+/* The same with a new refresh token and a scope in the answer (each may be NULL). */
+static void answer_refresh_with(struct fake_idp *f, const char *access_token,
+                                const char *refresh_token, const char *scope)
+{
+        lk_provider_grant_fn done = f->done;
+        struct lk_grant *g = calloc(1, sizeof(*g));
+
+        assert_non_null(done);
+        assert_non_null(g);
+        f->done = NULL;
+        g->tokens.access_token = strdup(access_token);
+        g->tokens.token_type = strdup("Bearer");
+        g->tokens.expires_at = fake_wall_s + 3600;
+        g->tokens.refresh_token = refresh_token ? strdup(refresh_token) : NULL;
+        g->tokens.scope = scope ? strdup(scope) : NULL;
+        done(f->userdata, g, NULL);
 }
 
 /* ---- sessions ---- */
@@ -232,6 +265,165 @@ static void test_refresh_single_flight(void **state)
         /* Fresh now: answered at once, no request. */
         assert_int_equal(get_token(f, s, &a[0]), 0);
         assert_int_equal(f->idp.refreshes, 1);
+}
+
+/* ---- narrower tokens (GetToken's scope and audience) ---- */
+
+struct scoped_answer {
+        unsigned calls;
+        int r;
+        char token[32];
+        char message[LK_ERROR_MESSAGE_MAX];
+};
+
+static void on_scoped(void *userdata, const struct lk_tokens *t, int r, const struct lk_error *e)
+{
+        struct scoped_answer *a = userdata;
+
+        a->calls++;
+        a->r = r;
+        snprintf(a->token, sizeof(a->token), "%s", r == 0 ? t->access_token : "");
+        snprintf(a->message, sizeof(a->message), "%s", r < 0 && e ? e->message : "");
+}
+
+static int get_scoped(struct fixture *f, struct lk_session *s, const char *scope,
+                      const char *audience, struct scoped_answer *a)
+{
+        const struct lk_tokens *t = NULL;
+        struct lk_error e = {0};
+        int r = lk_session_get_token_for(&f->ss, s, scope, audience, 0, on_scoped, a, &t, &e);
+
+        if (r == 0)
+                snprintf(a->token, sizeof(a->token), "%s", t->access_token);
+        if (r < 0)
+                snprintf(a->message, sizeof(a->message), "%s", e.message);
+        return r;
+}
+
+static struct lk_session *open_scoped_session(struct fixture *f, const char *id,
+                                              int64_t expires_in)
+{
+        struct lk_session *s = open_session(f, id, expires_in);
+
+        s->tokens.scope = strdup("openid profile email");
+        return s;
+}
+
+/*
+ * One request with the refresh token at a time: the session's own refresh waits for a
+ * narrower one under way, and goes with the refresh token that one brought back.
+ */
+static void test_narrow_serialized(void **state)
+{
+        struct fixture *f = *state;
+        struct lk_session *s = open_scoped_session(f, "n1", 30); /* its own is due too */
+        struct scoped_answer n = {0}, n2 = {0};
+        struct answer own = {0};
+
+        assert_int_equal(get_scoped(f, s, "profile  openid", "urn:api", &n), LK_SESSION_LATER);
+        assert_int_equal(f->idp.refreshes, 1);
+        assert_string_equal(f->idp.scope, "openid profile"); /* canonical */
+        assert_string_equal(f->idp.audience, "urn:api");
+        /* The session's own caller waits: no second request (the fake would abort). */
+        assert_int_equal(get_token(f, s, &own), LK_SESSION_LATER);
+        assert_int_equal(f->idp.refreshes, 1);
+
+        answer_refresh_with(&f->idp, "at-narrow", "rt-2", "openid profile");
+        assert_int_equal(n.calls, 1);
+        assert_int_equal(n.r, 0);
+        assert_string_equal(n.token, "at-narrow");
+        assert_string_equal(s->tokens.refresh_token, "rt-2");
+        /* Then the session's own refresh, with the rotated refresh token. */
+        assert_int_equal(f->idp.refreshes, 2);
+        assert_string_equal(f->idp.refresh_token, "rt-2");
+        assert_string_equal(f->idp.scope, "");
+        assert_int_equal(own.calls, 0);
+        answer_refresh(&f->idp, "at-2", 3600, 0, NULL);
+        assert_int_equal(own.calls, 1);
+        assert_string_equal(own.token, "at-2");
+
+        /* Cached: the same pair, written otherwise, answers at once. */
+        assert_int_equal(get_scoped(f, s, "openid profile", "urn:api", &n2), 0);
+        assert_string_equal(n2.token, "at-narrow");
+        assert_int_equal(f->idp.refreshes, 2);
+        assert_int_equal(f->ss.busy, 0);
+}
+
+static void test_narrow_refusals(void **state)
+{
+        struct fixture *f = *state;
+        struct lk_session *s = open_scoped_session(f, "n2", 3600);
+        struct scoped_answer a = {0};
+
+        /* Outside the grant, or unusable: refused before any request, by name. */
+        assert_int_equal(get_scoped(f, s, "openid admin", NULL, &a), -LK_ERR_INVALID_ARGUMENT);
+        assert_non_null(strstr(a.message, "scope 'admin'"));
+        assert_int_equal(get_scoped(f, s, "   ", NULL, &a), -LK_ERR_INVALID_ARGUMENT);
+        assert_int_equal(get_scoped(f, s, NULL, "a b", &a), -LK_ERR_INVALID_ARGUMENT);
+        assert_int_equal(f->idp.refreshes, 0);
+
+        /* The provider widens it: not handed out, the session goes on. */
+        assert_int_equal(get_scoped(f, s, "openid", NULL, &a), LK_SESSION_LATER);
+        answer_refresh_with(&f->idp, "at-wide", NULL, "openid profile");
+        assert_int_equal(a.r, -LK_ERR_PROVIDER_RESPONSE);
+        assert_non_null(strstr(a.message, "wider than asked"));
+        assert_false(s->expired);
+
+        /* invalid_scope: this token only; invalid_grant: the refresh token is dead. */
+        memset(&a, 0, sizeof(a));
+        assert_int_equal(get_scoped(f, s, "email", NULL, &a), LK_SESSION_LATER);
+        answer_refresh(&f->idp, NULL, 0, LK_ERR_INVALID_GRANT, "invalid_scope");
+        assert_int_equal(a.r, -LK_ERR_INVALID_GRANT);
+        assert_false(s->expired);
+        memset(&a, 0, sizeof(a));
+        assert_int_equal(get_scoped(f, s, "profile", NULL, &a), LK_SESSION_LATER);
+        answer_refresh(&f->idp, NULL, 0, LK_ERR_INVALID_GRANT, "invalid_grant");
+        assert_int_equal(a.r, -LK_ERR_TOKEN_EXPIRED);
+        assert_true(s->expired);
+        assert_int_equal(s->narrowed.n, 0);
+        assert_string_equal(f->changes.events, "opened expired");
+}
+
+/* Closed while a narrower token is fetched: its caller hears NotFound, nothing leaks. */
+static void test_narrow_closed(void **state)
+{
+        struct fixture *f = *state;
+        struct lk_session *s = open_scoped_session(f, "n3", 3600);
+        struct scoped_answer a = {0}, b = {0};
+
+        assert_int_equal(get_scoped(f, s, "openid", NULL, &a), LK_SESSION_LATER);
+        assert_int_equal(get_scoped(f, s, NULL, "urn:other", &b), LK_SESSION_LATER); /* queued */
+        assert_int_equal(f->idp.refreshes, 1);
+        lk_session_close(&f->ss, s);
+        assert_int_equal(a.r, -LK_ERR_NOT_FOUND);
+        assert_int_equal(b.r, -LK_ERR_NOT_FOUND);
+        answer_refresh_with(&f->idp, "at-late", NULL, NULL);
+        assert_int_equal(a.calls, 1);
+        assert_null(f->ss.closed);
+        assert_int_equal(f->ss.busy, 0);
+        assert_int_equal(f->idp.refreshes, 1);
+}
+
+/* At most LK_TOKEN_CACHE_MAX per session: the least recently asked goes. */
+static void test_narrow_bounded(void **state)
+{
+        struct fixture *f = *state;
+        struct lk_session *s = open_scoped_session(f, "n4", 3600);
+        char aud[16];
+
+        for (int i = 0; i <= LK_TOKEN_CACHE_MAX; i++) {
+                struct scoped_answer a = {0};
+
+                snprintf(aud, sizeof(aud), "urn:%d", i);
+                fake_wall_s++;
+                assert_int_equal(get_scoped(f, s, NULL, aud, &a), LK_SESSION_LATER);
+                answer_refresh_with(&f->idp, aud, NULL, NULL);
+                assert_int_equal(a.r, 0);
+                assert_true(s->narrowed.n <= LK_TOKEN_CACHE_MAX);
+        }
+        assert_int_equal(s->narrowed.n, LK_TOKEN_CACHE_MAX);
+        assert_null(lk_token_cache_find(&s->narrowed, "", "urn:0"));
+        assert_non_null(lk_token_cache_find(&s->narrowed, "", "urn:1"));
 }
 
 /* A failed refresh while the token is still valid: every caller gets the current token. */
@@ -578,6 +770,10 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_refresh_refused, setup, teardown),
             cmocka_unit_test_setup_teardown(test_closed_while_refreshing, setup, teardown),
             cmocka_unit_test_setup_teardown(test_refresh_cannot_start, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_narrow_serialized, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_narrow_refusals, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_narrow_closed, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_narrow_bounded, setup, teardown),
             cmocka_unit_test(test_login_accounting),
             cmocka_unit_test(test_login_expiry),
         };

@@ -483,6 +483,19 @@ static void test_client_auth(void **state)
                           "client_secret_post, client_secret_basic");
 }
 
+static void test_audience_parameter(void **state)
+{
+        _cleanup_(lk_config_freep) struct lk_config *d = load_ok(minimal);
+        _cleanup_free_ char *t = with("audience_parameter = audience\n");
+        _cleanup_(lk_config_freep) struct lk_config *c = load_ok(t);
+        _cleanup_free_ char *bad = with("audience_parameter = aud\n");
+
+        assert_int_equal(d->audience_parameter, LK_AUDIENCE_RESOURCE);
+        assert_int_equal(c->audience_parameter, LK_AUDIENCE_AUDIENCE);
+        expect_error(bad, "test.conf:5: [provider] audience_parameter: 'aud' is not one of "
+                          "resource, audience");
+}
+
 static void test_algorithms(void **state)
 {
         _cleanup_free_ char *none = with("id_token_algorithms = RS256 none\n");
@@ -1193,6 +1206,7 @@ int main(void)
                 cmocka_unit_test(test_nonce),
                 cmocka_unit_test(test_client_auth),
                 cmocka_unit_test(test_flow),
+                cmocka_unit_test(test_audience_parameter),
                 cmocka_unit_test(test_algorithms),
                 cmocka_unit_test(test_scopes),
                 cmocka_unit_test(test_http_refused),

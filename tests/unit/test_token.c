@@ -184,6 +184,31 @@ static void test_refresh_form(void **state)
         lk_token_request_clear(&req);
 }
 
+/* A narrower token (issue 22): scope, and the audience under the configured parameter. */
+static void test_refresh_for_form(void **state)
+{
+        struct lk_config c = config(LK_CLIENT_AUTH_POST, "secret");
+        struct lk_token_request req = {0};
+        struct lk_error e = {0};
+
+        assert_int_equal(lk_token_request_refresh_for(&c, TOKEN_URL, "rt", "openid read",
+                                                      "https://api.example.com/v1?x=1", &req,
+                                                      &e), 0);
+        check_form(req.form, "grant_type", "refresh_token");
+        check_form(req.form, "scope", "openid read");
+        check_form(req.form, "resource", "https://api.example.com/v1?x=1");
+        check_form(req.form, "audience", NULL);
+        lk_token_request_clear(&req);
+
+        c.audience_parameter = LK_AUDIENCE_AUDIENCE;
+        assert_int_equal(lk_token_request_refresh_for(&c, TOKEN_URL, "rt", NULL, "my-api", &req,
+                                                      &e), 0);
+        check_form(req.form, "audience", "my-api");
+        check_form(req.form, "resource", NULL);
+        check_form(req.form, "scope", NULL);
+        lk_token_request_clear(&req);
+}
+
 static void test_revoke_form(void **state)
 {
         struct lk_config c = config(LK_CLIENT_AUTH_POST, "secret");
@@ -524,6 +549,7 @@ int main(void)
                 cmocka_unit_test(test_code_basic),
                 cmocka_unit_test(test_public_client),
                 cmocka_unit_test(test_refresh_form),
+                cmocka_unit_test(test_refresh_for_form),
                 cmocka_unit_test(test_revoke_form),
                 cmocka_unit_test(test_request_errors),
                 cmocka_unit_test(test_response_good),
