@@ -420,7 +420,7 @@ static void test_migration(void **state)
 static void test_copied_without_key(void **state)
 {
         struct fixture *f = *state;
-        _cleanup_free_ char *key = NULL, *cmd = NULL;
+        _cleanup_free_ char *key = NULL;
         char before[LK_SESSION_KEY_ID_HEX], after[LK_SESSION_KEY_ID_HEX], ids[256];
 
         start(f);
