@@ -88,7 +88,7 @@ static void help(void)
                "\n"
                "  --quick       small counts, for a smoke run (under a minute)\n"
                "  --json PATH   also write the results as JSON to PATH\n"
-               "  --only LIST   run only these groups, e.g. --only 12 (6 runs 5 first; 7 runs last)\n"
+               "  --only LIST   run only these groups, e.g. --only 12 (6 runs 5 first, 7 last)\n"
                "  --help        print this help\n");
 }
 

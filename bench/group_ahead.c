@@ -91,8 +91,7 @@ void bench_ahead(DBusConnection *root, DBusConnection **conns)
         for (int i = 0; i < n; i++) {
                 char life[32];
 
-                snprintf(life, sizeof(life), "%d",
-                         AHEAD_MARGIN + 3 + (int)(window_s * i / n));
+                snprintf(life, sizeof(life), "%d", AHEAD_MARGIN + 3 + (int)(window_s * i / n));
                 idp_set("expires_in", life);
                 sids[i] = xasprintf("bench-ahead-%02d", i);
                 (void)broker_login(root, bc, "root", sids[i]);
@@ -104,8 +103,11 @@ void bench_ahead(DBusConnection *root, DBusConnection **conns)
         start = now_ns();
         end = start + (int64_t)((window_s + 4) * 1e9);
         for (int i = 0; i < AHEAD_CLIENTS; i++) {
-                c[i] = (struct ahead_client){.conn = conns[i], .sids = sids, .n_sids = n,
-                                             .index = i * n / AHEAD_CLIENTS, .start_ns = start,
+                c[i] = (struct ahead_client){.conn = conns[i],
+                                             .sids = sids,
+                                             .n_sids = n,
+                                             .index = i * n / AHEAD_CLIENTS,
+                                             .start_ns = start,
                                              .end_ns = end};
                 start_thread(&c[i].thread, ahead_run, &c[i]);
         }

@@ -34,9 +34,8 @@ int64_t lk_refresh_ahead_due(const struct lk_sessions *ss, struct lk_session *s)
         if (s->ahead_jitter_for != s->tokens.expires_at) {
                 unsigned span = margin / 4;
 
-                s->ahead_jitter = draw(span < LK_REFRESH_AHEAD_JITTER_MAX
-                                           ? span
-                                           : LK_REFRESH_AHEAD_JITTER_MAX);
+                s->ahead_jitter =
+                    draw(span < LK_REFRESH_AHEAD_JITTER_MAX ? span : LK_REFRESH_AHEAD_JITTER_MAX);
                 s->ahead_jitter_for = s->tokens.expires_at;
         }
         due = s->tokens.expires_at - margin - s->ahead_jitter;
@@ -58,8 +57,8 @@ static void start(struct lk_sessions *ss, struct lk_session *s, int64_t now)
 {
         struct lk_error e = {0};
 
-        if (lk_budget_take_spare(ss->budget, s->uid, ss->clock->mono_ms(),
-                                 LK_BUDGET_AHEAD_RESERVE, &e) < 0) {
+        if (lk_budget_take_spare(ss->budget, s->uid, ss->clock->mono_ms(), LK_BUDGET_AHEAD_RESERVE,
+                                 &e) < 0) {
                 log_debug("Session %s: background refresh waits: %s", s->id, e.message);
                 s->ahead_not_before = now + BUDGET_REFILL_S;
                 return;

@@ -66,8 +66,8 @@ int lk_sealed_seal(const struct lk_session_key *key, const char *session_id, con
         int n = 0, m = 0;
 
         if (plain_len == 0 || len > LK_SEALED_FILE_MAX)
-                return lk_error_set(e, LK_ERR_INVALID_ARGUMENT,
-                                    "Session %s does not fit in a file", session_id);
+                return lk_error_set(e, LK_ERR_INVALID_ARGUMENT, "Session %s does not fit in a file",
+                                    session_id);
         out = malloc(len);
         c = EVP_CIPHER_CTX_new();
         if (!out || !c) {

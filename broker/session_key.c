@@ -34,7 +34,8 @@ void lk_session_key_make_id(struct lk_session_key *k)
         explicit_bzero(in, sizeof(in));
 }
 
-void lk_session_key_id_hex(const uint8_t id[LK_SESSION_KEY_ID_SIZE], char out[LK_SESSION_KEY_ID_HEX])
+void lk_session_key_id_hex(const uint8_t id[LK_SESSION_KEY_ID_SIZE],
+                           char out[LK_SESSION_KEY_ID_HEX])
 {
         static const char hex[] = "0123456789abcdef";
 
@@ -111,7 +112,8 @@ int lk_session_keys_parse(const char *text, size_t len, struct lk_session_keys *
                     !parse_hex_key(text + at, key)) {
                         explicit_bzero(key, sizeof(key));
                         ks->n = n0;
-                        return *why = "a line is not 64 lowercase hex digits", -LK_ERR_INVALID_ARGUMENT;
+                        return *why = "a line is not 64 lowercase hex digits",
+                               -LK_ERR_INVALID_ARGUMENT;
                 }
                 if (!add_key(ks, key, why)) {
                         explicit_bzero(key, sizeof(key));
@@ -170,8 +172,8 @@ static int read_key_file(const char *path, struct lk_session_keys *ks, struct lk
         size_t len = 0;
         int r;
 
-        r = lk_read_private_file(path, LK_PRIVATE_SECRET | LK_PRIVATE_OURS,
-                                 LK_SESSION_KEY_FILE_MAX, &text, &len, NULL, e);
+        r = lk_read_private_file(path, LK_PRIVATE_SECRET | LK_PRIVATE_OURS, LK_SESSION_KEY_FILE_MAX,
+                                 &text, &len, NULL, e);
         if (r < 0)
                 return r;
         r = lk_session_keys_parse(text, len, ks, &why);
@@ -298,8 +300,8 @@ int lk_session_keys_load(const char *state_dir, struct lk_session_keys *ks, stru
                         goto fail;
                 ks->file_exists = true;
                 lk_session_key_id_hex(ks->keys[0].id, id);
-                lk_log(LOG_NOTICE, "Made a new session key %s in %s (no credential %s was given)", id,
-                           ks->file, LK_SESSION_KEY_CREDENTIAL);
+                lk_log(LOG_NOTICE, "Made a new session key %s in %s (no credential %s was given)",
+                       id, ks->file, LK_SESSION_KEY_CREDENTIAL);
         } else {
                 lk_session_key_id_hex(ks->keys[0].id, id);
                 log_info("Session files are sealed under key %s, from %s%s", id,
@@ -347,21 +349,23 @@ int lk_session_keys_retire(struct lk_session_keys *ks, struct lk_error *e)
                         r = lk_error_set(e, LK_ERR_IO, "Cannot remove %s: %s", ks->file,
                                          strerror(errno));
                 else
-                        lk_log(LOG_NOTICE, "Every session file is sealed under the credential %s: removed "
-                                   "the key file %s",
-                                   LK_SESSION_KEY_CREDENTIAL, ks->file);
+                        lk_log(LOG_NOTICE,
+                               "Every session file is sealed under the credential %s: removed "
+                               "the key file %s",
+                               LK_SESSION_KEY_CREDENTIAL, ks->file);
                 ks->file_exists = false;
         } else {
                 r = write_key_file(ks->file, keep, n_keep, e);
                 if (r == 0)
-                        lk_log(LOG_NOTICE, "Every session file is sealed under the current key: dropped "
-                                   "%zu older key(s) from %s",
-                                   now.n - n_keep, ks->file);
+                        lk_log(LOG_NOTICE,
+                               "Every session file is sealed under the current key: dropped "
+                               "%zu older key(s) from %s",
+                               now.n - n_keep, ks->file);
         }
         if (r == 0) {
                 if (ks->previous_credential)
                         lk_log(LOG_NOTICE, "The credential %s is no longer needed",
-                                   LK_SESSION_KEY_CREDENTIAL_PREVIOUS);
+                               LK_SESSION_KEY_CREDENTIAL_PREVIOUS);
                 explicit_bzero(ks->keys + 1, sizeof(ks->keys) - sizeof(ks->keys[0]));
                 ks->n = 1;
         }

@@ -49,13 +49,14 @@ struct lk_session_keys {
         size_t n;
         bool from_credential;     /* keys[0] is the credential's */
         bool previous_credential; /* keys[1] is LK_SESSION_KEY_CREDENTIAL_PREVIOUS's */
-        char *file;           /* <state_dir>/session-key, whether it exists or not */
+        char *file;               /* <state_dir>/session-key, whether it exists or not */
         bool file_exists;
 };
 
 /* The id of a key, and its hex form (for log lines: an id is no secret). */
 void lk_session_key_make_id(struct lk_session_key *k);
-void lk_session_key_id_hex(const uint8_t id[LK_SESSION_KEY_ID_SIZE], char out[LK_SESSION_KEY_ID_HEX]);
+void lk_session_key_id_hex(const uint8_t id[LK_SESSION_KEY_ID_SIZE],
+                           char out[LK_SESSION_KEY_ID_HEX]);
 
 /* The key of that id, or NULL. */
 const struct lk_session_key *lk_session_keys_find(const struct lk_session_keys *ks,

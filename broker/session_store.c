@@ -586,9 +586,10 @@ static void loaded_keys(struct lk_session_store *st, const struct lk_store_loade
         lk_session_key_id_hex(st->keys.keys[0].id, cur);
         if (l->n_sealed > 0)
                 lk_log(LOG_NOTICE, "Sealed %u session file(s) of before (cleartext) under key %s",
-                           l->n_sealed, cur);
+                       l->n_sealed, cur);
         if (l->n_rewritten > 0)
-                lk_log(LOG_NOTICE, "Rewrote %u session file(s) under the new key %s", l->n_rewritten, cur);
+                lk_log(LOG_NOTICE, "Rewrote %u session file(s) under the new key %s",
+                       l->n_rewritten, cur);
         if (l->n_unknown > 0)
                 log_warning("%u session file(s) are sealed under keys this broker does not have; "
                             "they are left in place, unread",

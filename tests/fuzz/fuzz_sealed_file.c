@@ -3,7 +3,8 @@
  * A session file as anyone might have written it into the sessions folder (broker/
  * sealed_file.h): the header parser must refuse it or give parts inside the input, and the
  * opening must refuse anything the fuzzer made (it cannot forge a GCM tag), even under the
- * key id the file names (a seed sealed with the fuzzing key opens). Then the input as a record: sealed and opened again, byte for byte.
+ * key id the file names (a seed sealed with the fuzzing key opens). Then the input as a record:
+ * sealed and opened again, byte for byte.
  */
 #include <stddef.h>
 #include <stdint.h>

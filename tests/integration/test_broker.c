@@ -1381,7 +1381,7 @@ static void test_debug_log_has_no_secrets(void **state)
         DBusConnection *c = bus_open();
         _cleanup_free_ char *id = NULL, *url = NULL, *location = NULL, *code = NULL;
         _cleanup_free_ char *who = NULL, *e = NULL, *t1 = NULL, *t2 = NULL, *claims = NULL;
-        _cleanup_free_ char *state_param = NULL, *nonce = NULL, *file = NULL, *log = NULL;
+        _cleanup_free_ char *state_param = NULL, *nonce = NULL, *log = NULL;
         _cleanup_free_ char *session_path = NULL;
         const char *secrets[16];
         size_t n = 0;

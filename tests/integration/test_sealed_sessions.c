@@ -161,9 +161,8 @@ static void test_without_the_key(void **state)
         bc_close(c);
         lkh_stop_broker(h);
         assert_int_equal(rename(key, aside), 0);
-        assert_int_equal(lkh_start_broker_logging(h, (const char *const[]){"--debug", NULL},
-                                                  log_path),
-                         0);
+        assert_int_equal(
+            lkh_start_broker_logging(h, (const char *const[]){"--debug", NULL}, log_path), 0);
         c = bus_open(h);
         {
                 _cleanup_strv_ char **l = bc_list_sessions(c);

@@ -78,12 +78,10 @@ static void test_seal_round_trip(void **state)
                 f[i] ^= 0x20;
                 if (lk_sealed_parse(f, len, &s, &why) == 0) {
                         if (memcmp(s.key_id, k.id, LK_SESSION_KEY_ID_SIZE) != 0)
-                                assert_int_not_equal(lk_sealed_open(&k, "s1", &s, &out, &out_len,
-                                                                    &why),
-                                                     0);
+                                assert_int_not_equal(
+                                    lk_sealed_open(&k, "s1", &s, &out, &out_len, &why), 0);
                         else
-                                assert_int_equal(lk_sealed_open(&k, "s1", &s, &out, &out_len,
-                                                                &why),
+                                assert_int_equal(lk_sealed_open(&k, "s1", &s, &out, &out_len, &why),
                                                  -LK_ERR_INVALID_ARGUMENT);
                 }
                 f[i] ^= 0x20;
@@ -91,7 +89,8 @@ static void test_seal_round_trip(void **state)
         assert_null(out);
 
         /* The header: short, another version, no magic, too big. */
-        assert_int_equal(lk_sealed_parse(f, LK_SEALED_OVERHEAD, &s, &why), -LK_ERR_INVALID_ARGUMENT);
+        assert_int_equal(lk_sealed_parse(f, LK_SEALED_OVERHEAD, &s, &why),
+                         -LK_ERR_INVALID_ARGUMENT);
         f[4] = 2;
         assert_int_equal(lk_sealed_parse(f, len, &s, &why), -LK_ERR_INVALID_ARGUMENT);
         assert_non_null(strstr(why, "version"));
@@ -118,8 +117,10 @@ static void test_seal_nonce(void **state)
 
 static void test_key_file_parse(void **state)
 {
-        static const char k1[] = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n";
-        static const char k2[] = "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100\n";
+        static const char k1[] =
+            "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n";
+        static const char k2[] =
+            "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100\n";
         struct lk_session_keys ks = {0};
         const char *why = NULL;
         char text[1024];
@@ -242,14 +243,16 @@ static void save_sessions(struct fixture *f, int n)
 {
         for (int i = 0; i < n; i++) {
                 char id[16], at[32], rt[32];
-                struct lk_session_record r = {.id = id, .user = "alice", .uid = 1000,
-                                              .opened_at = 1700000000};
+                struct lk_session_record r = {
+                    .id = id, .user = "alice", .uid = 1000, .opened_at = 1700000000};
                 struct lk_error e = {0};
 
                 snprintf(id, sizeof(id), "s%d", i);
                 tokens_of(i, at, rt);
-                r.tokens = (struct lk_tokens){.access_token = at, .refresh_token = rt,
-                                              .id_token = "eyJh.eyJz.c2ln", .token_type = "Bearer",
+                r.tokens = (struct lk_tokens){.access_token = at,
+                                              .refresh_token = rt,
+                                              .id_token = "eyJh.eyJz.c2ln",
+                                              .token_type = "Bearer",
                                               .expires_at = 1700003600};
                 r.claims = json_pack("{s:s}", "sub", "u-alice");
                 assert_int_equal(lk_store_save(f->store, &r, &e), 0);
