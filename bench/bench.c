@@ -13,8 +13,10 @@
  *   5. group_memory.c: broker RSS with many open sessions, and its growth over many calls.
  *   6. group_startup.c: the first call to a stopped, activatable broker until its reply.
  *   7. group_pin.c: one offline PIN check (Argon2id) beside its configured parameters.
- *   8. group_device.c: the device flow: approval at the provider to WaitLogin's reply, beside
- *      the poll interval (a stack of its own, started last).
+ *   8. group_ahead.c: background refresh: many sessions' refresh times within a few seconds,
+ *      GetToken beside Ping meanwhile, and the provider's requests per session.
+ *   9. group_device.c: the device flow: approval at the provider to WaitLogin's reply, beside
+ *      the poll interval (a stack of its own).
  *
  * Here: the options, the stack, the table's head and summary, the steal line, bench.json.
  * Runs as root: it makes the local accounts the logins are for (users.c), and the logins of
@@ -89,7 +91,7 @@ static void help(void)
                "\n"
                "  --quick       small counts, for a smoke run (under a minute)\n"
                "  --json PATH   also write the results as JSON to PATH\n"
-               "  --only LIST   run only these groups, e.g. --only 12 (6 runs 5 first)\n"
+               "  --only LIST   run only these groups, e.g. --only 12 (6 runs 5 first, 8 last)\n"
                "  --help        print this help\n");
 }
 
@@ -124,8 +126,8 @@ int main(int argc, char *argv[])
                         json_path = optarg;
                         break;
                 case 'o':
-                        if (optarg[strspn(optarg, "12345678")] || !*optarg) {
-                                fprintf(stderr, "latchkey-bench: --only takes digits 1-8\n");
+                        if (optarg[strspn(optarg, "123456789")] || !*optarg) {
+                                fprintf(stderr, "latchkey-bench: --only takes digits 1-9\n");
                                 return 2;
                         }
                         only = optarg;
@@ -164,7 +166,7 @@ int main(int argc, char *argv[])
                 n_accounts = (size_t)(P.sessions + 64 + SESSIONS_PER_UID - 1) / SESSIONS_PER_UID;
         users_create(n_accounts - 1);
         if (lkh_new(&H) < 0 || lkh_start_idp(H, NULL) < 0 ||
-            lkh_write_config(H, USERS_CONFIG) < 0 || lkh_start_bus(H) < 0 ||
+            lkh_write_config(H, USERS_CONFIG SESSIONS_CONFIG) < 0 || lkh_start_bus(H) < 0 ||
             lkh_start_broker(H, NULL) < 0)
                 die("cannot start the IdP, the bus and the broker");
         root = bus_connect_as(0, 0);
@@ -205,7 +207,10 @@ int main(int argc, char *argv[])
                 bench_start(root);
         if (want('7'))
                 bench_pin();
+        /* Last: it restarts the broker with another refresh_margin. */
         if (want('8'))
+                bench_ahead(root, conns);
+        if (want('9'))
                 bench_device();
         bench_check();
 

@@ -161,6 +161,9 @@ void users_create(size_t n);
 bool users_remove(void);
 /* [users] for latchkey.conf: the bench's accounts are normal ones; root must be listed. */
 #define USERS_CONFIG "[users]\nallow_system_users = root\n"
+/* [sessions] for latchkey.conf: the defaults, background refresh included (the harness turns it
+ * off unless asked); group 7 restarts the broker with a short refresh_margin. */
+#define SESSIONS_CONFIG "[sessions]\nrefresh_ahead = yes\n"
 
 /* ---- the groups ---- */
 
@@ -171,4 +174,5 @@ void bench_storm(DBusConnection *root, DBusConnection **conns);
 void bench_memory(DBusConnection **conns);
 void bench_start(DBusConnection *root);
 void bench_pin(void);
+void bench_ahead(DBusConnection *root, DBusConnection **conns);
 void bench_device(void);

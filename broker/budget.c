@@ -85,6 +85,12 @@ static struct entry *find(struct lk_budget *g, uid_t uid)
 
 int lk_budget_take(struct lk_budget *g, uid_t uid, int64_t now_ms, struct lk_error *e)
 {
+        return lk_budget_take_spare(g, uid, now_ms, 0, e);
+}
+
+int lk_budget_take_spare(struct lk_budget *g, uid_t uid, int64_t now_ms, unsigned keep,
+                         struct lk_error *e)
+{
         struct entry *x = find(g, uid);
 
         if (!x) {
@@ -103,6 +109,11 @@ int lk_budget_take(struct lk_budget *g, uid_t uid, int64_t now_ms, struct lk_err
                 g->n++;
         }
         refill(x, now_ms);
+        if (keep > 0 && x->level < ((int64_t)keep + 1) * UNIT)
+                return lk_error_set(e, LK_ERR_TOO_MANY_REQUESTS,
+                                    "uid %u has only %lld request(s) to the provider left, kept "
+                                    "for callers",
+                                    (unsigned)uid, (long long)(x->level / UNIT));
         if (x->level < UNIT)
                 return lk_error_set(e, LK_ERR_TOO_MANY_REQUESTS,
                                     "Too many refused or failed requests to the provider for "

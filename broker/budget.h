@@ -26,5 +26,13 @@ void lk_budget_free(struct lk_budget *g);
 
 /* Takes one request from uid's bucket at now_ms: 0, or TooManyRequests with e set. */
 int lk_budget_take(struct lk_budget *g, uid_t uid, int64_t now_ms, struct lk_error *e);
+/*
+ * Requests a background refresh (refresh_ahead.c) leaves to those a caller waits for: with
+ * the provider down, the background's retries never use up a uid's logins.
+ */
+#define LK_BUDGET_AHEAD_RESERVE 10
+/* lk_budget_take() that succeeds only while more than keep requests would be left. */
+int lk_budget_take_spare(struct lk_budget *g, uid_t uid, int64_t now_ms, unsigned keep,
+                         struct lk_error *e);
 /* Gives one back: the request was granted (or never sent). */
 void lk_budget_refund(struct lk_budget *g, uid_t uid);

@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <grp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +19,7 @@
 #include <unistd.h>
 
 #include "broker/manager.h"
+#include "broker/session_key.h"
 #include "oidc/config.h"
 #include "oidc/log.h"
 
@@ -36,20 +38,32 @@ static void help(void)
                "  --debug                log to stderr, with detail (never secrets)\n"
                "  --idle-exit SECONDS    exit after that long with nothing to do; 0 = never\n"
                "                         (default: idle_exit of the configuration)\n"
+               "  --rotate-key           put a new session key first in the state dir's key\n"
+               "                         file and exit; the broker rewrites every session file\n"
+               "                         under it at its next start\n"
                "  --version              print the version and exit\n"
                "  --help                 print this help and exit\n",
                LK_CONFIG_PATH, DEFAULT_STATE_DIR);
 }
 
 /* 0 and options, 1 when done (--help, --version), < 0 on a usage error. */
-static int parse_argv(int argc, char *argv[], struct broker_options *o)
+static int parse_argv(int argc, char *argv[], struct broker_options *o, bool *ret_rotate_key)
 {
-        enum { ARG_CONFIG = 0x100, ARG_STATE_DIR, ARG_DEBUG, ARG_IDLE_EXIT, ARG_VERSION, ARG_HELP };
+        enum {
+                ARG_CONFIG = 0x100,
+                ARG_STATE_DIR,
+                ARG_DEBUG,
+                ARG_IDLE_EXIT,
+                ARG_ROTATE_KEY,
+                ARG_VERSION,
+                ARG_HELP
+        };
         static const struct option options[] = {
             {"config", required_argument, NULL, ARG_CONFIG},
             {"state-dir", required_argument, NULL, ARG_STATE_DIR},
             {"debug", no_argument, NULL, ARG_DEBUG},
             {"idle-exit", required_argument, NULL, ARG_IDLE_EXIT},
+            {"rotate-key", no_argument, NULL, ARG_ROTATE_KEY},
             {"version", no_argument, NULL, ARG_VERSION},
             {"help", no_argument, NULL, ARG_HELP},
             {0},
@@ -90,6 +104,9 @@ static int parse_argv(int argc, char *argv[], struct broker_options *o)
                         o->idle_exit = (long)v;
                         break;
                 }
+                case ARG_ROTATE_KEY:
+                        *ret_rotate_key = true;
+                        break;
                 case ARG_VERSION:
                         printf("latchkeyd %s\n", LATCHKEY_VERSION);
                         return 1;
@@ -108,14 +125,45 @@ static int parse_argv(int argc, char *argv[], struct broker_options *o)
         return 0;
 }
 
+/*
+ * --rotate-key. Run by root, it becomes the owner of the state dir first (the broker's user):
+ * the key file must stay the broker's.
+ */
+static int rotate_key(const char *state_dir)
+{
+        char id[LK_SESSION_KEY_ID_HEX];
+        struct lk_error e = {0};
+        struct stat st;
+
+        if (stat(state_dir, &st) < 0) {
+                fprintf(stderr, "latchkeyd: cannot use the state directory %s: %m\n", state_dir);
+                return 1;
+        }
+        if (geteuid() == 0 && st.st_uid != 0 &&
+            (setgroups(0, NULL) < 0 || setgid(st.st_gid) < 0 || setuid(st.st_uid) < 0)) {
+                fprintf(stderr, "latchkeyd: cannot become uid %u, the owner of %s: %m\n",
+                        (unsigned)st.st_uid, state_dir);
+                return 1;
+        }
+        if (lk_session_keys_rotate(state_dir, id, &e) < 0) {
+                fprintf(stderr, "latchkeyd: %s\n", e.message);
+                return 1;
+        }
+        printf("New session key %s in %s/%s; latchkeyd rewrites every session file under it at "
+               "its next start (systemctl restart latchkeyd), then drops the old key.\n",
+               id, state_dir, LK_SESSION_KEY_FILE);
+        return 0;
+}
+
 static int run(int argc, char *argv[])
 {
         struct broker_options o;
+        bool rotate = false;
         struct broker *b = NULL;
         struct lk_error e = {0};
         int r;
 
-        r = parse_argv(argc, argv, &o);
+        r = parse_argv(argc, argv, &o, &rotate);
         if (r != 0)
                 return r < 0 ? 2 : 0;
 
@@ -123,6 +171,8 @@ static int run(int argc, char *argv[])
         (void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
         umask(077);
         signal(SIGPIPE, SIG_IGN);
+        if (rotate)
+                return rotate_key(o.state_dir);
         lk_log_open("latchkeyd", o.debug, o.debug);
         /* latchkeyd.service runs us as the user latchkey, sandboxed; root works too (tests,
          * systems without systemd), but the admin should know it is not the intended setup. */

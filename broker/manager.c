@@ -19,6 +19,7 @@
 #include "broker/callback_listener.h"
 #include "broker/login.h"
 #include "broker/offline.h"
+#include "broker/refresh_ahead.h"
 #include "broker/session.h"
 #include "broker/session_store.h"
 #include "oidc/log.h"
@@ -54,6 +55,7 @@ struct broker {
         bool preparing; /* discovery and keys being fetched, calls parked for them */
 
         struct lk_timer *tick;
+        struct lk_timer *ahead_timer; /* background refresh (refresh_ahead.c) */
         struct lk_timer *http_timer;
         struct http_watch *http_watches;
         int64_t last_activity_ms;
@@ -139,6 +141,9 @@ static void on_session_changed(void *userdata, const struct lk_session *s, const
         if (streq(event, "expired"))
                 lk_offline_note_refused(&b->offline, s->uid);
         lk_broker_emit_session_changed(b->bus, s->id, event);
+        /* A new token, or a slot free: the background refresh looks again at once. */
+        if (streq(event, "opened") || streq(event, "refreshed"))
+                lk_timer_set_in(b->ahead_timer, 0);
 }
 
 /* ---- lk_http on the loop ---- */
@@ -255,6 +260,21 @@ static void on_load_timer(struct lk_timer *t, void *userdata)
         lk_bus_unpark(b->bus, LK_BROKER_PARK_SESSIONS, NULL);
 }
 
+/* ---- background refresh ---- */
+
+/*
+ * Once a second (due times are wall seconds; a refresh that failed frees its slot without an
+ * event, and sessions of the last run come in slices), and at once on "opened" and
+ * "refreshed". A scan of 10,000 sessions takes well under a millisecond.
+ */
+static void on_ahead_timer(struct lk_timer *t, void *userdata)
+{
+        struct broker *b = userdata;
+
+        (void)lk_refresh_ahead_run(&b->sessions);
+        lk_timer_set_in(t, 1000);
+}
+
 /* ---- the tick: login expiry and idle exit ---- */
 
 static void on_tick(struct lk_timer *t, void *userdata)
@@ -348,7 +368,8 @@ int broker_new(const struct broker_options *o, struct broker **ret, struct lk_er
         b->tick = lk_timer_new(b->loop, on_tick, b);
         b->http_timer = lk_timer_new(b->loop, on_http_timer, b);
         b->load_timer = lk_timer_new(b->loop, on_load_timer, b);
-        if (!b->tick || !b->http_timer || !b->load_timer) {
+        b->ahead_timer = lk_timer_new(b->loop, on_ahead_timer, b);
+        if (!b->tick || !b->http_timer || !b->load_timer || !b->ahead_timer) {
                 r = lk_error_set(e, LK_ERR_NOMEM, "Out of memory");
                 goto fail;
         }
@@ -420,6 +441,7 @@ int broker_new(const struct broker_options *o, struct broker **ret, struct lk_er
 
         touch(b);
         lk_timer_set_in(b->tick, 1000);
+        lk_timer_set_in(b->ahead_timer, 1000);
         *ret = b;
         return 0;
 

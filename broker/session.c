@@ -266,7 +266,9 @@ int lk_session_open(struct lk_sessions *ss, const char *id, const char *user, ui
 bool lk_session_needs_refresh(struct lk_sessions *ss, const struct lk_session *s,
                               uint32_t min_valid)
 {
-        int64_t margin = ss->config->refresh_margin, now = ss->clock->wall_s();
+        /* With refresh_ahead the margin is the background's; a caller waits only for need. */
+        int64_t margin = ss->config->refresh_ahead ? 1 : ss->config->refresh_margin;
+        int64_t now = ss->clock->wall_s();
 
         if (s->expired || !s->tokens.refresh_token)
                 return false;
@@ -342,6 +344,10 @@ static void on_refreshed_own(void *userdata, struct lk_grant *grant, const struc
         int r = 0;
 
         ss->busy--;
+        if (s->ahead)
+                ss->ahead_busy--;
+        s->ahead = false;
+        s->ahead_failures = grant ? 0 : s->ahead_failures + 1;
         s->refreshing = false;
         s->refreshed_at = ss->clock->wall_s();
         free(s->refresh_error);
@@ -444,6 +450,23 @@ static void on_refreshed(void *userdata, struct lk_grant *grant, const struct lk
                 refresh_next(s->owner, s);
 }
 
+int lk_session_refresh_begin(struct lk_sessions *ss, struct lk_session *s, bool ahead,
+                             struct lk_error *e)
+{
+        int r = ss->idp.ops->refresh(ss->idp.idp, s->tokens.refresh_token, s->claims,
+                                     on_refreshed, s);
+
+        if (r < 0) {
+                lk_budget_refund(ss->budget, s->uid);
+                return lk_error_set(e, r, "Cannot start the refresh");
+        }
+        s->refreshing = true;
+        s->ahead = ahead;
+        ss->busy++;
+        ss->ahead_busy += ahead;
+        return 0;
+}
+
 int lk_session_get_token(struct lk_sessions *ss, struct lk_session *s, uint32_t min_valid,
                          lk_token_fn fn, void *userdata, struct lk_error *e)
 {
@@ -488,16 +511,14 @@ int lk_session_get_token(struct lk_sessions *ss, struct lk_session *s, uint32_t 
                                 return 0;
                         return r;
                 }
-                r = ss->idp.ops->refresh(ss->idp.idp, s->tokens.refresh_token, s->claims,
-                                        on_refreshed, s);
+                r = lk_session_refresh_begin(ss, s, false, e);
                 if (r < 0) {
-                        lk_budget_refund(ss->budget, s->uid);
-                        if (valid)
+                        if (valid) {
+                                lk_error_clear(e);
                                 return 0;
-                        return lk_error_set(e, r, "Cannot start the refresh");
+                        }
+                        return r;
                 }
-                s->refreshing = true;
-                ss->busy++;
                 log_debug("Session %s: refreshing (min_valid %u)", s->id, min_valid);
         }
         w = realloc(s->waiters, (s->n_waiters + 1) * sizeof(*w));

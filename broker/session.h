@@ -57,6 +57,7 @@ struct lk_sessions {
         size_t n;
         struct lk_session *closed; /* closed while a refresh was under way */
         unsigned busy;             /* refreshes and revocations under way */
+        unsigned ahead_busy;       /* of those, background refreshes (refresh_ahead.c) */
         const struct lk_clock *clock;
         const struct lk_config *config; /* refresh_margin, revoke_on_close, [users] */
         uid_t uid_min;
@@ -80,6 +81,14 @@ struct lk_session {
         bool refreshing;
         int64_t refreshed_at;             /* seconds since the epoch of the last refresh, or 0 */
         struct lk_error *refresh_error;   /* how it failed, when it did */
+        /* The background refresh (refresh_ahead.c): its jitter, drawn per token (for the
+         * expires_at it was drawn for), its wait (budget, a failed start), and the refreshes
+         * failed in a row (the backoff). ahead: the refresh under way is the background's. */
+        int64_t ahead_jitter_for;
+        unsigned ahead_jitter;
+        int64_t ahead_not_before;
+        unsigned ahead_failures;
+        bool ahead;
         struct lk_tokens tokens;
         json_t *claims; /* the verified id_token claims */
         /* GetToken's answer for these tokens, built once and copied per call (broker_dbus.c):
@@ -121,9 +130,19 @@ int lk_session_may_open(struct lk_sessions *ss, const char *id, uid_t uid, struc
 int lk_session_open(struct lk_sessions *ss, const char *id, const char *user, uid_t uid,
                     struct lk_grant *grant, struct lk_error *e);
 
-/* true when GetToken with min_valid must refresh first. */
+/* true when GetToken with min_valid must refresh first: inside refresh_margin, or with
+ * refresh_ahead (the background refreshes then) only when the token has expired or has less
+ * than min_valid left. */
 bool lk_session_needs_refresh(struct lk_sessions *ss, const struct lk_session *s,
                               uint32_t min_valid);
+
+/*
+ * Sends the refresh of s (not under way, not expired, with a refresh token), already charged
+ * to the budget of s->uid, which this gives back when the refresh cannot start. ahead: the
+ * background's (refresh_ahead.c), counted in ss->ahead_busy. Waiters are answered when it ends.
+ */
+int lk_session_refresh_begin(struct lk_sessions *ss, struct lk_session *s, bool ahead,
+                             struct lk_error *e);
 
 /*
  * 0 when s->tokens can be given now; LK_SESSION_LATER when fn will be

@@ -5,6 +5,7 @@
 #include <limits.h>
 #include <errno.h>
 #include <jansson.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,17 +13,20 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "broker/sealed_file.h"
 #include "oidc/fileio.h"
 #include "oidc/log.h"
 
+/* The record's own version (the JSON inside the seal; a cleartext file of before is one). */
 #define STORE_VERSION 1
-/* A session file: tokens plus the id_token claims. */
-#define STORE_FILE_MAX (256 * 1024)
+/* A session file: tokens plus the id_token claims, sealed. */
+#define STORE_FILE_MAX LK_SEALED_FILE_MAX
 
 struct lk_store_loader;
 
 struct lk_session_store {
         char *sessions_dir; /* state_dir/sessions: one file per session */
+        struct lk_session_keys keys; /* session_key.h: keys[0] seals, all open */
         char boot_id[40];
         struct lk_store_loader *loader; /* NULL once all are read */
         struct lk_store_reader reader;
@@ -120,6 +124,7 @@ void lk_store_free(struct lk_session_store *st)
         if (!st)
                 return;
         loader_free(st);
+        lk_session_keys_clear(&st->keys);
         free(st->sessions_dir);
         free(st);
 }
@@ -145,6 +150,8 @@ int lk_store_new(const char *state_dir, const char *boot_id, struct lk_session_s
         r = check_dir(state_dir, true, e);
         if (r == 0)
                 r = check_dir(st->sessions_dir, true, e);
+        if (r == 0)
+                r = lk_session_keys_load(state_dir, &st->keys, e);
         if (r < 0) {
                 lk_store_free(st);
                 return r;
@@ -174,8 +181,9 @@ int lk_store_save(struct lk_session_store *st, const struct lk_session_record *s
 {
         _cleanup_(json_wipe_decrefp) json_t *o = NULL;
         _cleanup_free_ char *path = NULL;
+        uint8_t *sealed = NULL;
+        size_t len, sealed_len = 0;
         char *buf;
-        size_t len;
         int r = 0;
 
         path = session_path(st, s->id, ".json");
@@ -207,9 +215,13 @@ int lk_store_save(struct lk_session_store *st, const struct lk_session_record *s
         if (!buf)
                 return lk_error_set(e, LK_ERR_NOMEM, "Out of memory");
         len = json_dumpb(o, buf, len, JSON_COMPACT);
-        r = lk_write_file_atomic(path, buf, len, 0600, e);
+        r = lk_sealed_seal(&st->keys.keys[0], s->id, buf, len, &sealed, &sealed_len, e);
         explicit_bzero(buf, len);
         free(buf);
+        if (r < 0)
+                return r;
+        r = lk_write_file_atomic(path, sealed, sealed_len, 0600, e);
+        free(sealed);
         return r;
 }
 
@@ -322,6 +334,11 @@ struct lk_store_loader {
         unsigned n;
         bool remove_leftovers; /* the bus name is ours: no other broker writes here */
         unsigned n_leftovers;
+        unsigned n_sealed;   /* files of before issue 22, in cleartext, sealed now */
+        unsigned n_rewritten; /* files under an older key, rewritten under the current one */
+        unsigned n_older;     /* files still under an older key (a rewrite failed) */
+        unsigned n_unknown;   /* files under a key we do not have, left alone */
+        unsigned kill_after;  /* the test hook (LATCHKEY_TEST_KILL_AFTER_REWRITES), or 0 */
 };
 
 static int64_t mono_us(void)
@@ -332,11 +349,90 @@ static int64_t mono_us(void)
         return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+/*
+ * The record of a file's bytes: opened with its key, or read as the cleartext JSON of before
+ * issue 22. 0 and *ret (wipe it), with *ret_key the key that sealed it (NULL: cleartext); 1
+ * when it is sealed under a key this broker does not have (*why says which); < 0 unusable.
+ */
+static int unseal(struct lk_session_store *st, const char *id, const char *text, size_t len,
+                  char **ret, size_t *ret_len, const struct lk_session_key **ret_key,
+                  const char **why)
+{
+        static char unknown[128];
+        const struct lk_session_key *k;
+        struct lk_sealed f;
+        int r;
+
+        if (!lk_sealed_is_sealed((const uint8_t *)text, len)) {
+                size_t i = 0;
+
+                while (i < len && (text[i] == ' ' || text[i] == '\n' || text[i] == '\t'))
+                        i++;
+                if (i == len || text[i] != '{')
+                        return *why = "neither a sealed session file nor one of before",
+                               -LK_ERR_INVALID_ARGUMENT;
+                *ret = strndup(text, len);
+                if (!*ret)
+                        return *why = "out of memory", -LK_ERR_NOMEM;
+                *ret_len = len;
+                *ret_key = NULL;
+                return 0;
+        }
+        r = lk_sealed_parse((const uint8_t *)text, len, &f, why);
+        if (r < 0)
+                return r;
+        k = lk_session_keys_find(&st->keys, f.key_id);
+        if (!k) {
+                char id_hex[LK_SESSION_KEY_ID_HEX], cur[LK_SESSION_KEY_ID_HEX];
+
+                lk_session_key_id_hex(f.key_id, id_hex);
+                lk_session_key_id_hex(st->keys.keys[0].id, cur);
+                snprintf(unknown, sizeof(unknown),
+                         "sealed under key %s; this broker has key %s%s", id_hex, cur,
+                         st->keys.n > 1 ? " and older ones" : "");
+                *why = unknown;
+                return 1;
+        }
+        r = lk_sealed_open(k, id, &f, ret, ret_len, why);
+        if (r < 0)
+                return r;
+        *ret_key = k;
+        return 0;
+}
+
+/* A record read under an older key, or in cleartext: sealed again under the current key. */
+static void reseal(struct lk_session_store *st, const struct lk_session_record *s,
+                   const struct lk_session_key *was)
+{
+        struct lk_store_loader *l = st->loader;
+        struct lk_error e = {0};
+
+        if (lk_store_save(st, s, &e) < 0) {
+                log_error("Cannot seal session %s under the current key: %s; it stays as it is",
+                          s->id, e.message);
+                if (l)
+                        l->n_older++;
+                return;
+        }
+        if (!l)
+                return;
+        if (was)
+                l->n_rewritten++;
+        else
+                l->n_sealed++;
+        /* The test of an interrupted rotation: the broker dies here, as SIGKILL would find it. */
+        if (l->kill_after > 0 && l->n_rewritten + l->n_sealed >= l->kill_after)
+                raise(SIGKILL);
+}
+
 static void load_one(struct lk_session_store *st, const char *name)
 {
         size_t n = strlen(name);
         _cleanup_free_ char *id = NULL, *path = NULL, *text = NULL;
+        _cleanup_secret_ char *plain = NULL;
+        const struct lk_session_key *key = NULL;
         struct lk_session_record s = {0};
+        size_t plain_len = 0;
         struct lk_error e = {0};
         const char *why = NULL;
         size_t len = 0;
@@ -364,8 +460,22 @@ static void load_one(struct lk_session_store *st, const char *name)
                 set_aside(st, name, e.message);
                 return;
         }
-        r = parse_session(st, id, text, len, &s, &why);
+        r = unseal(st, id, text, len, &plain, &plain_len, &key, &why);
         explicit_bzero(text, len);
+        if (r > 0) {
+                /* Another key's (a copied state dir, a lost key): useless here, and left as it
+                 * is, so that restoring the key brings it back. */
+                log_warning("Session file %s is %s; leaving it in place, unread", path, why);
+                if (st->loader)
+                        st->loader->n_unknown++;
+                return;
+        }
+        if (r < 0) {
+                set_aside(st, name, why);
+                return;
+        }
+        r = parse_session(st, id, plain, plain_len, &s, &why);
+        explicit_bzero(plain, plain_len);
         if (r < 0) {
                 set_aside(st, name, why);
                 return;
@@ -376,6 +486,8 @@ static void load_one(struct lk_session_store *st, const char *name)
                 return;
         }
         log_debug("Loaded session %s of %s (uid %u)", s.id, s.user, (unsigned)s.uid);
+        if (key != &st->keys.keys[0])
+                reseal(st, &s, key);
         st->reader.take(st->reader.userdata, &s);
         lk_session_record_clear(&s);
 }
@@ -441,6 +553,11 @@ int lk_store_load_begin(struct lk_session_store *st, const struct lk_store_reade
                 free(l);
                 return r;
         }
+        {
+                const char *k = secure_getenv("LATCHKEY_TEST_KILL_AFTER_REWRITES");
+
+                l->kill_after = k ? (unsigned)strtoul(k, NULL, 10) : 0;
+        }
         st->loader = l;
         st->reader = *reader;
         return 0;
@@ -458,6 +575,30 @@ static void loader_free(struct lk_session_store *st)
         closedir(st->loader->dir);
         free(st->loader);
         st->loader = NULL;
+}
+
+/* The load is done: what became of the keys. */
+static void loaded_keys(struct lk_session_store *st, const struct lk_store_loader *l)
+{
+        char cur[LK_SESSION_KEY_ID_HEX];
+        struct lk_error e = {0};
+
+        lk_session_key_id_hex(st->keys.keys[0].id, cur);
+        if (l->n_sealed > 0)
+                lk_log(LOG_NOTICE, "Sealed %u session file(s) of before (cleartext) under key %s",
+                       l->n_sealed, cur);
+        if (l->n_rewritten > 0)
+                lk_log(LOG_NOTICE, "Rewrote %u session file(s) under the new key %s",
+                       l->n_rewritten, cur);
+        if (l->n_unknown > 0)
+                log_warning("%u session file(s) are sealed under keys this broker does not have; "
+                            "they are left in place, unread",
+                            l->n_unknown);
+        if (l->n_older > 0)
+                log_warning("%u session file(s) are still under an older key, which is kept",
+                            l->n_older);
+        else if (lk_session_keys_retire(&st->keys, &e) < 0)
+                log_error("Cannot drop the older session keys: %s; they are kept", e.message);
 }
 
 bool lk_store_load_some(struct lk_session_store *st, int64_t budget_us)
@@ -489,10 +630,13 @@ bool lk_store_load_some(struct lk_session_store *st, int64_t budget_us)
         if (l->n_leftovers > 0)
                 log_info("Removed %u temporary session file(s) left by an interrupted write",
                          l->n_leftovers);
-        if (errno != 0)
+        if (errno != 0) {
                 log_error("Cannot read all of %s: %s; some sessions may be missing",
                           st->sessions_dir, strerror(errno));
+                l->n_older++; /* files not seen may be under an older key */
+        }
         log_debug("Read %u session file(s)", l->n);
+        loaded_keys(st, l);
         loader_free(st);
         return true;
 }

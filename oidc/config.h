@@ -95,6 +95,7 @@ struct lk_config {
 
         /* [sessions] */
         unsigned refresh_margin;
+        bool refresh_ahead; /* refresh in the background at refresh_margin (refresh_ahead.c) */
         unsigned login_timeout;
         bool revoke_on_close;
         unsigned idle_exit;

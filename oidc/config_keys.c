@@ -106,6 +106,7 @@ const struct conf_key conf_keys[] = {
 
         KEY("sessions", "refresh_margin",         uint,       refresh_margin,
             .def = "120", .min = 0, .max = 86400),
+        KEY("sessions", "refresh_ahead",          bool,       refresh_ahead, .def = "yes"),
         KEY("sessions", "login_timeout",          uint,       login_timeout,
             .def = "600", .min = 1, .max = 86400),
         KEY("sessions", "revoke_on_close",        bool,       revoke_on_close, .def = "no"),

@@ -435,11 +435,17 @@ int lkh_write_config(struct lkh *h, const char *extra)
                              "redirect_uri = %s\n"
                              "ca_file = %s\n"
                              "timeout = 10\n"
-                             "%s%s",
+                             "%s%s%s",
                              h->issuer, h->client_id, h->client_secret_file,
                              h->client_basic ? "client_secret_basic" : "client_secret_post",
                              h->redirect_uri, h->cert_file, extra ? extra : "",
-                             extra && *extra && !lk_endswith(extra, "\n") ? "\n" : "");
+                             extra && *extra && !lk_endswith(extra, "\n") ? "\n" : "",
+                             /* The tests written for refreshes a caller waits on keep them;
+                              * background refresh (the default) is tested where a test says
+                              * refresh_ahead (test_refresh_ahead.c, the bench). */
+                             extra && strstr(extra, "refresh_ahead")
+                                 ? ""
+                                 : "[sessions]\nrefresh_ahead = no\n");
         r = write_file(path, text, 0644);
         if (r < 0)
                 return r;

@@ -56,6 +56,7 @@
 #include "base/util.h"
 #include "tests/harness/busclient.h"
 #include "tests/harness/harness.h"
+#include "tests/harness/session_files.h"
 
 #define ERR BC_ERR
 #define NOBODY 65534
@@ -1625,25 +1626,20 @@ static void test_sessions_per_uid(void **state)
 {
         struct lkh *h = *state;
         DBusConnection *c = open_bus(h);
-        _cleanup_free_ char *path = NULL, *login = NULL, *e = NULL, *msg = NULL;
-        json_error_t err;
+        _cleanup_free_ char *login = NULL, *e = NULL, *msg = NULL;
         json_t *proto;
 
         assert_int_equal(bc_open_session(h, c, "nobody", "cap-0000"), 0);
         bc_close(c);
         lkh_stop_broker(h);
-        path = lkh_xasprintf("%s/sessions/cap-0000.json", h->state_dir);
-        proto = json_load_file(path, 0, &err);
+        proto = lkh_read_session(h, "cap-0000");
         assert_non_null(proto);
         for (int i = 1; i < 1024; i++) {
-                _cleanup_free_ char *copy = NULL;
                 char id[32];
 
                 snprintf(id, sizeof(id), "cap-%04d", i);
-                copy = lkh_xasprintf("%s/sessions/%s.json", h->state_dir, id);
                 assert_int_equal(json_object_set_new(proto, "session_id", json_string(id)), 0);
-                assert_int_equal(json_dump_file(proto, copy, JSON_COMPACT), 0);
-                assert_int_equal(chmod(copy, 0600), 0);
+                assert_int_equal(lkh_write_session(h, id, proto), 0);
         }
         json_decref(proto);
         assert_int_equal(lkh_start_broker(h, NULL), 0);

@@ -26,6 +26,7 @@
 #include "base/util.h"
 #include "tests/harness/busclient.h"
 #include "tests/harness/harness.h"
+#include "tests/harness/session_files.h"
 
 #define NAME BC_NAME
 #define PATH BC_PATH
@@ -1380,7 +1381,7 @@ static void test_debug_log_has_no_secrets(void **state)
         DBusConnection *c = bus_open();
         _cleanup_free_ char *id = NULL, *url = NULL, *location = NULL, *code = NULL;
         _cleanup_free_ char *who = NULL, *e = NULL, *t1 = NULL, *t2 = NULL, *claims = NULL;
-        _cleanup_free_ char *state_param = NULL, *nonce = NULL, *file = NULL, *log = NULL;
+        _cleanup_free_ char *state_param = NULL, *nonce = NULL, *log = NULL;
         _cleanup_free_ char *session_path = NULL;
         const char *secrets[16];
         size_t n = 0;
@@ -1410,9 +1411,7 @@ static void test_debug_log_has_no_secrets(void **state)
                 assert_int_equal(stat(session_path, &st), 0);
                 assert_int_equal(st.st_mode & 0777, 0600);
         }
-        file = read_text(session_path);
-        assert_non_null(file);
-        j = json_loads(file, 0, NULL);
+        j = lkh_read_session(h, "dbg-1");
         assert_non_null(j);
 
         secrets[n++] = code;

@@ -54,6 +54,7 @@
 #include "oidc/b64url.h"
 #include "tests/harness/busclient.h"
 #include "tests/harness/harness.h"
+#include "tests/harness/session_files.h"
 
 #define ERR BC_ERR
 
@@ -238,16 +239,35 @@ static void session_file_secrets(struct lkh *h, const char *sid)
         assert_int_equal(stat(path, &st), 0);
         assert_int_equal(st.st_mode & 07777, 0600);
         assert_int_equal(st.st_uid, geteuid());
-        text = read_file(path, NULL);
-        assert_non_null(text);
-        j = json_loads(text, 0, NULL);
+        j = lkh_read_session(h, sid);
         assert_non_null(j);
+        /* Sealed at rest (issue 22): no token of the session in the file's bytes. */
+        {
+                size_t len = 0;
+                const char *keys[] = {"access_token", "refresh_token", "id_token"};
+
+                text = read_file(path, &len);
+                assert_non_null(text);
+                for (size_t i = 0; i < ELEMENTSOF(keys); i++) {
+                        const char *t = json_string_value(json_object_get(j, keys[i]));
+
+                        if (t)
+                                assert_null(memmem(text, len, t, strlen(t)));
+                }
+        }
         v = json_object_get(j, "refresh_token");
         if (json_is_string(v))
                 secret("a refresh token", json_string_value(v));
         v = json_object_get(j, "id_token");
         assert_true(json_is_string(v));
         secret("an id_token", json_string_value(v));
+        /* The key that seals the files is a secret of its own. */
+        {
+                _cleanup_free_ char *key = lkh_session_key_hex(h);
+
+                assert_non_null(key);
+                secret("the session key", key);
+        }
         /* The id_token's signature alone, as a log might cut it. */
         {
                 const char *dot = strrchr(json_string_value(v), '.');

@@ -30,6 +30,7 @@
 #include "base/util.h"
 #include "tests/harness/busclient.h"
 #include "tests/harness/harness.h"
+#include "tests/harness/session_files.h"
 
 #define N_COPIES 3000
 #define COPY_FMT "st-%04d"
@@ -42,24 +43,18 @@ static char *sessions_path(struct lkh *h, const char *id, const char *suffix)
 
 static json_t *read_session(struct lkh *h, const char *id)
 {
-        _cleanup_free_ char *path = sessions_path(h, id, ".json");
-        json_error_t err;
-        json_t *o = json_load_file(path, JSON_REJECT_DUPLICATES, &err);
+        json_t *o = lkh_read_session(h, id);
 
         if (!o)
-                fail_msg("%s: %s", path, err.text);
+                fail_msg("cannot read session %s", id);
         return o;
 }
 
-/* Written in place, as the broker would find it after a crash-free stop. */
+/* Written in place, sealed as the broker would, as the broker would find it after a crash-free
+ * stop. */
 static void write_session(struct lkh *h, const char *id, json_t *o)
 {
-        _cleanup_free_ char *path = sessions_path(h, id, ".json");
-        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-
-        assert_true(fd >= 0);
-        assert_int_equal(json_dumpfd(o, fd, JSON_COMPACT), 0);
-        assert_int_equal(close(fd), 0);
+        assert_int_equal(lkh_write_session(h, id, o), 0);
 }
 
 static void write_text(struct lkh *h, const char *id, const char *text)

@@ -56,6 +56,7 @@
 #include "oidc/provider.h"
 #include "tests/harness/busclient.h"
 #include "tests/harness/harness.h"
+#include "tests/harness/session_files.h"
 
 #ifndef LK_INTEROP_DIR
 #error "LK_INTEROP_DIR must be defined by meson"
@@ -1107,13 +1108,11 @@ static json_t *get_claims(DBusConnection *c, const char *sid)
 /* The refresh token latchkeyd keeps on disk for session sid (SPEC §2: kept across restarts). */
 static char *stored_refresh_token(const char *sid)
 {
-        _cleanup_free_ char *path = lkh_xasprintf("%s/sessions/%s.json", H->state_dir, sid);
-        json_error_t jerr;
-        json_t *j = json_load_file(path, 0, &jerr);
+        json_t *j = lkh_read_session(H, sid);
         char *rt;
 
         if (!j)
-                fail_msg("cannot read the broker's session file %s: %s", path, jerr.text);
+                fail_msg("cannot read the broker's session file of %s", sid);
         rt = claim(j, "refresh_token") ? strdup(claim(j, "refresh_token")) : NULL;
         json_decref(j);
         return rt;

@@ -17,6 +17,7 @@
 
 #include "broker/budget.h"
 #include "broker/login.h"
+#include "broker/refresh_ahead.h"
 #include "broker/session.h"
 
 /* ---- the fake clock ---- */
@@ -38,10 +39,18 @@ static const struct lk_clock fake_clock = {.mono_ms = mono_ms, .wall_s = wall_s}
 
 /* ---- the fake provider: records each request, answered by the test ---- */
 
-struct fake_idp {
-        unsigned refreshes, revocations;
+struct fake_request {
         lk_provider_grant_fn done;
         void *userdata;
+};
+
+struct fake_idp {
+        unsigned refreshes, revocations;
+        lk_provider_grant_fn done; /* the oldest request under way */
+        void *userdata;
+        struct fake_request queue[32]; /* the others, with many */
+        unsigned queued;
+        bool many; /* several sessions' requests at once */
         char refresh_token[64]; /* the last one sent */
         char scope[64], audience[64]; /* of the last refresh_for; "" for a plain refresh */
         int fail;               /* < 0: the next request fails to start */
@@ -65,11 +74,17 @@ static int fake_refresh(void *idp, const char *refresh_token, const json_t *clai
 
         if (f->fail < 0)
                 return f->fail;
-        assert_null(f->done); /* one request at a time per session: the test has one session */
         f->refreshes++;
+        snprintf(f->refresh_token, sizeof(f->refresh_token), "%s", refresh_token);
+        if (f->done) {
+                /* One request at a time per session: only tests of several have more. */
+                assert_true(f->many);
+                assert_true(f->queued < ELEMENTSOF(f->queue));
+                f->queue[f->queued++] = (struct fake_request){done, userdata};
+                return 0;
+        }
         f->done = done;
         f->userdata = userdata;
-        snprintf(f->refresh_token, sizeof(f->refresh_token), "%s", refresh_token);
         f->scope[0] = f->audience[0] = 0;
         return 0;
 }
@@ -109,11 +124,17 @@ static void answer_refresh(struct fake_idp *f, const char *access_token, int64_t
                            int code, const char *provider_error)
 {
         lk_provider_grant_fn done = f->done;
+        void *userdata = f->userdata;
         struct lk_grant *g = NULL;
         struct lk_error e = {0};
 
         assert_non_null(done);
         f->done = NULL;
+        if (f->queued > 0) {
+                f->done = f->queue[0].done;
+                f->userdata = f->queue[0].userdata;
+                memmove(f->queue, f->queue + 1, --f->queued * sizeof(f->queue[0]));
+        }
         if (code == 0) {
                 g = calloc(1, sizeof(*g));
                 assert_non_null(g);
@@ -126,7 +147,7 @@ static void answer_refresh(struct fake_idp *f, const char *access_token, int64_t
                         snprintf(e.provider_error, sizeof(e.provider_error), "%s",
                                  provider_error);
         }
-        done(f->userdata, g, code ? &e : NULL);
+        done(userdata, g, code ? &e : NULL);
 }
 
 /* The same with a new refresh token and a scope in the answer (each may be NULL). */
@@ -519,6 +540,197 @@ static void test_refresh_cannot_start(void **state)
         assert_int_equal(f->idp.refreshes, 0);
 }
 
+/* ---- background refresh (refresh_ahead.c) ---- */
+
+/* Runs the background refresh once; true when it sent a request. */
+static bool ahead_run(struct fixture *f)
+{
+        unsigned before = f->idp.refreshes;
+
+        lk_refresh_ahead_run(&f->ss);
+        return f->idp.refreshes != before;
+}
+
+/* GetToken from memory, without a request: 0 and the token it would give. */
+static void assert_from_memory(struct fixture *f, struct lk_session *s, const char *token)
+{
+        unsigned before = f->idp.refreshes;
+        struct answer a = {0};
+
+        assert_int_equal(get_token(f, s, &a), 0);
+        assert_string_equal(s->tokens.access_token, token);
+        assert_int_equal(f->idp.refreshes, before);
+}
+
+/*
+ * Four hours of 10-minute tokens, second by second: every refresh is the background's, each
+ * when refresh_margin (60 s) is reached, up to a quarter of it (15 s) earlier, at random; no
+ * GetToken ever sends a request or waits.
+ */
+static void test_ahead_never_waits(void **state)
+{
+        struct fixture *f = *state;
+        struct lk_session *s;
+        unsigned background = 0, lefts = 0;
+        int64_t end;
+
+        f->config.refresh_ahead = true;
+        s = open_session(f, "a1", 600);
+        for (end = fake_wall_s + 4 * 3600; fake_wall_s < end; fake_wall_s++) {
+                int64_t left = s->tokens.expires_at - fake_wall_s;
+
+                if (ahead_run(f)) {
+                        background++;
+                        assert_true(left >= 60 && left <= 60 + 15);
+                        lefts |= 1u << (left - 60);
+                        assert_true(s->refreshing);
+                        /* Callers meanwhile: the current token, at once. */
+                        assert_from_memory(f, s, background == 1 ? "at-1" : "at-n");
+                        answer_refresh(&f->idp, "at-n", 600, 0, NULL);
+                }
+                assert_from_memory(f, s, background ? "at-n" : "at-1");
+        }
+        /* One refresh per token: 4 h / (600 s less 60 to 75 s) */
+        assert_true(background >= 4 * 3600 / 540 && background <= 4 * 3600 / 525 + 1);
+        assert_int_equal(f->idp.refreshes, background);
+        assert_int_not_equal(lefts & (lefts - 1), 0); /* the jitter varies */
+}
+
+/*
+ * The provider is down when the background refresh comes: the cached token is served until it
+ * expires (retries after 30 s, then doubling); then ProviderUnavailable; once the provider is
+ * back, a fresh token.
+ */
+static void test_ahead_outage(void **state)
+{
+        struct fixture *f = *state;
+        struct lk_session *s;
+        struct answer a = {0};
+        int r;
+
+        f->config.refresh_ahead = true;
+        s = open_session(f, "a2", 600);
+        fake_wall_s += 600 - 60; /* the margin: due, whatever the jitter */
+        assert_true(ahead_run(f));
+        answer_refresh(&f->idp, NULL, 0, LK_ERR_PROVIDER_UNAVAILABLE, NULL);
+        for (; fake_wall_s < s->tokens.expires_at; fake_wall_s++) {
+                if (ahead_run(f))
+                        answer_refresh(&f->idp, NULL, 0, LK_ERR_PROVIDER_UNAVAILABLE, NULL);
+                assert_from_memory(f, s, "at-1");
+        }
+        assert_int_equal(f->idp.refreshes, 2); /* at 60 s left, and 30 s later */
+        assert_string_equal(f->changes.events, "opened");
+
+        /* Expired: the caller now waits for a refresh of its own, and hears the outage. */
+        r = get_token(f, s, &a);
+        if (r == LK_SESSION_LATER) {
+                answer_refresh(&f->idp, NULL, 0, LK_ERR_PROVIDER_UNAVAILABLE, NULL);
+                r = a.r;
+        }
+        assert_int_equal(r, -LK_ERR_PROVIDER_UNAVAILABLE);
+        /* Within the floor: the same error at once, no request. */
+        fake_wall_s += 1;
+        r = f->idp.refreshes;
+        assert_int_equal(get_token(f, s, &a), -LK_ERR_PROVIDER_UNAVAILABLE);
+        assert_int_equal(f->idp.refreshes, r);
+        assert_false(s->expired);
+
+        /* Back: the background's next try brings a fresh token. */
+        for (int i = 0; i < LK_REFRESH_AHEAD_BACKOFF_MAX && !ahead_run(f); i++)
+                fake_wall_s++;
+        answer_refresh(&f->idp, "at-back", 600, 0, NULL);
+        assert_from_memory(f, s, "at-back");
+        assert_string_equal(f->changes.events, "opened refreshed");
+}
+
+/* The background refresh finds the refresh token dead: "expired" once, then TokenExpired. */
+static void test_ahead_refused(void **state)
+{
+        struct fixture *f = *state;
+        struct lk_session *s;
+        struct answer a = {0};
+
+        f->config.refresh_ahead = true;
+        s = open_session(f, "a3", 600);
+        fake_wall_s += 600 - 60;
+        assert_true(ahead_run(f));
+        answer_refresh(&f->idp, NULL, 0, LK_ERR_INVALID_GRANT, "invalid_grant");
+        assert_true(s->expired);
+        assert_string_equal(f->changes.events, "opened expired");
+        for (int i = 0; i < 3600; i += 10) {
+                fake_wall_s += 10;
+                assert_false(ahead_run(f));
+        }
+        assert_string_equal(f->changes.events, "opened expired");
+        assert_int_equal(get_token(f, s, &a), -LK_ERR_TOKEN_EXPIRED);
+        assert_int_equal(f->idp.refreshes, 1);
+}
+
+/* 20 sessions due at once: LK_REFRESH_AHEAD_MAX (8) requests at a time, each session once. */
+static void test_ahead_bounded(void **state)
+{
+        struct fixture *f = *state;
+        struct lk_session *s[20];
+
+        f->config.refresh_ahead = true;
+        f->idp.many = true;
+        for (int i = 0; i < 20; i++) {
+                char id[16];
+
+                snprintf(id, sizeof(id), "b%02d", i);
+                s[i] = open_session(f, id, 30);
+        }
+        assert_true(ahead_run(f));
+        assert_int_equal(f->idp.refreshes, LK_REFRESH_AHEAD_MAX);
+        assert_int_equal(f->ss.ahead_busy, LK_REFRESH_AHEAD_MAX);
+        assert_false(ahead_run(f));
+        answer_refresh(&f->idp, "at-2", 3600, 0, NULL);
+        assert_true(ahead_run(f));
+        assert_int_equal(f->idp.refreshes, LK_REFRESH_AHEAD_MAX + 1);
+        while (f->idp.done) {
+                answer_refresh(&f->idp, "at-2", 3600, 0, NULL);
+                assert_true(f->ss.ahead_busy < LK_REFRESH_AHEAD_MAX);
+                ahead_run(f);
+                assert_true(f->ss.ahead_busy <= LK_REFRESH_AHEAD_MAX);
+        }
+        assert_int_equal(f->idp.refreshes, 20);
+        for (int i = 0; i < 20; i++)
+                assert_string_equal(s[i]->tokens.access_token, "at-2");
+        assert_int_equal(f->ss.ahead_busy, 0);
+        assert_int_equal(f->ss.busy, 0);
+}
+
+/*
+ * The owner's budget: the background leaves LK_BUDGET_AHEAD_RESERVE requests to callers; a
+ * refresh that would take one of those waits until the budget refills.
+ */
+static void test_ahead_budget(void **state)
+{
+        struct fixture *f = *state;
+        struct lk_session *s;
+        struct lk_error e = {0};
+        struct answer a = {0};
+
+        f->config.refresh_ahead = true;
+        s = open_session(f, "a5", 30);
+        for (int i = 0; i < LK_BUDGET_BURST - LK_BUDGET_AHEAD_RESERVE; i++)
+                assert_int_equal(lk_budget_take(f->budget, 1000, fake_mono_ms, &e), 0);
+        assert_false(ahead_run(f));
+        assert_true(s->ahead_not_before > fake_wall_s);
+        /* A caller who needs more than is left still gets its refresh, from the reserve. */
+        assert_int_equal(lk_session_get_token(&f->ss, s, 60, on_token, &a, &e), LK_SESSION_LATER);
+        assert_int_equal(f->idp.refreshes, 1);
+        answer_refresh(&f->idp, "at-2", 30, 0, NULL);
+        assert_int_equal(a.r, 0);
+
+        /* The budget refills: the background goes on (after the refresh floor). */
+        fake_mono_ms += 60 * 1000;
+        fake_wall_s += LK_REFRESH_INTERVAL_MIN;
+        assert_true(ahead_run(f));
+        answer_refresh(&f->idp, "at-3", 3600, 0, NULL);
+        assert_from_memory(f, s, "at-3");
+}
+
 /* ---- logins ---- */
 
 static struct lk_login *fake_login(struct lk_logins *ls, uid_t owner, uid_t user,
@@ -774,6 +986,11 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_narrow_refusals, setup, teardown),
             cmocka_unit_test_setup_teardown(test_narrow_closed, setup, teardown),
             cmocka_unit_test_setup_teardown(test_narrow_bounded, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_ahead_never_waits, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_ahead_outage, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_ahead_refused, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_ahead_bounded, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_ahead_budget, setup, teardown),
             cmocka_unit_test(test_login_accounting),
             cmocka_unit_test(test_login_expiry),
         };

@@ -156,6 +156,7 @@ static void test_full(void **state)
                     "groups_claim = roles\n"
                     "[sessions]\n"
                     "refresh_margin = 300\n"
+                    "refresh_ahead = no\n"
                     "login_timeout = 120\n"
                     "revoke_on_close = yes\n"
                     "idle_exit = 0\n");
@@ -194,6 +195,7 @@ static void test_full(void **state)
         assert_string_equal(c->allowed_groups[0], "admins");
         assert_string_equal(c->groups_claim, "roles");
         assert_int_equal(c->refresh_margin, 300);
+        assert_false(c->refresh_ahead);
         assert_int_equal(c->login_timeout, 120);
         assert_true(c->revoke_on_close);
         assert_int_equal(c->idle_exit, 0);
@@ -228,6 +230,7 @@ static void test_defaults(void **state)
         assert_null(c->allowed_groups);
         assert_string_equal(c->groups_claim, "groups");
         assert_int_equal(c->refresh_margin, 120);
+        assert_true(c->refresh_ahead);
         assert_int_equal(c->login_timeout, 600);
         assert_false(c->revoke_on_close);
         assert_int_equal(c->idle_exit, 300);
