@@ -14,41 +14,10 @@
 #include <stdlib.h>
 
 #include "base/text.h"
+#include "base/user_name.h"
 #include "base/utf8.h"
 
-#define USER_NAME_MAX 256 /* SPEC §4: user names are capped at 256 bytes */
-
-/*
- * NULL when name can be a local user name, else what is wrong with it. Beyond
- * the rules in usermap.h we refuse ':' (the passwd field separator), spaces,
- * and "." and "..", which name folders.
- */
-static const char *user_name_problem(const char *name, size_t len)
-{
-        if (len == 0)
-                return "is empty";
-        if (len > USER_NAME_MAX)
-                return "is longer than 256 bytes";
-        if (strlen(name) != len)
-                return "holds a NUL byte";
-        if (!lk_utf8_valid(name, len))
-                return "is not valid UTF-8";
-        if (name[0] == '-')
-                return "starts with '-'";
-        if (streq(name, ".") || streq(name, ".."))
-                return "is '.' or '..'";
-        for (const unsigned char *p = (const unsigned char *)name; *p; p++) {
-                if (*p < 0x20 || *p == 0x7f)
-                        return "holds a control character";
-                if (*p == '/')
-                        return "holds '/'";
-                if (*p == ':')
-                        return "holds ':'";
-                if (*p == ' ')
-                        return "holds a space";
-        }
-        return NULL;
-}
+#define USER_NAME_MAX LK_USER_NAME_MAX
 
 static bool group_allowed(const struct lk_config *c, const json_t *groups)
 {
@@ -95,7 +64,7 @@ int lk_usermap(const struct lk_config *c, const json_t *claims, char **ret_user,
                 name[len] = 0;
         }
 
-        why = user_name_problem(name, len);
+        why = lk_user_name_problem(name, len);
         if (why)
                 return lk_error_set(e, LK_ERR_INVALID_ID_TOKEN,
                                     "The id_token's '%s' claim ('%s') is not a usable user name: "
