@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "base/ini_files.h"
 #include "base/uidmap.h"
@@ -92,7 +93,7 @@ static void on_key(void *userdata, const char *path, unsigned line, const char *
 
         if (!is(section, section_len, "accounts"))
                 return;
-        if (is(il->name, il->name_len, "enabled"))
+        if (is(il->name, il->name_len, "nss"))
                 r = parse_bool(v, len, &c->enabled);
         else if (is(il->name, il->name_len, "uid_min") || is(il->name, il->name_len, "uid_max")) {
                 r = parse_uint(v, len, 1000, UINT32_MAX - 1, &n);

@@ -25,7 +25,7 @@
 #define LK_ACCOUNTS_LIST_MAX 4096     /* bytes of allowed_names, allowed_suffixes */
 
 struct lk_accounts_conf {
-        bool enabled;
+        bool enabled; /* nss = yes */
         uint32_t uid_min, uid_max;
         unsigned max_offline_days;
         char home[LK_ACCOUNTS_TEMPLATE_MAX + 1];

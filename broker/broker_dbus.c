@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker/accounts.h"
 #include "broker/budget.h"
 /* lk_interface_xml[]: dbus/org.latchkey.Broker1.xml, embedded at build time */
 #include "broker/introspect-xml.h"
@@ -34,6 +35,7 @@
 /* Who may call: compared with the uid the object belongs to (its subject). */
 enum who {
         ANYONE,          /* no caller lookup */
+        ROOT,            /* root alone */
         ROOT_OR_SUBJECT, /* root, or the subject */
         SUBJECT,         /* only the subject, root included */
 };
@@ -108,6 +110,8 @@ static bool may_act(const struct lk_call *c, uid_t subject)
         switch (method_of(c)->who) {
         case ANYONE:
                 return true;
+        case ROOT:
+                return c->uid == 0;
         case ROOT_OR_SUBJECT:
                 return c->uid == 0 || c->uid == subject;
         case SUBJECT:
@@ -242,6 +246,14 @@ static int complete_login(struct lk_broker_dbus *d, struct lk_call *call, const 
         }
         lk_call_ref(call);
         return LK_CALL_LATER;
+}
+
+static int forget_account(struct lk_broker_dbus *d, struct lk_call *call, const struct target *t,
+                          struct lk_error *e)
+{
+        int r = lk_accounts_forget(d->accounts, t->arg[0], e);
+
+        return r < 0 ? r : reply_args(call, DBUS_TYPE_INVALID);
 }
 
 static int cancel_login(struct lk_broker_dbus *d, struct lk_call *call, const struct target *t,
@@ -554,6 +566,8 @@ static const struct lk_method methods[] = {
     get_claims,        NO_CAPS),
   B("ListSessions",  "",       ROOT_OR_SUBJECT, EACH_SESSION, SESSIONS,
     list_sessions,     NO_CAPS),
+  B("ForgetAccount", "s",      ROOT,            NOTHING,      0,
+    forget_account,    CAP("user", ID, NULL)),
   ROW(DBUS_INTERFACE_INTROSPECTABLE, "Introspect", "", ANYONE, NOTHING, 0,
     introspect,        NO_CAPS),
   P("Get",           "ss",     ANYONE,          NOTHING,      0,
@@ -624,10 +638,14 @@ static int resolve(struct lk_broker_dbus *d, struct lk_call *call, struct target
 
         switch (m->object) {
         case NOTHING:
+                if (!may_act(call, 0))
+                        return lk_error_set(e, LK_ERR_ACCESS_DENIED, "Only root may call %s",
+                                            m->bus.name);
+                return 0;
         case EACH_SESSION:
                 return 0;
         case USER_ARG:
-                r = lk_login_resolve_user(id, &t->subject, e);
+                r = lk_accounts_resolve_user(d->accounts, id, &t->subject, e);
                 if (r < 0)
                         return r;
                 if (!may_act(call, t->subject))

@@ -29,6 +29,7 @@ struct lk_broker_dbus {
         struct lk_logins *logins;
         struct lk_sessions *sessions;
         struct lk_budget *budget;
+        struct lk_accounts *accounts; /* provider accounts; NULL: none */
         struct lk_idp idp;
         /* The manager's: start fetching the provider's endpoints, unless under way (0, or an
          * error); a call arrived (the idle clock). */

@@ -12,8 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker/accounts.h"
 #include "broker/broker_dbus.h"
 #include "broker/budget.h"
+#include "base/accounts_file.h"
 #include "base/util.h"
 #include "broker/login.h"
 #include "broker/session.h"
@@ -39,6 +41,7 @@ struct broker {
         struct lk_bus *bus;
         struct lk_budget *budget; /* token-endpoint requests per uid (budget.h) */
         struct lk_session_store *store;
+        struct lk_accounts *accounts; /* [accounts] nss: the cache NSS reads; else NULL */
         struct lk_logins logins;
         struct lk_sessions sessions;
         struct lk_broker_dbus dbus; /* what the D-Bus face works on */
@@ -92,10 +95,19 @@ static const struct lk_idp_ops provider_ops = {
         .revoke = idp_revoke,
 };
 
-/* A session changed: the bus says so. */
+/*
+ * A session changed: the bus says so. A refresh brings the account's groups up to date; an
+ * expiry is always the provider refusing the refresh (session.c), so the account step
+ * refuses the account until it signs in again.
+ */
 static void on_session_changed(void *userdata, const struct lk_session *s, const char *event)
 {
         struct broker *b = userdata;
+
+        if (streq(event, "refreshed"))
+                lk_accounts_refreshed(b->accounts, s->user, s->claims);
+        else if (streq(event, "expired"))
+                lk_accounts_refused(b->accounts, s->user);
 
         lk_broker_emit_session_changed(b->bus, s->id, event);
 }
@@ -248,6 +260,7 @@ void broker_free(struct broker *b)
         lk_logins_free_all(&b->logins);
         lk_sessions_free_all(&b->sessions);
         lk_store_free(b->store);
+        lk_accounts_free(b->accounts);
         lk_budget_free(b->budget);
         lk_bus_free(b->bus);
         while (b->http_watches) {
@@ -321,8 +334,14 @@ int broker_new(const struct broker_options *o, struct broker **ret, struct lk_er
         if (r < 0)
                 goto fail;
 
+        if (b->config->nss) {
+                r = lk_accounts_new(b->config, lk_accounts_path(), &b->accounts, e);
+                if (r < 0)
+                        goto fail;
+        }
+
         b->logins = (struct lk_logins){.clock = &lk_clock_system, .config = b->config,
-                                       .uid_min = b->uid_min,
+                                       .uid_min = b->uid_min, .accounts = b->accounts,
                                        .idp = {&provider_ops, b->provider}};
         b->sessions = (struct lk_sessions){.clock = &lk_clock_system, .config = b->config,
                                            .uid_min = b->uid_min,
@@ -332,6 +351,7 @@ int broker_new(const struct broker_options *o, struct broker **ret, struct lk_er
         b->dbus = (struct lk_broker_dbus){.config = b->config, .uid_min = b->uid_min,
                                           .clock = &lk_clock_system, .logins = &b->logins,
                                           .sessions = &b->sessions, .budget = b->budget,
+                                          .accounts = b->accounts,
                                           .idp = {&provider_ops, b->provider},
                                           .prepare_provider = prepare_provider, .touch = touch,
                                           .manager = b};

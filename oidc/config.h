@@ -82,6 +82,16 @@ struct lk_config {
         unsigned login_timeout;
         bool revoke_on_close;
         unsigned idle_exit;
+
+        /* [accounts] (issue 20): provider accounts through libnss_latchkey.so.2 */
+        bool nss;                 /* write the accounts cache; answer never-seen names */
+        unsigned uid_min, uid_max; /* the range uids are hashed into (base/uidmap.h) */
+        char **allowed_names;     /* glob patterns of names that may appear before a login */
+        char **allowed_suffixes;  /* or suffixes */
+        char *home, *shell;       /* templates: %u the name */
+        char *gecos_claim;
+        char **group_map;         /* "provider-group:local-group" words */
+        unsigned max_offline_days;
 };
 
 /* One thing wrong in a config file. line is 0 where it is not about one line. */

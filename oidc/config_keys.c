@@ -91,11 +91,25 @@ const struct conf_key conf_keys[] = {
         KEY("sessions", "revoke_on_close",        bool,       revoke_on_close, .def = "no"),
         KEY("sessions", "idle_exit",              uint,       idle_exit,
             .def = "300", .min = 0, .max = 86400),
+
+        /* The defaults are base/accounts_conf.h's, which the NSS and PAM modules read. */
+        KEY("accounts", "nss",                    bool,       nss, .def = "no"),
+        KEY("accounts", "uid_min",                uint,       uid_min,
+            .def = "1900000000", .min = 1000, .max = 4294967294u),
+        KEY("accounts", "uid_max",                uint,       uid_max,
+            .def = "2140000000", .min = 1000, .max = 4294967294u),
+        KEY("accounts", "allowed_names",          words,      allowed_names),
+        KEY("accounts", "allowed_suffixes",       words,      allowed_suffixes),
+        KEY("accounts", "home",                   path,       home, .def = "/home/%u"),
+        KEY("accounts", "shell",                  path,       shell, .def = "/bin/bash"),
+        KEY("accounts", "gecos_claim",            claim,      gecos_claim, .def = "name"),
+        KEY("accounts", "group_map",              words,      group_map),
+        KEY("accounts", "max_offline_days", uint, max_offline_days, .def = "30", .min = 1, .max = 3650),
 };
 
 const size_t conf_n_keys = ELEMENTSOF(conf_keys);
 
-static const char *const sections[] = { "provider", "users", "sessions", "pam" };
+static const char *const sections[] = { "provider", "users", "sessions", "pam", "accounts" };
 
 /* [pam] belongs to pam_latchkey.so (pam_latchkey(8)), which reads it itself; here only its names. */
 static const char *const pam_keys[] = { "services", "users", "groups" };
