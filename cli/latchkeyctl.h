@@ -57,3 +57,5 @@ int cmd_sessions(int argc, char *argv[]);
 int cmd_logout(int argc, char *argv[]);
 int cmd_login(int argc, char *argv[]);
 int cmd_check_config(int argc, char *argv[]);
+int cmd_users(int argc, char *argv[]);
+int cmd_forget(int argc, char *argv[]);
