@@ -11,6 +11,7 @@
 #include <string.h>
 #include <syslog.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "base/accounts_conf.h"
 #include "base/accounts_file.h"
@@ -70,11 +71,9 @@ static int load(struct lk_accounts *a, struct lk_error *e)
         size_t len = 0, pos = 0;
         int r;
 
+        if (access(a->path, F_OK) < 0 && errno == ENOENT)
+                return 0; /* no account yet */
         r = lk_read_file(a->path, LK_ACCOUNTS_FILE_MAX, &text, &len, e);
-        if (r == -LK_ERR_NOT_FOUND) {
-                lk_error_clear(e);
-                return 0;
-        }
         if (r < 0)
                 return r;
         if (lk_accounts_map_init(&m, text, len) < 0 || lk_accounts_validate(&m) < 0) {

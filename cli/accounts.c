@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "base/accounts_file.h"
 #include "cli/latchkeyctl.h"
@@ -71,11 +72,11 @@ int cmd_users(int argc, char *argv[])
                 return r;
         if (optind < argc)
                 return usage_error("users", "takes no arguments");
-        r = lk_read_file(lk_accounts_path(), LK_ACCOUNTS_FILE_MAX, &text, &len, &e);
-        if (r == -LK_ERR_NOT_FOUND) {
+        if (access(lk_accounts_path(), F_OK) < 0 && errno == ENOENT) {
                 printf("No cached provider accounts (%s does not exist).\n", lk_accounts_path());
                 return EXIT_OK;
         }
+        r = lk_read_file(lk_accounts_path(), LK_ACCOUNTS_FILE_MAX, &text, &len, &e);
         if (r < 0)
                 return fail("users", EXIT_ERROR, "%s", e.message);
         if (lk_accounts_map_init(&m, text, len) < 0 || lk_accounts_validate(&m) < 0)

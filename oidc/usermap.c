@@ -132,8 +132,14 @@ static bool defs_line(char *line, const char *name, char **ret_value)
 
 int lk_login_defs_uid_min(const char *path, uid_t *ret, struct lk_error *e)
 {
+        return lk_login_defs_uid(path, "UID_MIN", LK_UID_MIN_DEFAULT, ret, e);
+}
+
+int lk_login_defs_uid(const char *path, const char *name, uid_t def, uid_t *ret,
+                      struct lk_error *e)
+{
         _cleanup_free_ char *line = NULL;
-        unsigned long uid_min = LK_UID_MIN_DEFAULT;
+        unsigned long uid_min = def;
         size_t cap = 0;
         unsigned lineno = 0;
         FILE *f;
@@ -141,7 +147,7 @@ int lk_login_defs_uid_min(const char *path, uid_t *ret, struct lk_error *e)
         f = fopen(path, "re");
         if (!f) {
                 if (errno == ENOENT) {
-                        *ret = LK_UID_MIN_DEFAULT;
+                        *ret = def;
                         return 0;
                 }
                 return lk_error_from_errno(e, errno, "Cannot read %s", path);
@@ -152,7 +158,7 @@ int lk_login_defs_uid_min(const char *path, uid_t *ret, struct lk_error *e)
                 unsigned long n;
 
                 lineno++;
-                if (!defs_line(line, "UID_MIN", &v))
+                if (!defs_line(line, name, &v))
                         continue;
                 errno = 0;
                 n = strtoul(v, &end, 0);
@@ -161,8 +167,8 @@ int lk_login_defs_uid_min(const char *path, uid_t *ret, struct lk_error *e)
                         lk_text_escape(v, shown, sizeof(shown));
                         fclose(f);
                         return lk_error_set(e, LK_ERR_CONFIG,
-                                            "%s:%u: UID_MIN '%s' is not a uid", path, lineno,
-                                            shown);
+                                            "%s:%u: %s '%s' is not a uid", path, lineno,
+                                            name, shown);
                 }
                 uid_min = n;
         }
