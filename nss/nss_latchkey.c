@@ -322,6 +322,7 @@ struct walk {
         pthread_mutex_t lock;
         struct lk_accounts_map map;
         bool open;
+        bool tried;   /* opened since the last set*ent or end*ent */
         size_t pos;   /* in the P section */
         size_t gpos;  /* in the G section (groups: the per-user ones first) */
 };
@@ -329,13 +330,20 @@ struct walk {
 static struct walk pw_walk = {.lock = PTHREAD_MUTEX_INITIALIZER};
 static struct walk gr_walk = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
-static enum nss_status walk_set(struct walk *w)
+/* With w->lock held. */
+static void walk_open(struct walk *w)
 {
-        pthread_mutex_lock(&w->lock);
         if (w->open)
                 lk_nss_cache_close(&w->map);
         w->open = lk_nss_cache_open(&w->map) == 0;
+        w->tried = true;
         w->pos = w->gpos = 0;
+}
+
+static enum nss_status walk_set(struct walk *w)
+{
+        pthread_mutex_lock(&w->lock);
+        walk_open(w);
         pthread_mutex_unlock(&w->lock);
         return NSS_STATUS_SUCCESS;
 }
@@ -346,16 +354,23 @@ static enum nss_status walk_end(struct walk *w)
         if (w->open)
                 lk_nss_cache_close(&w->map);
         w->open = false;
+        w->tried = false;
         pthread_mutex_unlock(&w->lock);
         return NSS_STATUS_SUCCESS;
 }
 
-/* The next usable account of the walk, or 0 at the end (or at a broken line). */
+/*
+ * The next usable account of the walk, or 0 at the end (or at a broken line). With w->lock
+ * held. A get*ent without set*ent opens the cache once; after the end it stays at the end.
+ */
 static int walk_next(struct walk *w, struct lk_account_view *v, size_t *ret_pos)
 {
         int r;
 
-        if (!w->open && walk_set(w) == NSS_STATUS_SUCCESS && !w->open)
+        if (!w->open && !w->tried)
+                walk_open(w);
+        w->tried = true;
+        if (!w->open)
                 return 0;
         for (;;) {
                 *ret_pos = w->pos;
