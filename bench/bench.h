@@ -170,3 +170,7 @@ void bench_burst(DBusConnection **load_conns, const char *const *load_sids);
 void bench_storm(DBusConnection *root, DBusConnection **conns);
 void bench_memory(DBusConnection **conns);
 void bench_start(DBusConnection *root);
+/* Group 7 (issue 20): the NSS module next to nss_files; it stops the broker. */
+void bench_nss(void);
+/* The child side of group 7 (--nss-probe SIDE COUNT): prints its p50s on stdout. */
+int bench_nss_probe(const char *side, const char *count);
