@@ -323,7 +323,7 @@ static int check_free(const struct lk_accounts *a, const char *user, uint32_t ui
                 return 0;
         lk_log_auth(LOG_ERR,
                     "Refusing provider account %s: its uid %u (from its name, [accounts] "
-                    "uid_min..uid_max) is already %s %s's; see latchkeyd(8) \"Accounts\" for the "
+                    "uid_min..uid_max) is already %s %s's; see libnss_latchkey(8) \"UIDS\" for the "
                     "ways out", user, (unsigned)uid, what, LK_ESCAPED(holder));
         return lk_error_set(e, LK_ERR_NOT_ALLOWED,
                             "The uid of %s (%u) is already taken on this host; ask the "
