@@ -24,6 +24,11 @@
 
 #define IDENTITY_BYTES 16   /* of SHA-256(issuer "\n" sub), in hex: 32 digits */
 #define GECOS_MAX 256       /* bytes of GECOS kept from the claim */
+/*
+ * A refresh that changes nothing but the time rewrites the cache only this often (seconds):
+ * the time counts in days (max_offline_days), and every write is the whole file.
+ */
+#define TOUCH_INTERVAL_S 3600
 
 struct lk_accounts {
         const struct lk_config *config;
@@ -409,13 +414,22 @@ int lk_accounts_signed_in(struct lk_accounts *a, const char *user, uid_t uid,
 void lk_accounts_refreshed(struct lk_accounts *a, const char *user, const json_t *claims)
 {
         struct lk_account *acc = a ? find(a, user) : NULL;
+        uint32_t before[LK_ACCOUNTS_GIDS_MAX];
+        unsigned n_before;
         struct lk_error e = {0};
+        int64_t now = (int64_t)time(NULL);
 
         if (!acc)
                 return;
+        n_before = acc->n_gids;
+        memcpy(before, acc->gids, sizeof(before));
         if (claims && map_groups(a->config, user, claims, acc) < 0)
                 return;
-        acc->last_signin = (int64_t)time(NULL);
+        if (!acc->refused && acc->n_gids == n_before &&
+            memcmp(before, acc->gids, n_before * sizeof(before[0])) == 0 &&
+            now - acc->last_signin < TOUCH_INTERVAL_S)
+                return; /* nothing the cache's readers would see */
+        acc->last_signin = now;
         acc->refused = false;
         if (save(a, &e) < 0)
                 log_error("Cannot write the accounts cache: %s", e.message);

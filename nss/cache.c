@@ -59,6 +59,22 @@ static int map_file(const char *path, struct stat *st, void **ret_base, struct l
         return 0;
 }
 
+/* A fork while another thread holds the lock must not leave the child locked out. */
+static void before_fork(void)
+{
+        pthread_mutex_lock(&lock);
+}
+
+static void after_fork(void)
+{
+        pthread_mutex_unlock(&lock);
+}
+
+__attribute__((constructor)) static void at_load(void)
+{
+        (void)pthread_atfork(before_fork, after_fork, after_fork);
+}
+
 int lk_nss_cache_lock(const struct lk_accounts_map **ret)
 {
         const char *path = lk_accounts_path();
