@@ -244,7 +244,7 @@ int bench_nss_probe(const char *side, const char *count)
         const char *prefix = ours ? "lkn" : "lkf";
         unsigned base = ours ? UID_CACHE : UID_FILES;
         struct lat nam = {0}, uid = {0}, init = {0}, unknown = {0};
-        int lookups = atoi(count);
+        int lookups = (int)strtol(count, NULL, 10);
         double worst = 0;
         char name[32];
 
