@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -400,6 +401,13 @@ static void test_broker_accounts(void **state)
         assert_memory_equal(v.gecos, "Ann  Example ", 13);
         assert_memory_equal(v.home, "/home/ann", 9);
         assert_int_equal(access(cache, R_OK), 0);
+        /* World-readable, so nothing from the provider but what NSS answers: not even sub. */
+        assert_null(strstr(text, "sub-ann"));
+        {
+                struct stat st;
+                assert_int_equal(stat(cache, &st), 0);
+                assert_int_equal(st.st_mode & 0777, 0644);
+        }
 
         /* Another identity under the same name is refused. */
         cl = claims("sub-mallory", "");
