@@ -1592,6 +1592,36 @@ static void test_accounts_disabled_loses_key(void **state)
         bc_close(c);
 }
 
+/* Not signed in through the provider for more than max_offline_days (30): no key either. */
+static void test_accounts_offline_too_long(void **state)
+{
+        struct ctx *x = *state;
+        _cleanup_free_ char *text = NULL, *out = NULL, *again = NULL;
+        _cleanup_free_ char *path = NULL, *tmp = NULL;
+        struct lk_account_view v;
+        struct lk_account a;
+        size_t len = 0;
+        int fd;
+
+        SKIP_WITHOUT_ACCOUNTS(x);
+        /* The cache as the broker would write it after 31 days without a sign-in. */
+        assert_int_equal(cached_account(x, ACCOUNT_USER, &v, &text), 0);
+        assert_int_equal(lk_account_from_view(&v, &a), 0);
+        a.last_signin = (int64_t)time(NULL) - 31 * 86400;
+        assert_int_equal(lk_accounts_format(&a, 1, &again, &len), 0);
+        lk_account_clear(&a);
+        path = lkh_xasprintf("%s/latchkey/accounts", x->host_dir);
+        tmp = lkh_xasprintf("%s.test", path);
+        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        assert_true(fd >= 0);
+        assert_int_equal(write(fd, again, len), (ssize_t)len);
+        close(fd);
+        assert_int_equal(rename(tmp, path), 0);
+
+        assert_int_not_equal(key_login(x, &out), 0);
+        assert_null(strstr(out, "KEY-SHELL\r"));
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -1616,6 +1646,7 @@ int main(void)
                 cmocka_unit_test(test_accounts_same_uid_elsewhere),
                 cmocka_unit_test(test_accounts_refusals),
                 cmocka_unit_test(test_accounts_disabled_loses_key),
+                cmocka_unit_test(test_accounts_offline_too_long),
         };
         int failed;
 

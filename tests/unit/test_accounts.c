@@ -23,6 +23,7 @@
 #include "base/uidmap.h"
 #include "base/util.h"
 #include "broker/accounts.h"
+#include "oidc/accounts_check.h"
 #include "oidc/config.h"
 
 #define MIN 1900000000u
@@ -312,6 +313,60 @@ static void test_conf_allows(void **state)
         assert_int_equal(lk_accounts_expand("/h/%u", "a", buf, 4), -ENAMETOOLONG);
 }
 
+/* ---- check-config's host checks of the range ---- */
+
+static void count_problem(void *userdata, const char *message)
+{
+        (*(unsigned *)userdata)++;
+        assert_non_null(strstr(message, "[accounts]") ?: strstr(message, "UID_"));
+}
+
+static void write_tmp(const char *path, const char *text)
+{
+        FILE *f = fopen(path, "we");
+
+        assert_non_null(f);
+        fputs(text, f);
+        fclose(f);
+}
+
+static void test_check_host(void **state)
+{
+        char d[] = "/tmp/test-accounts-host-XXXXXX";
+        char defs[64], pw[64], gr[64];
+        struct lk_config *c;
+        unsigned n = 0;
+
+        assert_non_null(mkdtemp(d));
+        snprintf(defs, sizeof(defs), "%s/login.defs", d);
+        snprintf(pw, sizeof(pw), "%s/passwd", d);
+        snprintf(gr, sizeof(gr), "%s/group", d);
+        write_tmp(defs, "UID_MIN 1000\nUID_MAX 60000\n");
+        write_tmp(pw, "root:x:0:0::/root:/bin/sh\nann:x:1000:1000::/home/ann:/bin/sh\n");
+        write_tmp(gr, "root:x:0:\nann:x:1000:\n");
+
+        c = load(BASE_CONF "[accounts]\nnss = yes\n"); /* the default range: clear */
+        assert_int_equal(lk_accounts_check_host(c, defs, pw, gr, count_problem, &n), 0);
+        lk_config_free(c);
+
+        /* Meets login.defs, holds ann's uid and gid: three problems. */
+        c = load(BASE_CONF "[accounts]\nnss = yes\nuid_min = 1000\nuid_max = 70000\n");
+        assert_int_equal(lk_accounts_check_host(c, defs, pw, gr, count_problem, &n), 3);
+        assert_int_equal(n, 3);
+        lk_config_free(c);
+
+        /* Apart from login.defs, but a local user up there. */
+        write_tmp(pw, "big:x:5000000:5000000::/:/bin/sh\n");
+        n = 0;
+        c = load(BASE_CONF "[accounts]\nnss = yes\nuid_min = 4000000\nuid_max = 6000000\n");
+        assert_int_equal(lk_accounts_check_host(c, defs, pw, gr, count_problem, &n), 1);
+        lk_config_free(c);
+        unlink(defs);
+        unlink(pw);
+        unlink(gr);
+        rmdir(d);
+}
+
 /* ---- the broker's keeper of the cache ---- */
 
 static char dir[] = "/tmp/test-accounts-XXXXXX";
@@ -463,6 +518,7 @@ int main(void)
                 cmocka_unit_test(test_format_broken),
                 cmocka_unit_test(test_conf_agree),
                 cmocka_unit_test(test_conf_allows),
+                cmocka_unit_test(test_check_host),
                 cmocka_unit_test(test_broker_accounts),
         };
 
