@@ -1514,7 +1514,7 @@ static void test_accounts_refusals(void **state)
 
 static void install_key(struct ctx *x, uid_t uid)
 {
-        _cleanup_free_ char *pub = lkh_xasprintf("%s.pub", x->key), *text = NULL;
+        _cleanup_free_ char *pub = lkh_xasprintf("%s.pub", x->key);
         _cleanup_free_ char *dir = lkh_xasprintf("%s/homes/" ACCOUNT_USER "/.ssh", x->h->dir);
         _cleanup_free_ char *keys = lkh_xasprintf("%s/authorized_keys", dir);
         char buf[4096];
