@@ -27,6 +27,9 @@
 #error "NSS_LATCHKEY_SO (the built libnss_latchkey.so.2) must be defined by meson"
 #endif
 #define NSS_WRAPPER_SO "libnss_wrapper.so"
+#ifndef LK_ASAN_PRELOAD
+#define LK_ASAN_PRELOAD "" /* the sanitizer runtime, in sanitized builds: getent has none */
+#endif
 
 static char dir[] = "/tmp/test-nss-XXXXXX";
 
@@ -121,7 +124,8 @@ static char *run(const char *command, int *ret_status)
 
         assert_non_null(out);
         assert_true(asprintf(&line,
-                             "env LD_PRELOAD=" NSS_WRAPPER_SO " NSS_WRAPPER_PASSWD=%s/passwd "
+                             "env LD_PRELOAD=\"" LK_ASAN_PRELOAD " " NSS_WRAPPER_SO "\" "
+                             "ASAN_OPTIONS=detect_leaks=0 NSS_WRAPPER_PASSWD=%s/passwd "
                              "NSS_WRAPPER_GROUP=%s/group NSS_WRAPPER_MODULE_SO_PATH="
                              NSS_LATCHKEY_SO " NSS_WRAPPER_MODULE_FN_PREFIX=latchkey "
                              "LATCHKEY_ACCOUNTS_FILE=%s/accounts LATCHKEY_CONFIG=%s/latchkey.conf "
