@@ -1551,12 +1551,13 @@ static void test_accounts_disabled_loses_key(void **state)
         _cleanup_free_ char *out = NULL, *out2 = NULL, *out3 = NULL, *text = NULL;
         _cleanup_free_ char *sid = NULL, *error = NULL;
         _cleanup_secret_ char *token = NULL;
-        DBusConnection *c = bus_open(x->h);
+        DBusConnection *c;
         struct lk_account_view v;
         struct term t;
         size_t at;
 
         SKIP_WITHOUT_ACCOUNTS(x);
+        c = bus_open(x->h);
         assert_non_null(c);
         install_key(x, mapped_uid(ACCOUNT_USER));
         if (key_login(x, &out) != 0 || !strstr(out, "KEY-SHELL"))
