@@ -1608,6 +1608,11 @@ static void test_accounts_offline_too_long(void **state)
         /* The cache as the broker would write it after 31 days without a sign-in. */
         assert_int_equal(cached_account(x, ACCOUNT_USER, &v, &text), 0);
         assert_int_equal(lk_account_from_view(&v, &a), 0);
+        for (unsigned k = 0; k < a.n_gids; k++) { /* the G lines, as the broker keeps them */
+                struct group *g = getgrgid(a.gids[k]);
+                assert_non_null(g);
+                a.group_names[k] = strdup(g->gr_name);
+        }
         a.last_signin = (int64_t)time(NULL) - 31 * 86400;
         assert_int_equal(lk_accounts_format(&a, 1, &again, &len), 0);
         lk_account_clear(&a);
@@ -1621,6 +1626,46 @@ static void test_accounts_offline_too_long(void **state)
 
         assert_int_not_equal(key_login(x, &out), 0);
         assert_null(strstr(out, "KEY-SHELL\r"));
+}
+
+/* latchkeyctl's output, run with the test bus and this host's cache; its exit status. */
+static int latchkeyctl(struct ctx *x, const char *args, char **ret_out)
+{
+        _cleanup_free_ char *line = lkh_xasprintf("DBUS_SYSTEM_BUS_ADDRESS='%s' %s %s 2>&1",
+                                                  x->h->bus_address, LK_LATCHKEYCTL, args);
+        char *out = calloc(1, 65536);
+        size_t len = 0, n;
+        FILE *p = popen(line, "re");
+        int status;
+
+        assert_non_null(out);
+        assert_non_null(p);
+        while ((n = fread(out + len, 1, 65535 - len, p)) > 0)
+                len += n;
+        status = pclose(p);
+        *ret_out = out;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* latchkeyctl users lists the account; forget (root, over the bus) drops it from NSS. */
+static void test_accounts_latchkeyctl(void **state)
+{
+        struct ctx *x = *state;
+        _cleanup_free_ char *out = NULL, *out2 = NULL, *out3 = NULL, *want = NULL, *text = NULL;
+        struct lk_account_view v;
+
+        SKIP_WITHOUT_ACCOUNTS(x);
+        if (!*LK_LATCHKEYCTL)
+                skip();
+        assert_int_equal(latchkeyctl(x, "users", &out), 0);
+        want = lkh_xasprintf(ACCOUNT_USER "\t%u\t" ACCOUNT_GROUP "\t", mapped_uid(ACCOUNT_USER));
+        if (!strstr(out, want))
+                fail_msg("latchkeyctl users:\n%s\nwanted a line with %s", out, want);
+        assert_int_equal(latchkeyctl(x, "forget " ACCOUNT_USER, &out2), 0);
+        assert_int_equal(cached_account(x, ACCOUNT_USER, &v, &text), -ENOENT);
+        /* Again: nothing to forget. */
+        assert_int_not_equal(latchkeyctl(x, "forget " ACCOUNT_USER, &out3), 0);
+        assert_non_null(strstr(out3, "NotFound"));
 }
 
 int main(void)
@@ -1648,6 +1693,7 @@ int main(void)
                 cmocka_unit_test(test_accounts_refusals),
                 cmocka_unit_test(test_accounts_disabled_loses_key),
                 cmocka_unit_test(test_accounts_offline_too_long),
+                cmocka_unit_test(test_accounts_latchkeyctl),
         };
         int failed;
 
