@@ -1544,6 +1544,41 @@ static int key_login(struct ctx *x, char **ret_out)
         return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+/* A refresh brings the provider's groups: out of "eng", out of the mapped local group. */
+static void test_accounts_groups_follow_refresh(void **state)
+{
+        struct ctx *x = *state;
+        _cleanup_free_ char *out = NULL, *text = NULL, *sid = NULL, *error = NULL;
+        _cleanup_secret_ char *token = NULL;
+        struct lk_account_view v;
+        DBusConnection *c;
+        struct term t;
+        size_t at;
+
+        SKIP_WITHOUT_ACCOUNTS(x);
+        c = bus_open(x->h);
+        assert_non_null(c);
+        assert_int_equal(lkh_idp_set(x->h, "groups", "eng"), 0);
+        out = sso_login(x, ACCOUNT_USER, ACCOUNT_USER,
+                        "printf 'SID=%s\\n' \"$LATCHKEY_SESSION\"; echo READY; read line",
+                        true, &t, NULL);
+        assert_int_equal(cached_account(x, ACCOUNT_USER, &v, &text), 0);
+        assert_int_equal(v.n_gids, 1);
+        assert_int_equal(term_expect(&t, 0, "SID=", &at), 0);
+        sid = word_at(&t, at + 4);
+        assert_int_equal(lkh_idp_set(x->h, "groups", "other"), 0);
+        error = bc_get_token(c, sid, 86400, &token, NULL, NULL);
+        if (error)
+                fail_msg("the refresh failed: %s", error);
+        assert_int_equal(cached_account(x, ACCOUNT_USER, &v, &text), 0);
+        assert_int_equal(v.n_gids, 0);
+        assert_int_equal(lkh_idp_set(x->h, "groups", "eng other"), 0);
+        assert_int_equal(term_send(&t, "\n"), 0);
+        (void)term_finish(&t, &(int){0});
+        term_close(&t);
+        bc_close(c);
+}
+
 /* The provider disables the person (its refresh refused): their ssh key no longer opens. */
 static void test_accounts_disabled_loses_key(void **state)
 {
@@ -1691,6 +1726,7 @@ int main(void)
                 cmocka_unit_test(test_accounts_first_login),
                 cmocka_unit_test(test_accounts_same_uid_elsewhere),
                 cmocka_unit_test(test_accounts_refusals),
+                cmocka_unit_test(test_accounts_groups_follow_refresh),
                 cmocka_unit_test(test_accounts_disabled_loses_key),
                 cmocka_unit_test(test_accounts_offline_too_long),
                 cmocka_unit_test(test_accounts_latchkeyctl),
