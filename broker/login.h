@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "broker/accounts.h"
 #include "broker/idp.h"
 #include "broker/loop.h"
 #include "oidc/authorize.h"
@@ -46,6 +47,7 @@ struct lk_logins {
         const struct lk_config *config; /* login_timeout, [users], the client's settings */
         uid_t uid_min;                  /* UID_MIN of login.defs: below it, system accounts */
         struct lk_idp idp;
+        struct lk_accounts *accounts;   /* provider accounts ([accounts]); NULL: none */
 };
 
 enum lk_login_state {
@@ -76,9 +78,6 @@ struct lk_login {
         lk_login_done_fn done;
         void *done_userdata;
 };
-
-/* The local user must exist; returns its uid. */
-int lk_login_resolve_user(const char *user, uid_t *ret_uid, struct lk_error *e);
 
 /*
  * Verified id_token claims against the local user they must stand for: [users]
