@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Group 9: the device flow (RFC 8628): from the person's approval at the provider to the
+ * Group 10 (--only 0): the device flow (RFC 8628): from the person's approval at the provider to the
  * WaitLogin reply, beside the poll interval it must stay within (issue 19: a device-flow
  * login completes within one poll interval of approval). A stack of its own, whose provider
  * offers the device flow (so flow = auto picks it), polled every DEVICE_INTERVAL_S.
@@ -68,7 +68,7 @@ void bench_device(void)
         double interval_ms = DEVICE_INTERVAL_S * 1000.0, worst;
         _cleanup_free_ char *interval = xasprintf("%d", DEVICE_INTERVAL_S);
 
-        heading("9. device flow: approval to WaitLogin's reply");
+        heading("10. device flow: approval to WaitLogin's reply");
         if (lkh_new(&D) < 0 || lkh_start_idp(D, NULL) < 0 ||
             lkh_idp_set(D, "device_discovery", "1") < 0 ||
             lkh_idp_set(D, "device_interval", interval) < 0 ||
@@ -82,11 +82,11 @@ void bench_device(void)
                 lat_add(&lat, device_login(c));
         bench_check();
         worst = lat_pct(&lat, 1.0);
-        row("9", "approval to login done, median", lat_pct(&lat, 0.5), "ms", interval_ms,
+        row("10", "approval to login done, median", lat_pct(&lat, 0.5), "ms", interval_ms,
             "poll interval", "<= 1 interval", check(lat_pct(&lat, 0.5) <= interval_ms));
-        row("9", "approval to login done, worst", worst, "ms", interval_ms, "poll interval",
+        row("10", "approval to login done, worst", worst, "ms", interval_ms, "poll interval",
             "<= 1 interval", check(worst <= interval_ms));
-        row("9", "token polls per login", (double)device_polls() / n, "",
+        row("10", "token polls per login", (double)device_polls() / n, "",
             NAN, "", "info", V_INFO);
         bc_close(c);
         lkh_free(D);

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker/accounts.h"
 #include "broker/budget.h"
 #include "broker/device_poll.h"
 #include "broker/offline.h"
@@ -37,6 +38,7 @@
 /* Who may call: compared with the uid the object belongs to (its subject). */
 enum who {
         ANYONE,          /* no caller lookup */
+        ROOT,            /* root alone */
         ROOT_OR_SUBJECT, /* root, or the subject */
         SUBJECT,         /* only the subject, root included */
 };
@@ -111,6 +113,8 @@ static bool may_act(const struct lk_call *c, uid_t subject)
         switch (method_of(c)->who) {
         case ANYONE:
                 return true;
+        case ROOT:
+                return c->uid == 0;
         case ROOT_OR_SUBJECT:
                 return c->uid == 0 || c->uid == subject;
         case SUBJECT:
@@ -437,6 +441,14 @@ void lk_broker_login_finished(struct lk_login *l, const char *user, int r,
                 else if (reply_args(call, DBUS_TYPE_STRING, &user, DBUS_TYPE_INVALID) < 0)
                         lk_call_reply(call, NULL);
         }
+}
+
+static int forget_account(struct lk_broker_dbus *d, struct lk_call *call, const struct target *t,
+                          struct lk_error *e)
+{
+        int r = lk_accounts_forget(d->accounts, t->arg[0], e);
+
+        return r < 0 ? r : reply_args(call, DBUS_TYPE_INVALID);
 }
 
 static int cancel_login(struct lk_broker_dbus *d, struct lk_call *call, const struct target *t,
@@ -1089,6 +1101,8 @@ static const struct lk_method methods[] = {
     get_pin_state,     CAP("user", ID, NULL)),
   B("CheckPin",      "ssa{sv}", ROOT_OR_SUBJECT, USER_ARG,    ACCOUNT,
     check_pin,         CAP("user", ID, NULL), CAP("pin", ID, NULL)),
+  B("ForgetAccount", "s",      ROOT,            NOTHING,      0,
+    forget_account,    CAP("user", ID, NULL)),
   ROW(DBUS_INTERFACE_INTROSPECTABLE, "Introspect", "", ANYONE, NOTHING, 0,
     introspect,        NO_CAPS),
   P("Get",           "ss",     ANYONE,          NOTHING,      0,
@@ -1159,10 +1173,14 @@ static int resolve(struct lk_broker_dbus *d, struct lk_call *call, struct target
 
         switch (m->object) {
         case NOTHING:
+                if (!may_act(call, 0))
+                        return lk_error_set(e, LK_ERR_ACCESS_DENIED, "Only root may call %s",
+                                            m->bus.name);
+                return 0;
         case EACH_SESSION:
                 return 0;
         case USER_ARG:
-                r = lk_login_resolve_user(id, &t->subject, e);
+                r = lk_accounts_resolve_user(d->accounts, id, &t->subject, e);
                 if (r < 0)
                         return r;
                 if (!may_act(call, t->subject))

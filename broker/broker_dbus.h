@@ -38,6 +38,7 @@ struct lk_broker_dbus {
                                          * listen) runs, so the code flow's redirect comes here */
         struct lk_offline *offline; /* the offline PINs (offline.c) */
         struct lk_http *http;       /* for CheckPin's probe of the provider (reach.c) */
+        struct lk_accounts *accounts; /* provider accounts; NULL: none */
         struct lk_idp idp;
         /* The manager's: start fetching the provider's endpoints, unless under way (0, or an
          * error); a call arrived (the idle clock). */

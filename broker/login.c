@@ -18,21 +18,6 @@
 #define STR(x) #x
 #define NUMBER(x) STR(x)
 
-int lk_login_resolve_user(const char *user, uid_t *ret_uid, struct lk_error *e)
-{
-        struct passwd pw, *res = NULL;
-        char buf[4096];
-        int r;
-
-        if (isempty(user))
-                return lk_error_set(e, LK_ERR_INVALID_ARGUMENT, "The user name is empty");
-        r = getpwnam_r(user, &pw, buf, sizeof(buf), &res);
-        if (r != 0 || !res)
-                return lk_error_set(e, LK_ERR_NOT_FOUND, "There is no local user '%s'", user);
-        *ret_uid = res->pw_uid;
-        return 0;
-}
-
 int lk_login_check_claims(const struct lk_config *config, uid_t uid_min, const json_t *claims,
                           const char *user, uid_t uid, struct lk_error *e)
 {
@@ -425,6 +410,8 @@ int lk_login_finish(struct lk_login *l, struct lk_grant *grant, const struct lk_
         else
                 r = lk_login_check_claims(ls->config, ls->uid_min, grant->claims, l->user,
                                           l->user_uid, e);
+        if (r == 0) /* a provider account is made or brought up to date (issue 20) */
+                r = lk_accounts_signed_in(ls->accounts, l->user, l->user_uid, grant->claims, e);
         if (r < 0) {
                 lk_grant_free(grant);
                 lk_log_auth(LOG_WARNING, "Login %s for %s refused: %s: %s", fp, l->user,

@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "broker/accounts.h"
 #include "broker/idp.h"
 #include "broker/loop.h"
 #include "oidc/authorize.h"
@@ -58,6 +59,7 @@ struct lk_logins {
         const struct lk_config *config; /* login_timeout, [users], the client's settings */
         uid_t uid_min;                  /* UID_MIN of login.defs: below it, system accounts */
         struct lk_idp idp;
+        struct lk_accounts *accounts;   /* provider accounts ([accounts]); NULL: none */
         lk_login_finished_fn finished; /* may be NULL */
         void *userdata;
 };
@@ -103,9 +105,6 @@ struct lk_login {
         void *waiting[LK_LOGIN_WAITERS_MAX];
         unsigned n_waiting;
 };
-
-/* The local user must exist; returns its uid. */
-int lk_login_resolve_user(const char *user, uid_t *ret_uid, struct lk_error *e);
 
 /*
  * Verified id_token claims against the local user they must stand for: [users]

@@ -12,10 +12,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/accounts_file.h"
+#include "base/util.h"
+#include "broker/accounts.h"
 #include "broker/broker_dbus.h"
 #include "broker/budget.h"
 #include "broker/device_poll.h"
-#include "base/util.h"
 #include "broker/callback_listener.h"
 #include "broker/login.h"
 #include "broker/offline.h"
@@ -43,6 +45,7 @@ struct broker {
         struct lk_bus *bus;
         struct lk_budget *budget; /* token-endpoint requests per uid (budget.h) */
         struct lk_session_store *store;
+        struct lk_accounts *accounts; /* [accounts] nss: the cache NSS reads; else NULL */
         struct lk_logins logins;
         struct lk_device_polls polls; /* the device flow's pollers (device_poll.h) */
         struct lk_sessions sessions;
@@ -132,14 +135,24 @@ static void on_login_finished(void *userdata, struct lk_login *l, const char *us
         lk_broker_login_finished(l, user, r, e);
 }
 
-/* A session changed: the bus says so. */
+/*
+ * A session changed: the bus says so. A refresh brings the account's groups up to date; an
+ * expiry is always the provider refusing the refresh (session.c), so the account step
+ * refuses the account until it signs in again.
+ */
 static void on_session_changed(void *userdata, const struct lk_session *s, const char *event)
 {
         struct broker *b = userdata;
 
-        /* The provider refused the session's refresh: the account loses offline access. */
-        if (streq(event, "expired"))
+        if (streq(event, "refreshed"))
+                lk_accounts_refreshed(b->accounts, s->user, s->claims);
+        else if (streq(event, "expired")) {
+                /* The provider refused the session's refresh: the account loses offline
+                 * access, and its provider account is marked refused. */
                 lk_offline_note_refused(&b->offline, s->uid);
+                lk_accounts_refused(b->accounts, s->user);
+        }
+
         lk_broker_emit_session_changed(b->bus, s->id, event);
         /* A new token, or a slot free: the background refresh looks again at once. */
         if (streq(event, "opened") || streq(event, "refreshed"))
@@ -314,6 +327,7 @@ void broker_free(struct broker *b)
         lk_sessions_free_all(&b->sessions);
         lk_offline_done(&b->offline);
         lk_store_free(b->store);
+        lk_accounts_free(b->accounts);
         lk_budget_free(b->budget);
         lk_bus_free(b->bus);
         while (b->http_watches) {
@@ -391,9 +405,14 @@ int broker_new(const struct broker_options *o, struct broker **ret, struct lk_er
         r = lk_offline_init(&b->offline, b->config, &lk_clock_system, b->state_dir, b->loop, e);
         if (r < 0)
                 goto fail;
+        if (b->config->nss) {
+                r = lk_accounts_new(b->config, lk_accounts_path(), &b->accounts, e);
+                if (r < 0)
+                        goto fail;
+        }
 
         b->logins = (struct lk_logins){.clock = &lk_clock_system, .config = b->config,
-                                       .uid_min = b->uid_min,
+                                       .uid_min = b->uid_min, .accounts = b->accounts,
                                        .idp = {&provider_ops, b->provider},
                                        .finished = on_login_finished, .userdata = b};
         b->polls = (struct lk_device_polls){.loop = b->loop, .idp = {&provider_ops, b->provider},
@@ -408,6 +427,7 @@ int broker_new(const struct broker_options *o, struct broker **ret, struct lk_er
                                           .sessions = &b->sessions, .budget = b->budget,
                                           .polls = &b->polls,
                                           .offline = &b->offline, .http = b->http,
+                                          .accounts = b->accounts,
                                           .idp = {&provider_ops, b->provider},
                                           .prepare_provider = prepare_provider, .touch = touch,
                                           .manager = b};

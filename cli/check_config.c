@@ -18,6 +18,8 @@
 #include <sys/stat.h>
 
 #include "cli/latchkeyctl.h"
+#include "oidc/accounts_check.h"
+#include "oidc/usermap.h"
 #include "oidc/config.h"
 #include "oidc/discovery.h"
 #include "oidc/http.h"
@@ -400,6 +402,23 @@ static void check_provider(struct report *rep, const struct lk_config *c)
         lk_provider_free(p);
 }
 
+static void accounts_problem(void *userdata, const char *message)
+{
+        check(userdata, "accounts", LEVEL_ERROR, "%s", message);
+}
+
+/* [accounts] against this host: login.defs' range, the local users and groups (issue 20). */
+static void check_accounts(struct report *rep, const struct lk_config *c)
+{
+        if (!c->nss)
+                return;
+        if (lk_accounts_check_host(c, LK_LOGIN_DEFS_PATH, "/etc/passwd", "/etc/group",
+                                   accounts_problem, rep) == 0)
+                check(rep, "accounts", LEVEL_OK,
+                      "uids %u..%u meet no local user, group or login.defs range", c->uid_min,
+                      c->uid_max);
+}
+
 static int load(struct report *rep, const char *path, struct lk_config **ret)
 {
         struct lk_config_problems problems = {0};
@@ -492,6 +511,7 @@ int cmd_check_config(int argc, char *argv[])
                 check(&rep, "config", LEVEL_OK, "%s: issuer %s, client_id %s", path, c->issuer,
                       c->client_id);
                 check_secret(&rep, c);
+                check_accounts(&rep, c);
                 check_discovery(&rep, c);
                 check_provider(&rep, c);
         }

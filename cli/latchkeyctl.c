@@ -35,6 +35,10 @@ static const struct command commands[] = {
           "a git credential helper: the token for the hosts the admin mapped" },
         { "check-config", cmd_check_config, "[--json] [PATH]",
           "check latchkey.conf and the provider it names" },
+        { "users", cmd_users, "",
+          "list the cached provider accounts: uid, local groups, last sign-in" },
+        { "forget", cmd_forget, "USER",
+          "drop USER's provider account from the accounts cache (root)" },
 };
 
 static void print_usage(FILE *f)

@@ -69,3 +69,5 @@ int cmd_check_config(int argc, char *argv[]);
 int cmd_pin(int argc, char *argv[]);
 int cmd_watch(int argc, char *argv[]);
 int cmd_credential(int argc, char *argv[]);
+int cmd_users(int argc, char *argv[]);
+int cmd_forget(int argc, char *argv[]);

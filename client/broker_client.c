@@ -468,6 +468,15 @@ int lk_client_close_session(DBusConnection *c, int timeout_ms, const char *sessi
                          &(struct call_args){ .a = session_id }, e);
 }
 
+int lk_client_forget_account(DBusConnection *c, int timeout_ms, const char *user,
+                             struct lk_client_error *e)
+{
+        if (!lk_reply_string_valid(user, LK_ARG_ID_MAX))
+                return bad_arg(e, "a user name", LK_ARG_ID_MAX);
+        return call_void(c, timeout_ms, LK_BUS_METHOD_FORGET_ACCOUNT,
+                         &(struct call_args){ .a = user }, e);
+}
+
 /* libdbus frees a message's buffer without wiping it: wipe the secret's bytes in place. */
 static void wipe_in_message(const char *s)
 {

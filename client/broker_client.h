@@ -98,6 +98,9 @@ int lk_client_open_session(DBusConnection *c, int timeout_ms, const char *login_
                            const char *session_id, struct lk_client_error *e);
 int lk_client_close_session(DBusConnection *c, int timeout_ms, const char *session_id,
                             struct lk_client_error *e);
+/* ForgetAccount(user): root only; the provider account leaves the accounts cache. */
+int lk_client_forget_account(DBusConnection *c, int timeout_ms, const char *user,
+                             struct lk_client_error *e);
 /*
  * GetToken({session_id, min_valid}): session_id NULL and min_valid 0 are left out. *ret_token
  * is a secret (free with lk_secret_free); the reply's copy is wiped. Any ret_ may be NULL.

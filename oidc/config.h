@@ -104,8 +104,6 @@ struct lk_config {
         char *callback_listen;      /* ADDRESS:PORT or [IPv6]:PORT, lk_listen_address_parse() */
         char *callback_certificate; /* PEM */
         char *callback_key;         /* PEM, read as a private file */
-        /* [accounts] */
-        unsigned max_offline_days;
 
         /* [offline]: the PIN (broker/offline.c) */
         bool offline_pin;
@@ -116,6 +114,16 @@ struct lk_config {
         unsigned lockout_after;      /* wrong PINs before the first wait */
         unsigned lockout_delay;      /* seconds of the first wait; doubles with each failure */
         unsigned max_failures;       /* wrong PINs after which only an online sign-in helps */
+
+        /* [accounts] (issue 20): provider accounts through libnss_latchkey.so.2 */
+        bool nss;                 /* write the accounts cache; answer never-seen names */
+        unsigned uid_min, uid_max; /* the range uids are hashed into (base/uidmap.h) */
+        char **allowed_names;     /* glob patterns of names that may appear before a login */
+        char **allowed_suffixes;  /* or suffixes */
+        char *home, *shell;       /* templates: %u the name */
+        char *gecos_claim;
+        char **group_map;         /* "provider-group:local-group" words */
+        unsigned max_offline_days;
 };
 
 /* One thing wrong in a config file. line is 0 where it is not about one line. */

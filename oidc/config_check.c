@@ -5,6 +5,9 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "base/accounts_conf.h"
+#include "base/uidmap.h"
+#include "base/user_name.h"
 #include "oidc/config_loader.h"
 
 /* A string key that is unset, and not because its last line was refused (reported already). */
@@ -43,6 +46,35 @@ static void check_callback(struct conf_loader *l)
                                  "must be an https:// address of this host (or a name that "
                                  "reaches it) when [callback] listen is set: the listener "
                                  "speaks only HTTPS");
+}
+
+/* [accounts] between its keys: the range, the templates, the group map (issue 20). */
+static void check_accounts(struct conf_loader *l)
+{
+        struct lk_config *c = l->c;
+        char buf[LK_ACCOUNTS_TEMPLATE_MAX + 1];
+
+        if (!lk_uidmap_range_ok(c->uid_min, c->uid_max))
+                conf_key_problem(l, "uid_max",
+                                 "uid_min..uid_max (%u..%u) must hold at least %u uids, from 1000 up",
+                                 c->uid_min, c->uid_max, LK_UIDMAP_RANGE_MIN);
+        if (c->nss && !c->home)
+                conf_key_problem(l, "home", "must be set when nss = yes");
+        if (c->nss && !c->shell)
+                conf_key_problem(l, "shell", "must be set when nss = yes");
+        if (c->home && lk_accounts_expand(c->home, "u", buf, sizeof(buf)) < 0)
+                conf_key_problem(l, "home", "'%.200s': only %%u (the name) and %%%% may follow a %%",
+                                 c->home);
+        if (c->shell && lk_accounts_expand(c->shell, "u", buf, sizeof(buf)) < 0)
+                conf_key_problem(l, "shell", "'%.200s': only %%u (the name) and %%%% may follow a %%",
+                                 c->shell);
+        for (char **w = c->group_map; w && *w; w++) {
+                const char *colon = strrchr(*w, ':');
+
+                if (!colon || colon == *w || lk_user_name_problem(colon + 1, strlen(colon + 1)))
+                        conf_key_problem(l, "group_map",
+                                         "'%.200s' is not provider-group:local-group", *w);
+        }
 }
 
 void conf_check_keys(struct conf_loader *l)
@@ -86,6 +118,8 @@ void conf_check_keys(struct conf_loader *l)
 
         if (c->allowed_groups && c->allowed_groups[0] && !c->groups_claim)
                 conf_key_problem(l, "groups_claim", "must be set when allowed_groups is set");
+
+        check_accounts(l);
 
         if (c->ca_file && access(c->ca_file, R_OK) < 0)
                 conf_key_problem(l, "ca_file", "cannot read %s: %s", c->ca_file, strerror(errno));

@@ -117,6 +117,18 @@ const struct conf_key conf_keys[] = {
         KEY("callback", "certificate",            path,       callback_certificate),
         KEY("callback", "key",                    path,       callback_key),
 
+        /* The defaults are base/accounts_conf.h's, which the NSS and PAM modules read. */
+        KEY("accounts", "nss",                    bool,       nss, .def = "no"),
+        KEY("accounts", "uid_min",                uint,       uid_min,
+            .def = "1900000000", .min = 1000, .max = 4294967294u),
+        KEY("accounts", "uid_max",                uint,       uid_max,
+            .def = "2140000000", .min = 1000, .max = 4294967294u),
+        KEY("accounts", "allowed_names",          words,      allowed_names),
+        KEY("accounts", "allowed_suffixes",       words,      allowed_suffixes),
+        KEY("accounts", "home",                   path,       home, .def = "/home/%u"),
+        KEY("accounts", "shell",                  path,       shell, .def = "/bin/bash"),
+        KEY("accounts", "gecos_claim",            claim,      gecos_claim, .def = "name"),
+        KEY("accounts", "group_map",              words,      group_map),
         KEY("accounts", "max_offline_days",       uint,       max_offline_days,
             .def = "30", .min = 1, .max = 3650),
 

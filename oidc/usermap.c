@@ -14,41 +14,10 @@
 #include <stdlib.h>
 
 #include "base/text.h"
+#include "base/user_name.h"
 #include "base/utf8.h"
 
-#define USER_NAME_MAX 256 /* SPEC §4: user names are capped at 256 bytes */
-
-/*
- * NULL when name can be a local user name, else what is wrong with it. Beyond
- * the rules in usermap.h we refuse ':' (the passwd field separator), spaces,
- * and "." and "..", which name folders.
- */
-static const char *user_name_problem(const char *name, size_t len)
-{
-        if (len == 0)
-                return "is empty";
-        if (len > USER_NAME_MAX)
-                return "is longer than 256 bytes";
-        if (strlen(name) != len)
-                return "holds a NUL byte";
-        if (!lk_utf8_valid(name, len))
-                return "is not valid UTF-8";
-        if (name[0] == '-')
-                return "starts with '-'";
-        if (streq(name, ".") || streq(name, ".."))
-                return "is '.' or '..'";
-        for (const unsigned char *p = (const unsigned char *)name; *p; p++) {
-                if (*p < 0x20 || *p == 0x7f)
-                        return "holds a control character";
-                if (*p == '/')
-                        return "holds '/'";
-                if (*p == ':')
-                        return "holds ':'";
-                if (*p == ' ')
-                        return "holds a space";
-        }
-        return NULL;
-}
+#define USER_NAME_MAX LK_USER_NAME_MAX
 
 static bool group_allowed(const struct lk_config *c, const json_t *groups)
 {
@@ -95,7 +64,7 @@ int lk_usermap(const struct lk_config *c, const json_t *claims, char **ret_user,
                 name[len] = 0;
         }
 
-        why = user_name_problem(name, len);
+        why = lk_user_name_problem(name, len);
         if (why)
                 return lk_error_set(e, LK_ERR_INVALID_ID_TOKEN,
                                     "The id_token's '%s' claim ('%s') is not a usable user name: "
@@ -163,8 +132,14 @@ static bool defs_line(char *line, const char *name, char **ret_value)
 
 int lk_login_defs_uid_min(const char *path, uid_t *ret, struct lk_error *e)
 {
+        return lk_login_defs_uid(path, "UID_MIN", LK_UID_MIN_DEFAULT, ret, e);
+}
+
+int lk_login_defs_uid(const char *path, const char *name, uid_t def, uid_t *ret,
+                      struct lk_error *e)
+{
         _cleanup_free_ char *line = NULL;
-        unsigned long uid_min = LK_UID_MIN_DEFAULT;
+        unsigned long uid_min = def;
         size_t cap = 0;
         unsigned lineno = 0;
         FILE *f;
@@ -172,7 +147,7 @@ int lk_login_defs_uid_min(const char *path, uid_t *ret, struct lk_error *e)
         f = fopen(path, "re");
         if (!f) {
                 if (errno == ENOENT) {
-                        *ret = LK_UID_MIN_DEFAULT;
+                        *ret = def;
                         return 0;
                 }
                 return lk_error_from_errno(e, errno, "Cannot read %s", path);
@@ -183,7 +158,7 @@ int lk_login_defs_uid_min(const char *path, uid_t *ret, struct lk_error *e)
                 unsigned long n;
 
                 lineno++;
-                if (!defs_line(line, "UID_MIN", &v))
+                if (!defs_line(line, name, &v))
                         continue;
                 errno = 0;
                 n = strtoul(v, &end, 0);
@@ -192,8 +167,8 @@ int lk_login_defs_uid_min(const char *path, uid_t *ret, struct lk_error *e)
                         lk_text_escape(v, shown, sizeof(shown));
                         fclose(f);
                         return lk_error_set(e, LK_ERR_CONFIG,
-                                            "%s:%u: UID_MIN '%s' is not a uid", path, lineno,
-                                            shown);
+                                            "%s:%u: %s '%s' is not a uid", path, lineno,
+                                            name, shown);
                 }
                 uid_min = n;
         }

@@ -29,6 +29,10 @@ int lk_usermap(const struct lk_config *c, const json_t *claims, char **ret_user,
  * (shadow then falls back to its default, and so should the caller).
  */
 int lk_login_defs_uid_min(const char *path, uid_t *ret, struct lk_error *e);
+/* The same for any uid key of login.defs (UID_MAX: LK_UID_MAX_DEFAULT), def when unset. */
+#define LK_UID_MAX_DEFAULT 60000 /* shadow's default UID_MAX */
+int lk_login_defs_uid(const char *path, const char *name, uid_t def, uid_t *ret,
+                      struct lk_error *e);
 
 /*
  * Root and system accounts (uid 0, or below uid_min) are refused with

@@ -29,6 +29,7 @@
 #include "base/text.h"
 #include "base/util.h"
 #include "client/broker_client.h"
+#include "pam_module/account.h"
 #include "pam_module/gdm_json.h"
 #include "pam_module/input_check.h"
 #include "pam_module/logind.h"
@@ -1037,12 +1038,24 @@ PAM_EXTERN int pam_sm_setcred(pam_handle_t *pamh, int flags, int argc, const cha
         return PAM_SUCCESS;
 }
 
-/* Vouches for the user this module signed in; PAM_PERM_DENIED when PAM_USER changed since. */
+/*
+ * A provider account, however it authenticated (SSO, an ssh key), only while the provider
+ * stands behind it (account.c); then vouches for the user this module signed in,
+ * PAM_PERM_DENIED when PAM_USER changed since.
+ */
 PAM_EXTERN int pam_sm_acct_mgmt(pam_handle_t *pamh, int flags, int argc, const char **argv)
 {
+        const char *user = NULL;
+        struct options o;
         struct login l;
+        int r;
 
-        return find_login(pamh, &l) ? check_login_user(pamh, &l) : PAM_IGNORE;
+        (void)lkp_options_parse(&o, pamh, argc, argv);
+        (void)pam_get_item(pamh, PAM_USER, (const void **)&user);
+        r = user_valid(user) ? lkp_account_check(pamh, o.config, user) : PAM_IGNORE;
+        if (r != PAM_SUCCESS && r != PAM_IGNORE)
+                return r;
+        return find_login(pamh, &l) ? check_login_user(pamh, &l) : r;
 }
 
 PAM_EXTERN int pam_sm_open_session(pam_handle_t *pamh, int flags, int argc, const char **argv)

@@ -408,6 +408,10 @@ static int nobody_tries(void *userdata)
         free(e);
         e = get_claims(c, x->root_session, &token);
         CHECK(e && streq(e, ERR("NotFound")), 7);
+        free(e);
+        /* ForgetAccount is root's alone (issue 20). */
+        e = call_ss(c, "ForgetAccount", "nobody", NULL, NULL, NULL);
+        CHECK(e && streq(e, ERR("AccessDenied")), 11);
         list = list_sessions(c);
         CHECK(list && streq(list, "iso-nobody:65534"), 8);
         free(e);
@@ -456,6 +460,11 @@ static void test_isolation(void **state)
         assert_null(e);
         e = call_ss(c, "CancelLogin", pending, NULL, NULL, NULL);
         assert_null(e);
+        /* Root may call ForgetAccount; with [accounts] off there is no account to forget. */
+        e = call_ss(c, "ForgetAccount", "nobody", NULL, NULL, NULL);
+        assert_true(e && streq(e, ERR("NotFound")));
+        free(e);
+        e = NULL;
         bc_close(c);
 }
 

@@ -256,6 +256,7 @@ static const struct target targets[] = {
     {IFACE, "GetToken", "A"},
     {IFACE, "GetClaims", "A"},
     {IFACE, "ListSessions", ""},
+    {IFACE, "ForgetAccount", "s"},
     {DBUS_INTERFACE_PROPERTIES, "Get", "ss"},
     {DBUS_INTERFACE_PROPERTIES, "GetAll", "s"},
     {DBUS_INTERFACE_PROPERTIES, "Set", "ssv"},

@@ -34,6 +34,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <grp.h>
 #include <pty.h>
 #include <pwd.h>
 #include <setjmp.h>
@@ -57,6 +58,8 @@
 
 #include <cmocka.h>
 
+#include "base/accounts_file.h"
+#include "base/uidmap.h"
 #include "base/util.h"
 #include "tests/harness/busclient.h"
 #include "tests/harness/harness.h"
@@ -70,6 +73,9 @@
 #ifndef LK_LATCHKEYCTL
 #define LK_LATCHKEYCTL "" /* the built latchkeyctl, when there is one */
 #endif
+#ifndef LK_NSS_DIR
+#define LK_NSS_DIR "" /* the folder of the built libnss_latchkey.so.2 */
+#endif
 #ifndef LK_SSHD_PRELOAD
 #define LK_SSHD_PRELOAD "" /* the sanitizer runtime, in sanitized builds */
 #endif
@@ -79,6 +85,12 @@
 #define SERVICE "latchkey-test-sshd"
 /* Single sign-on for this service and every local user (the [pam] settings, as arguments). */
 #define SSO_ARGS "services=" SERVICE " users=*"
+/* The accounts group (issue 20): names no host has an account for. */
+#define ACCOUNT_PATTERN "lk-acct-*"
+#define ACCOUNT_USER "lk-acct-ann"
+#define ACCOUNT_UID_MIN 2100000000u
+#define ACCOUNT_UID_MAX 2110000000u
+#define ACCOUNT_GROUP "staff" /* a local group of base-files: the provider's "eng" maps to it */
 #define PAM_SERVICE_FILE "/etc/pam.d/" SERVICE
 #define PRIVSEP_DIR "/run/sshd"
 #define SYSTEM_BUS_SOCKET "/run/dbus/system_bus_socket"
@@ -106,6 +118,12 @@ struct ctx {
         char *sshd_link;
         char *sshd_config;
         char *token_command; /* prints the session's token, run in the ssh session */
+        /* The accounts group (issue 20): provider accounts through libnss_latchkey.so.2. */
+        bool accounts;
+        char *host_dir;  /* this "host"'s /var/cache (bound there in sshd's namespace) */
+        char *etc_dir;   /* nsswitch.conf and ld.so.cache for sshd's namespace */
+        char *key;       /* an ssh key the test logs in with */
+        bool made_etc_latchkey; /* /etc/latchkey made (empty) as a mount point, removed after */
 };
 
 static int say(int r, const char *fmt, ...) _printf_(2, 3);
@@ -319,14 +337,26 @@ static int write_pam_service(struct ctx *x)
 {
         _cleanup_free_ char *stack = NULL;
 
-        stack = lkh_xasprintf("# Written by tests/integration/test_sshd.c for its own sshd "
-                              "(run as\n"
-                              "# " SERVICE "); removed when the test ends.\n"
-                              "auth     required  %s timeout=30 " SSO_ARGS "\n"
-                              "account  required  %s\n"
-                              "account  required  pam_unix.so\n"
-                              "session  required  %s " SSO_ARGS "\n",
-                              LK_PAM_MODULE, LK_PAM_MODULE, LK_PAM_MODULE);
+        if (x->accounts)
+                /* admin-guide.md's stack for provider accounts: the account step for every
+                 * login method, and pam_mkhomedir before the session. */
+                stack = lkh_xasprintf("# Written by tests/integration/test_sshd.c (accounts)\n"
+                                      "auth     required  %s timeout=30 " SSO_ARGS "\n"
+                                      "account  required  %s config=%s\n"
+                                      "account  required  pam_unix.so\n"
+                                      "session  required  pam_mkhomedir.so umask=0077\n"
+                                      "session  required  %s " SSO_ARGS "\n",
+                                      LK_PAM_MODULE, LK_PAM_MODULE, x->h->config_file,
+                                      LK_PAM_MODULE);
+        else
+                stack = lkh_xasprintf("# Written by tests/integration/test_sshd.c for its own sshd "
+                                      "(run as\n"
+                                      "# " SERVICE "); removed when the test ends.\n"
+                                      "auth     required  %s timeout=30 " SSO_ARGS "\n"
+                                      "account  required  %s\n"
+                                      "account  required  pam_unix.so\n"
+                                      "session  required  %s " SSO_ARGS "\n",
+                                      LK_PAM_MODULE, LK_PAM_MODULE, LK_PAM_MODULE);
         x->pam_file_written = true;
         return write_file(PAM_SERVICE_FILE, stack, 0644);
 }
@@ -345,12 +375,9 @@ static int write_sshd_config(struct ctx *x, const char *host_key)
                              "UsePAM yes\n"
                              "KbdInteractiveAuthentication yes\n"
                              "PasswordAuthentication no\n"
-                             "PubkeyAuthentication no\n"
+                             "%s"
                              "HostbasedAuthentication no\n"
-                             "AuthorizedKeysFile none\n"
-                             "AuthenticationMethods keyboard-interactive\n"
                              "PermitRootLogin no\n"
-                             "AllowUsers " TEST_USER "\n"
                              "MaxAuthTries 6\n"
                              "LoginGraceTime 120\n"
                              "UseDNS no\n"
@@ -361,7 +388,18 @@ static int write_sshd_config(struct ctx *x, const char *host_key)
                              "AllowAgentForwarding no\n"
                              "PermitTunnel no\n"
                              "LogLevel %s\n",
-                             x->port, host_key, verbose() ? "DEBUG1" : "INFO");
+                             x->port, host_key,
+                             x->accounts ? /* SSO, or a key once the account has a home */
+                                     "PubkeyAuthentication yes\n"
+                                     "AuthorizedKeysFile .ssh/authorized_keys\n"
+                                     "StrictModes no\n" /* the homes are under /tmp */
+                                     "AuthenticationMethods keyboard-interactive publickey\n"
+                                     "AllowUsers " ACCOUNT_PATTERN "\n"
+                                         : "PubkeyAuthentication no\n"
+                                           "AuthorizedKeysFile none\n"
+                                           "AuthenticationMethods keyboard-interactive\n"
+                                           "AllowUsers " TEST_USER "\n",
+                             verbose() ? "DEBUG1" : "INFO");
         return write_file(x->sshd_config, text, 0644);
 }
 
@@ -370,7 +408,7 @@ static int write_sshd_config(struct ctx *x, const char *host_key)
  * tmpfs holding sshd's privilege separation folder and a system bus socket
  * that leads to the private bus. Returns a step that failed, or NULL.
  */
-static const char *enter_namespace(const char *bus_socket)
+static const char *enter_namespace(const struct ctx *x, const char *bus_socket)
 {
         if (unshare(CLONE_NEWNS) < 0)
                 return "unshare(CLONE_NEWNS)";
@@ -382,6 +420,23 @@ static const char *enter_namespace(const char *bus_socket)
                 return "making /run/sshd and /run/dbus";
         if (symlink(bus_socket, SYSTEM_BUS_SOCKET) < 0)
                 return "linking " SYSTEM_BUS_SOCKET;
+        if (x->accounts) {
+                /* glibc finds libnss_latchkey.so.2 through the ld.so.cache, "latchkey" in
+                 * nsswitch.conf, and the module its cache at the default path. */
+                _cleanup_free_ char *nss = lkh_xasprintf("%s/nsswitch.conf", x->etc_dir);
+                _cleanup_free_ char *cache = lkh_xasprintf("%s/ld.so.cache", x->etc_dir);
+
+                if (mount(nss, "/etc/nsswitch.conf", NULL, MS_BIND, NULL) < 0)
+                        return "binding nsswitch.conf";
+                if (mount(cache, "/etc/ld.so.cache", NULL, MS_BIND, NULL) < 0)
+                        return "binding ld.so.cache";
+                if (mount(x->host_dir, "/var/cache", NULL, MS_BIND, NULL) < 0)
+                        return "binding /var/cache";
+                free(nss);
+                nss = lkh_xasprintf("%s/latchkey", x->etc_dir);
+                if (mount(nss, "/etc/latchkey", NULL, MS_BIND, NULL) < 0)
+                        return "binding /etc/latchkey";
+        }
         return NULL;
 }
 
@@ -405,7 +460,7 @@ static int spawn_sshd(struct ctx *x)
                 sigemptyset(&all);
                 sigprocmask(SIG_SETMASK, &all, NULL);
                 signal(SIGPIPE, SIG_DFL);
-                failed = enter_namespace(bus_socket);
+                failed = enter_namespace(x, bus_socket);
                 if (failed) {
                         fprintf(stderr, "test-sshd: %s failed: %m\n", failed);
                         _exit(126);
@@ -538,6 +593,9 @@ static void ctx_free(struct ctx *x)
         free(x->sshd_link);
         free(x->sshd_config);
         free(x->token_command);
+        free(x->host_dir);
+        free(x->etc_dir);
+        free(x->key);
         free(x);
 }
 
@@ -850,6 +908,39 @@ static void term_close(struct term *t)
 static char *word_at(const struct term *t, size_t at)
 {
         return strndup(t->buf + at, strcspn(t->buf + at, " \t\r\n"));
+}
+
+static void start_ssh_as(struct ctx *x, struct term *t, const char *user, const char *key,
+                         const char *command)
+{
+        _cleanup_free_ char *port = lkh_xasprintf("%u", x->port);
+        _cleanup_free_ char *dest = lkh_xasprintf("%s@127.0.0.1", user);
+        const char *const with_key[] = {
+                SSH, "-F", "/dev/null", "-p", port,
+                "-o", "StrictHostKeyChecking=no",
+                "-o", "UserKnownHostsFile=/dev/null",
+                "-o", "GlobalKnownHostsFile=/dev/null",
+                "-o", "PreferredAuthentications=publickey",
+                "-o", "IdentitiesOnly=yes", "-i", key ? key : "",
+                "-o", "BatchMode=yes",
+                "-o", "ConnectTimeout=20",
+                "-o", "LogLevel=ERROR",
+                dest, command, NULL,
+        };
+        const char *const argv[] = {
+                SSH, "-F", "/dev/null", "-p", port,
+                "-o", "StrictHostKeyChecking=no",
+                "-o", "UserKnownHostsFile=/dev/null",
+                "-o", "GlobalKnownHostsFile=/dev/null",
+                "-o", "PreferredAuthentications=keyboard-interactive",
+                "-o", "BatchMode=no",
+                "-o", "NumberOfPasswordPrompts=1",
+                "-o", "ConnectTimeout=20",
+                "-o", "LogLevel=ERROR",
+                dest, command, NULL,
+        };
+
+        assert_int_equal(term_start(t, key ? with_key : argv), 0);
 }
 
 static void start_ssh(struct ctx *x, struct term *t, const char *command)
@@ -1264,6 +1355,493 @@ static int setup_device(void **state)
         return 0;
 }
 
+/* ---- the accounts group (issue 20): people no host has an account for ---- */
+
+/*
+ * A "host" for sshd's namespace: its /var/cache (the broker writes latchkey/accounts there),
+ * an nsswitch.conf naming latchkey, and an ld.so.cache that holds the built module too.
+ */
+static int make_host(struct ctx *x, const char *name)
+{
+        _cleanup_free_ char *cache = NULL, *conf = NULL, *nss = NULL, *ld = NULL;
+        int r;
+
+        free(x->host_dir);
+        x->host_dir = lkh_xasprintf("%s/%s-var-cache", x->h->dir, name);
+        cache = lkh_xasprintf("%s/latchkey", x->host_dir);
+        if (mkdir(x->host_dir, 0755) < 0 || mkdir(cache, 0755) < 0)
+                return say(-errno, "mkdir %s: %m", cache);
+        free(cache);
+        cache = lkh_xasprintf("%s/latchkey/accounts", x->host_dir);
+        if (setenv(LK_ACCOUNTS_FILE_ENV, cache, 1) < 0)
+                return -errno;
+        if (!x->etc_dir) {
+                const char *ldconfig[] = {"/sbin/ldconfig", "-X", "-C", NULL, "-f", NULL, NULL};
+
+                x->etc_dir = lkh_xasprintf("%s/etc", x->h->dir);
+                if (mkdir(x->etc_dir, 0755) < 0)
+                        return say(-errno, "mkdir %s: %m", x->etc_dir);
+                nss = lkh_xasprintf("%s/nsswitch.conf", x->etc_dir);
+                r = write_file(nss, "passwd: files latchkey\ngroup: files latchkey\n"
+                                    "shadow: files\nhosts: files\n", 0644);
+                if (r < 0)
+                        return r;
+                conf = lkh_xasprintf("%s/ld.so.conf", x->etc_dir);
+                r = write_file(conf, "include /etc/ld.so.conf.d/*.conf\n" LK_NSS_DIR "\n", 0644);
+                if (r < 0)
+                        return r;
+                ld = lkh_xasprintf("%s/ld.so.cache", x->etc_dir);
+                ldconfig[3] = ld;
+                ldconfig[5] = conf;
+                r = run(ldconfig, NULL);
+                if (r < 0)
+                        return say(r, "ldconfig -C %s failed", ld);
+        }
+        return 0;
+}
+
+static int copy_config(struct ctx *x)
+{
+        _cleanup_free_ char *dir = lkh_xasprintf("%s/latchkey", x->etc_dir);
+        _cleanup_free_ char *to = lkh_xasprintf("%s/latchkey.conf", dir);
+        int r;
+
+        if (mkdir(dir, 0755) < 0)
+                return say(-errno, "mkdir %s: %m", dir);
+        r = copy_program(x->h->config_file, to);
+        if (r == 0 && chmod(to, 0644) < 0)
+                r = -errno;
+        if (r == 0 && access("/etc/latchkey", F_OK) < 0) {
+                if (mkdir("/etc/latchkey", 0755) < 0)
+                        return say(-errno, "mkdir /etc/latchkey (a mount point): %m");
+                x->made_etc_latchkey = true;
+        }
+        return r;
+}
+
+static int setup_accounts(void **state)
+{
+        _cleanup_free_ char *config = NULL;
+        const char *const keygen[] = {SSH_KEYGEN, "-q", "-t", "ed25519", "-N", "", "-C",
+                                      "latchkey-test-user", "-f", NULL, NULL};
+        struct ctx *x;
+        int r;
+
+        if (*LK_SSHD_PRELOAD || !*LK_NSS_DIR) {
+                /* A sanitized module cannot load into the session's programs (no runtime). */
+                fprintf(stderr, "test-sshd: accounts group skipped in a sanitized build\n");
+                *state = NULL;
+                return 0;
+        }
+        x = calloc(1, sizeof(*x));
+        if (!x)
+                return -1;
+        x->accounts = true;
+        r = lkh_new(&x->h);
+        if (r == 0)
+                r = lkh_start_idp(x->h, NULL);
+        if (r == 0) {
+                config = lkh_xasprintf("[accounts]\nnss = yes\nallowed_names = " ACCOUNT_PATTERN
+                                       "\nuid_min = %u\nuid_max = %u\nhome = %s/homes/%%u\n"
+                                       "shell = /bin/sh\ngroup_map = eng:" ACCOUNT_GROUP "\n",
+                                       ACCOUNT_UID_MIN, ACCOUNT_UID_MAX, x->h->dir);
+                r = lkh_write_config(x->h, config);
+        }
+        if (r == 0) {
+                _cleanup_free_ char *homes = lkh_xasprintf("%s/homes", x->h->dir);
+                r = mkdir(homes, 0755) < 0 ? -errno : 0;
+        }
+        if (r == 0)
+                r = make_host(x, "host1");
+        /*
+         * sshd looks the name up before PAM, and so does the module, in a process whose
+         * environment sshd empties: the NSS module reads [accounts] from the real path,
+         * /etc/latchkey/latchkey.conf, which sshd's namespace binds to a copy of the config.
+         */
+        if (r == 0)
+                r = copy_config(x);
+        if (r == 0)
+                r = lkh_start_bus(x->h);
+        if (r == 0)
+                r = lkh_start_broker(x->h, NULL);
+        if (r == 0) {
+                x->key = lkh_xasprintf("%s/user_key", x->h->dir);
+                const char *argv[ELEMENTSOF(keygen)];
+                memcpy(argv, keygen, sizeof(keygen));
+                argv[9] = x->key;
+                r = run(argv, NULL);
+        }
+        if (r == 0)
+                r = prepare_sshd(x);
+        if (r < 0) {
+                ctx_free(x);
+                return -1;
+        }
+        *state = x;
+        return 0;
+}
+
+static int teardown_accounts(void **state)
+{
+        struct ctx *x = *state;
+        bool made = x && x->made_etc_latchkey;
+
+        ctx_free(x);
+        if (made && rmdir("/etc/latchkey") < 0)
+                fprintf(stderr, "test-sshd: cannot remove /etc/latchkey: %m\n");
+        unsetenv(LK_ACCOUNTS_FILE_ENV);
+        return 0;
+}
+
+#define SKIP_WITHOUT_ACCOUNTS(x)                                                                   \
+        do {                                                                                       \
+                if (!(x))                                                                          \
+                        skip();                                                                    \
+        } while (0)
+
+/*
+ * An SSO login of user over ssh, the browser signing in as who; the session runs command.
+ * Returns the transcript after the prompt (NULL when no prompt came) and ssh's exit status.
+ */
+static char *sso_login(struct ctx *x, const char *user, const char *who, const char *command,
+                       bool keep_open, struct term *t, int *ret_status)
+{
+        _cleanup_free_ char *url = NULL, *prompt = NULL;
+        _cleanup_secret_ char *location = NULL, *code = NULL, *answer = NULL;
+        size_t after = 0, at;
+        char *out;
+
+        start_ssh_as(x, t, user, NULL, command);
+        expect_address_and_prompt(x, t, &url, &prompt, &after);
+        assert_int_equal(lkh_browser_login(x->h, url, who, false, &location, &code), 0);
+        answer = lkh_xasprintf("%s\n", location);
+        assert_int_equal(term_send(t, answer), 0);
+        if (keep_open) {
+                if (term_expect(t, after, "READY", &at) < 0) {
+                        term_dump(t);
+                        fail();
+                }
+                return strdup(t->buf + after);
+        }
+        assert_int_equal(term_finish(t, ret_status), 0);
+        out = strdup(t->buf + after);
+        term_close(t);
+        return out;
+}
+
+static int cached_account(struct ctx *x, const char *user, struct lk_account_view *v,
+                          char **text)
+{
+        _cleanup_free_ char *p = lkh_xasprintf("%s/latchkey/accounts", x->host_dir);
+        struct lk_accounts_map m;
+        size_t len = 0;
+        int fd = open(p, O_RDONLY | O_CLOEXEC);
+        ssize_t k;
+
+        if (fd < 0)
+                return -errno;
+        free(*text);
+        *text = calloc(1, 1 << 20);
+        while ((k = read(fd, *text + len, (1 << 20) - 1 - len)) > 0)
+                len += (size_t)k;
+        close(fd);
+        if (lk_accounts_map_init(&m, *text, len) < 0)
+                return -EINVAL;
+        return lk_accounts_find_name(&m, user, v);
+}
+
+static uint32_t mapped_uid(const char *user)
+{
+        return lk_uidmap_uid(user, strlen(user), ACCOUNT_UID_MIN, ACCOUNT_UID_MAX);
+}
+
+static void test_accounts_first_login(void **state)
+{
+        struct ctx *x = *state;
+        _cleanup_free_ char *out = NULL, *want = NULL, *home = NULL, *text = NULL;
+        struct lk_account_view v;
+        struct group *staff = getgrnam(ACCOUNT_GROUP);
+        struct term t;
+        struct stat st;
+        int status = -1;
+
+        SKIP_WITHOUT_ACCOUNTS(x);
+        assert_non_null(staff);
+        /* Never seen: no cache entry, and the host itself knows no such user. */
+        assert_null(getpwnam(ACCOUNT_USER));
+        assert_int_equal(cached_account(x, ACCOUNT_USER, &v, &text), -ENOENT);
+        assert_int_equal(lkh_idp_set(x->h, "groups", "eng other"), 0);
+
+        out = sso_login(x, ACCOUNT_USER, ACCOUNT_USER, "id; pwd; echo DONE", false, &t,
+                        &status);
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || !strstr(out, "DONE"))
+                fail_msg("no shell for the new account (status 0x%x):\n%s", (unsigned)status,
+                         out);
+        want = lkh_xasprintf("uid=%u(" ACCOUNT_USER ") gid=%u(" ACCOUNT_USER ") groups=%u("
+                             ACCOUNT_USER "),%u(" ACCOUNT_GROUP ")",
+                             mapped_uid(ACCOUNT_USER), mapped_uid(ACCOUNT_USER),
+                             mapped_uid(ACCOUNT_USER), (unsigned)staff->gr_gid);
+        if (!strstr(out, want))
+                fail_msg("id shows:\n%s\nwanted %s", out, want);
+        /* pam_mkhomedir made the home, the session started in it. */
+        home = lkh_xasprintf("%s/homes/" ACCOUNT_USER, x->h->dir);
+        assert_non_null(strstr(out, home));
+        assert_int_equal(stat(home, &st), 0);
+        assert_int_equal(st.st_uid, mapped_uid(ACCOUNT_USER));
+        /* The broker keeps it: the cache has the account, its group and the time. */
+        assert_int_equal(cached_account(x, ACCOUNT_USER, &v, &text), 0);
+        assert_int_equal(v.uid, mapped_uid(ACCOUNT_USER));
+        assert_int_equal(v.n_gids, 1);
+        assert_int_equal(v.gids[0], staff->gr_gid);
+        assert_false(v.refused);
+}
+
+/* The same person on another host (a fresh state folder and cache): the same uid. */
+static void test_accounts_same_uid_elsewhere(void **state)
+{
+        struct ctx *x = *state;
+        _cleanup_free_ char *out = NULL, *want = NULL, *text = NULL;
+        struct lk_account_view v;
+        struct term t;
+        int status = -1;
+
+        SKIP_WITHOUT_ACCOUNTS(x);
+        lkh_stop_process(&x->sshd_pid, 5000);
+        lkh_stop_broker(x->h);
+        free(x->h->state_dir);
+        x->h->state_dir = lkh_xasprintf("%s/host2-state", x->h->dir);
+        assert_int_equal(mkdir(x->h->state_dir, 0700), 0);
+        assert_int_equal(make_host(x, "host2"), 0);
+        assert_int_equal(lkh_start_broker(x->h, NULL), 0);
+        assert_int_equal(start_sshd(x), 0);
+        assert_int_equal(cached_account(x, ACCOUNT_USER, &v, &text), -ENOENT);
+
+        out = sso_login(x, ACCOUNT_USER, ACCOUNT_USER, "id -u; echo DONE", false, &t, &status);
+        want = lkh_xasprintf("%u\r\nDONE", mapped_uid(ACCOUNT_USER));
+        if (!strstr(out, want))
+                fail_msg("on the second host:\n%s\nwanted %s", out, want);
+        assert_int_equal(cached_account(x, ACCOUNT_USER, &v, &text), 0);
+        assert_int_equal(v.uid, mapped_uid(ACCOUNT_USER));
+}
+
+/* Another identity at the provider under the same name, and a name not allowed: no shell. */
+static void test_accounts_refusals(void **state)
+{
+        struct ctx *x = *state;
+        _cleanup_free_ char *out = NULL, *text = NULL;
+        struct lk_account_view v;
+        struct term t;
+        int status = -1;
+        size_t at;
+
+        SKIP_WITHOUT_ACCOUNTS(x);
+        assert_int_equal(lkh_idp_set(x->h, "sub", "someone-else"), 0);
+        out = sso_login(x, ACCOUNT_USER, ACCOUNT_USER, "echo SHELL", false, &t, &status);
+        assert_int_equal(lkh_idp_set(x->h, "sub", ""), 0);
+        assert_null(strstr(out, "SHELL\r"));
+        assert_true(WIFEXITED(status) && WEXITSTATUS(status) != 0);
+
+        /* Not in allowed_names: sshd finds no such user, and PAM shows no address. */
+        start_ssh_as(x, &t, "lk-other-zed", NULL, "echo SHELL");
+        assert_int_equal(term_finish(&t, &status), 0);
+        assert_null(strstr(t.buf, "SHELL\r"));
+        assert_int_equal(term_expect(&t, 0, "https://", &at) == 0 ? 1 : 0, 0);
+        assert_true(WIFEXITED(status) && WEXITSTATUS(status) != 0);
+        term_close(&t);
+        assert_int_equal(cached_account(x, "lk-other-zed", &v, &text), -ENOENT);
+}
+
+static void install_key(struct ctx *x, uid_t uid)
+{
+        _cleanup_free_ char *pub = lkh_xasprintf("%s.pub", x->key);
+        _cleanup_free_ char *dir = lkh_xasprintf("%s/homes/" ACCOUNT_USER "/.ssh", x->h->dir);
+        _cleanup_free_ char *keys = lkh_xasprintf("%s/authorized_keys", dir);
+        char buf[4096];
+        ssize_t n;
+        int fd = open(pub, O_RDONLY | O_CLOEXEC);
+
+        assert_true(fd >= 0);
+        n = read(fd, buf, sizeof(buf) - 1);
+        close(fd);
+        assert_true(n > 0);
+        buf[n] = 0;
+        assert_true(mkdir(dir, 0700) == 0 || errno == EEXIST);
+        assert_int_equal(write_file(keys, buf, 0600), 0);
+        assert_int_equal(chown(dir, uid, uid), 0);
+        assert_int_equal(chown(keys, uid, uid), 0);
+}
+
+static int key_login(struct ctx *x, char **ret_out)
+{
+        struct term t;
+        int status = -1;
+
+        start_ssh_as(x, &t, ACCOUNT_USER, x->key, "echo KEY-SHELL");
+        assert_int_equal(term_finish(&t, &status), 0);
+        *ret_out = strdup(t.buf);
+        term_close(&t);
+        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* A refresh brings the provider's groups: out of "eng", out of the mapped local group. */
+static void test_accounts_groups_follow_refresh(void **state)
+{
+        struct ctx *x = *state;
+        _cleanup_free_ char *out = NULL, *text = NULL, *sid = NULL, *error = NULL;
+        _cleanup_secret_ char *token = NULL;
+        struct lk_account_view v;
+        DBusConnection *c;
+        struct term t;
+        size_t at;
+
+        SKIP_WITHOUT_ACCOUNTS(x);
+        c = bus_open(x->h);
+        assert_non_null(c);
+        assert_int_equal(lkh_idp_set(x->h, "groups", "eng"), 0);
+        out = sso_login(x, ACCOUNT_USER, ACCOUNT_USER,
+                        "printf 'SID=%s\\n' \"$LATCHKEY_SESSION\"; echo READY; read line",
+                        true, &t, NULL);
+        assert_int_equal(cached_account(x, ACCOUNT_USER, &v, &text), 0);
+        assert_int_equal(v.n_gids, 1);
+        assert_int_equal(term_expect(&t, 0, "SID=", &at), 0);
+        sid = word_at(&t, at + 4);
+        assert_int_equal(lkh_idp_set(x->h, "groups", "other"), 0);
+        error = bc_get_token(c, sid, 86400, &token, NULL, NULL);
+        if (error)
+                fail_msg("the refresh failed: %s", error);
+        assert_int_equal(cached_account(x, ACCOUNT_USER, &v, &text), 0);
+        assert_int_equal(v.n_gids, 0);
+        assert_int_equal(lkh_idp_set(x->h, "groups", "eng other"), 0);
+        assert_int_equal(term_send(&t, "\n"), 0);
+        (void)term_finish(&t, &(int){0});
+        term_close(&t);
+        bc_close(c);
+}
+
+/* The provider disables the person (its refresh refused): their ssh key no longer opens. */
+static void test_accounts_disabled_loses_key(void **state)
+{
+        struct ctx *x = *state;
+        _cleanup_free_ char *out = NULL, *out2 = NULL, *out3 = NULL, *text = NULL;
+        _cleanup_free_ char *sid = NULL, *error = NULL;
+        _cleanup_secret_ char *token = NULL;
+        DBusConnection *c;
+        struct lk_account_view v;
+        struct term t;
+        size_t at;
+
+        SKIP_WITHOUT_ACCOUNTS(x);
+        c = bus_open(x->h);
+        assert_non_null(c);
+        install_key(x, mapped_uid(ACCOUNT_USER));
+        if (key_login(x, &out) != 0 || !strstr(out, "KEY-SHELL"))
+                fail_msg("the key login of a signed-in account failed:\n%s", out);
+
+        /* A session whose refresh the provider refuses. */
+        free(out);
+        out = sso_login(x, ACCOUNT_USER, ACCOUNT_USER,
+                        "printf 'SID=%s\\n' \"$LATCHKEY_SESSION\"; echo READY; read line",
+                        true, &t, NULL);
+        assert_int_equal(term_expect(&t, 0, "SID=", &at), 0);
+        sid = word_at(&t, at + 4);
+        assert_int_equal(lkh_idp_set(x->h, "refresh_invalid_grant", "1"), 0);
+        error = bc_get_token(c, sid, 86400, &token, NULL, NULL);
+        assert_non_null(error); /* refused: the session expired */
+        assert_int_equal(term_send(&t, "\n"), 0);
+        (void)term_finish(&t, &(int){0});
+        term_close(&t);
+        assert_int_equal(lkh_idp_set(x->h, "refresh_invalid_grant", "0"), 0);
+        assert_int_equal(cached_account(x, ACCOUNT_USER, &v, &text), 0);
+        assert_true(v.refused);
+
+        /* The key is refused at the account step. */
+        assert_int_not_equal(key_login(x, &out2), 0);
+        assert_null(strstr(out2, "KEY-SHELL\r"));
+
+        /* Signing in with SSO again clears it, and the key works again. */
+        free(out);
+        out = sso_login(x, ACCOUNT_USER, ACCOUNT_USER, "echo DONE", false, &t, &(int){0});
+        assert_non_null(strstr(out, "DONE"));
+        assert_int_equal(key_login(x, &out3), 0);
+        assert_non_null(strstr(out3, "KEY-SHELL"));
+        bc_close(c);
+}
+
+/* Not signed in through the provider for more than max_offline_days (30): no key either. */
+static void test_accounts_offline_too_long(void **state)
+{
+        struct ctx *x = *state;
+        _cleanup_free_ char *text = NULL, *out = NULL, *again = NULL;
+        _cleanup_free_ char *path = NULL, *tmp = NULL;
+        struct lk_account_view v;
+        struct lk_account a;
+        size_t len = 0;
+        int fd;
+
+        SKIP_WITHOUT_ACCOUNTS(x);
+        /* The cache as the broker would write it after 31 days without a sign-in. */
+        assert_int_equal(cached_account(x, ACCOUNT_USER, &v, &text), 0);
+        assert_int_equal(lk_account_from_view(&v, &a), 0);
+        for (unsigned k = 0; k < a.n_gids; k++) { /* the G lines, as the broker keeps them */
+                struct group *g = getgrgid(a.gids[k]);
+                assert_non_null(g);
+                a.group_names[k] = strdup(g->gr_name);
+        }
+        a.last_signin = (int64_t)time(NULL) - 31 * 86400;
+        assert_int_equal(lk_accounts_format(&a, 1, &again, &len), 0);
+        lk_account_clear(&a);
+        path = lkh_xasprintf("%s/latchkey/accounts", x->host_dir);
+        tmp = lkh_xasprintf("%s.test", path);
+        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        assert_true(fd >= 0);
+        assert_int_equal(write(fd, again, len), (ssize_t)len);
+        close(fd);
+        assert_int_equal(rename(tmp, path), 0);
+
+        assert_int_not_equal(key_login(x, &out), 0);
+        assert_null(strstr(out, "KEY-SHELL\r"));
+}
+
+/* latchkeyctl's output, run with the test bus and this host's cache; its exit status. */
+static int latchkeyctl(struct ctx *x, const char *args, char **ret_out)
+{
+        _cleanup_free_ char *line = lkh_xasprintf("DBUS_SYSTEM_BUS_ADDRESS='%s' %s %s 2>&1",
+                                                  x->h->bus_address, LK_LATCHKEYCTL, args);
+        char *out = calloc(1, 65536);
+        size_t len = 0, n;
+        FILE *p = popen(line, "re");
+        int status;
+
+        assert_non_null(out);
+        assert_non_null(p);
+        while ((n = fread(out + len, 1, 65535 - len, p)) > 0)
+                len += n;
+        status = pclose(p);
+        *ret_out = out;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* latchkeyctl users lists the account; forget (root, over the bus) drops it from NSS. */
+static void test_accounts_latchkeyctl(void **state)
+{
+        struct ctx *x = *state;
+        _cleanup_free_ char *out = NULL, *out2 = NULL, *out3 = NULL, *want = NULL, *text = NULL;
+        struct lk_account_view v;
+
+        SKIP_WITHOUT_ACCOUNTS(x);
+        if (!*LK_LATCHKEYCTL)
+                skip();
+        assert_int_equal(latchkeyctl(x, "users", &out), 0);
+        want = lkh_xasprintf(ACCOUNT_USER "\t%u\t" ACCOUNT_GROUP "\t", mapped_uid(ACCOUNT_USER));
+        if (!strstr(out, want))
+                fail_msg("latchkeyctl users:\n%s\nwanted a line with %s", out, want);
+        assert_int_equal(latchkeyctl(x, "forget " ACCOUNT_USER, &out2), 0);
+        assert_int_equal(cached_account(x, ACCOUNT_USER, &v, &text), -ENOENT);
+        /* Again: nothing to forget. */
+        assert_int_not_equal(latchkeyctl(x, "forget " ACCOUNT_USER, &out3), 0);
+        assert_non_null(strstr(out3, "NotFound"));
+}
+
 int main(void)
 {
         const struct CMUnitTest device[] = {
@@ -1289,14 +1867,24 @@ int main(void)
                                 "skipping\n");
                 return 77;
         }
-        if (cmocka_run_group_tests_name("sshd with pam_latchkey", tests, setup, teardown))
-                return 1;
-        if (cmocka_run_group_tests_name("sshd with pam_latchkey, device flow", device,
-                                        setup_device, teardown))
-                return 1;
-        return cmocka_run_group_tests_name("sshd with pam_latchkey, code flow and the callback "
-                                           "listener",
-                                           listener, setup_listener, teardown)
-                       ? 1
-                       : 0;
+        const struct CMUnitTest accounts[] = {
+                cmocka_unit_test(test_accounts_first_login),
+                cmocka_unit_test(test_accounts_same_uid_elsewhere),
+                cmocka_unit_test(test_accounts_refusals),
+                cmocka_unit_test(test_accounts_groups_follow_refresh),
+                cmocka_unit_test(test_accounts_disabled_loses_key),
+                cmocka_unit_test(test_accounts_offline_too_long),
+                cmocka_unit_test(test_accounts_latchkeyctl),
+        };
+        int failed;
+
+        failed = cmocka_run_group_tests_name("sshd with pam_latchkey", tests, setup, teardown);
+        failed += cmocka_run_group_tests_name("sshd with provider accounts (libnss_latchkey)",
+                                              accounts, setup_accounts, teardown_accounts);
+        failed += cmocka_run_group_tests_name("sshd with pam_latchkey, device flow", device,
+                                              setup_device, teardown);
+        failed += cmocka_run_group_tests_name("sshd with pam_latchkey, code flow and the "
+                                              "callback listener",
+                                              listener, setup_listener, teardown);
+        return failed ? 1 : 0;
 }
