@@ -118,6 +118,7 @@ struct fixture {
         char dir[64];
         struct lk_config *config;
         struct lk_loop *loop;
+        struct lk_session_keys keys;
         struct lk_offline o;
 };
 
@@ -143,8 +144,8 @@ static int setup(void **state)
                                   "argon2_time = 1\nlockout_after = 2\nlockout_delay = 10\n"
                                   "max_failures = 20\n",
                                   "test.conf", &f->config, NULL, &e) < 0 ||
-            lk_loop_new(&f->loop) < 0 ||
-            lk_offline_init(&f->o, f->config, &fake_clock, f->dir, f->loop, &e) < 0)
+            lk_loop_new(&f->loop) < 0 || lk_session_keys_load(f->dir, &f->keys, &e) < 0 ||
+            lk_offline_init(&f->o, f->config, &fake_clock, f->dir, &f->keys, f->loop, &e) < 0)
                 return -1;
         *state = f;
         return 0;
@@ -155,6 +156,7 @@ static int teardown(void **state)
         struct fixture *f = *state;
 
         lk_offline_done(&f->o);
+        lk_session_keys_clear(&f->keys);
         lk_loop_free(f->loop);
         lk_config_free(f->config);
         nftw(f->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
