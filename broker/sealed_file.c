@@ -125,7 +125,8 @@ int lk_sealed_open(const struct lk_session_key *key, const char *name,
             (size_t)(n + m) != f->ciphertext_len) {
                 explicit_bzero(out, f->ciphertext_len + 1);
                 free(out);
-                return *why = "its seal does not match (changed, cut, or another record's file)",
+                return *why = "its seal does not match (changed, cut, or another session's or "
+                              "account's file)",
                        -LK_ERR_INVALID_ARGUMENT;
         }
         out[f->ciphertext_len] = '\0';
