@@ -186,14 +186,14 @@ int lk_offline_save(struct lk_offline *o, const struct lk_pin_record *r, struct 
 /* A file name of the offline dir that is a uid ("1000"), not a temporary file or another. */
 static bool uid_of_name(const char *name, uid_t *ret)
 {
-        unsigned long v = 0;
+        uint64_t v = 0;
 
         if (!name[0] || strlen(name) > 10)
                 return false;
         for (const char *p = name; *p; p++) {
                 if (*p < '0' || *p > '9')
                         return false;
-                v = v * 10 + (unsigned long)(*p - '0');
+                v = v * 10 + (uint64_t)(*p - '0');
         }
         if ((name[0] == '0' && name[1]) || v > UINT32_MAX - 1)
                 return false;
