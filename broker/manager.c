@@ -402,9 +402,13 @@ int broker_new(const struct broker_options *o, struct broker **ret, struct lk_er
         if (r < 0)
                 goto fail;
 
-        r = lk_offline_init(&b->offline, b->config, &lk_clock_system, b->state_dir, b->loop, e);
+        /* Seals the offline records under the session keys: before the sessions' load ends,
+         * which drops the older keys only if no record still needs them. */
+        r = lk_offline_init(&b->offline, b->config, &lk_clock_system, b->state_dir,
+                            lk_store_keys(b->store), b->loop, e);
         if (r < 0)
                 goto fail;
+        lk_store_hold_older_keys(b->store, b->offline.n_older);
         if (b->config->nss) {
                 r = lk_accounts_new(b->config, lk_accounts_path(), &b->accounts, e);
                 if (r < 0)

@@ -10,6 +10,13 @@
  * lockout_delay that doubles with each further one, at most LK_PIN_DELAY_MAX); fewer than
  * max_failures wrong PINs. An online sign-in (lk_offline_note_online) clears the count, the
  * wait and disabled.
+ *
+ * The records are sealed at rest (issue 22 item 4) as session files are: sealed_file.h, under
+ * the session keys (session_key.h), with "offline/UID" as the name bound into the seal. A
+ * record read in cleartext (as before) or under an older key is sealed again under the current
+ * one; lk_offline_init() does so for every record, and counts in n_older those whose rewrite
+ * failed, so that the older keys are kept for them (lk_store_hold_older_keys). A record under
+ * a key the broker does not have is left in place, unread, and logged.
  */
 #pragma once
 
@@ -20,6 +27,7 @@
 #include "broker/loop.h"
 #include "broker/pin_record.h"
 #include "broker/pin_worker.h"
+#include "broker/session_key.h"
 #include "oidc/config.h"
 #include "oidc/error.h"
 
@@ -28,12 +36,15 @@
 struct lk_offline {
         const struct lk_config *config;
         const struct lk_clock *clock;
+        const struct lk_session_keys *keys; /* the session store's: keys[0] seals */
         char *dir; /* STATE_DIR/offline */
+        unsigned n_older; /* records still under an older key after lk_offline_init */
         struct lk_pin_worker *worker;
 };
 
 int lk_offline_init(struct lk_offline *o, const struct lk_config *c, const struct lk_clock *clock,
-                    const char *state_dir, struct lk_loop *loop, struct lk_error *e);
+                    const char *state_dir, const struct lk_session_keys *keys,
+                    struct lk_loop *loop, struct lk_error *e);
 void lk_offline_done(struct lk_offline *o);
 
 /* The account's record: 0, -LK_ERR_NOT_FOUND when it has none, or another error. */

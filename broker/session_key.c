@@ -350,16 +350,16 @@ int lk_session_keys_retire(struct lk_session_keys *ks, struct lk_error *e)
                                          strerror(errno));
                 else
                         lk_log(LOG_NOTICE,
-                               "Every session file is sealed under the credential %s: removed "
-                               "the key file %s",
+                               "Every session file and offline record is sealed under the "
+                               "credential %s: removed the key file %s",
                                LK_SESSION_KEY_CREDENTIAL, ks->file);
                 ks->file_exists = false;
         } else {
                 r = write_key_file(ks->file, keep, n_keep, e);
                 if (r == 0)
                         lk_log(LOG_NOTICE,
-                               "Every session file is sealed under the current key: dropped "
-                               "%zu older key(s) from %s",
+                               "Every session file and offline record is sealed under the "
+                               "current key: dropped %zu older key(s) from %s",
                                now.n - n_keep, ks->file);
         }
         if (r == 0) {

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The keys that seal session files (sealed_file.h). The current key comes from the systemd
+ * The keys that seal session files and the offline PIN records (sealed_file.h). The current key comes from the systemd
  * credential LK_SESSION_KEY_CREDENTIAL (LoadCredentialEncrypted= in latchkeyd.service, made
  * with systemd-creds: sealed to the TPM2 where there is one, else to the host key), or, without
  * one (no systemd: CI, tests, hand starts), from the key file <state_dir>/session-key (mode
@@ -10,7 +10,8 @@
  * ones (latchkeyd --rotate-key puts a new one first); with a credential, the credential
  * LK_SESSION_KEY_CREDENTIAL_PREVIOUS and a key file of before the credential are older keys.
  * The broker rewrites every file it reads under an older key (or in cleartext, as before
- * issue 22) under the current one; once every file is, it drops the older keys from the key
+ * issue 22) under the current one; once every file is (session files and offline records:
+ * lk_store_hold_older_keys), it drops the older keys from the key
  * file (or removes the key file, when a credential is the current key).
  *
  * The key file, parsed by lk_session_keys_parse() (tests/fuzz/fuzz_key_file.c):

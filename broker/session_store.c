@@ -29,6 +29,7 @@ struct lk_session_store {
         struct lk_session_keys keys; /* session_key.h: keys[0] seals, all open */
         char boot_id[40];
         struct lk_store_loader *loader; /* NULL once all are read */
+        unsigned n_older_elsewhere;     /* lk_store_hold_older_keys() */
         struct lk_store_reader reader;
 };
 
@@ -127,6 +128,16 @@ void lk_store_free(struct lk_session_store *st)
         lk_session_keys_clear(&st->keys);
         free(st->sessions_dir);
         free(st);
+}
+
+const struct lk_session_keys *lk_store_keys(const struct lk_session_store *st)
+{
+        return &st->keys;
+}
+
+void lk_store_hold_older_keys(struct lk_session_store *st, unsigned n)
+{
+        st->n_older_elsewhere = n;
 }
 
 int lk_store_new(const char *state_dir, const char *boot_id, struct lk_session_store **ret,
@@ -597,6 +608,9 @@ static void loaded_keys(struct lk_session_store *st, const struct lk_store_loade
         if (l->n_older > 0)
                 log_warning("%u session file(s) are still under an older key, which is kept",
                             l->n_older);
+        else if (st->n_older_elsewhere > 0)
+                log_warning("%u offline record(s) are still under an older key, which is kept",
+                            st->n_older_elsewhere);
         else if (lk_session_keys_retire(&st->keys, &e) < 0)
                 log_error("Cannot drop the older session keys: %s; they are kept", e.message);
 }

@@ -17,6 +17,8 @@
 #include "oidc/error.h"
 #include "oidc/token.h"
 
+struct lk_session_keys;
+
 #define LK_SESSION_ID_MAX 64
 
 /* Session ids become file names: [A-Za-z0-9._-]{1,64}, not starting with '.'. */
@@ -51,6 +53,13 @@ struct lk_session_store;
 int lk_store_new(const char *state_dir, const char *boot_id, struct lk_session_store **ret,
                  struct lk_error *e);
 void lk_store_free(struct lk_session_store *st);
+/* The keys that seal (session_key.h), which the offline records (offline.h) are sealed under too. */
+const struct lk_session_keys *lk_store_keys(const struct lk_session_store *st);
+/*
+ * n files outside sessions/ (the offline records whose rewrite failed) are still under an older
+ * key: the end of the load keeps the older keys, as it does for a session file not rewritten.
+ */
+void lk_store_hold_older_keys(struct lk_session_store *st, unsigned n);
 /* The boot id of this boot, from /proc/sys/kernel/random/boot_id. */
 int lk_store_read_boot_id(char *buf, size_t size, struct lk_error *e);
 

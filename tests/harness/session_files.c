@@ -51,9 +51,8 @@ static int load_keys(struct lkh *h, struct lk_session_keys *ks)
         return r < 0 ? -EINVAL : 0;
 }
 
-json_t *lkh_read_session(struct lkh *h, const char *id)
+char *lkh_read_sealed(struct lkh *h, const char *path, const char *name, size_t *ret_len)
 {
-        _cleanup_free_ char *path = lkh_xasprintf("%s/sessions/%s.json", h->state_dir, id);
         _cleanup_free_ char *text = NULL;
         struct lk_session_keys ks = {0};
         const struct lk_session_key *k;
@@ -61,35 +60,55 @@ json_t *lkh_read_session(struct lkh *h, const char *id)
         const char *why = NULL;
         size_t len = 0, plain_len = 0;
         struct lk_sealed s;
-        json_error_t jerr;
-        json_t *o;
 
         text = read_whole(path, &len);
         if (!text)
                 return NULL;
         if (!lk_sealed_is_sealed((uint8_t *)text, len)) {
-                o = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
-                if (!o)
-                        fprintf(stderr, "%s: %s\n", path, jerr.text);
-                return o;
+                *ret_len = len;
+                return TAKE_PTR(text);
         }
         if (lk_sealed_parse((uint8_t *)text, len, &s, &why) < 0 || load_keys(h, &ks) < 0) {
                 fprintf(stderr, "%s: %s\n", path, why ? why : "no key file");
                 return NULL;
         }
         k = lk_session_keys_find(&ks, s.key_id);
-        if (!k || lk_sealed_open(k, id, &s, &plain, &plain_len, &why) < 0) {
+        if (!k || lk_sealed_open(k, name, &s, &plain, &plain_len, &why) < 0) {
                 fprintf(stderr, "%s: %s\n", path, k ? why : "under a key the key file lacks");
                 lk_session_keys_clear(&ks);
                 return NULL;
         }
         lk_session_keys_clear(&ks);
+        *ret_len = plain_len;
+        return plain;
+}
+
+json_t *lkh_read_session(struct lkh *h, const char *id)
+{
+        _cleanup_free_ char *path = lkh_xasprintf("%s/sessions/%s.json", h->state_dir, id);
+        char *plain;
+        size_t plain_len = 0;
+        json_error_t jerr;
+        json_t *o;
+
+        plain = lkh_read_sealed(h, path, id, &plain_len);
+        if (!plain)
+                return NULL;
         o = json_loadb(plain, plain_len, JSON_REJECT_DUPLICATES, &jerr);
         explicit_bzero(plain, plain_len);
         free(plain);
         if (!o)
-                fprintf(stderr, "%s (opened): %s\n", path, jerr.text);
+                fprintf(stderr, "%s: %s\n", path, jerr.text);
         return o;
+}
+
+char *lkh_read_offline_record(struct lkh *h, unsigned uid)
+{
+        _cleanup_free_ char *path = lkh_xasprintf("%s/offline/%u", h->state_dir, uid);
+        _cleanup_free_ char *name = lkh_xasprintf("offline/%u", uid);
+        size_t len = 0;
+
+        return lkh_read_sealed(h, path, name, &len);
 }
 
 int lkh_write_session(struct lkh *h, const char *id, json_t *o)

@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -32,6 +33,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <libpamtest.h>
+#include <openssl/evp.h>
 #include <security/pam_appl.h>
 
 #include "base/util.h"
@@ -39,6 +41,7 @@
 #include "broker/pin_worker.h"
 #include "tests/harness/busclient.h"
 #include "tests/harness/harness.h"
+#include "tests/harness/session_files.h"
 
 #ifndef PAM_LATCHKEY_SO
 #error "PAM_LATCHKEY_SO must be defined by meson"
@@ -187,19 +190,95 @@ static char *record_path(void)
         return lkh_xasprintf("%s/offline/%u", H->state_dir, (unsigned)getuid());
 }
 
+/* The record's text, opened as the broker does (it is sealed under the session key). */
 static char *read_record(void)
 {
+        char *text = lkh_read_offline_record(H, (unsigned)getuid());
+
+        assert_non_null(text);
+        return text;
+}
+
+/* The file's own bytes, as someone with the disk reads them. */
+static uint8_t *read_record_file(size_t *ret_len)
+{
         _cleanup_free_ char *path = record_path();
-        char *text = calloc(1, 4097);
+        uint8_t *data = calloc(1, 8192);
         int fd = open(path, O_RDONLY | O_CLOEXEC);
         ssize_t n;
 
-        assert_non_null(text);
+        assert_non_null(data);
         assert_true(fd >= 0);
-        n = read(fd, text, 4096);
+        n = read(fd, data, 8192);
         close(fd);
         assert_true(n > 0);
-        return text;
+        *ret_len = (size_t)n;
+        return data;
+}
+
+/* The number of keys in the key file. */
+static int keys_in_file(void)
+{
+        _cleanup_free_ char *path = lkh_xasprintf("%s/session-key", H->state_dir);
+        int fd = open(path, O_RDONLY | O_CLOEXEC), n = 0;
+        char buf[1024];
+        ssize_t len;
+
+        assert_true(fd >= 0);
+        len = read(fd, buf, sizeof(buf));
+        close(fd);
+        assert_true(len > 0);
+        for (ssize_t i = 0; i < len; i++)
+                n += buf[i] == '\n';
+        explicit_bzero(buf, sizeof(buf));
+        return n - 1;
+}
+
+/*
+ * The sealed record holds nothing of the hash: not the "$argon2id$" text, not the salt or the
+ * hash in base64, not their bytes decoded, not the user name.
+ */
+static void assert_record_sealed(void)
+{
+        _cleanup_free_ char *text = read_record();
+        _cleanup_free_ uint8_t *data = NULL;
+        const char *h = strstr(text, "\nhash $argon2id$");
+        char *parts[8] = {0};
+        size_t len = 0, n = 0;
+
+        assert_non_null(h);
+        data = read_record_file(&len);
+        assert_memory_equal(data, "LKSF", 4);
+        assert_null(memmem(data, len, "$argon2id$", 10));
+        assert_null(memmem(data, len, "argon2", 6));
+        assert_null(memmem(data, len, me, strlen(me)));
+        /* $argon2id$v=19$m=..,t=..,p=..$<salt>$<hash>\n */
+        {
+                _cleanup_free_ char *dup = strndup(h + 6, strcspn(h + 6, "\n"));
+                char *save = NULL;
+
+                assert_non_null(dup);
+                for (char *tok = strtok_r(dup, "$", &save); tok && n < ELEMENTSOF(parts);
+                     tok = strtok_r(NULL, "$", &save))
+                        parts[n++] = strdup(tok);
+        }
+        assert_int_equal(n, 5);
+        for (size_t i = 3; i < 5; i++) {
+                size_t m = strlen(parts[i]);
+                _cleanup_free_ char *padded = lkh_xasprintf("%s%.*s", parts[i],
+                                                            (int)((4 - m % 4) % 4), "===");
+                uint8_t raw[512];
+                int k = EVP_DecodeBlock(raw, (const uint8_t *)padded, (int)strlen(padded));
+
+                assert_true(k >= 16);
+                k -= (int)((4 - m % 4) % 4);
+                assert_null(memmem(data, len, parts[i], m));
+                if (memmem(data, len, raw, (size_t)k))
+                        fail_msg("the record file holds the %s's bytes", i == 3 ? "salt" : "hash");
+        }
+        for (size_t i = 0; i < n; i++)
+                free(parts[i]);
+        explicit_bzero(text, strlen(text));
 }
 
 static long record_number(const char *key)
@@ -344,12 +423,123 @@ static void test_pin_set_after_online_sign_in(void **state)
         text = read_record();
         assert_non_null(strstr(text, "hash $argon2id$v=19$m=8192,t=1,p=1$"));
         assert_null(strstr(text, PIN));
+        /* On disk: sealed (issue 22 item 4), nothing of the PIN nor of its hash. */
+        assert_record_sealed();
+        {
+                _cleanup_free_ uint8_t *data = NULL;
+                size_t len = 0;
+
+                data = read_record_file(&len);
+                assert_null(memmem(data, len, PIN, strlen(PIN)));
+        }
 
         /* A PIN is set: the next online sign-in does not ask again. */
         p = (struct person){.new_pin = "9999-lkt"};
         assert_int_equal(auth("lk-login", &p), PAM_SUCCESS);
         assert_int_equal(p.n_new_pin_prompts, 0);
         person_free(&p);
+}
+
+/* The PIN through a PIN-only service: the broker checks it against the record. */
+static void assert_pin_works(void)
+{
+        struct person p = {.pins = {PIN}};
+
+        assert_int_equal(auth("lk-sudo", &p), PAM_SUCCESS);
+        assert_int_equal(p.n_pin_prompts, 1);
+        person_free(&p);
+}
+
+/* A cleartext record of before issue 22 is sealed at the broker's start, and its PIN works. */
+static void test_cleartext_record_of_before_is_sealed(void **state)
+{
+        _cleanup_free_ char *text = read_record(), *path = record_path();
+        _cleanup_free_ uint8_t *data = NULL;
+        size_t len = 0;
+        int fd;
+
+        lkh_stop_broker(H);
+        fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC);
+        assert_true(fd >= 0);
+        assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+        assert_int_equal(close(fd), 0);
+        data = read_record_file(&len);
+        assert_memory_equal(data, "latchkey-offline 1\n", 19);
+
+        assert_int_equal(start_broker_with_clock(), 0);
+        assert_record_sealed();
+        assert_pin_works();
+        explicit_bzero(text, strlen(text));
+}
+
+/* The key id a file is sealed under, in hex. */
+static char *sealed_key_id(const char *path)
+{
+        uint8_t head[13];
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        char *hex = calloc(1, 17);
+
+        assert_true(fd >= 0);
+        assert_int_equal(read(fd, head, sizeof(head)), (ssize_t)sizeof(head));
+        close(fd);
+        assert_memory_equal(head, "LKSF", 4);
+        for (int i = 0; i < 8; i++)
+                snprintf(hex + 2 * i, 3, "%02x", head[5 + i]);
+        return hex;
+}
+
+/*
+ * latchkeyd --rotate-key, then a start: the record and the session file are rewritten under
+ * the new key, the old key is dropped, and the PIN of before still works. (That the old key
+ * stays while a record's rewrite fails is tests/unit/test_offline.c's: here every write works.)
+ */
+static void test_pin_works_after_rotate_key(void **state)
+{
+        const char *sid = "off-rotate";
+        _cleanup_free_ char *rec = record_path(), *token = NULL, *again = NULL;
+        _cleanup_free_ char *session = lkh_xasprintf("%s/sessions/%s.json", H->state_dir, sid);
+        _cleanup_free_ char *old_rec = NULL, *old_session = NULL, *new_rec = NULL;
+        _cleanup_free_ char *new_session = NULL;
+        const char *argv[] = {lkh_latchkeyd_path(), "--rotate-key", "--state-dir", H->state_dir,
+                              NULL};
+        DBusConnection *c = bc_open(H->bus_address);
+        char *err;
+        pid_t pid;
+        int status;
+
+        assert_non_null(c);
+        assert_int_equal(bc_open_session(H, c, me, sid), 0);
+        err = bc_get_token(c, sid, 0, &token, NULL, NULL);
+        assert_null(err);
+        bc_close(c);
+        old_rec = sealed_key_id(rec);
+        old_session = sealed_key_id(session);
+        assert_string_equal(old_rec, old_session);
+
+        lkh_stop_broker(H);
+        assert_int_equal(keys_in_file(), 1);
+        assert_int_equal(lkh_spawn(argv, -1, &pid), 0);
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        assert_int_equal(keys_in_file(), 2);
+
+        assert_int_equal(start_broker_with_clock(), 0);
+        assert_pin_works();
+        /* The session file is rewritten in the load after the start: GetToken waits for it. */
+        c = bc_open(H->bus_address);
+        assert_non_null(c);
+        err = bc_get_token(c, sid, 0, &again, NULL, NULL);
+        assert_null(err);
+        assert_string_equal(again, token);
+        bc_close(c);
+        new_rec = sealed_key_id(rec);
+        new_session = sealed_key_id(session);
+        assert_string_not_equal(new_rec, old_rec);
+        assert_string_equal(new_rec, new_session);
+        for (int i = 0; i < 100 && keys_in_file() != 1; i++)
+                lkh_sleep_ms(50);
+        assert_int_equal(keys_in_file(), 1);
+        assert_record_sealed();
 }
 
 /* The provider stopped: the login screen says so, with the date, and takes the PIN. */
@@ -746,6 +936,8 @@ int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_pin_set_after_online_sign_in),
+                cmocka_unit_test(test_cleartext_record_of_before_is_sealed),
+                cmocka_unit_test(test_pin_works_after_rotate_key),
                 cmocka_unit_test(test_pin_signs_in_while_the_provider_is_stopped),
                 cmocka_unit_test(test_reachable_provider_means_web_sign_in),
                 cmocka_unit_test(test_wrong_pins_lock_out_with_a_growing_wait),

@@ -733,16 +733,15 @@ static int pam_pin_auth(const char *service, const char *pin, struct lkh *h)
 static void pam_pin_flow(struct lkh *h)
 {
         static const char pin[] = "pin-of-the-test-8642";
-        _cleanup_free_ char *path = lkh_xasprintf("%s/offline/0", h->state_dir);
         _cleanup_free_ char *record = NULL;
-        size_t len = 0;
         const char *hash;
 
         secret("the offline PIN", pin);
         pam_pin_service(h, "latchkey-secrets-pin", "latchkey-secrets-pin:web+offline");
         pam_pin_service(h, "latchkey-secrets-lock", "latchkey-secrets-lock:pin");
         assert_int_equal(pam_pin_auth("latchkey-secrets-pin", pin, h), PAM_SUCCESS);
-        record = read_file(path, &len);
+        /* Sealed on disk (issue 22 item 4): opened with the key file, as the broker does. */
+        record = lkh_read_offline_record(h, 0);
         assert_non_null(record);
         hash = strstr(record, "$argon2id$");
         assert_non_null(hash);

@@ -3,11 +3,17 @@
  * The offline PIN's parts without a broker (issue 21): the record's parser and format
  * (broker/pin_record.c), the decisions and the count of wrong PINs on a fake clock
  * (broker/offline.c), and the Argon2id worker's caps (broker/pin_worker.c) on a real loop.
+ * The records sealed at rest (issue 22 item 4): no hash on disk, the cleartext records of before
+ * sealed at start, a record under an unknown key left alone, and a key rotation whose older key
+ * is kept while a record still needs it, though every session file is rewritten.
  */
+#include <fcntl.h>
 #include <ftw.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -21,9 +27,14 @@
 #include "broker/offline.h"
 #include "broker/pin_record.h"
 #include "broker/pin_worker.h"
+#include "broker/sealed_file.h"
+#include "broker/session_key.h"
+#include "broker/session_store.h"
 
 #define DAY 86400
+/* Its salt and hash decode to "saltsaltsaltsalt" and "hashhashhashhash": bytes to look for. */
 #define HASH "$argon2id$v=19$m=8192,t=1,p=1$c2FsdHNhbHRzYWx0c2FsdA$aGFzaGhhc2hoYXNoaGFzaA"
+#define BOOT_ID "3f1c0e7a-0000-4000-8000-000000000001"
 
 static int64_t fake_wall = 1700000000;
 static int64_t wall_s(void)
@@ -118,6 +129,7 @@ struct fixture {
         char dir[64];
         struct lk_config *config;
         struct lk_loop *loop;
+        struct lk_session_keys keys;
         struct lk_offline o;
 };
 
@@ -143,8 +155,8 @@ static int setup(void **state)
                                   "argon2_time = 1\nlockout_after = 2\nlockout_delay = 10\n"
                                   "max_failures = 20\n",
                                   "test.conf", &f->config, NULL, &e) < 0 ||
-            lk_loop_new(&f->loop) < 0 ||
-            lk_offline_init(&f->o, f->config, &fake_clock, f->dir, f->loop, &e) < 0)
+            lk_loop_new(&f->loop) < 0 || lk_session_keys_load(f->dir, &f->keys, &e) < 0 ||
+            lk_offline_init(&f->o, f->config, &fake_clock, f->dir, &f->keys, f->loop, &e) < 0)
                 return -1;
         *state = f;
         return 0;
@@ -155,6 +167,7 @@ static int teardown(void **state)
         struct fixture *f = *state;
 
         lk_offline_done(&f->o);
+        lk_session_keys_clear(&f->keys);
         lk_loop_free(f->loop);
         lk_config_free(f->config);
         nftw(f->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
@@ -262,6 +275,271 @@ static void test_file_mode(void **state)
         assert_int_equal(st.st_mode & 07777, 0600);
 }
 
+/* ---- the records sealed at rest ---- */
+
+static uint8_t *read_bytes(const char *path, size_t *ret_len)
+{
+        uint8_t *buf = calloc(1, 8192);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        ssize_t n;
+
+        assert_non_null(buf);
+        assert_true(fd >= 0);
+        n = read(fd, buf, 8192);
+        close(fd);
+        assert_true(n > 0);
+        *ret_len = (size_t)n;
+        return buf;
+}
+
+static void write_bytes(const char *path, const void *data, size_t len)
+{
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+
+        assert_true(fd >= 0);
+        assert_int_equal(write(fd, data, len), (ssize_t)len);
+        assert_int_equal(close(fd), 0);
+}
+
+static char *record_path(struct fixture *f, unsigned uid)
+{
+        char *p = NULL;
+
+        assert_true(asprintf(&p, "%s/offline/%u", f->dir, uid) > 0);
+        return p;
+}
+
+/* A broker's stop and start, as far as the records go: the keys read again from the dir. */
+static void restart(struct fixture *f)
+{
+        struct lk_error e = {0};
+
+        lk_offline_done(&f->o);
+        lk_session_keys_clear(&f->keys);
+        assert_int_equal(lk_session_keys_load(f->dir, &f->keys, &e), 0);
+        assert_int_equal(lk_offline_init(&f->o, f->config, &fake_clock, f->dir, &f->keys, f->loop,
+                                         &e), 0);
+}
+
+static void assert_hash_is(struct fixture *f, const char *hash)
+{
+        struct lk_pin_record r;
+        struct lk_error e = {0};
+
+        assert_int_equal(lk_offline_load(&f->o, 1000, &r, &e), 0);
+        assert_string_equal(r.hash, hash);
+        assert_string_equal(r.user, "alice");
+}
+
+static void test_record_sealed(void **state)
+{
+        static const char *const never[] = {"$argon2id$", "argon2", "c2FsdHNhbHRz", "aGFzaGhh",
+                                            "saltsalt", "hashhash", "alice", "latchkey-offline"};
+        struct fixture *f = *state;
+        _cleanup_free_ char *path = record_path(f, 1000), *other = record_path(f, 1001);
+        _cleanup_free_ uint8_t *data = NULL;
+        struct lk_pin_record r;
+        struct lk_error e = {0};
+        size_t len = 0;
+
+        store_pin(f);
+        data = read_bytes(path, &len);
+        assert_true(lk_sealed_is_sealed(data, len));
+        assert_memory_equal(data + 5, f->keys.keys[0].id, LK_SESSION_KEY_ID_SIZE);
+        for (size_t i = 0; i < ELEMENTSOF(never); i++)
+                if (memmem(data, len, never[i], strlen(never[i])))
+                        fail_msg("the sealed record holds '%s'", never[i]);
+        assert_hash_is(f, HASH);
+
+        /* The seal names the account: the file copied to another uid's name does not open. */
+        write_bytes(other, data, len);
+        assert_int_equal(lk_offline_load(&f->o, 1001, &r, &e), -LK_ERR_IO);
+        assert_non_null(strstr(e.message, "is broken"));
+}
+
+static void test_cleartext_record_migrated(void **state)
+{
+        struct fixture *f = *state;
+        _cleanup_free_ char *path = record_path(f, 1000);
+        _cleanup_free_ uint8_t *data = NULL;
+        struct lk_pin_record r = {.uid = 1000, .online_at = 1700000000};
+        struct lk_error e = {0};
+        char text[LK_PIN_RECORD_MAX];
+        size_t len = 0;
+        int n;
+
+        snprintf(r.user, sizeof(r.user), "alice");
+        snprintf(r.hash, sizeof(r.hash), "%s", HASH);
+        n = lk_pin_record_format(&r, text, sizeof(text));
+        assert_true(n > 0);
+
+        /* A record of before issue 22, found at start: sealed, and the PIN still there. */
+        write_bytes(path, text, (size_t)n);
+        restart(f);
+        assert_int_equal(f->o.n_older, 0);
+        data = read_bytes(path, &len);
+        assert_true(lk_sealed_is_sealed(data, len));
+        assert_null(memmem(data, len, "$argon2id$", 10));
+        assert_hash_is(f, HASH);
+        assert_int_equal(may(f, &e), 0);
+        free(data);
+
+        /* One that turns up later (restored from a backup): sealed at its first read. */
+        write_bytes(path, text, (size_t)n);
+        assert_hash_is(f, HASH);
+        data = read_bytes(path, &len);
+        assert_true(lk_sealed_is_sealed(data, len));
+}
+
+static void test_record_under_an_unknown_key(void **state)
+{
+        struct fixture *f = *state;
+        _cleanup_free_ char *path = record_path(f, 1000);
+        _cleanup_free_ uint8_t *sealed = NULL, *data = NULL;
+        struct lk_session_key other;
+        struct lk_pin_record r = {.uid = 1000, .online_at = 1700000000};
+        struct lk_offline_state st;
+        struct lk_error e = {0};
+        char text[LK_PIN_RECORD_MAX];
+        size_t sealed_len = 0, len = 0;
+        int n;
+
+        memset(other.key, 0x5a, sizeof(other.key));
+        lk_session_key_make_id(&other);
+        snprintf(r.user, sizeof(r.user), "alice");
+        snprintf(r.hash, sizeof(r.hash), "%s", HASH);
+        n = lk_pin_record_format(&r, text, sizeof(text));
+        assert_true(n > 0);
+        assert_int_equal(lk_sealed_seal(&other, "offline/1000", text, (size_t)n, &sealed,
+                                        &sealed_len, &e), 0);
+        write_bytes(path, sealed, sealed_len);
+
+        restart(f);
+        assert_int_equal(lk_offline_load(&f->o, 1000, &r, &e), -LK_ERR_IO);
+        assert_non_null(strstr(e.message, "a key this broker does not have"));
+        lk_offline_state(&f->o, 1000, &st);
+        assert_false(st.pin);
+        /* Left as it was: the key brought back brings the PIN back. */
+        data = read_bytes(path, &len);
+        assert_int_equal(len, sealed_len);
+        assert_memory_equal(data, sealed, len);
+}
+
+static bool no_session(void *userdata, const char *id)
+{
+        return false;
+}
+
+static void take_session(void *userdata, struct lk_session_record *r)
+{
+        (*(unsigned *)userdata)++;
+}
+
+static int keys_in_file(struct fixture *f)
+{
+        _cleanup_free_ char *path = NULL;
+        _cleanup_free_ uint8_t *text = NULL;
+        size_t len = 0;
+        int n = 0;
+
+        assert_true(asprintf(&path, "%s/%s", f->dir, LK_SESSION_KEY_FILE) > 0);
+        text = read_bytes(path, &len);
+        for (size_t i = 0; i < len; i++)
+                n += text[i] == '\n';
+        explicit_bzero(text, len);
+        return n - 1;
+}
+
+/* A broker's start: the store and its keys, the offline records, then the sessions' load. */
+static struct lk_session_store *start(struct fixture *f, unsigned *n_sessions)
+{
+        struct lk_store_reader reader = {.has = no_session, .take = take_session,
+                                         .userdata = n_sessions};
+        struct lk_session_store *st = NULL;
+        struct lk_error e = {0};
+
+        lk_offline_done(&f->o);
+        assert_int_equal(lk_store_new(f->dir, BOOT_ID, &st, &e), 0);
+        assert_int_equal(lk_offline_init(&f->o, f->config, &fake_clock, f->dir,
+                                         lk_store_keys(st), f->loop, &e), 0);
+        lk_store_hold_older_keys(st, f->o.n_older);
+        assert_int_equal(lk_store_load_all(st, &reader, &e), 0);
+        return st;
+}
+
+static void test_rotation_keeps_the_key_while_a_record_needs_it(void **state)
+{
+        struct fixture *f = *state;
+        _cleanup_free_ char *path = record_path(f, 1000);
+        _cleanup_free_ uint8_t *data = NULL;
+        struct lk_session_record s = {.id = (char *)"s-1", .user = (char *)"alice", .uid = 1000,
+                                      .opened_at = 1700000000,
+                                      .tokens = {.access_token = (char *)"tok-rotated",
+                                                 .token_type = (char *)"Bearer",
+                                                 .expires_at = 1900000000}};
+        struct lk_session_store *st;
+        struct lk_error e = {0};
+        struct rlimit was, small;
+        char new_id[LK_SESSION_KEY_ID_HEX], file_id[LK_SESSION_KEY_ID_HEX];
+        unsigned n_sessions = 0;
+        size_t len = 0;
+
+        store_pin(f);
+        st = start(f, &n_sessions);
+        s.claims = json_object();
+        assert_int_equal(lk_store_save(st, &s, &e), 0);
+        json_decref(s.claims);
+        lk_store_free(st);
+        assert_int_equal(lk_session_keys_rotate(f->dir, new_id, &e), 0);
+        assert_int_equal(keys_in_file(f), 2);
+
+        /* A start whose rewrite of the record fails (the file size limit: root is bound by it
+         * too), while the session file is rewritten: the older key stays. */
+        assert_int_equal(getrlimit(RLIMIT_FSIZE, &was), 0);
+        small = was;
+        small.rlim_cur = 64;
+        signal(SIGXFSZ, SIG_IGN);
+        lk_offline_done(&f->o);
+        {
+                struct lk_session_store *st2 = NULL;
+                struct lk_store_reader reader = {.has = no_session, .take = take_session,
+                                                 .userdata = &n_sessions};
+
+                assert_int_equal(lk_store_new(f->dir, BOOT_ID, &st2, &e), 0);
+                assert_int_equal(setrlimit(RLIMIT_FSIZE, &small), 0);
+                assert_int_equal(lk_offline_init(&f->o, f->config, &fake_clock, f->dir,
+                                                 lk_store_keys(st2), f->loop, &e), 0);
+                assert_int_equal(setrlimit(RLIMIT_FSIZE, &was), 0);
+                assert_int_equal(f->o.n_older, 1);
+                lk_store_hold_older_keys(st2, f->o.n_older);
+                n_sessions = 0;
+                assert_int_equal(lk_store_load_all(st2, &reader, &e), 0);
+                assert_int_equal(n_sessions, 1);
+                lk_store_free(st2);
+        }
+        signal(SIGXFSZ, SIG_DFL);
+        data = read_bytes(path, &len);
+        lk_session_key_id_hex(data + 5, file_id);
+        assert_string_not_equal(file_id, new_id);
+        free(data);
+        assert_int_equal(keys_in_file(f), 2);
+
+        /* The next start rewrites it: now nothing needs the older key. */
+        n_sessions = 0;
+        st = start(f, &n_sessions);
+        assert_int_equal(n_sessions, 1);
+        assert_int_equal(f->o.n_older, 0);
+        data = read_bytes(path, &len);
+        lk_session_key_id_hex(data + 5, file_id);
+        assert_string_equal(file_id, new_id);
+        assert_int_equal(keys_in_file(f), 1);
+        lk_store_free(st);
+
+        /* And the PIN is the one set before the rotation. */
+        restart(f);
+        assert_hash_is(f, HASH);
+}
+
 /* ---- the worker ---- */
 
 struct done {
@@ -359,6 +637,12 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_lockout_doubles_and_is_capped, setup,
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_file_mode, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_record_sealed, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_cleartext_record_migrated, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_record_under_an_unknown_key, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(test_rotation_keeps_the_key_while_a_record_needs_it,
+                                                setup, teardown),
                 cmocka_unit_test(test_worker_hash_verify_and_caps),
         };
 
