@@ -16,6 +16,8 @@
  *   8. group_ahead.c: background refresh: many sessions' refresh times within a few seconds,
  *      GetToken beside Ping meanwhile, and the provider's requests per session.
  *   9. group_nss.c: libnss_latchkey.so.2 with 10,000 cached accounts next to nss_files.
+ *  10. group_device.c: the device flow: approval at the provider to WaitLogin's reply, beside
+ *      the poll interval (a stack of its own; --only 0).
  *
  * Here: the options, the stack, the table's head and summary, the steal line, bench.json.
  * Runs as root: it makes the local accounts the logins are for (users.c), and the logins of
@@ -128,8 +130,9 @@ int main(int argc, char *argv[])
                         json_path = optarg;
                         break;
                 case 'o':
-                        if (optarg[strspn(optarg, "123456789")] || !*optarg) {
-                                fprintf(stderr, "latchkey-bench: --only takes digits 1-9\n");
+                        if (optarg[strspn(optarg, "1234567890")] || !*optarg) {
+                                fprintf(stderr, "latchkey-bench: --only takes digits 1-9, and 0 "
+                                                "for group 10\n");
                                 return 2;
                         }
                         only = optarg;
@@ -212,6 +215,9 @@ int main(int argc, char *argv[])
         /* It restarts the broker with another refresh_margin. */
         if (want('8'))
                 bench_ahead(root, conns);
+        /* A stack of its own: before the NSS group stops the broker (it changes nothing). */
+        if (want('0'))
+                bench_device();
         /* Last: it stops the broker, and asks nothing of it. */
         if (want('9'))
                 bench_nss();

@@ -179,3 +179,5 @@ void bench_ahead(DBusConnection *root, DBusConnection **conns);
 void bench_nss(void);
 /* The child side of group 9 (--nss-probe SIDE COUNT): prints its p50s on stdout. */
 int bench_nss_probe(const char *side, const char *count);
+/* Group 10 (issue 19, --only 0): the device flow, on a stack of its own. */
+void bench_device(void);

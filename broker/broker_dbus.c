@@ -24,6 +24,7 @@
 
 #include "broker/accounts.h"
 #include "broker/budget.h"
+#include "broker/device_poll.h"
 #include "broker/offline.h"
 #include "broker/reach.h"
 /* lk_interface_xml[]: dbus/org.latchkey.Broker1.xml, embedded at build time */
@@ -215,12 +216,76 @@ static int reply_args(struct lk_call *call, int first_type, ...)
 
 /* ---- the handlers: act and reply ---- */
 
+struct device_begin {
+        struct lk_broker_dbus *d;
+        struct lk_call *call;
+};
+
+static void on_device_started(void *userdata, struct lk_login *l, int r, const struct lk_error *e)
+{
+        struct device_begin *x = userdata;
+        struct lk_broker_dbus *d = x->d;
+        _cleanup_(lk_call_unrefp) struct lk_call *call = x->call;
+        struct lk_error pe = {0};
+        const char *url;
+
+        free(x);
+        if (r < 0) {
+                lk_call_reply_error(call, r, e);
+                return;
+        }
+        r = lk_device_poll_start(d->polls, l, &pe);
+        if (r < 0) {
+                lk_login_cancel(d->logins, l);
+                lk_call_reply_error(call, r, &pe);
+                return;
+        }
+        url = lk_login_url(l);
+        if (reply_args(call, DBUS_TYPE_STRING, &l->id, DBUS_TYPE_STRING, &url,
+                       DBUS_TYPE_INVALID) < 0)
+                lk_call_reply(call, NULL);
+}
+
+/*
+ * The device flow: the device authorization first (one request from the budget of the
+ * account the login counts against, not given back: it is no sign-in), then the reply.
+ */
+static int begin_device_login(struct lk_broker_dbus *d, struct lk_call *call,
+                              const struct target *t, struct lk_error *e)
+{
+        uid_t account = call->uid == 0 ? t->subject : call->uid;
+        struct device_begin *x;
+        int r;
+
+        r = lk_budget_take(d->budget, account, d->clock->mono_ms(), e);
+        if (r < 0)
+                return r;
+        x = calloc(1, sizeof(*x));
+        if (!x) {
+                lk_budget_refund(d->budget, account);
+                return lk_error_set(e, LK_ERR_NOMEM, "Out of memory");
+        }
+        *x = (struct device_begin){.d = d, .call = lk_call_ref(call)};
+        r = lk_login_begin_device(d->logins, call->uid, t->user, t->subject,
+                                  t->o.end_with_caller ? dbus_message_get_sender(call->msg) : NULL,
+                                  on_device_started, x, e);
+        if (r < 0) {
+                lk_budget_refund(d->budget, account);
+                lk_call_unref(x->call);
+                free(x);
+                return r;
+        }
+        return LK_CALL_LATER;
+}
+
 static int begin_login(struct lk_broker_dbus *d, struct lk_call *call, const struct target *t,
                        struct lk_error *e)
 {
         struct lk_login *l;
         int r;
 
+        if (lk_endpoints_flow(d->config, d->idp.ops->endpoints(d->idp.idp)) == LK_FLOW_DEVICE)
+                return begin_device_login(d, call, t, e);
         r = lk_login_begin(d->logins, call->uid, t->user, t->subject,
                            t->o.end_with_caller ? dbus_message_get_sender(call->msg) : NULL, &l,
                            e);
@@ -275,6 +340,107 @@ static int complete_login(struct lk_broker_dbus *d, struct lk_call *call, const 
         }
         lk_call_ref(call);
         return LK_CALL_LATER;
+}
+
+/* a{sv} entries of GetLoginInfo */
+static bool info_string(DBusMessageIter *dict, const char *key, const char *value)
+{
+        DBusMessageIter entry, v;
+
+        return dbus_message_iter_open_container(dict, DBUS_TYPE_DICT_ENTRY, NULL, &entry) &&
+               dbus_message_iter_append_basic(&entry, DBUS_TYPE_STRING, &key) &&
+               dbus_message_iter_open_container(&entry, DBUS_TYPE_VARIANT, "s", &v) &&
+               dbus_message_iter_append_basic(&v, DBUS_TYPE_STRING, &value) &&
+               dbus_message_iter_close_container(&entry, &v) &&
+               dbus_message_iter_close_container(dict, &entry);
+}
+
+static bool info_basic(DBusMessageIter *dict, const char *key, int type, const void *value)
+{
+        char sig[2] = {(char)type, 0};
+        DBusMessageIter entry, v;
+
+        return dbus_message_iter_open_container(dict, DBUS_TYPE_DICT_ENTRY, NULL, &entry) &&
+               dbus_message_iter_append_basic(&entry, DBUS_TYPE_STRING, &key) &&
+               dbus_message_iter_open_container(&entry, DBUS_TYPE_VARIANT, sig, &v) &&
+               dbus_message_iter_append_basic(&v, type, value) &&
+               dbus_message_iter_close_container(&entry, &v) &&
+               dbus_message_iter_close_container(dict, &entry);
+}
+
+static int get_login_info(struct lk_broker_dbus *d, struct lk_call *call, const struct target *t,
+                          struct lk_error *e)
+{
+        struct lk_login *l = t->login;
+        const char *url = lk_login_url(l);
+        uint32_t left = lk_login_seconds_left(d->logins, l);
+        dbus_bool_t callback = l->flow == LK_FLOW_CODE && d->callback_listener;
+        DBusMessageIter it, dict;
+        DBusMessage *reply;
+        bool ok;
+        int r;
+
+        r = lk_login_check_live(d->logins, l, e);
+        if (r < 0)
+                return r;
+        reply = lk_call_new_return(call);
+        if (!reply)
+                return lk_error_set(e, LK_ERR_NOMEM, "Out of memory");
+        dbus_message_iter_init_append(reply, &it);
+        ok = dbus_message_iter_open_container(&it, DBUS_TYPE_ARRAY, "{sv}", &dict) &&
+             info_string(&dict, "flow", l->flow == LK_FLOW_DEVICE ? "device" : "code") &&
+             info_string(&dict, "state", l->state == LK_LOGIN_DONE ? "done" : "pending") &&
+             info_basic(&dict, "seconds_left", DBUS_TYPE_UINT32, &left) &&
+             info_basic(&dict, "callback", DBUS_TYPE_BOOLEAN, &callback) &&
+             (!url || info_string(&dict, "url", url));
+        if (ok && l->device) {
+                uint32_t interval = l->device->interval;
+
+                ok = info_string(&dict, "user_code", l->device->user_code) &&
+                     info_basic(&dict, "interval", DBUS_TYPE_UINT32, &interval);
+        }
+        ok = ok && dbus_message_iter_close_container(&it, &dict);
+        if (!ok) {
+                dbus_message_unref(reply);
+                return lk_error_set(e, LK_ERR_NOMEM, "Out of memory");
+        }
+        lk_call_reply(call, reply);
+        return 0;
+}
+
+static int wait_login(struct lk_broker_dbus *d, struct lk_call *call, const struct target *t,
+                      struct lk_error *e)
+{
+        struct lk_login *l = t->login;
+        int r;
+
+        r = lk_login_check_live(d->logins, l, e);
+        if (r < 0)
+                return r;
+        if (l->state == LK_LOGIN_DONE)
+                return reply_args(call, DBUS_TYPE_STRING, &l->user, DBUS_TYPE_INVALID);
+        if (l->n_waiting >= LK_LOGIN_WAITERS_MAX)
+                return lk_error_set(e, LK_ERR_TOO_MANY_REQUESTS,
+                                    "Already %d calls wait for this login", LK_LOGIN_WAITERS_MAX);
+        l->waiting[l->n_waiting++] = lk_call_ref(call);
+        return LK_CALL_LATER;
+}
+
+void lk_broker_login_finished(struct lk_login *l, const char *user, int r,
+                              const struct lk_error *e)
+{
+        unsigned n = l->n_waiting;
+
+        l->n_waiting = 0;
+        for (unsigned i = 0; i < n; i++) {
+                _cleanup_(lk_call_unrefp) struct lk_call *call = l->waiting[i];
+
+                l->waiting[i] = NULL;
+                if (r < 0)
+                        lk_call_reply_error(call, r, e);
+                else if (reply_args(call, DBUS_TYPE_STRING, &user, DBUS_TYPE_INVALID) < 0)
+                        lk_call_reply(call, NULL);
+        }
 }
 
 static int forget_account(struct lk_broker_dbus *d, struct lk_call *call, const struct target *t,
@@ -911,6 +1077,10 @@ static const struct lk_method methods[] = {
     begin_login,       CAP("user", ID, NULL)),
   B("CompleteLogin", "ss",     SUBJECT,         LOGIN_OWNER,  LOGIN_PENDING | BUDGET,
     complete_login,    CAP("login_id", ID, NULL), CAP("answer", LK_ARG_ANSWER_MAX, NULL)),
+  B("GetLoginInfo",  "s",      SUBJECT,         LOGIN_OWNER,  0,
+    get_login_info,    CAP("login_id", ID, NULL)),
+  B("WaitLogin",     "s",      SUBJECT,         LOGIN_OWNER,  0,
+    wait_login,        CAP("login_id", ID, NULL)),
   B("CancelLogin",   "s",      SUBJECT,         LOGIN_OWNER,  0,
     cancel_login,      CAP("login_id", ID, NULL)),
   B("OpenSession",   "ss",     ROOT_OR_SUBJECT, LOGIN_USER,   LOGIN_DONE | ID_FREE | ONCE,

@@ -18,6 +18,8 @@
 #include "oidc/error.h"
 
 struct lk_budget;
+struct lk_device_polls;
+struct lk_login;
 struct lk_http;
 struct lk_logins;
 struct lk_offline;
@@ -31,6 +33,9 @@ struct lk_broker_dbus {
         struct lk_logins *logins;
         struct lk_sessions *sessions;
         struct lk_budget *budget;
+        struct lk_device_polls *polls; /* the device flow's pollers */
+        bool callback_listener;         /* the manager's: its callback listener ([callback]
+                                         * listen) runs, so the code flow's redirect comes here */
         struct lk_offline *offline; /* the offline PINs (offline.c) */
         struct lk_http *http;       /* for CheckPin's probe of the provider (reach.c) */
         struct lk_accounts *accounts; /* provider accounts; NULL: none */
@@ -47,6 +52,13 @@ extern const struct lk_bus_ops lk_broker_bus_ops;
 /* The needs a call may be parked for: the manager unparks them (lk_bus_unpark). */
 #define LK_BROKER_PARK_PROVIDER 0 /* the provider's endpoints: err when they cannot come */
 #define LK_BROKER_PARK_SESSIONS 1 /* every session of the last run read */
+
+/*
+ * A login has finished (the logins' finished(), from the manager): answers its waiting
+ * WaitLogin calls with the user, or with the error that ended it.
+ */
+void lk_broker_login_finished(struct lk_login *l, const char *user, int r,
+                              const struct lk_error *e);
 
 /* SessionChanged(session_id, event); bus may be NULL (nothing to tell). */
 int lk_broker_emit_session_changed(struct lk_bus *bus, const char *session_id, const char *event);

@@ -22,6 +22,10 @@ struct lk_idp_ops {
                            void *userdata);
         int (*revoke)(void *idp, const char *token, const char *hint, lk_provider_done_fn done,
                       void *userdata);
+        /* RFC 8628 (may be NULL: no device flow) */
+        int (*device_authorize)(void *idp, lk_provider_device_fn done, void *userdata);
+        int (*device_poll)(void *idp, const char *device_code, lk_provider_grant_fn done,
+                           void *userdata);
 };
 
 struct lk_idp {

@@ -39,6 +39,9 @@ static void login_wipe(struct lk_login *l)
 {
         lk_authorization_free(l->auth);
         l->auth = NULL;
+        lk_device_auth_clear(l->device);
+        free(l->device);
+        l->device = NULL;
         lk_grant_free(l->grant);
         l->grant = NULL;
 }
@@ -65,17 +68,23 @@ static void login_unlink(struct lk_logins *ls, struct lk_login *l)
                 }
 }
 
+/* A request for it is under way: it ends when that answers, not by its time. */
+static bool login_busy(const struct lk_login *l)
+{
+        return l->state == LK_LOGIN_EXCHANGING || l->state == LK_LOGIN_STARTING;
+}
+
 /* Not ended: holds secrets or a grant; the broker does not exit while one is. */
 static bool login_live(const struct lk_login *l, int64_t now)
 {
-        return l->state == LK_LOGIN_EXCHANGING ||
+        return login_busy(l) ||
                (l->state != LK_LOGIN_EXPIRED && now < l->expires_ms);
 }
 
 /* Waiting for its answer or exchanging it: what the pending caps count. */
 static bool login_pending(const struct lk_login *l, int64_t now)
 {
-        return l->state == LK_LOGIN_EXCHANGING ||
+        return login_busy(l) ||
                (l->state == LK_LOGIN_PENDING && now < l->expires_ms);
 }
 
@@ -89,13 +98,30 @@ uid_t lk_login_account(const struct lk_login *l)
         return account_of(l->owner_uid, l->user_uid);
 }
 
+/* Tells finished() once: done (user), or ended (r, e). */
+static void login_report(struct lk_login *l, const char *user, int r, const struct lk_error *e)
+{
+        struct lk_logins *ls = l->owner;
+
+        if (l->reported)
+                return;
+        l->reported = true;
+        if (ls->finished)
+                ls->finished(ls->userdata, l, user, r, e);
+}
+
+static int login_ended_error(struct lk_logins *ls, const struct lk_login *l, struct lk_error *e);
+
 /* Ends l: its secrets go, what remains says why (why: a static string, NULL for its time). */
 static void login_end(struct lk_login *l, const char *why)
 {
         char fp[LK_FINGERPRINT_SIZE];
+        struct lk_error e = {0};
 
         if (l->state == LK_LOGIN_EXPIRED)
                 return;
+        l->ended = why;
+        login_report(l, NULL, login_ended_error(l->owner, l, &e), &e);
         lk_fingerprint(l->id, fp);
         lk_log_auth(LOG_INFO, "Login %s for %s (uid %u) begun by uid %u %s", fp, l->user,
                     (unsigned)l->user_uid, (unsigned)l->owner_uid, why ?: "expired");
@@ -105,11 +131,23 @@ static void login_end(struct lk_login *l, const char *why)
         l->expires_ms = l->owner->clock->mono_ms();
 }
 
+static void login_report_cancelled(struct lk_login *l)
+{
+        struct lk_error e = {0};
+
+        login_report(l, NULL, lk_error_set(&e, LK_ERR_LOGIN_EXPIRED, "The login was cancelled"),
+                     &e);
+}
+
 static int login_ended_error(struct lk_logins *ls, const struct lk_login *l, struct lk_error *e)
 {
         if (l->ended)
                 return lk_error_set(e, LK_ERR_LOGIN_EXPIRED, "This login %s; begin a new one",
                                     l->ended);
+        if (l->flow == LK_FLOW_DEVICE)
+                return lk_error_set(e, LK_ERR_LOGIN_EXPIRED,
+                                    "The login has expired (its device code's lifetime or "
+                                    "login_timeout); begin a new one");
         return lk_error_set(e, LK_ERR_LOGIN_EXPIRED,
                             "The login has expired (after %u s); begin a new one",
                             ls->config->login_timeout);
@@ -139,17 +177,13 @@ int lk_login_admit(struct lk_logins *ls, uid_t owner_uid, uid_t user_uid, struct
         return 0;
 }
 
-int lk_login_begin(struct lk_logins *ls, uid_t owner_uid, const char *user, uid_t user_uid,
-                   const char *caller, struct lk_login **ret, struct lk_error *e)
+/* A new login, not yet in the list: the caps, its id and its lifetime. */
+static int login_new(struct lk_logins *ls, uid_t owner_uid, const char *user, uid_t user_uid,
+                     const char *caller, struct lk_login **ret, struct lk_error *e)
 {
-        const struct lk_endpoints *ep = ls->idp.ops->endpoints(ls->idp.idp);
         struct lk_login *l;
-        char fp[LK_FINGERPRINT_SIZE];
         int r;
 
-        if (!ep)
-                return lk_error_set(e, LK_ERR_PROVIDER_UNAVAILABLE,
-                                    "The provider's endpoints are not known yet");
         r = lk_login_admit(ls, owner_uid, user_uid, e);
         if (r < 0)
                 return r;
@@ -174,26 +208,145 @@ int lk_login_begin(struct lk_logins *ls, uid_t owner_uid, const char *user, uid_
                 login_free(l);
                 return lk_error_set(e, r, "Cannot make a login id");
         }
+        *ret = l;
+        return 0;
+}
+
+static void login_link(struct lk_logins *ls, struct lk_login *l)
+{
+        char fp[LK_FINGERPRINT_SIZE];
+
+        l->next = ls->list;
+        ls->list = l;
+        ls->n++;
+        lk_fingerprint(l->id, fp);
+        lk_log_auth(LOG_INFO, "Login %s begun for %s (uid %u) by uid %u with the %s flow%s", fp,
+                    l->user, (unsigned)l->user_uid, (unsigned)l->owner_uid,
+                    l->flow == LK_FLOW_DEVICE ? "device" : "code",
+                    l->caller ? ", ending with its caller" : "");
+}
+
+int lk_login_begin(struct lk_logins *ls, uid_t owner_uid, const char *user, uid_t user_uid,
+                   const char *caller, struct lk_login **ret, struct lk_error *e)
+{
+        const struct lk_endpoints *ep = ls->idp.ops->endpoints(ls->idp.idp);
+        struct lk_login *l;
+        int r;
+
+        if (!ep)
+                return lk_error_set(e, LK_ERR_PROVIDER_UNAVAILABLE,
+                                    "The provider's endpoints are not known yet");
+        r = login_new(ls, owner_uid, user, user_uid, caller, &l, e);
+        if (r < 0)
+                return r;
+        l->flow = LK_FLOW_CODE;
         r = lk_authorization_new(ls->config, ep, user, &l->auth, e);
         if (r < 0) {
                 login_free(l);
                 return r;
         }
-        l->next = ls->list;
-        ls->list = l;
-        ls->n++;
-        lk_fingerprint(l->id, fp);
-        lk_log_auth(LOG_INFO, "Login %s begun for %s (uid %u) by uid %u%s", fp, user,
-                    (unsigned)user_uid, (unsigned)owner_uid,
-                    caller ? ", ending with its caller" : "");
+        login_link(ls, l);
         *ret = l;
         return 0;
+}
+
+static void on_device_authorized(void *userdata, struct lk_device_auth *auth,
+                                 const struct lk_error *err)
+{
+        struct lk_login *l = userdata;
+        struct lk_logins *ls = l->owner;
+        lk_login_started_fn started = l->started;
+        void *started_userdata = l->done_userdata;
+        int64_t lifetime_ms;
+        struct lk_error e = {0};
+        char fp[LK_FINGERPRINT_SIZE];
+
+        l->started = NULL;
+        l->done_userdata = NULL;
+        lk_fingerprint(l->id, fp);
+        if (!auth || l->cancelled) {
+                if (auth) {
+                        lk_device_auth_clear(auth);
+                        free(auth);
+                        lk_error_set(&e, LK_ERR_LOGIN_EXPIRED, "The login was cancelled");
+                } else if (err && err->code)
+                        e = *err;
+                else
+                        lk_error_set(&e, LK_ERR_PROVIDER_UNAVAILABLE,
+                                     "The device authorization failed");
+                lk_log_auth(LOG_WARNING, "Login %s for %s: no device authorization: %s: %s", fp,
+                            l->user, lk_err_name(e.code), e.message);
+                /* Nobody knows its id yet: it goes, without a tombstone. */
+                l->reported = true;
+                lk_login_forget(ls, l);
+                started(started_userdata, NULL, -e.code, &e);
+                return;
+        }
+        l->device = auth;
+        l->state = LK_LOGIN_PENDING;
+        lifetime_ms = (int64_t)(auth->expires_in < ls->config->login_timeout
+                                        ? auth->expires_in
+                                        : ls->config->login_timeout) *
+                      1000;
+        l->expires_ms = ls->clock->mono_ms() + lifetime_ms;
+        lk_log_auth(LOG_INFO, "Login %s for %s: device code issued, polling every %u s for %lld s",
+                    fp, l->user, auth->interval, (long long)(lifetime_ms / 1000));
+        started(started_userdata, l, 0, NULL);
+}
+
+int lk_login_begin_device(struct lk_logins *ls, uid_t owner_uid, const char *user,
+                          uid_t user_uid, const char *caller, lk_login_started_fn started,
+                          void *userdata, struct lk_error *e)
+{
+        const struct lk_endpoints *ep = ls->idp.ops->endpoints(ls->idp.idp);
+        struct lk_login *l;
+        int r;
+
+        if (!ep)
+                return lk_error_set(e, LK_ERR_PROVIDER_UNAVAILABLE,
+                                    "The provider's endpoints are not known yet");
+        if (!ep->device_authorization_endpoint || !ls->idp.ops->device_authorize)
+                /* The admin's to fix; for the PAM stack, SSO is unavailable (fall back). */
+                return lk_error_set(e, LK_ERR_PROVIDER_UNAVAILABLE,
+                                    "flow = device, but the provider offers no device "
+                                    "authorization endpoint (set [provider] "
+                                    "device_authorization_endpoint, or flow = code)");
+        r = login_new(ls, owner_uid, user, user_uid, caller, &l, e);
+        if (r < 0)
+                return r;
+        l->flow = LK_FLOW_DEVICE;
+        l->state = LK_LOGIN_STARTING;
+        r = ls->idp.ops->device_authorize(ls->idp.idp, on_device_authorized, l);
+        if (r < 0) {
+                login_free(l);
+                return lk_error_set(e, r, "Cannot start the device authorization");
+        }
+        l->started = started;
+        l->done_userdata = userdata;
+        login_link(ls, l);
+        return 0;
+}
+
+const char *lk_login_url(const struct lk_login *l)
+{
+        if (l->device)
+                return l->device->verification_uri_complete ?: l->device->verification_uri;
+        return l->auth ? l->auth->url : NULL;
+}
+
+unsigned lk_login_seconds_left(const struct lk_logins *ls, const struct lk_login *l)
+{
+        int64_t left = l->expires_ms - ls->clock->mono_ms();
+
+        if (l->state == LK_LOGIN_EXPIRED || left <= 0)
+                return 0;
+        return (unsigned)((left + 999) / 1000);
 }
 
 struct lk_login *lk_login_find(struct lk_logins *ls, const char *id)
 {
         for (struct lk_login *l = ls->list; l; l = l->next)
-                if (!l->cancelled && streq(l->id, id))
+                if (!l->cancelled && l->state != LK_LOGIN_STARTING && streq(l->id, id))
                         return l;
         return NULL;
 }
@@ -219,13 +372,73 @@ static bool exchange_may_retry(int code)
                code == LK_ERR_TOO_MANY_REQUESTS || code == LK_ERR_NOMEM || code == LK_ERR_IO;
 }
 
-/* A failed answer: the login ends when it may take no other. */
-static void login_answer_failed(struct lk_login *l, bool may_retry)
+/* A failed answer (r, e): the login ends when it may take no other, and says so with e. */
+static void login_answer_failed(struct lk_login *l, bool may_retry, int r, const struct lk_error *e)
 {
+        if (!may_retry || l->answers >= LK_LOGIN_ANSWERS_MAX)
+                login_report(l, NULL, r, e);
         if (!may_retry)
                 login_end(l, "ended after a refused answer");
         else if (l->answers >= LK_LOGIN_ANSWERS_MAX)
                 login_end(l, "ended after " NUMBER(LK_LOGIN_ANSWERS_MAX) " answers");
+}
+
+int lk_login_finish(struct lk_login *l, struct lk_grant *grant, const struct lk_error *err,
+                    struct lk_error *e)
+{
+        struct lk_logins *ls = l->owner;
+        char fp[LK_FINGERPRINT_SIZE], afp[LK_FINGERPRINT_SIZE];
+        json_t *sub;
+        int r;
+
+        lk_fingerprint(l->id, fp);
+        if (!grant) {
+                if (err && err->code)
+                        *e = *err;
+                else
+                        lk_error_set(e, LK_ERR_PROVIDER_UNAVAILABLE, "The code exchange failed");
+                lk_log_auth(LOG_WARNING, "Login %s for %s: %s failed: %s: %s", fp, l->user,
+                            l->flow == LK_FLOW_DEVICE ? "the device grant" : "code exchange",
+                            lk_err_name(e->code), e->message);
+                /* A refusal ends the login; a provider that could not judge the code does not. */
+                login_answer_failed(l, l->flow == LK_FLOW_CODE && exchange_may_retry(e->code),
+                                    -e->code, e);
+                return -e->code;
+        }
+        if (!grant->claims)
+                r = lk_error_set(e, LK_ERR_INVALID_ID_TOKEN, "The provider sent no id_token");
+        else
+                r = lk_login_check_claims(ls->config, ls->uid_min, grant->claims, l->user,
+                                          l->user_uid, e);
+        if (r == 0) /* a provider account is made or brought up to date (issue 20) */
+                r = lk_accounts_signed_in(ls->accounts, l->user, l->user_uid, grant->claims, e);
+        if (r < 0) {
+                lk_grant_free(grant);
+                lk_log_auth(LOG_WARNING, "Login %s for %s refused: %s: %s", fp, l->user,
+                            lk_err_name(r), e->message);
+                login_answer_failed(l, false, r, e);
+                return r;
+        }
+
+        lk_authorization_free(l->auth);
+        l->auth = NULL;
+        lk_device_auth_clear(l->device);
+        free(l->device);
+        l->device = NULL;
+        l->grant = grant;
+        l->state = LK_LOGIN_DONE;
+        l->expires_ms = ls->clock->mono_ms() + (int64_t)ls->config->login_timeout * 1000;
+        lk_logins_bound_done(ls, l);
+        /* The callers wait for the answer, not for the log line: answer first. */
+        login_report(l, l->user, 0, NULL);
+        sub = json_object_get(grant->claims, "sub");
+        lk_fingerprint(grant->tokens.access_token, afp);
+        lk_log_auth(LOG_NOTICE,
+                    "Login %s: %s (uid %u) signed in at the provider as sub %s; "
+                    "access token %s",
+                    fp, l->user, (unsigned)l->user_uid,
+                    json_is_string(sub) ? LK_ESCAPED(json_string_value(sub)) : "?", afp);
+        return 0;
 }
 
 static void on_exchanged(void *userdata, struct lk_grant *grant, const struct lk_error *err)
@@ -235,72 +448,40 @@ static void on_exchanged(void *userdata, struct lk_grant *grant, const struct lk
         lk_login_done_fn done = l->done;
         void *done_userdata = l->done_userdata;
         struct lk_error e = {0};
-        char fp[LK_FINGERPRINT_SIZE], afp[LK_FINGERPRINT_SIZE];
-        json_t *sub;
         int r;
 
         ls->exchanging--;
         l->done = NULL;
         l->done_userdata = NULL;
-        lk_fingerprint(l->id, fp);
 
         if (l->cancelled) {
                 lk_grant_free(grant);
                 login_unlink(ls, l);
                 login_free(l);
                 lk_error_set(&e, LK_ERR_NOT_FOUND, "The login was cancelled");
-                done(done_userdata, NULL, -LK_ERR_NOT_FOUND, &e);
+                if (done)
+                        done(done_userdata, NULL, -LK_ERR_NOT_FOUND, &e);
                 return;
         }
         l->state = LK_LOGIN_PENDING;
-        if (!grant) {
-                if (err && err->code)
-                        e = *err;
-                else
-                        lk_error_set(&e, LK_ERR_PROVIDER_UNAVAILABLE, "The code exchange failed");
-                lk_log_auth(LOG_WARNING, "Login %s for %s: code exchange failed: %s: %s", fp,
-                            l->user, lk_err_name(e.code), e.message);
-                /* A refusal ends the login; a provider that could not judge the code does not. */
-                login_answer_failed(l, exchange_may_retry(e.code));
-                done(done_userdata, NULL, -e.code, &e);
-                return;
-        }
-        if (!grant->claims)
-                r = lk_error_set(&e, LK_ERR_INVALID_ID_TOKEN, "The provider sent no id_token");
-        else
-                r = lk_login_check_claims(ls->config, ls->uid_min, grant->claims, l->user,
-                                          l->user_uid, &e);
-        if (r == 0) /* a provider account is made or brought up to date (issue 20) */
-                r = lk_accounts_signed_in(ls->accounts, l->user, l->user_uid, grant->claims, &e);
-        if (r < 0) {
-                lk_grant_free(grant);
-                lk_log_auth(LOG_WARNING, "Login %s for %s refused: %s: %s", fp, l->user,
-                            lk_err_name(r), e.message);
-                login_answer_failed(l, false);
-                done(done_userdata, NULL, r, &e);
-                return;
-        }
+        r = lk_login_finish(l, grant, err, &e);
+        if (done)
+                done(done_userdata, r < 0 ? NULL : l->user, r, r < 0 ? &e : NULL);
+}
 
-        lk_authorization_free(l->auth);
-        l->auth = NULL;
-        l->grant = grant;
-        l->state = LK_LOGIN_DONE;
-        l->expires_ms = ls->clock->mono_ms() + (int64_t)ls->config->login_timeout * 1000;
-        lk_logins_bound_done(ls, l);
-        /* The caller waits for the answer, not for the log line: answer first. */
-        done(done_userdata, l->user, 0, NULL);
-        sub = json_object_get(grant->claims, "sub");
-        lk_fingerprint(grant->tokens.access_token, afp);
-        lk_log_auth(LOG_NOTICE,
-                    "Login %s: %s (uid %u) signed in at the provider as sub %s; "
-                    "access token %s",
-                    fp, l->user, (unsigned)l->user_uid,
-                    json_is_string(sub) ? LK_ESCAPED(json_string_value(sub)) : "?", afp);
+int lk_login_check_live(struct lk_logins *ls, struct lk_login *l, struct lk_error *e)
+{
+        if (!login_busy(l) && ls->clock->mono_ms() >= l->expires_ms)
+                login_end(l, l->state == LK_LOGIN_DONE ? "expired before its session was opened"
+                                                       : NULL);
+        if (l->state == LK_LOGIN_EXPIRED)
+                return login_ended_error(ls, l, e);
+        return 0;
 }
 
 int lk_login_check_pending(struct lk_logins *ls, struct lk_login *l, struct lk_error *e)
 {
-        if (l->state != LK_LOGIN_EXCHANGING && ls->clock->mono_ms() >= l->expires_ms)
+        if (!login_busy(l) && ls->clock->mono_ms() >= l->expires_ms)
                 login_end(l, NULL);
         switch (l->state) {
         case LK_LOGIN_EXPIRED:
@@ -310,6 +491,7 @@ int lk_login_check_pending(struct lk_logins *ls, struct lk_login *l, struct lk_e
                                     "This login is already being completed");
         case LK_LOGIN_DONE:
                 return lk_error_set(e, LK_ERR_INVALID_ARGUMENT, "This login is already complete");
+        case LK_LOGIN_STARTING:
         case LK_LOGIN_PENDING:
                 break;
         }
@@ -327,6 +509,11 @@ int lk_login_complete(struct lk_logins *ls, struct lk_login *l, const char *answ
         if (r < 0)
                 return r;
 
+        if (l->flow == LK_FLOW_DEVICE)
+                /* Nothing to paste: the broker polls (WaitLogin waits for it). */
+                return lk_error_set(e, LK_ERR_INVALID_ARGUMENT,
+                                    "This login uses the device flow: sign in at the address "
+                                    "shown, then just wait (nothing to paste)");
         /* Every answer counts, so that no login makes the provider judge codes without end. */
         l->answers++;
         ep = ls->idp.ops->endpoints(ls->idp.idp);
@@ -334,17 +521,20 @@ int lk_login_complete(struct lk_logins *ls, struct lk_login *l, const char *answ
                             &code, e);
         if (r < 0) {
                 /* error= on the callback: the provider (or the person) said no. */
-                if (r == -LK_ERR_ACCESS_DENIED_BY_USER)
+                if (r == -LK_ERR_ACCESS_DENIED_BY_USER) {
+                        login_report(l, NULL, r, e);
                         login_end(l, "was refused at the provider");
-                else
-                        login_answer_failed(l, true);
+                } else {
+                        login_answer_failed(l, true, r, e);
+                }
                 return r;
         }
         r = ls->idp.ops->exchange_code(ls->idp.idp, code, l->auth->verifier, l->auth->nonce,
                                       on_exchanged, l);
         if (r < 0) {
-                login_answer_failed(l, true);
-                return lk_error_set(e, r, "Cannot start the code exchange");
+                lk_error_set(e, r, "Cannot start the code exchange");
+                login_answer_failed(l, true, r, e);
+                return r;
         }
         l->state = LK_LOGIN_EXCHANGING;
         l->done = done;
@@ -385,6 +575,7 @@ void lk_login_cancel(struct lk_logins *ls, struct lk_login *l)
 
         lk_fingerprint(l->id, fp);
         lk_log_auth(LOG_INFO, "Login %s for %s cancelled", fp, l->user);
+        login_report_cancelled(l);
         if (l->state == LK_LOGIN_EXCHANGING) {
                 /* The exchange still points at it (and its nonce): the callback frees it. */
                 l->cancelled = true;
@@ -439,12 +630,14 @@ void lk_logins_caller_left(struct lk_logins *ls, const char *name)
         for (struct lk_login *l = ls->list; l; l = l->next) {
                 if (!l->caller || !streq(l->caller, name) || l->cancelled)
                         continue;
-                if (l->state == LK_LOGIN_PENDING)
+                if (l->state == LK_LOGIN_PENDING) {
+                        login_report_cancelled(l);
                         login_end(l, "ended when its caller left the bus");
-                else if (l->state == LK_LOGIN_EXCHANGING) {
+                } else if (login_busy(l)) {
                         char fp[LK_FINGERPRINT_SIZE];
 
                         /* The exchange frees it, as for CancelLogin; its CompleteLogin hears. */
+                        login_report_cancelled(l);
                         l->cancelled = true;
                         lk_fingerprint(l->id, fp);
                         lk_log_auth(LOG_INFO, "Login %s for %s cancelled: its caller left the bus",
@@ -461,7 +654,7 @@ unsigned lk_logins_sweep(struct lk_logins *ls)
         for (struct lk_login **p = &ls->list; *p;) {
                 struct lk_login *l = *p;
 
-                if (l->state != LK_LOGIN_EXCHANGING && now >= l->expires_ms)
+                if (!login_busy(l) && now >= l->expires_ms)
                         login_end(l, l->state == LK_LOGIN_DONE
                                          ? "expired before its session was opened"
                                          : NULL);
@@ -490,6 +683,10 @@ void lk_logins_free_all(struct lk_logins *ls)
                 /* An exchange cut short: its caller still gets an answer. */
                 if (l->done)
                         l->done(l->done_userdata, NULL, -LK_ERR_PROVIDER_UNAVAILABLE, &e);
+                if (l->started)
+                        l->started(l->done_userdata, NULL, -LK_ERR_PROVIDER_UNAVAILABLE, &e);
+                if (!l->cancelled)
+                        login_report(l, NULL, -LK_ERR_PROVIDER_UNAVAILABLE, &e);
                 login_free(l);
         }
         ls->n = 0;

@@ -37,6 +37,18 @@
 #define LK_LOGINS_DONE_MAX 1024        /* completed, host-wide */
 #define LK_LOGINS_ENDED_MAX 1024       /* ended, remembered to say LoginExpired */
 #define LK_LOGIN_ANSWERS_MAX 3         /* CompleteLogin answers per login (the module's tries) */
+#define LK_LOGIN_WAITERS_MAX 4         /* WaitLogin calls waiting on one login */
+
+struct lk_login;
+
+/*
+ * A login has finished: done (user set, r 0), or ended for good (r < 0, e says why: the
+ * provider's refusal, the id_token, the user, the device code expired, cancelled, ...).
+ * Called once per login, whichever way it finishes (CompleteLogin's exchange, a device
+ * poll's tokens, the callback listener's redirect, expiry, cancel), before its secrets go.
+ */
+typedef void (*lk_login_finished_fn)(void *userdata, struct lk_login *l, const char *user, int r,
+                                     const struct lk_error *e);
 
 /* Every login; what they need from outside, given by whoever makes it (manager.c, tests). */
 struct lk_logins {
@@ -48,14 +60,21 @@ struct lk_logins {
         uid_t uid_min;                  /* UID_MIN of login.defs: below it, system accounts */
         struct lk_idp idp;
         struct lk_accounts *accounts;   /* provider accounts ([accounts]); NULL: none */
+        lk_login_finished_fn finished; /* may be NULL */
+        void *userdata;
 };
 
 enum lk_login_state {
-        LK_LOGIN_PENDING,    /* waiting for the person's answer */
+        LK_LOGIN_STARTING,   /* device flow: the device authorization under way */
+        LK_LOGIN_PENDING,    /* waiting for the person's answer (device: for the approval) */
         LK_LOGIN_EXCHANGING, /* code exchange under way */
         LK_LOGIN_DONE,       /* grant waiting for OpenSession */
         LK_LOGIN_EXPIRED,    /* secrets gone; remembered to say so */
 };
+
+/* BeginLogin of the device flow: the login once the provider gave its codes, else r < 0. */
+typedef void (*lk_login_started_fn)(void *userdata, struct lk_login *l, int r,
+                                    const struct lk_error *e);
 
 /* Called once when CompleteLogin is decided: user on success, else r < 0 and e. */
 typedef void (*lk_login_done_fn)(void *userdata, const char *user, int r, const struct lk_error *e);
@@ -77,6 +96,14 @@ struct lk_login {
         struct lk_grant *grant;        /* LK_LOGIN_DONE */
         lk_login_done_fn done;
         void *done_userdata;
+        lk_login_started_fn started;   /* LK_LOGIN_STARTING: BeginLogin's, with done_userdata */
+        enum lk_flow flow;             /* LK_FLOW_CODE or LK_FLOW_DEVICE */
+        struct lk_device_auth *device; /* LK_FLOW_DEVICE: the codes, where, the interval now */
+        bool reported;                 /* finished() was called */
+        /* Whoever waits for it to finish (the D-Bus face's WaitLogin calls), answered from
+         * finished(); login.c only keeps the room. */
+        void *waiting[LK_LOGIN_WAITERS_MAX];
+        unsigned n_waiting;
 };
 
 /*
@@ -100,6 +127,21 @@ int lk_login_admit(struct lk_logins *ls, uid_t owner_uid, uid_t user_uid, struct
 int lk_login_begin(struct lk_logins *ls, uid_t owner_uid, const char *user, uid_t user_uid,
                    const char *caller, struct lk_login **ret, struct lk_error *e);
 
+/*
+ * The device flow (RFC 8628): makes a login, as lk_login_begin(), whose start is the device
+ * authorization request; started is called later, exactly once, with the login once the
+ * provider gave its codes (ret_login NULL and r < 0 when it did not). Its lifetime is the
+ * shorter of login_timeout and the device code's.
+ */
+int lk_login_begin_device(struct lk_logins *ls, uid_t owner_uid, const char *user,
+                          uid_t user_uid, const char *caller, lk_login_started_fn started,
+                          void *userdata, struct lk_error *e);
+
+/* What the person is shown: the authorization URL, or the device verification address. */
+const char *lk_login_url(const struct lk_login *l);
+/* Seconds until it expires (0 once it has). */
+unsigned lk_login_seconds_left(const struct lk_logins *ls, const struct lk_login *l);
+
 /* The login of that id, expired or not; NULL when there is none. */
 struct lk_login *lk_login_find(struct lk_logins *ls, const char *id);
 
@@ -113,7 +155,25 @@ struct lk_login *lk_login_find_by_state(struct lk_logins *ls, const char *state)
 /* 0 when the login waits for its answer, else LoginExpired / TooManyRequests / InvalidArgument. */
 int lk_login_check_pending(struct lk_logins *ls, struct lk_login *l, struct lk_error *e);
 
-/* Checks the answer and starts the code exchange; done is called later, exactly once. */
+/* 0 when the login has not ended (pending, being completed or done), else LoginExpired. */
+int lk_login_check_live(struct lk_logins *ls, struct lk_login *l, struct lk_error *e);
+
+/*
+ * The one way a login gets its outcome, whatever brought it (the code exchange of
+ * CompleteLogin or of the callback listener, a device poll): grant (verified id_token
+ * claims, taken over) or err. With a grant, the claims are checked against the login's user
+ * ([users], the same name, system accounts) and the login is done; refused, or with an error
+ * the provider gave as its judgement, the login ends; an error that judged nothing
+ * (provider unreachable) leaves it pending for another answer, within LK_LOGIN_ANSWERS_MAX.
+ * finished() hears of either end. Returns 0 when done, else the error, in e.
+ */
+int lk_login_finish(struct lk_login *l, struct lk_grant *grant, const struct lk_error *err,
+                    struct lk_error *e);
+
+/*
+ * Checks the answer and starts the code exchange; done (may be NULL: the callback listener
+ * needs no reply) is called later, exactly once.
+ */
 int lk_login_complete(struct lk_logins *ls, struct lk_login *l, const char *answer,
                       lk_login_done_fn done, void *userdata, struct lk_error *e);
 

@@ -17,6 +17,7 @@
 #include "broker/accounts.h"
 #include "broker/broker_dbus.h"
 #include "broker/budget.h"
+#include "broker/device_poll.h"
 #include "broker/callback_listener.h"
 #include "broker/login.h"
 #include "broker/offline.h"
@@ -46,6 +47,7 @@ struct broker {
         struct lk_session_store *store;
         struct lk_accounts *accounts; /* [accounts] nss: the cache NSS reads; else NULL */
         struct lk_logins logins;
+        struct lk_device_polls polls; /* the device flow's pollers (device_poll.h) */
         struct lk_sessions sessions;
         struct lk_offline offline; /* the offline PINs */
         struct lk_broker_dbus dbus; /* what the D-Bus face works on */
@@ -102,13 +104,36 @@ static int idp_revoke(void *idp, const char *token, const char *hint, lk_provide
         return lk_provider_revoke(idp, token, hint, done, userdata);
 }
 
+static int idp_device_authorize(void *idp, lk_provider_device_fn done, void *userdata)
+{
+        return lk_provider_device_authorize(idp, done, userdata);
+}
+
+static int idp_device_poll(void *idp, const char *device_code, lk_provider_grant_fn done,
+                           void *userdata)
+{
+        return lk_provider_device_poll(idp, device_code, done, userdata);
+}
+
 static const struct lk_idp_ops provider_ops = {
         .endpoints = idp_endpoints,
         .exchange_code = idp_exchange_code,
         .refresh = idp_refresh,
         .refresh_for = idp_refresh_for,
         .revoke = idp_revoke,
+        .device_authorize = idp_device_authorize,
+        .device_poll = idp_device_poll,
 };
+
+/* A login finished, whichever way: its poller stops, its WaitLogin calls hear. */
+static void on_login_finished(void *userdata, struct lk_login *l, const char *user, int r,
+                              const struct lk_error *e)
+{
+        struct broker *b = userdata;
+
+        lk_device_poll_stop(&b->polls, l);
+        lk_broker_login_finished(l, user, r, e);
+}
 
 /*
  * A session changed: the bus says so. A refresh brings the account's groups up to date; an
@@ -295,6 +320,7 @@ void broker_free(struct broker *b)
         lk_provider_free(b->provider);
         lk_http_free(b->http);
         /* Their callers still get an answer, while the bus is still there. */
+        lk_device_polls_free_all(&b->polls);
         lk_logins_free_all(&b->logins);
         /* After the logins: a callback waiting for its exchange has had its answer. */
         lk_callback_listener_free(b->callback);
@@ -391,7 +417,10 @@ int broker_new(const struct broker_options *o, struct broker **ret, struct lk_er
 
         b->logins = (struct lk_logins){.clock = &lk_clock_system, .config = b->config,
                                        .uid_min = b->uid_min, .accounts = b->accounts,
-                                       .idp = {&provider_ops, b->provider}};
+                                       .idp = {&provider_ops, b->provider},
+                                       .finished = on_login_finished, .userdata = b};
+        b->polls = (struct lk_device_polls){.loop = b->loop, .idp = {&provider_ops, b->provider},
+                                            .budget = b->budget, .clock = &lk_clock_system};
         b->sessions = (struct lk_sessions){.clock = &lk_clock_system, .config = b->config,
                                            .uid_min = b->uid_min,
                                            .idp = {&provider_ops, b->provider},
@@ -400,6 +429,7 @@ int broker_new(const struct broker_options *o, struct broker **ret, struct lk_er
         b->dbus = (struct lk_broker_dbus){.config = b->config, .uid_min = b->uid_min,
                                           .clock = &lk_clock_system, .logins = &b->logins,
                                           .sessions = &b->sessions, .budget = b->budget,
+                                          .polls = &b->polls,
                                           .offline = &b->offline, .http = b->http,
                                           .accounts = b->accounts,
                                           .idp = {&provider_ops, b->provider},
@@ -423,6 +453,8 @@ int broker_new(const struct broker_options *o, struct broker **ret, struct lk_er
                         lk_error_clear(e);
                 }
         }
+        /* GetLoginInfo says callback = true only when the listener really runs. */
+        b->dbus.callback_listener = b->callback != NULL;
 
         /* Last: once we own the name, callers may come. */
         r = lk_bus_new(b->loop, &lk_broker_bus_ops, &b->dbus, &b->bus, e);

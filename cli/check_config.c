@@ -217,6 +217,37 @@ static void check_algorithms(struct report *rep, const struct lk_config *c, json
                       offered_text, allowed_text);
 }
 
+/*
+ * Which grants this provider offers (doc: the discovery document, NULL with discovery = no):
+ * the code flow where an authorization endpoint is known, the device flow (RFC 8628) where a
+ * device authorization endpoint is; and which one [provider] flow picks.
+ */
+static void check_flows(struct report *rep, const struct lk_config *c, json_t *doc)
+{
+        const char *authz = !isempty(c->authorization_endpoint)
+                                ? c->authorization_endpoint
+                                : json_string_value(json_object_get(doc, "authorization_endpoint"));
+        const char *device =
+                !isempty(c->device_authorization_endpoint)
+                        ? c->device_authorization_endpoint
+                        : json_string_value(json_object_get(doc, "device_authorization_endpoint"));
+        struct lk_endpoints ep = {.device_authorization_endpoint = (char *)device};
+        enum lk_flow used = lk_endpoints_flow(c, &ep);
+        const char *used_name = used == LK_FLOW_DEVICE ? "device" : "code";
+
+        if (used == LK_FLOW_DEVICE && !device)
+                check(rep, "flow", LEVEL_ERROR,
+                      "flow = device, but the provider offers no device authorization endpoint "
+                      "(set device_authorization_endpoint, or flow = code)");
+        else if (used == LK_FLOW_CODE && !authz)
+                check(rep, "flow", LEVEL_ERROR, "the code flow needs an authorization endpoint");
+        else
+                check(rep, "flow", LEVEL_OK, "the provider offers %s%s%s; logins use the %s flow%s",
+                      authz ? "the code flow" : "", authz && device ? " and " : "",
+                      device ? "the device flow (RFC 8628)" : "", used_name,
+                      c->flow == LK_FLOW_AUTO ? " (flow = auto)" : "");
+}
+
 /* The raw discovery document against the configuration. */
 static void check_discovery(struct report *rep, const struct lk_config *c)
 {
@@ -228,6 +259,7 @@ static void check_discovery(struct report *rep, const struct lk_config *c)
 
         if (!c->discovery) {
                 check(rep, "discovery", LEVEL_OK, "off: endpoints are set by hand");
+                check_flows(rep, c, NULL);
                 return;
         }
         if (lk_discovery_url(c->issuer, &url, &e) < 0) {
@@ -281,6 +313,7 @@ static void check_discovery(struct report *rep, const struct lk_config *c)
                               "revoke_on_close is set, but no revocation endpoint is known");
         }
         check_algorithms(rep, c, json_object_get(doc, "id_token_signing_alg_values_supported"));
+        check_flows(rep, c, doc);
 }
 
 struct prepare {

@@ -2,7 +2,10 @@
 /*
  * latchkeyctl login USER: the whole login flow at a terminal, without PAM,
  * for admins trying a configuration: BeginLogin, the address (and a QR code
- * of it), the person's answer, CompleteLogin, OpenSession under a random id.
+ * of it), then the same ways to finish as pam_latchkey: the device flow waits
+ * for the approval (WaitLogin, nothing typed), the code flow takes the person's
+ * answer (CompleteLogin), or Enter where the broker receives the redirect
+ * itself; then OpenSession under a random id.
  * The person-facing text goes to stderr; stdout gets only the session id.
  */
 #include <errno.h>
@@ -19,8 +22,11 @@
 #include "cli/latchkeyctl.h"
 
 static const char options_help[] =
-        "Shows the address to open in a browser (and a QR code of it), then asks for\n"
-        "the code, or the whole address the browser was sent back to, on stdin.\n"
+        "Shows the address to open in a browser (and a QR code of it). With the device\n"
+        "flow ([provider] flow in latchkey.conf(5)) it also shows the code to confirm\n"
+        "there and waits for the sign-in; with the code flow it asks for the code, or\n"
+        "the whole address the browser was sent back to, on stdin (Enter alone where\n"
+        "the broker receives the redirect itself).\n"
         "Prints the new session's id on stdout; use it as LATCHKEY_SESSION.\n\n"
         "With --session, signs in again inside a session whose sign-in expired: the\n"
         "user is the session's, and the new tokens go to the same session id\n"
@@ -216,6 +222,53 @@ static int login_fail(const struct latchkey *lk, int error)
         return code == EXIT_NO_SESSION ? EXIT_ERROR : code;
 }
 
+static void latchkey_login_info_freep(struct latchkey_login_info **i)
+{
+        latchkey_login_info_free(*i);
+}
+
+/* WaitLogin: the broker finishes the login (the device approval, the callback). */
+static int wait_login(struct latchkey *lk, const char *login_id,
+                      const struct latchkey_login_info *info, char **ret_user)
+{
+        int r = latchkey_wait_login(lk, login_id, info->seconds_left + 10, ret_user);
+
+        if (r < 0) {
+                r = login_fail(lk, r);
+                (void)latchkey_cancel_login(lk, login_id);
+                return r;
+        }
+        return EXIT_OK;
+}
+
+/*
+ * OpenSession under a random id, printed on stdout; or, with renew_id (--session), the tokens
+ * go to that session of the caller's.
+ */
+static int open_session(struct latchkey *lk, const char *login_id, const char *who,
+                        const char *renew_id)
+{
+        char session_id[20];
+        int r;
+
+        if (renew_id) {
+                r = latchkey_renew_session(lk, login_id, renew_id);
+                if (r < 0)
+                        return login_fail(lk, r);
+                fprintf(stderr, "Signed in again as %s; session %s renewed.\n", who, renew_id);
+                printf("%s\n", renew_id);
+                return EXIT_OK;
+        }
+        if (random_session_id(session_id) < 0)
+                return fail("login", EXIT_ERROR, "cannot make a session id: %m");
+        r = latchkey_open_session(lk, login_id, session_id);
+        if (r < 0)
+                return login_fail(lk, r);
+        fprintf(stderr, "Logged in as %s; session %s.\n", who, session_id);
+        printf("%s\n", session_id);
+        return EXIT_OK;
+}
+
 int cmd_login(int argc, char *argv[])
 {
         static const struct option longopts[] = {
@@ -229,8 +282,8 @@ int cmd_login(int argc, char *argv[])
         _cleanup_(unlink_and_free) char *page = NULL;
         _cleanup_(latchkey_closep) struct latchkey *lk = NULL;
         _cleanup_free_ char *login_id = NULL, *url = NULL, *who = NULL;
+        _cleanup_(latchkey_login_info_freep) struct latchkey_login_info *info = NULL;
         _cleanup_secret_ char *answer = NULL;
-        char session_id[20];
         const char *user;
         bool qr = true, renew = false, browser = true;
         int c, r;
@@ -277,6 +330,10 @@ int cmd_login(int argc, char *argv[])
         if (renew && browser)
                 page = open_in_browser(url);
 
+        /* A broker without GetLoginInfo knows only the code flow: paste, as before. */
+        if (latchkey_login_info(lk, login_id, &info) < 0)
+                info = NULL;
+
         /* The address carries the login's state and nonce: for this person's eyes only. */
         fprintf(stderr, "Open this address in a browser and sign in:\n\n%s\n\n", url);
         if (qr) {
@@ -287,10 +344,27 @@ int cmd_login(int argc, char *argv[])
                 else
                         fprintf(stderr, "(the address is too long for a QR code)\n\n");
         }
-        fprintf(stderr, "Then paste the code, or the whole address the browser was sent to: ");
+        if (info && info->device) {
+                fprintf(stderr, "Confirm the code %s there. Waiting for the sign-in (%u s "
+                                "left)...\n",
+                        info->user_code, info->seconds_left);
+                r = wait_login(lk, login_id, info, &who);
+                return r != EXIT_OK ? r
+                                    : open_session(lk, login_id, who, renew ? renew_id : NULL);
+        }
+        if (info && info->callback)
+                fprintf(stderr, "Press Enter when you have signed in (or paste the code): ");
+        else
+                fprintf(stderr,
+                        "Then paste the code, or the whole address the browser was sent to: ");
         fflush(stderr);
 
         r = read_answer(STDIN_FILENO, &answer);
+        if (r == -ENODATA && info && info->callback) {
+                r = wait_login(lk, login_id, info, &who);
+                return r != EXIT_OK ? r
+                                    : open_session(lk, login_id, who, renew ? renew_id : NULL);
+        }
         if (r < 0) {
                 (void)latchkey_cancel_login(lk, login_id);
                 if (r == -E2BIG)
@@ -307,21 +381,5 @@ int cmd_login(int argc, char *argv[])
                 (void)latchkey_cancel_login(lk, login_id);
                 return r;
         }
-
-        if (renew) {
-                r = latchkey_renew_session(lk, login_id, renew_id);
-                if (r < 0)
-                        return login_fail(lk, r);
-                fprintf(stderr, "Signed in again as %s; session %s renewed.\n", who, renew_id);
-                printf("%s\n", renew_id);
-                return EXIT_OK;
-        }
-        if (random_session_id(session_id) < 0)
-                return fail("login", EXIT_ERROR, "cannot make a session id: %m");
-        r = latchkey_open_session(lk, login_id, session_id);
-        if (r < 0)
-                return login_fail(lk, r);
-        fprintf(stderr, "Logged in as %s; session %s.\n", who, session_id);
-        printf("%s\n", session_id);
-        return EXIT_OK;
+        return open_session(lk, login_id, who, renew ? renew_id : NULL);
 }

@@ -269,19 +269,147 @@ int lk_client_begin_login(DBusConnection *c, int timeout_ms, const char *user,
         return lk_client_parse_begin_login(reply, ret_login_id, ret_url, e);
 }
 
-int lk_client_parse_complete_login(DBusMessage *reply, char **ret_user,
-                                   struct lk_client_error *e)
+/* CompleteLogin's and WaitLogin's reply: (s user). */
+static int parse_user(DBusMessage *reply, const char *method, char **ret_user,
+                      struct lk_client_error *e)
 {
         const char *user = NULL;
 
         /* get_args reads the first arguments only: the whole signature must match */
-        if (!dbus_message_has_signature(reply, LK_BUS_COMPLETE_LOGIN_OUT) ||
+        if (!dbus_message_has_signature(reply, "s") ||
             !dbus_message_get_args(reply, NULL, DBUS_TYPE_STRING, &user, DBUS_TYPE_INVALID))
-                return bad_reply(e, LK_BUS_METHOD_COMPLETE_LOGIN,
-                                 "is not (" LK_BUS_COMPLETE_LOGIN_OUT ")");
+                return bad_reply(e, method, "is not (s)");
         if (!lk_reply_user_valid(user))
-                return bad_reply(e, LK_BUS_METHOD_COMPLETE_LOGIN, "holds no usable user name");
+                return bad_reply(e, method, "holds no usable user name");
         return dup_out(user, ret_user, e);
+}
+
+_Static_assert(sizeof(LK_BUS_COMPLETE_LOGIN_OUT) == 2 && sizeof(LK_BUS_WAIT_LOGIN_OUT) == 2,
+               "CompleteLogin and WaitLogin answer (s)");
+
+int lk_client_parse_complete_login(DBusMessage *reply, char **ret_user,
+                                   struct lk_client_error *e)
+{
+        return parse_user(reply, LK_BUS_METHOD_COMPLETE_LOGIN, ret_user, e);
+}
+
+int lk_client_wait_login(DBusConnection *c, int timeout_ms, const char *login_id,
+                         char **ret_user, struct lk_client_error *e)
+{
+        _cleanup_(dbus_message_unrefp) DBusMessage *reply = NULL;
+        int r;
+
+        if (!lk_reply_string_valid(login_id, LK_ARG_ID_MAX))
+                return bad_arg(e, "a login id", LK_ARG_ID_MAX);
+        r = call(c, timeout_ms, LK_BUS_METHOD_WAIT_LOGIN, LK_BUS_WAIT_LOGIN_OUT,
+                 &(struct call_args){ .a = login_id }, &reply, e);
+        if (r < 0)
+                return r;
+        return parse_user(reply, LK_BUS_METHOD_WAIT_LOGIN, ret_user, e);
+}
+
+void lk_client_login_info_clear(struct lk_client_login_info *i)
+{
+        free(i->url);
+        free(i->user_code);
+        *i = (struct lk_client_login_info){0};
+}
+
+/* One entry of GetLoginInfo's a{sv}: the value's type must be the key's. */
+static int info_entry(DBusMessageIter *entry, struct lk_client_login_info *i,
+                      struct lk_client_error *e)
+{
+        const char *m = LK_BUS_METHOD_GET_LOGIN_INFO;
+        DBusMessageIter v;
+        const char *key, *s = NULL;
+        dbus_bool_t b;
+        int type;
+
+        dbus_message_iter_get_basic(entry, &key);
+        dbus_message_iter_next(entry);
+        dbus_message_iter_recurse(entry, &v);
+        type = dbus_message_iter_get_arg_type(&v);
+        if (type == DBUS_TYPE_STRING)
+                dbus_message_iter_get_basic(&v, &s);
+        if (streq(key, "flow") || streq(key, "state")) {
+                if (!s)
+                        return bad_reply(e, m, "has a flow or state that is not a string");
+                if (streq(key, "flow") && (streq(s, "code") || streq(s, "device")))
+                        i->device = streq(s, "device");
+                else if (streq(key, "state") && (streq(s, "pending") || streq(s, "done")))
+                        i->done = streq(s, "done");
+                else
+                        return bad_reply(e, m, "has an unknown flow or state");
+        } else if (streq(key, "url")) {
+                if (!s || !lk_reply_url_valid(s))
+                        return bad_reply(e, m, "holds no usable http(s) address");
+                free(i->url);
+                return dup_out(s, &i->url, e);
+        } else if (streq(key, "user_code")) {
+                /* It goes onto a screen, to be typed: a word. */
+                if (!s || !lk_reply_word_valid(s, LK_CLIENT_USER_CODE_MAX))
+                        return bad_reply(e, m, "holds no usable user code");
+                free(i->user_code);
+                return dup_out(s, &i->user_code, e);
+        } else if (streq(key, "interval") || streq(key, "seconds_left")) {
+                if (type != DBUS_TYPE_UINT32)
+                        return bad_reply(e, m, "has an interval or seconds_left that is not (u)");
+                dbus_message_iter_get_basic(&v, streq(key, "interval") ? &i->interval
+                                                                       : &i->seconds_left);
+        } else if (streq(key, "callback")) {
+                if (type != DBUS_TYPE_BOOLEAN)
+                        return bad_reply(e, m, "has a callback that is not (b)");
+                dbus_message_iter_get_basic(&v, &b);
+                i->callback = b;
+        }
+        /* Unknown keys are ignored: the broker may say more one day. */
+        return 0;
+}
+
+int lk_client_parse_login_info(DBusMessage *reply, struct lk_client_login_info *ret,
+                               struct lk_client_error *e)
+{
+        struct lk_client_login_info i = {0};
+        DBusMessageIter it, dict;
+        int r = 0;
+
+        if (!dbus_message_has_signature(reply, LK_BUS_GET_LOGIN_INFO_OUT) ||
+            !dbus_message_iter_init(reply, &it))
+                return bad_reply(e, LK_BUS_METHOD_GET_LOGIN_INFO,
+                                 "is not (" LK_BUS_GET_LOGIN_INFO_OUT ")");
+        dbus_message_iter_recurse(&it, &dict);
+        for (; r >= 0 && dbus_message_iter_get_arg_type(&dict) == DBUS_TYPE_DICT_ENTRY;
+             dbus_message_iter_next(&dict)) {
+                DBusMessageIter entry;
+
+                dbus_message_iter_recurse(&dict, &entry);
+                r = info_entry(&entry, &i, e);
+        }
+        if (r >= 0 && !i.url)
+                r = bad_reply(e, LK_BUS_METHOD_GET_LOGIN_INFO, "names no address");
+        if (r >= 0 && i.device && !i.user_code)
+                r = bad_reply(e, LK_BUS_METHOD_GET_LOGIN_INFO, "names no user code");
+        if (r < 0) {
+                lk_client_login_info_clear(&i);
+                return r;
+        }
+        *ret = i;
+        return 0;
+}
+
+int lk_client_get_login_info(DBusConnection *c, int timeout_ms, const char *login_id,
+                             struct lk_client_login_info *ret, struct lk_client_error *e)
+{
+        _cleanup_(dbus_message_unrefp) DBusMessage *reply = NULL;
+        int r;
+
+        if (!lk_reply_string_valid(login_id, LK_ARG_ID_MAX))
+                return bad_arg(e, "a login id", LK_ARG_ID_MAX);
+        r = call(c, timeout_ms, LK_BUS_METHOD_GET_LOGIN_INFO, LK_BUS_GET_LOGIN_INFO_OUT,
+                 &(struct call_args){ .a = login_id }, &reply, e);
+        if (r < 0)
+                return r;
+        return lk_client_parse_login_info(reply, ret, e);
 }
 
 int lk_client_complete_login(DBusConnection *c, int timeout_ms, const char *login_id,

@@ -73,6 +73,27 @@ int lk_client_complete_login(DBusConnection *c, int timeout_ms, const char *logi
                              const char *answer, char **ret_user, struct lk_client_error *e);
 int lk_client_cancel_login(DBusConnection *c, int timeout_ms, const char *login_id,
                            struct lk_client_error *e);
+
+/* GetLoginInfo: what to show for a login (the flow, the address, the device user code). */
+#define LK_CLIENT_USER_CODE_MAX 64 /* bytes of a device flow's user code shown */
+struct lk_client_login_info {
+        bool device;         /* flow "device" (else "code") */
+        bool done;           /* state "done" (else "pending") */
+        bool callback;       /* the broker's callback listener receives the redirect */
+        char *url;           /* an http(s) address, a word */
+        char *user_code;     /* device flow only: a word; else NULL */
+        uint32_t interval;   /* device flow: seconds between the broker's polls */
+        uint32_t seconds_left;
+};
+void lk_client_login_info_clear(struct lk_client_login_info *i);
+int lk_client_get_login_info(DBusConnection *c, int timeout_ms, const char *login_id,
+                             struct lk_client_login_info *ret, struct lk_client_error *e);
+/*
+ * WaitLogin(login_id) → the user, once the login completes by itself (device approval,
+ * callback listener) or by a CompleteLogin; timeout_ms should cover the login's seconds_left.
+ */
+int lk_client_wait_login(DBusConnection *c, int timeout_ms, const char *login_id,
+                         char **ret_user, struct lk_client_error *e);
 int lk_client_open_session(DBusConnection *c, int timeout_ms, const char *login_id,
                            const char *session_id, struct lk_client_error *e);
 int lk_client_close_session(DBusConnection *c, int timeout_ms, const char *session_id,
@@ -134,6 +155,8 @@ int lk_client_parse_begin_login(DBusMessage *reply, char **ret_login_id, char **
                                 struct lk_client_error *e);
 int lk_client_parse_complete_login(DBusMessage *reply, char **ret_user,
                                    struct lk_client_error *e);
+int lk_client_parse_login_info(DBusMessage *reply, struct lk_client_login_info *ret,
+                               struct lk_client_error *e);
 int lk_client_parse_get_token(DBusMessage *reply, char **ret_token, int64_t *ret_expires_at,
                               char **ret_type, struct lk_client_error *e);
 int lk_client_parse_get_claims(DBusMessage *reply, char **ret_json, struct lk_client_error *e);

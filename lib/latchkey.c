@@ -335,3 +335,62 @@ int latchkey_get_pin_state(struct latchkey *lk, const char *user, int probe,
         snprintf(ret->provider, sizeof(ret->provider), "%s", st.provider);
         return 0;
 }
+
+int latchkey_login_info(struct latchkey *lk, const char *login_id,
+                        struct latchkey_login_info **ret)
+{
+        struct lk_client_login_info i = {0};
+        struct latchkey_login_info *out;
+        struct lk_client_error e;
+        DBusConnection *c;
+        int r;
+
+        if (!lk || !ret)
+                return lkl_error(lk, LATCHKEY_ERROR_INVALID_ARGUMENT, "no place for the answer");
+        r = lkl_bus(lk, &c);
+        if (r < 0)
+                return r;
+        r = lk_client_get_login_info(c, LATCHKEY_TIMEOUT_MS, login_id, &i, &e);
+        if (r < 0)
+                return lkl_done(lk, r, &e);
+        out = calloc(1, sizeof(*out));
+        if (!out) {
+                lk_client_login_info_clear(&i);
+                return lkl_error(lk, LATCHKEY_ERROR_NO_MEMORY, "out of memory");
+        }
+        *out = (struct latchkey_login_info){
+                .device = i.device, .done = i.done, .callback = i.callback,
+                .url = TAKE_PTR(i.url), .user_code = TAKE_PTR(i.user_code),
+                .interval = i.interval, .seconds_left = i.seconds_left,
+        };
+        *ret = out;
+        return lkl_done(lk, 0, &e);
+}
+
+void latchkey_login_info_free(struct latchkey_login_info *info)
+{
+        if (!info)
+                return;
+        free(info->url);
+        free(info->user_code);
+        free(info);
+}
+
+int latchkey_wait_login(struct latchkey *lk, const char *login_id, unsigned timeout_s,
+                        char **ret_user)
+{
+        struct lk_client_error e;
+        DBusConnection *c;
+        int r;
+
+        if (!lk)
+                return LATCHKEY_ERROR_INVALID_ARGUMENT;
+        if (timeout_s < 1 || timeout_s > 86400)
+                return lkl_error(lk, LATCHKEY_ERROR_INVALID_ARGUMENT,
+                                 "the time to wait must be 1 to 86400 seconds");
+        r = lkl_bus(lk, &c);
+        if (r < 0)
+                return r;
+        r = lk_client_wait_login(c, (int)timeout_s * 1000, login_id, ret_user, &e);
+        return lkl_done(lk, r, &e);
+}

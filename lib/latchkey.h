@@ -281,6 +281,44 @@ int latchkey_change_pin(struct latchkey *lk, const char *session_id, const char 
 int latchkey_get_pin_state(struct latchkey *lk, const char *user, int probe,
                            struct latchkey_pin_state *ret);
 
+/*
+ * Finishing a login without an answer (since 0.2): the device flow (RFC 8628, [provider] flow
+ * in latchkey.conf(5)), where the broker polls the provider itself, and the code flow where
+ * the broker's callback listener receives the redirect.
+ *
+ * latchkey_login_info(): GetLoginInfo(login_id): what to show the person. *ret (free with
+ * latchkey_login_info_free()) says the flow (device: 1 for the device flow, then user_code is
+ * the code the person confirms at url; 0 for the code flow), the address (url: the
+ * authorization address, or the device flow's verification address with the code in it),
+ * interval (device flow: seconds between the broker's polls), seconds_left (until the login
+ * expires), callback (1 when the broker itself receives the browser's redirect: nothing to
+ * paste) and done (1 once signed in). The library may add fields at the end: never allocate
+ * this struct yourself. Errors: INVALID_ARGUMENT, NO_MEMORY, NO_BROKER, NOT_FOUND (no such
+ * login, or not yours), LOGIN_EXPIRED, BAD_REPLY, FAILED.
+ *
+ * latchkey_wait_login(): WaitLogin(login_id): returns once the login completes by itself (the
+ * approval at the provider, the callback) or by a latchkey_complete_login() elsewhere, waiting
+ * at most timeout_s seconds (1..86400; give seconds_left). *ret_user (may be NULL; free()) as
+ * for latchkey_complete_login(). Errors: as latchkey_complete_login(), and ACCESS_DENIED
+ * (the sign-in was refused at the provider), LOGIN_EXPIRED (the device code or the login
+ * expired, or the login was cancelled), TOO_MANY_REQUESTS (4 already wait on it), NO_BROKER
+ * when timeout_s passed.
+ */
+struct latchkey_login_info {
+        int device;
+        int done;
+        int callback;
+        char *url;
+        char *user_code; /* NULL for the code flow */
+        unsigned interval;
+        unsigned seconds_left;
+};
+int latchkey_login_info(struct latchkey *lk, const char *login_id,
+                        struct latchkey_login_info **ret);
+void latchkey_login_info_free(struct latchkey_login_info *info);
+int latchkey_wait_login(struct latchkey *lk, const char *login_id, unsigned timeout_s,
+                        char **ret_user);
+
 #ifdef __cplusplus
 }
 #endif

@@ -21,8 +21,7 @@ void lk_authorization_free(struct lk_authorization *a)
         free(a);
 }
 
-/* "openid profile email", from the config's list; "openid" when the list is empty. */
-static char *join_scopes(char *const *scopes)
+char *lk_scope_string(char *const *scopes)
 {
         size_t len = 0;
         char *s, *p;
@@ -105,7 +104,7 @@ int lk_authorization_new(const struct lk_config *c, const struct lk_endpoints *e
         if (r < 0)
                 return lk_error_set(e, r, "Cannot make the login's random values");
 
-        scope = join_scopes(c->scopes);
+        scope = lk_scope_string(c->scopes);
         if (!scope)
                 return lk_error_set(e, LK_ERR_NOMEM, "Out of memory");
 

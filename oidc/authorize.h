@@ -6,6 +6,9 @@
 #include "oidc/discovery.h"
 #include "oidc/error.h"
 
+/* "openid profile email", from the config's list; "openid" when the list is empty. NULL: OOM. */
+char *lk_scope_string(char *const *scopes);
+
 struct lk_authorization {
         char *state;    /* secret */
         char *nonce;    /* secret */

@@ -19,6 +19,13 @@ enum lk_client_auth {
         LK_CLIENT_AUTH_BASIC, /* client_secret_basic */
 };
 
+/* [provider] flow: which grant a login uses (RFC 6749 §4.1, or RFC 8628). */
+enum lk_flow {
+        LK_FLOW_AUTO,   /* device where the provider offers it, else code */
+        LK_FLOW_CODE,   /* authorization code with PKCE, finished by paste (or the listener) */
+        LK_FLOW_DEVICE, /* device authorization grant: the broker polls */
+};
+
 /* How a GetToken audience is sent in a refresh request: RFC 8707 resource=, or audience=. */
 enum lk_audience_parameter {
         LK_AUDIENCE_RESOURCE, /* resource (RFC 8707) */
@@ -60,6 +67,8 @@ struct lk_config {
         char *jwks_uri;
         char *userinfo_endpoint;
         char *revocation_endpoint;
+        char *device_authorization_endpoint; /* RFC 8628; NULL when not set by hand */
+        enum lk_flow flow;
         char *client_id;
         char *client_secret_file; /* as written; NULL when not set */
         char *client_secret; /* a secret: wiped on free; NULL when none */

@@ -97,6 +97,14 @@ void conf_check_keys(struct conf_loader *l)
                                              "must be set when discovery = no");
                 }
 
+        if (!c->discovery && c->flow == LK_FLOW_DEVICE &&
+            missing(l, "device_authorization_endpoint")) {
+                const struct conf_origin *f = conf_origin_of(l, "flow");
+
+                conf_problem(l, f->source, f->line, "provider", "device_authorization_endpoint",
+                             "must be set when flow = device and discovery = no");
+        }
+
         conf_load_secret(l);
 
         if ((c->algorithms & (LK_ALG_HS256 | LK_ALG_HS384 | LK_ALG_HS512)) && !c->client_secret &&

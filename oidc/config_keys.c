@@ -26,12 +26,20 @@
 
 _Static_assert(sizeof(enum lk_client_auth) == sizeof(int) &&
                        sizeof(enum lk_nonce_mode) == sizeof(int) &&
+                       sizeof(enum lk_flow) == sizeof(int) &&
                        sizeof(enum lk_audience_parameter) == sizeof(int),
                "conf_parse_enum stores an int");
 
 static const struct conf_enum client_auth_names[] = {
         { "client_secret_post", LK_CLIENT_AUTH_POST },
         { "client_secret_basic", LK_CLIENT_AUTH_BASIC },
+        { NULL, 0 },
+};
+
+static const struct conf_enum flow_names[] = {
+        { "auto", LK_FLOW_AUTO },
+        { "code", LK_FLOW_CODE },
+        { "device", LK_FLOW_DEVICE },
         { NULL, 0 },
 };
 
@@ -64,6 +72,9 @@ const struct conf_key conf_keys[] = {
         KEY("provider", "jwks_uri",               url,        jwks_uri),
         KEY("provider", "userinfo_endpoint",      url,        userinfo_endpoint),
         KEY("provider", "revocation_endpoint",    url,        revocation_endpoint),
+        KEY("provider", "device_authorization_endpoint", url, device_authorization_endpoint),
+        KEY("provider", "flow",                   enum,       flow,
+            .def = "auto", .names = flow_names),
         KEY("provider", "client_id",              string,     client_id),
         KEY("provider", "client_secret_file",     path,       client_secret_file),
         KEY("provider", "client_secret",          secret,     client_secret, .flags = CONF_SECRET),

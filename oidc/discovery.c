@@ -24,6 +24,7 @@ void lk_endpoints_clear(struct lk_endpoints *ep)
         free(ep->jwks_uri);
         free(ep->userinfo_endpoint);
         free(ep->revocation_endpoint);
+        free(ep->device_authorization_endpoint);
         lk_strv_free(ep->id_token_algs);
         *ep = (struct lk_endpoints){0};
 }
@@ -170,8 +171,20 @@ static int pick_endpoints(const struct lk_config *c, json_t *doc, struct lk_endp
                           &ep->userinfo_endpoint, e);
         if (r < 0)
                 return r;
-        return pick_endpoint(doc, "revocation_endpoint", c->revocation_endpoint, false,
-                             &ep->revocation_endpoint, e);
+        r = pick_endpoint(doc, "revocation_endpoint", c->revocation_endpoint, false,
+                          &ep->revocation_endpoint, e);
+        if (r < 0)
+                return r;
+        return pick_endpoint(doc, "device_authorization_endpoint",
+                             c->device_authorization_endpoint, false,
+                             &ep->device_authorization_endpoint, e);
+}
+
+enum lk_flow lk_endpoints_flow(const struct lk_config *c, const struct lk_endpoints *ep)
+{
+        if (c->flow != LK_FLOW_AUTO)
+                return c->flow;
+        return ep && ep->device_authorization_endpoint ? LK_FLOW_DEVICE : LK_FLOW_CODE;
 }
 
 static int parse_algs(json_t *doc, char ***ret, struct lk_error *e)

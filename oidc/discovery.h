@@ -14,11 +14,15 @@ struct lk_endpoints {
         char *jwks_uri;
         char *userinfo_endpoint;   /* may be NULL */
         char *revocation_endpoint; /* may be NULL */
+        char *device_authorization_endpoint; /* RFC 8628; may be NULL */
         char **id_token_algs;      /* id_token_signing_alg_values_supported, may be NULL */
         bool iss_parameter;        /* authorization_response_iss_parameter_supported (RFC 9207) */
 };
 
 void lk_endpoints_clear(struct lk_endpoints *ep);
+
+/* The grant a login uses: [provider] flow, and for auto what the provider offers. */
+enum lk_flow lk_endpoints_flow(const struct lk_config *c, const struct lk_endpoints *ep);
 
 /* "{issuer}/.well-known/openid-configuration", built with curl's URL API. */
 int lk_discovery_url(const char *issuer, char **ret, struct lk_error *e);

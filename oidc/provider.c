@@ -22,6 +22,8 @@ enum op_kind {
         OP_EXCHANGE,
         OP_REFRESH,
         OP_REVOKE,
+        OP_DEVICE_AUTH, /* RFC 8628 §3.1 */
+        OP_DEVICE_POLL, /* RFC 8628 §3.4: one poll of the token endpoint */
 };
 
 enum op_wait {
@@ -36,10 +38,11 @@ struct op {
         enum op_kind kind;
         enum op_wait wait;
         lk_provider_done_fn done;        /* OP_PREPARE, OP_REVOKE */
-        lk_provider_grant_fn grant_done; /* OP_EXCHANGE, OP_REFRESH */
+        lk_provider_grant_fn grant_done; /* OP_EXCHANGE, OP_REFRESH, OP_DEVICE_POLL */
+        lk_provider_device_fn device_done; /* OP_DEVICE_AUTH */
         void *userdata;
 
-        char *code;          /* secrets, wiped on free */
+        char *code;          /* secrets, wiped on free (OP_DEVICE_POLL: the device_code) */
         char *verifier;
         char *nonce;
         char *refresh_token;
@@ -130,6 +133,7 @@ void lk_grant_free(struct lk_grant *g)
 static void op_finish(struct op *op, struct lk_grant *grant, const struct lk_error *err)
 {
         lk_provider_grant_fn grant_done = op->grant_done;
+        lk_provider_device_fn device_done = op->device_done;
         lk_provider_done_fn done = op->done;
         void *userdata = op->userdata;
         struct lk_error copy = {0};
@@ -141,6 +145,8 @@ static void op_finish(struct op *op, struct lk_grant *grant, const struct lk_err
         op_free(op);
         if (grant_done)
                 grant_done(userdata, err ? NULL : grant, err ? &copy : NULL);
+        else if (device_done)
+                device_done(userdata, NULL, &copy); /* success goes through device_auth_done */
         else
                 done(userdata, err ? &copy : NULL);
         if (err)
@@ -355,7 +361,8 @@ static void verify_and_finish(struct op *op)
                 .client_id = c->client_id,
                 .client_secret = c->client_secret,
                 .algorithms = c->algorithms,
-                .nonce_mode = c->nonce,
+                /* RFC 8628 has no nonce: every other check holds (docs/latchkey.conf.5). */
+                .nonce_mode = op->kind == OP_DEVICE_POLL ? LK_NONCE_OFF : c->nonce,
                 .nonce = op->nonce,
                 .now = now_s(),
                 .clock_skew = c->clock_skew,
@@ -367,7 +374,7 @@ static void verify_and_finish(struct op *op)
         int r;
 
         if (!op->tokens.id_token) {
-                if (op->kind == OP_EXCHANGE) {
+                if (op->kind == OP_EXCHANGE || op->kind == OP_DEVICE_POLL) {
                         op_fail(op, LK_ERR_INVALID_ID_TOKEN,
                                 "The token endpoint answered without an id_token");
                         return;
@@ -477,6 +484,37 @@ static void token_done(void *userdata, const struct lk_http_response *resp,
         verify_and_finish(op);
 }
 
+static void device_auth_done(void *userdata, const struct lk_http_response *resp,
+                             const struct lk_error *err)
+{
+        struct op *op = userdata;
+        lk_provider_device_fn done = op->device_done;
+        void *done_userdata = op->userdata;
+        struct lk_device_auth *auth;
+        struct lk_error e = {0};
+
+        if (!resp) {
+                op_finish(op, NULL, err);
+                return;
+        }
+        auth = calloc(1, sizeof(*auth));
+        if (!auth) {
+                op_fail(op, LK_ERR_NOMEM, "Out of memory");
+                return;
+        }
+        if (lk_device_auth_parse(resp->status, resp->content_type, resp->body, resp->body_len,
+                                 auth, &e) < 0) {
+                free(auth);
+                if (e.code == LK_ERR_CLIENT_REFUSED)
+                        log_error("%s", e.message);
+                op_finish(op, NULL, &e);
+                return;
+        }
+        op_unlink(op);
+        op_free(op);
+        done(done_userdata, auth, NULL);
+}
+
 static void revoke_done(void *userdata, const struct lk_http_response *resp,
                         const struct lk_error *err)
 {
@@ -505,7 +543,7 @@ static void send_token_request(struct op *op)
         struct lk_error e = {0};
         int r;
 
-        if (op->kind != OP_REVOKE && now_s() < p->throttled_until) {
+        if (op->kind != OP_REVOKE && op->kind != OP_DEVICE_AUTH && now_s() < p->throttled_until) {
                 op_fail(op, LK_ERR_TOO_MANY_REQUESTS,
                         "The provider asked for no requests for another %lld s (HTTP 429); "
                         "try again later",
@@ -520,6 +558,13 @@ static void send_token_request(struct op *op)
         case OP_REFRESH:
                 r = lk_token_request_refresh_for(p->c, p->ep.token_endpoint, op->refresh_token,
                                                  op->scope, op->audience, &tr, &e);
+                break;
+        case OP_DEVICE_POLL:
+                r = lk_token_request_device_code(p->c, p->ep.token_endpoint, op->code, &tr, &e);
+                break;
+        case OP_DEVICE_AUTH:
+                r = lk_token_request_device_authorization(
+                    p->c, p->ep.device_authorization_endpoint, &tr, &e);
                 break;
         default:
                 if (!p->ep.revocation_endpoint) {
@@ -540,7 +585,10 @@ static void send_token_request(struct op *op)
                 };
 
                 r = lk_http_submit(p->h, &req,
-                                   op->kind == OP_REVOKE ? revoke_done : token_done, op, &e);
+                                   op->kind == OP_REVOKE        ? revoke_done
+                                   : op->kind == OP_DEVICE_AUTH ? device_auth_done
+                                                                : token_done,
+                                   op, &e);
         }
         lk_token_request_clear(&tr);
         if (r < 0) {
@@ -549,6 +597,8 @@ static void send_token_request(struct op *op)
         }
         if (op->kind == OP_REVOKE)
                 p->stats.revoke++;
+        else if (op->kind == OP_DEVICE_AUTH)
+                p->stats.device++;
         else
                 p->stats.token++;
 }
@@ -596,6 +646,7 @@ static void op_step(struct op *op)
                 return;
         case OP_EXCHANGE:
         case OP_REFRESH:
+        case OP_DEVICE_POLL:
                 if (op->have_tokens) {
                         verify_and_finish(op); /* after a key refetch */
                         return;
@@ -603,6 +654,7 @@ static void op_step(struct op *op)
                 send_token_request(op);
                 return;
         case OP_REVOKE:
+        case OP_DEVICE_AUTH:
                 send_token_request(op);
                 return;
         }
@@ -819,6 +871,38 @@ int lk_provider_revoke(struct lk_provider *p, const char *token, const char *hin
                 return -LK_ERR_NOMEM;
         op->done = done;
         if (dup_opt(token, &op->token) < 0 || dup_opt(hint, &op->hint) < 0) {
+                op_free(op);
+                return -LK_ERR_NOMEM;
+        }
+        return op_start(p, op);
+}
+
+int lk_provider_device_authorize(struct lk_provider *p, lk_provider_device_fn done,
+                                 void *userdata)
+{
+        struct op *op;
+
+        assert(done);
+        op = op_new(OP_DEVICE_AUTH, userdata);
+        if (!op)
+                return -LK_ERR_NOMEM;
+        op->device_done = done;
+        return op_start(p, op);
+}
+
+int lk_provider_device_poll(struct lk_provider *p, const char *device_code,
+                            lk_provider_grant_fn done, void *userdata)
+{
+        struct op *op;
+
+        assert(done);
+        if (isempty(device_code))
+                return -LK_ERR_INVALID_ARGUMENT;
+        op = op_new(OP_DEVICE_POLL, userdata);
+        if (!op)
+                return -LK_ERR_NOMEM;
+        op->grant_done = done;
+        if (dup_opt(device_code, &op->code) < 0) {
                 op_free(op);
                 return -LK_ERR_NOMEM;
         }

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "oidc/config.h"
+#include "oidc/device.h"
 #include "oidc/discovery.h"
 #include "oidc/error.h"
 #include "oidc/http.h"
@@ -92,8 +93,23 @@ int lk_provider_refresh_for(struct lk_provider *p, const char *refresh_token,
 int lk_provider_revoke(struct lk_provider *p, const char *token, const char *hint,
                        lk_provider_done_fn done, void *userdata);
 
+/* RFC 8628: the device authorization; auth is handed over (lk_device_auth_clear, free). */
+typedef void (*lk_provider_device_fn)(void *userdata, struct lk_device_auth *auth,
+                                      const struct lk_error *err);
+int lk_provider_device_authorize(struct lk_provider *p, lk_provider_device_fn done,
+                                 void *userdata);
+
+/*
+ * One poll of the token endpoint with the device code. The id_token is verified as for a code
+ * exchange, but for the nonce (the grant has none). A refusal keeps the provider's error
+ * (authorization_pending, slow_down, ...) in err->provider_error: lk_device_outcome() says
+ * what it means.
+ */
+int lk_provider_device_poll(struct lk_provider *p, const char *device_code,
+                            lk_provider_grant_fn done, void *userdata);
+
 /* Counters for tests and the benchmark: requests sent per kind. */
 struct lk_provider_stats {
-        uint64_t discovery, jwks, token, revoke;
+        uint64_t discovery, jwks, token, revoke, device; /* device: device authorizations */
 };
 void lk_provider_stats(const struct lk_provider *p, struct lk_provider_stats *ret);

@@ -9,6 +9,7 @@
 #include <strings.h>
 
 #include "base/text.h"
+#include "oidc/authorize.h"
 
 /* expires_in above this is nonsense (or a unit mix-up); below 1 is useless. */
 #define EXPIRES_IN_MAX ((int64_t)10 * 365 * 24 * 3600)
@@ -223,6 +224,52 @@ int lk_token_request_refresh_for(const struct lk_config *c, const char *token_en
         return request_finish(token_endpoint, &f, &req, ret, e);
 }
 
+int lk_token_request_device_authorization(const struct lk_config *c, const char *endpoint,
+                                          struct lk_token_request *ret, struct lk_error *e)
+{
+        _cleanup_(token_request_clearp) struct lk_token_request req = {0};
+        _cleanup_(form_clear) struct form f = {0};
+        _cleanup_free_ char *scope = NULL;
+        int r;
+
+        if (isempty(endpoint))
+                return lk_error_set(e, LK_ERR_CONFIG,
+                                    "No device authorization endpoint is known (the provider "
+                                    "offers none; set [provider] device_authorization_endpoint "
+                                    "or flow = code)");
+        scope = lk_scope_string(c->scopes);
+        if (!scope)
+                return lk_error_set(e, LK_ERR_NOMEM, "Out of memory");
+        r = form_add(&f, "scope", scope, e);
+        if (r >= 0)
+                r = add_client_auth(c, &f, &req, e);
+        if (r < 0)
+                return r;
+        return request_finish(endpoint, &f, &req, ret, e);
+}
+
+int lk_token_request_device_code(const struct lk_config *c, const char *token_endpoint,
+                                 const char *device_code, struct lk_token_request *ret,
+                                 struct lk_error *e)
+{
+        _cleanup_(token_request_clearp) struct lk_token_request req = {0};
+        _cleanup_(form_clear) struct form f = {0};
+        int r;
+
+        if (isempty(token_endpoint))
+                return lk_error_set(e, LK_ERR_CONFIG, "No token endpoint is known");
+        if (isempty(device_code))
+                return lk_error_set(e, LK_ERR_INVALID_ARGUMENT, "No device code");
+        r = form_add(&f, "grant_type", "urn:ietf:params:oauth:grant-type:device_code", e);
+        if (r >= 0)
+                r = form_add(&f, "device_code", device_code, e);
+        if (r >= 0)
+                r = add_client_auth(c, &f, &req, e);
+        if (r < 0)
+                return r;
+        return request_finish(token_endpoint, &f, &req, ret, e);
+}
+
 int lk_token_request_revoke(const struct lk_config *c, const char *revocation_endpoint,
                             const char *token, const char *hint, struct lk_token_request *ret,
                             struct lk_error *e)
@@ -265,8 +312,7 @@ static void tokens_clearp(struct lk_tokens *t)
         lk_tokens_clear(t);
 }
 
-/* "application/json", any case, with or without parameters ("; charset=UTF-8"). */
-static bool is_json_type(const char *ct)
+bool lk_is_json_content_type(const char *ct)
 {
         static const char json[] = "application/json";
         size_t l = sizeof(json) - 1;
@@ -513,7 +559,7 @@ int lk_token_response_parse(long status, const char *content_type, const char *b
         char err[sizeof(e->provider_error)], desc[sizeof(e->provider_description)];
         json_error_t jerr;
         json_t *v;
-        int64_t expires_in;
+        int64_t expires_in = 0;
         int r;
 
         if (len > LK_HTTP_MAX_BODY)
@@ -529,7 +575,7 @@ int lk_token_response_parse(long status, const char *content_type, const char *b
         if (isempty(content_type))
                 return lk_error_set(e, LK_ERR_PROVIDER_RESPONSE,
                                     "the token endpoint's answer has no content type");
-        if (!is_json_type(content_type)) {
+        if (!lk_is_json_content_type(content_type)) {
                 char shown[64];
 
                 lk_text_escape(content_type, shown, sizeof(shown));

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -26,6 +27,13 @@ int lk_token_request_code(const struct lk_config *c, const char *token_endpoint,
 int lk_token_request_refresh(const struct lk_config *c, const char *token_endpoint,
                              const char *refresh_token, struct lk_token_request *ret,
                              struct lk_error *e);
+/* RFC 8628 §3.1: the device authorization request (client auth and scope). */
+int lk_token_request_device_authorization(const struct lk_config *c, const char *endpoint,
+                                          struct lk_token_request *ret, struct lk_error *e);
+/* RFC 8628 §3.4: grant_type=urn:ietf:params:oauth:grant-type:device_code, one poll. */
+int lk_token_request_device_code(const struct lk_config *c, const char *token_endpoint,
+                                 const char *device_code, struct lk_token_request *ret,
+                                 struct lk_error *e);
 /*
  * The same, for a narrower token: scope (space-separated) and audience, each left out when
  * NULL; the audience as c->audience_parameter says (resource= of RFC 8707, or audience=).
@@ -38,6 +46,9 @@ int lk_token_request_refresh_for(const struct lk_config *c, const char *token_en
 int lk_token_request_revoke(const struct lk_config *c, const char *revocation_endpoint,
                             const char *token, const char *hint, struct lk_token_request *ret,
                             struct lk_error *e);
+
+/* "application/json", any case, with or without parameters ("; charset=UTF-8"). */
+bool lk_is_json_content_type(const char *ct);
 
 struct lk_tokens {
         char *access_token;  /* secret */

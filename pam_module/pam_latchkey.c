@@ -30,6 +30,7 @@
 #include "base/util.h"
 #include "client/broker_client.h"
 #include "pam_module/account.h"
+#include "pam_module/gdm_json.h"
 #include "pam_module/input_check.h"
 #include "pam_module/logind.h"
 #include "pam_module/options.h"
@@ -43,6 +44,10 @@
 #define ENV_SESSION "LATCHKEY_SESSION"
 #define ENV_XDG_SESSION "XDG_SESSION_ID"
 #define PROMPT "Code or address from the browser: "
+/* Where the broker can finish the login by itself (the callback listener). */
+#define PROMPT_ENTER "Press Enter when you have signed in (or paste the code): "
+/* Slack beyond the login's own lifetime for a WaitLogin to be answered. */
+#define WAIT_SLACK_MS 10000
 #define PIN_PROMPT "PIN: "
 #define PIN_NEW_PROMPT "Set a PIN for signing in while the identity provider cannot be reached (Enter to skip): "
 #define PIN_AGAIN_PROMPT "The same PIN again: "
@@ -232,15 +237,40 @@ static int get_user(pam_handle_t *pamh, const struct options *o, const char **re
         return PAM_SUCCESS;
 }
 
-/* The address on a line of its own, so that it can be copied; then the QR code, with qr. */
-static int show_address(pam_handle_t *pamh, int flags, const struct options *o, const char *url)
+/*
+ * sshd's keyboard-interactive shows PAM_TEXT_INFO only together with the next prompt: there,
+ * what must be seen goes into a prompt, and the device flow needs one (Enter). A console
+ * login (login, a greeter) shows text at once and can wait without asking anything.
+ */
+static bool text_needs_prompt(pam_handle_t *pamh)
+{
+        const char *service = NULL, *tty = NULL;
+
+        (void)pam_get_item(pamh, PAM_SERVICE, (const void **)&service);
+        (void)pam_get_item(pamh, PAM_TTY, (const void **)&tty);
+        /* sshd on Linux sets PAM_TTY "ssh" for the authentication (PAM_TTY_KLUDGE). */
+        return (service && streq(service, "sshd")) || (tty && streq(tty, "ssh"));
+}
+
+/*
+ * The address on a line of its own, so that it can be copied; then the QR code, with qr; for
+ * the device flow the user code to confirm. Over sshd the device flow's address goes into the
+ * prompt instead (device_prompt), so only the QR code is shown here.
+ */
+static int show_address(pam_handle_t *pamh, int flags, const struct options *o, const char *url,
+                        const char *user_code)
 {
         _cleanup_free_ char *qr = NULL;
-        int r;
+        bool in_prompt = user_code && text_needs_prompt(pamh);
+        int r = PAM_SUCCESS;
 
-        r = pam_info(pamh, "To sign in, open this address in a browser:");
-        if (r == PAM_SUCCESS)
-                r = pam_info(pamh, "%s", url);
+        if (!in_prompt) {
+                r = pam_info(pamh, "To sign in, open this address in a browser:");
+                if (r == PAM_SUCCESS)
+                        r = pam_info(pamh, "%s", url);
+                if (r == PAM_SUCCESS && user_code)
+                        r = pam_info(pamh, "and confirm the code %s there.", user_code);
+        }
         if (r != PAM_SUCCESS) {
                 pam_syslog(pamh, LOG_ERR, "cannot show the sign-in address: %s", pam_strerror(pamh, r));
                 return r;
@@ -263,7 +293,7 @@ static int show_address(pam_handle_t *pamh, int flags, const struct options *o, 
 }
 
 /* The person's answer: asked for, or with authtok the PAM_AUTHTOK a greeter collected. */
-static int get_answer(pam_handle_t *pamh, const struct options *o, char **ret)
+static int get_answer(pam_handle_t *pamh, const struct options *o, const char *prompt, char **ret)
 {
         char *answer = NULL;
         int r;
@@ -271,14 +301,14 @@ static int get_answer(pam_handle_t *pamh, const struct options *o, char **ret)
         if (o->authtok) {
                 const char *tok = NULL;
 
-                r = pam_get_authtok(pamh, PAM_AUTHTOK, &tok, PROMPT);
+                r = pam_get_authtok(pamh, PAM_AUTHTOK, &tok, prompt);
                 if (r == PAM_SUCCESS && tok) {
                         answer = strdup(tok);
                         if (!answer)
                                 return PAM_BUF_ERR;
                 }
         } else {
-                r = pam_prompt(pamh, PAM_PROMPT_ECHO_ON, &answer, "%s", PROMPT);
+                r = pam_prompt(pamh, PAM_PROMPT_ECHO_ON, &answer, "%s", prompt);
         }
         if (r != PAM_SUCCESS || !answer) {
                 lk_secret_free(answer);
@@ -353,12 +383,18 @@ static int check_answer(const struct options *o, const char *answer, struct lk_c
         return 0;
 }
 
+/* The greeter speaks GDM's JSON messages, and the broker can finish the login itself. */
+static bool use_gdm_json(pam_handle_t *pamh, const struct lk_client_login_info *info)
+{
+        return (info->device || info->callback) && lkp_gdm_json_offered(pamh) >= 0;
+}
+
 /*
  * BeginLogin and its address shown; *conn and *login_id (the earlier login's, if any) are
  * replaced. *conn stays open until the answer is in: the broker ends the login when it closes.
  */
 static int begin(pam_handle_t *pamh, int flags, const struct options *o, const char *user,
-                 DBusConnection **conn, char **login_id)
+                 DBusConnection **conn, char **login_id, struct lk_client_login_info *info)
 {
         _cleanup_free_ char *url = NULL;
         struct lk_client_error e = {};
@@ -366,6 +402,7 @@ static int begin(pam_handle_t *pamh, int flags, const struct options *o, const c
 
         lk_client_disconnect(TAKE_PTR(*conn));
         lk_secret_free(TAKE_PTR(*login_id));
+        lk_client_login_info_clear(info);
         /* Until the login is complete the broker ends it when this connection closes
          * (end_with_caller), so a conversation that dies (sshd's child killed when the client
          * drops) frees its login at once. */
@@ -378,7 +415,118 @@ static int begin(pam_handle_t *pamh, int flags, const struct options *o, const c
                 return PAM_BUF_ERR;
         if (r < 0)
                 return report(pamh, o, LKP_CALL_BEGIN, user, NULL, &e);
-        return show_address(pamh, flags, o, url);
+        /* The flow, the user code, whether the broker finishes by itself. A broker without
+         * GetLoginInfo (an older one) knows only the code flow: paste, as before. */
+        if (lk_client_get_login_info(*conn, timeout_ms(o), *login_id, info, &e) < 0) {
+                if (o->debug)
+                        pam_syslog(pamh, LOG_DEBUG, "GetLoginInfo failed: %s; pasting the code",
+                                   e.name);
+                lk_client_login_info_clear(info);
+        }
+        /* GNOME's login screen shows it itself, from the JSON message (gdm_sign_in). */
+        if (use_gdm_json(pamh, info))
+                return PAM_SUCCESS;
+        return show_address(pamh, flags, o, url, info->device ? info->user_code : NULL);
+}
+
+/*
+ * WaitLogin: the broker finishes the login itself (the device flow's approval, the callback
+ * listener's redirect) and answers with the user, or why not.
+ */
+static int wait_login(pam_handle_t *pamh, const struct options *o, const char *user,
+                      const char *login_id, const struct lk_client_login_info *info)
+{
+        _cleanup_free_ char *vouched = NULL;
+        struct lk_client_error e = {};
+        long wait_ms = (long)info->seconds_left * 1000 + WAIT_SLACK_MS;
+        int r;
+
+        if (o->debug)
+                pam_syslog(pamh, LOG_DEBUG, "waiting up to %u s for the sign-in to complete",
+                           info->seconds_left);
+        r = lk_client_wait_login(NULL, wait_ms > INT32_MAX ? INT32_MAX : (int)wait_ms, login_id,
+                                 &vouched, &e);
+        if (r == -ENOMEM)
+                return PAM_BUF_ERR;
+        if (r < 0)
+                return report(pamh, o, LKP_CALL_COMPLETE, user, NULL, &e);
+        if (!streq(vouched, user)) {
+                local_error(&e, LKP_ERROR_USER_MISMATCH,
+                            "You signed in at the identity provider as a different user.");
+                return report(pamh, o, LKP_CALL_COMPLETE, user, NULL, &e);
+        }
+        return PAM_SUCCESS;
+}
+
+/* Whether the broker says the login has expired (Done came too late: a new address). */
+static bool login_expired(const struct options *o, const char *login_id)
+{
+        _cleanup_(lk_client_login_info_clear) struct lk_client_login_info now = {};
+        struct lk_client_error e = {};
+
+        return lk_client_get_login_info(NULL, timeout_ms(o), login_id, &now, &e) < 0 &&
+               streq(e.name, LK_BUS_ERROR_LOGIN_EXPIRED);
+}
+
+/*
+ * GNOME's login screen: the eidp web-login mechanism (the address, the code, how long it
+ * holds) in a JSON message; the greeter answers when the person presses Done, then the broker
+ * finishes. When Done comes after the login has expired, a new login (a new address) is sent,
+ * at most `tries` times in all.
+ */
+static int gdm_sign_in(pam_handle_t *pamh, int flags, const struct options *o, const char *user,
+                       DBusConnection **conn, char **login_id, struct lk_client_login_info *info)
+{
+        for (unsigned round = 1;; round++) {
+                _cleanup_free_ char *request = NULL, *reply = NULL;
+                int type = lkp_gdm_json_offered(pamh);
+                struct log_name n;
+                int r;
+
+                request = lkp_gdm_eidp_request(info->url, info->device ? info->user_code : NULL,
+                                               info->seconds_left);
+                if (!request)
+                        return PAM_BUF_ERR;
+                r = lkp_gdm_json_exchange(pamh, type, request, &reply);
+                if (r != PAM_SUCCESS) {
+                        pam_syslog(pamh, LOG_ERR, "the greeter's JSON conversation failed: %s",
+                                   pam_strerror(pamh, r));
+                        return r;
+                }
+                r = lkp_gdm_eidp_reply_parse(reply, strlen(reply));
+                if (r == -ECANCELED) {
+                        pam_syslog(pamh, LOG_NOTICE, "sign-in for %s cancelled at the greeter",
+                                   log_name(user, &n));
+                        return PAM_AUTH_ERR;
+                }
+                if (r < 0) {
+                        pam_syslog(pamh, LOG_ERR, "the greeter's JSON reply is not the "
+                                                  "auth-mechanisms protocol's");
+                        return PAM_CONV_ERR;
+                }
+                if (round >= o->tries || !login_expired(o, *login_id))
+                        return wait_login(pamh, o, user, *login_id, info);
+                /* The address has expired meanwhile: a new login, a new address. */
+                pam_syslog(pamh, LOG_INFO, "the sign-in address for %s expired at the greeter; "
+                                           "sending a new one", log_name(user, &n));
+                r = begin(pamh, flags, o, user, conn, login_id, info);
+                if (r != PAM_SUCCESS)
+                        return r;
+                if (!use_gdm_json(pamh, info))
+                        return PAM_AUTH_ERR;
+        }
+}
+
+/* The prompt of the device flow over sshd: the address, the code, then Enter. */
+static char *device_prompt(const struct lk_client_login_info *info)
+{
+        char *s = NULL;
+
+        if (asprintf(&s, "To sign in, open %s and confirm the code %s there. Press Enter when "
+                         "you have signed in: ",
+                     info->url, info->user_code) < 0)
+                return NULL;
+        return s;
 }
 
 /*
@@ -388,21 +536,37 @@ static int begin(pam_handle_t *pamh, int flags, const struct options *o, const c
  * address. The answer is a secret: it is wiped as soon as the broker has it.
  */
 static int ask_and_complete(pam_handle_t *pamh, int flags, const struct options *o,
-                            const char *user, DBusConnection **conn, char **login_id)
+                            const char *user, DBusConnection **conn, char **login_id,
+                            struct lk_client_login_info *info)
 {
         unsigned tries = o->authtok ? 1 : o->tries;
 
         for (unsigned attempt = 1;; attempt++) {
                 _cleanup_secret_ char *answer = NULL;
-                _cleanup_free_ char *vouched = NULL;
+                _cleanup_free_ char *vouched = NULL, *prompt = NULL;
                 struct lk_client_error e = {};
                 const struct lkp_error_row *row;
                 struct log_name n;
                 int r;
 
-                r = get_answer(pamh, o, &answer);
+                if (use_gdm_json(pamh, info))
+                        return gdm_sign_in(pamh, flags, o, user, conn, login_id, info);
+                /* The device flow: nothing to paste; where text shows at once, nothing to ask. */
+                if (info->device && (o->authtok || !text_needs_prompt(pamh))) {
+                        if (!(flags & PAM_SILENT))
+                                (void)pam_info(pamh, "Waiting for the sign-in to complete...");
+                        return wait_login(pamh, o, user, *login_id, info);
+                }
+                if (info->device && !(prompt = device_prompt(info)))
+                        return PAM_BUF_ERR;
+                r = get_answer(pamh, o,
+                               prompt ? prompt : info->callback ? PROMPT_ENTER : PROMPT,
+                               &answer);
                 if (r != PAM_SUCCESS)
                         return r;
+                /* Enter alone: the broker finishes it (device approval, the callback). */
+                if (info->device || (info->callback && !*lkp_strip(answer)))
+                        return wait_login(pamh, o, user, *login_id, info);
                 r = check_answer(o, lkp_strip(answer), &e);
                 if (r == 0)
                         r = lk_client_complete_login(NULL, timeout_ms(o), *login_id, answer,
@@ -432,7 +596,7 @@ static int ask_and_complete(pam_handle_t *pamh, int flags, const struct options 
                         return PAM_MAXTRIES;
                 }
                 if (streq(e.name, LKP_ERROR_INVALID_GRANT)) {
-                        r = begin(pamh, flags, o, user, conn, login_id);
+                        r = begin(pamh, flags, o, user, conn, login_id, info);
                         if (r != PAM_SUCCESS)
                                 return r;
                 }
@@ -616,6 +780,7 @@ static int authenticate(pam_handle_t *pamh, int flags, const struct options *o)
 {
         _cleanup_secret_ char *login_id = NULL;
         _cleanup_(lk_client_disconnectp) DBusConnection *conn = NULL;
+        _cleanup_(lk_client_login_info_clear) struct lk_client_login_info info = {};
         const char *user = NULL, *service = NULL;
         struct log_name n;
         unsigned methods;
@@ -644,9 +809,9 @@ static int authenticate(pam_handle_t *pamh, int flags, const struct options *o)
                         return r;
         }
 
-        r = begin(pamh, flags, o, user, &conn, &login_id);
+        r = begin(pamh, flags, o, user, &conn, &login_id, &info);
         if (r == PAM_SUCCESS)
-                r = ask_and_complete(pamh, flags, o, user, &conn, &login_id);
+                r = ask_and_complete(pamh, flags, o, user, &conn, &login_id, &info);
         if (r == PAM_SUCCESS)
                 r = remember_login(pamh, login_id, user);
         if (r != PAM_SUCCESS) {

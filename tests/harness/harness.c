@@ -21,6 +21,9 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include "base/util.h"
 #include "dbus/broker_wire.h"
@@ -1200,6 +1203,44 @@ int lkh_run_as(uid_t uid, gid_t gid, int (*fn)(void *userdata), void *userdata,
         if (!a.dropped)
                 return fail(-EPERM, "cannot become uid %u gid %u", (unsigned)uid, (unsigned)gid);
         *ret_result = a.result;
+        return 0;
+}
+
+int lkh_free_port(unsigned *ret)
+{
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        socklen_t len = sizeof(a);
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+        if (fd < 0)
+                return -errno;
+        if (bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
+            getsockname(fd, (struct sockaddr *)&a, &len) < 0) {
+                int r = -errno;
+
+                close(fd);
+                return r;
+        }
+        close(fd);
+        *ret = ntohs(a.sin_port);
+        return 0;
+}
+
+int lkh_device_approve(struct lkh *h, const char *verification_url, const char *user, bool deny)
+{
+        _cleanup_free_ char *url = lkh_xasprintf("%s%cusername=%s%s", verification_url,
+                                                 strchr(verification_url, '?') ? '&' : '?', user,
+                                                 deny ? "&deny=1" : "");
+        long status = 0;
+        int r;
+
+        r = lkh_http(h, url, NULL, NULL, &status, NULL, NULL);
+        if (r < 0)
+                return r;
+        if (status != 200) {
+                fprintf(stderr, "lkh_device_approve: the IdP answered HTTP %ld\n", status);
+                return -EIO;
+        }
         return 0;
 }
 

@@ -143,6 +143,14 @@ void lkh_conn_free(struct lkh_conn *c);
 int lkh_browser_login_on(struct lkh *h, struct lkh_conn *conn, const char *authorize_url,
                          const char *user, bool use_form, char **ret_location, char **ret_code);
 
+/* A loopback TCP port free a moment ago (for a listener a test configures). */
+int lkh_free_port(unsigned *ret);
+
+/* Plays the person of the device flow (RFC 8628 §3.3): opens verification_url (the
+ * verification_uri_complete BeginLogin returned) at the IdP and approves its user code as user,
+ * or refuses it (deny). 0 when the IdP took it. */
+int lkh_device_approve(struct lkh *h, const char *verification_url, const char *user, bool deny);
+
 /* The decoded value of a query parameter of url; -ENOENT when absent. */
 int lkh_url_param(const char *url, const char *name, char **ret);
 

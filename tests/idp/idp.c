@@ -19,6 +19,7 @@
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/rand.h>
 #include <openssl/pem.h>
 #include <pthread.h>
 #include <signal.h>
@@ -48,6 +49,7 @@
 #define REDIRECT_URIS_MAX 16
 #define USER_MAX 128
 #define CODE_LIFETIME 600
+#define DEVICE_GRANT "urn:ietf:params:oauth:grant-type:device_code"
 #define DELAY_MS_MAX 120000
 #define OVERSIZED_BODY (2 * 1024 * 1024)
 #define STRING_SWITCH_MAX 512
@@ -102,6 +104,12 @@ struct switches {
         bool iss_parameter;    /* RFC 9207: iss on authorization responses, said in discovery */
         bool follow_redirect;  /* the browser helper: authorize follows its own redirect */
         bool widen_scope;      /* a refresh asking for a narrower scope is answered the whole grant's */
+        /* RFC 8628 */
+        bool device_discovery;   /* discovery names the device authorization endpoint */
+        bool device_no_complete; /* no verification_uri_complete */
+        long device_interval;    /* interval (s) the device authorization answer gives */
+        long device_expires_in;  /* expires_in (s) of a device code */
+        char device_answer[32];  /* every device poll answers this error; "" = the real one */
         char id_token_user[USER_MAX + 1];
         char sub[USER_MAX + 1]; /* the id_token's sub, whoever signed in; "" = derived */
         char groups[STRING_SWITCH_MAX];
@@ -120,6 +128,22 @@ struct stats {
         long userinfo;
         long revoke;
         long control;
+        long device_authorize;
+        long token_device;
+};
+
+enum device_state { DEVICE_PENDING, DEVICE_APPROVED, DEVICE_DENIED };
+
+struct device {
+        struct device *next;
+        char *device_code;
+        char *user_code;
+        char *client_id;
+        char *scope;
+        char *user; /* who approved it */
+        enum device_state state;
+        bool used;
+        time_t expires;
 };
 
 struct code {
@@ -173,6 +197,7 @@ static struct {
         struct stats st;
         struct code *codes;
         struct token *tokens;
+        struct device *devices;
         long next_grant;
 } idp = {
         .lock = PTHREAD_MUTEX_INITIALIZER,
@@ -185,6 +210,8 @@ static void switches_default(struct switches *sw)
                 .expires_in = 3600,
                 .alg = ALG_RS256,
                 .jwks_max_age = 300,
+                .device_interval = 5,
+                .device_expires_in = 600,
         };
         snprintf(sw->groups, sizeof(sw->groups), "users");
 }
@@ -1238,6 +1265,8 @@ static enum MHD_Result token_endpoint(struct MHD_Connection *c, const char *meth
                 idp.st.token_code++;
         else if (grant_type && streq(grant_type, "refresh_token"))
                 idp.st.token_refresh++;
+        else if (grant_type && streq(grant_type, DEVICE_GRANT))
+                idp.st.token_device++;
         sw = idp.sw;
         pthread_mutex_unlock(&idp.lock);
 
@@ -1387,13 +1416,141 @@ static enum MHD_Result token_endpoint(struct MHD_Connection *c, const char *meth
                 resp = token_response(cl, t->user, NULL, t->scope, t->grant,
                                       n.scope || n.param ? &n : NULL);
                 pthread_mutex_unlock(&idp.lock);
+        } else if (streq(grant_type, DEVICE_GRANT)) {
+                const char *value = form_get(f, "device_code");
+                struct device *d;
+
+                if (sw.device_answer[0])
+                        return reply_error(c, method, url, 400, sw.device_answer,
+                                           "The test IdP was told to answer so");
+                if (!value)
+                        return reply_error(c, method, url, 400, "invalid_request",
+                                           "device_code missing");
+                pthread_mutex_lock(&idp.lock);
+                for (d = idp.devices; d; d = d->next)
+                        if (lk_secret_equal(d->device_code, value))
+                                break;
+                if (!d || !streq(d->client_id, cl->id) || d->used) {
+                        pthread_mutex_unlock(&idp.lock);
+                        return reply_error(c, method, url, 400, "invalid_grant",
+                                           "Invalid device code");
+                }
+                if (d->expires < time(NULL)) {
+                        pthread_mutex_unlock(&idp.lock);
+                        return reply_error(c, method, url, 400, "expired_token",
+                                           "The device code has expired");
+                }
+                if (d->state != DEVICE_APPROVED) {
+                        bool denied = d->state == DEVICE_DENIED;
+
+                        pthread_mutex_unlock(&idp.lock);
+                        return reply_error(c, method, url, 400,
+                                           denied ? "access_denied" : "authorization_pending",
+                                           denied ? "The user denied the request"
+                                                  : "The user has not signed in yet");
+                }
+                d->used = true;
+                /* RFC 8628 has no nonce. */
+                resp = token_response(cl, d->user, NULL, d->scope, ++idp.next_grant, NULL);
+                pthread_mutex_unlock(&idp.lock);
         } else {
                 return reply_error(c, method, url, 400, "unsupported_grant_type",
-                                   "Only authorization_code and refresh_token");
+                                   "Only authorization_code, refresh_token and device_code");
         }
         if (!resp)
                 return reply_error(c, method, url, 500, "server_error", "Signing failed");
         return reply_json(c, method, url, 200, resp, no_store);
+}
+
+/* RFC 8628 §3.1-3.2: a device code and a user code for an authenticated client. */
+static enum MHD_Result device_authorization_endpoint(struct MHD_Connection *c,
+                                                     const char *method, const char *url,
+                                                     const struct form *f)
+{
+        static const char *const no_store[] = { "Cache-Control", "no-store", NULL };
+        static const char letters[] = "BCDFGHJKLMNPQRSTVWXZ";
+        const char *scope = form_get(f, "scope");
+        const struct client *cl;
+        const char *desc = NULL;
+        bool basic = false;
+        unsigned char rnd[8];
+        char user_code[10];
+        struct device *d;
+        json_t *j;
+
+        cl = authenticate_client(c, f, &basic, &desc);
+        if (!cl)
+                return reply_error(c, method, url, 401, "invalid_client", desc);
+        if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+                abort();
+        for (size_t i = 0, o = 0; i < sizeof(rnd); i++) {
+                if (i == 4)
+                        user_code[o++] = '-';
+                user_code[o++] = letters[rnd[i] % (sizeof(letters) - 1)];
+        }
+        user_code[9] = 0;
+
+        d = calloc(1, sizeof(*d));
+        if (!d)
+                abort();
+        d->device_code = random_token();
+        d->user_code = xstrdup(user_code);
+        d->client_id = xstrdup(cl->id);
+        d->scope = xstrdup(scope ? scope : "openid");
+
+        pthread_mutex_lock(&idp.lock);
+        idp.st.device_authorize++;
+        d->expires = time(NULL) + idp.sw.device_expires_in;
+        d->next = idp.devices;
+        idp.devices = d;
+        j = json_pack("{s:s, s:s, s:s+, s:I, s:I}", "device_code", d->device_code, "user_code",
+                      d->user_code, "verification_uri", idp.issuer, "/device", "expires_in",
+                      (json_int_t)idp.sw.device_expires_in, "interval",
+                      (json_int_t)idp.sw.device_interval);
+        if (!idp.sw.device_no_complete)
+                json_object_set_new(j, "verification_uri_complete",
+                                    json_sprintf("%s/device?user_code=%s", idp.issuer,
+                                                 d->user_code));
+        pthread_mutex_unlock(&idp.lock);
+        return reply_json(c, method, url, 200, j, no_store);
+}
+
+/*
+ * The person's side of RFC 8628 §3.3: GET /device?user_code=X shows a form; with username=U
+ * it approves the code for U (deny=1: refuses it).
+ */
+static enum MHD_Result device_page(struct MHD_Connection *c, const char *method, const char *url,
+                                   const struct form *f)
+{
+        const char *user_code = form_get(f, "user_code");
+        const char *user = form_get(f, "username");
+        const char *deny = form_get(f, "deny");
+        static const char form_page[] =
+                "<!DOCTYPE html>\n<html><body><form method=\"post\"><input name=\"user_code\">"
+                "<input name=\"username\"><input type=\"submit\"></form></body></html>\n";
+        struct device *d;
+        bool denied;
+
+        if (!user_code || !user)
+                return reply_raw(c, method, url, 200, "text/html; charset=utf-8",
+                                 xstrdup(form_page), strlen(form_page), NULL);
+        if (!user_name_valid(user))
+                return reply_text(c, method, url, 400, "bad user name\n");
+        pthread_mutex_lock(&idp.lock);
+        for (d = idp.devices; d; d = d->next)
+                if (streq(d->user_code, user_code))
+                        break;
+        if (!d || d->state != DEVICE_PENDING || d->expires < time(NULL)) {
+                pthread_mutex_unlock(&idp.lock);
+                return reply_text(c, method, url, 400, "unknown or used user code\n");
+        }
+        denied = deny && streq(deny, "1");
+        d->state = denied ? DEVICE_DENIED : DEVICE_APPROVED;
+        free(d->user);
+        d->user = xstrdup(user);
+        pthread_mutex_unlock(&idp.lock);
+        return reply_text(c, method, url, 200,
+                          denied ? "refused\n" : "signed in; go back to your device\n");
 }
 
 static enum MHD_Result revoke_endpoint(struct MHD_Connection *c, const char *method,
@@ -1478,10 +1635,11 @@ static enum MHD_Result discovery_endpoint(struct MHD_Connection *c, const char *
 {
         _cleanup_free_ char *iss = NULL;
         json_t *j;
-        bool wrong, iss_parameter;
+        bool wrong, iss_parameter, device_discovery;
 
         pthread_mutex_lock(&idp.lock);
         idp.st.discovery++;
+        device_discovery = idp.sw.device_discovery;
         wrong = idp.sw.discovery_wrong_issuer;
         iss_parameter = idp.sw.iss_parameter;
         pthread_mutex_unlock(&idp.lock);
@@ -1506,6 +1664,9 @@ static enum MHD_Result discovery_endpoint(struct MHD_Connection *c, const char *
         if (iss_parameter)
                 json_object_set_new(j, "authorization_response_iss_parameter_supported",
                                     json_true());
+        if (device_discovery)
+                json_object_set_new(j, "device_authorization_endpoint",
+                                    json_sprintf("%s/device_authorization", idp.issuer));
         return reply_json(c, method, url, 200, j, NULL);
 }
 
@@ -1576,6 +1737,7 @@ static const struct {
         BOOL_SWITCH(close_after_headers), BOOL_SWITCH(token_redirect),
         BOOL_SWITCH(iss_parameter),      BOOL_SWITCH(follow_redirect),
         BOOL_SWITCH(widen_scope),
+        BOOL_SWITCH(device_discovery),   BOOL_SWITCH(device_no_complete),
 };
 
 /* "STATUS" or "STATUS:ERROR", STATUS 400..499; "" or "0" = off. */
@@ -1623,6 +1785,16 @@ static bool apply_switch(const char *name, const char *value)
         }
         if (streq(name, "expires_in"))
                 return parse_long(value, -86400, 100000000, &sw->expires_in) == 0;
+        if (streq(name, "device_interval"))
+                return parse_long(value, 0, 3600, &sw->device_interval) == 0;
+        if (streq(name, "device_expires_in"))
+                return parse_long(value, -3600, 86400, &sw->device_expires_in) == 0;
+        if (streq(name, "device_answer")) {
+                if (value && strlen(value) >= sizeof(sw->device_answer))
+                        return false;
+                snprintf(sw->device_answer, sizeof(sw->device_answer), "%s", value ? value : "");
+                return true;
+        }
         if (streq(name, "jwks_max_age"))
                 return parse_long(value, 0, 100000000, &sw->jwks_max_age) == 0;
         if (streq(name, "alg")) {
@@ -1717,6 +1889,9 @@ static json_t *switches_json(void)
         json_object_set_new(j, "refuse_refresh", json_sprintf("%ld:%s", sw->refuse_refresh.status,
                                                               sw->refuse_refresh.error));
         json_object_set_new(j, "retry_after", json_string(sw->retry_after));
+        json_object_set_new(j, "device_interval", json_integer(sw->device_interval));
+        json_object_set_new(j, "device_expires_in", json_integer(sw->device_expires_in));
+        json_object_set_new(j, "device_answer", json_string(sw->device_answer));
         json_object_set_new(j, "wrong_content_type", json_string(sw->wrong_content_type));
         json_object_set_new(j, "rsa_kid", json_string(idp.rsa_kid));
         return j;
@@ -1730,7 +1905,7 @@ static enum MHD_Result control_endpoint(struct MHD_Connection *c, const char *me
         if (streq(url, "/control/stats")) {
                 const struct stats *st = &idp.st;
                 pthread_mutex_lock(&idp.lock);
-                j = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+                j = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
                               "authorize", (json_int_t)st->authorize,
                               "token_code", (json_int_t)st->token_code,
                               "token_refresh", (json_int_t)st->token_refresh,
@@ -1740,7 +1915,20 @@ static enum MHD_Result control_endpoint(struct MHD_Connection *c, const char *me
                               "discovery", (json_int_t)st->discovery,
                               "userinfo", (json_int_t)st->userinfo,
                               "revoke", (json_int_t)st->revoke,
-                              "control", (json_int_t)st->control);
+                              "control", (json_int_t)st->control,
+                              "device_authorize", (json_int_t)st->device_authorize,
+                              "token_device", (json_int_t)st->token_device);
+                pthread_mutex_unlock(&idp.lock);
+                return reply_json(c, method, url, 200, j, NULL);
+        }
+        if (streq(url, "/control/devices")) {
+                /* The device codes issued (secrets of the tests': test_secrets.c looks for them). */
+                j = json_array();
+                pthread_mutex_lock(&idp.lock);
+                for (const struct device *d = idp.devices; d; d = d->next)
+                        json_array_append_new(j, json_pack("{s:s, s:s}", "device_code",
+                                                           d->device_code, "user_code",
+                                                           d->user_code));
                 pthread_mutex_unlock(&idp.lock);
                 return reply_json(c, method, url, 200, j, NULL);
         }
@@ -1791,6 +1979,10 @@ static enum MHD_Result route(struct MHD_Connection *c, const char *url, const ch
                 ret = authorize_endpoint(c, method, url, &f);
         else if (post && streq(url, BASE_PATH "/token"))
                 ret = token_endpoint(c, method, url, &f);
+        else if (post && streq(url, BASE_PATH "/device_authorization"))
+                ret = device_authorization_endpoint(c, method, url, &f);
+        else if (streq(url, BASE_PATH "/device"))
+                ret = device_page(c, method, url, &f);
         else if (post && streq(url, BASE_PATH "/revoke"))
                 ret = revoke_endpoint(c, method, url, &f);
         else if (streq(url, BASE_PATH "/userinfo"))
@@ -1799,7 +1991,8 @@ static enum MHD_Result route(struct MHD_Connection *c, const char *url, const ch
                 ret = discovery_endpoint(c, method, url);
         else if (get && streq(url, BASE_PATH "/jwks"))
                 ret = jwks_endpoint(c, method, url);
-        else if (streq(url, "/control") || streq(url, "/control/stats"))
+        else if (streq(url, "/control") || streq(url, "/control/stats") ||
+                 streq(url, "/control/devices"))
                 ret = control_endpoint(c, method, url, &f);
         else
                 ret = reply_text(c, method, url, 404, "not found\n");
@@ -1930,6 +2123,16 @@ static void cleanup_state(void)
                 struct code *k = idp.codes;
                 idp.codes = k->next;
                 free_code(k);
+        }
+        while (idp.devices) {
+                struct device *d = idp.devices;
+                idp.devices = d->next;
+                lk_secret_free(d->device_code);
+                free(d->user_code);
+                free(d->client_id);
+                free(d->scope);
+                free(d->user);
+                free(d);
         }
         while (idp.tokens) {
                 struct token *t = idp.tokens;

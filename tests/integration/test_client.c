@@ -1084,6 +1084,8 @@ static void test_check_config_good(void **state)
         assert_non_null(strstr(r.out, "ok       algorithms: "));
         assert_non_null(strstr(r.out, "ok       provider: "));
         assert_non_null(strstr(r.out, "ok       keys: "));
+        assert_non_null(strstr(r.out, "ok       flow: the provider offers the code flow; logins "
+                                      "use the code flow (flow = auto)"));
         assert_null(strstr(r.out, "error"));
         /* Where the secret came from; never the secret. */
         assert_non_null(strstr(r.out, H->client_secret_file));

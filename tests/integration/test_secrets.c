@@ -281,7 +281,7 @@ static void session_file_secrets(struct lkh *h, const char *sid)
 
 static char *broker_log;
 
-static int setup_broker(void **state, bool basic)
+static int setup_broker(void **state, bool basic, bool device)
 {
         static const char *const args[] = {"--debug", NULL};
         struct lkh_idp_options o = {.basic = basic};
@@ -289,6 +289,8 @@ static int setup_broker(void **state, bool basic)
         int r = -1;
 
         if (lkh_new(&h) < 0 || lkh_start_idp(h, &o) < 0 ||
+            (device && (lkh_idp_set(h, "device_discovery", "1") < 0 ||
+                        lkh_idp_set(h, "device_interval", "1") < 0)) ||
             lkh_write_config(h, "[sessions]\nrefresh_margin = 60\nrevoke_on_close = yes\n"
                                 "[offline]\npin = yes\nargon2_memory = 8192\nargon2_time = 1\n") < 0 ||
             lkh_start_bus(h) < 0)
@@ -313,12 +315,17 @@ out:
 
 static int setup_post(void **state)
 {
-        return setup_broker(state, false);
+        return setup_broker(state, false, false);
 }
 
 static int setup_basic(void **state)
 {
-        return setup_broker(state, true);
+        return setup_broker(state, true, false);
+}
+
+static int setup_device(void **state)
+{
+        return setup_broker(state, false, true);
 }
 
 static int teardown(void **state)
@@ -989,6 +996,66 @@ static void test_every_flow_basic(void **state)
         check_everything(h);
 }
 
+/*
+ * The device flow (RFC 8628): a login approved, one refused, one whose code expired, each
+ * polled by the broker; then every device code the IdP issued is a secret, and the address
+ * with the user code (shown by design) is cut out.
+ */
+static void test_device_flow(void **state)
+{
+        struct lkh *h = *state;
+        static const char *const answers[] = {"", "access_denied", "expired_token"};
+        _cleanup_free_ char *body = NULL;
+        json_t *list, *v;
+        long status = 0;
+        size_t i;
+
+        reset_seen();
+        secret("the client secret", h->client_secret);
+        for (i = 0; i < ELEMENTSOF(answers); i++) {
+                _cleanup_free_ char *id = NULL, *url = NULL, *e = NULL, *token = NULL;
+                _cleanup_free_ char *sid = NULL;
+                DBusMessage *m = bc_new("BeginLogin"), *reply;
+                const char *rid, *rurl;
+
+                dbus_message_append_args(m, DBUS_TYPE_STRING, &(const char *){"root"},
+                                         DBUS_TYPE_INVALID);
+                bc_append_options(m, NULL, 0);
+                reply = send_call(m, NULL);
+                assert_non_null(reply);
+                assert_true(dbus_message_get_args(reply, NULL, DBUS_TYPE_STRING, &rid,
+                                                  DBUS_TYPE_STRING, &rurl, DBUS_TYPE_INVALID));
+                id = strdup(rid);
+                url = strdup(rurl);
+                dbus_message_unref(reply);
+                assert_non_null(strstr(url, "/device?user_code="));
+                public_urls[n_public_urls++] = strdup(url);
+                assert_int_equal(lkh_idp_set(h, "device_answer", answers[i]), 0);
+                if (!*answers[i])
+                        assert_int_equal(lkh_device_approve(h, url, "root", false), 0);
+                e = call_ss("WaitLogin", id, NULL);
+                if (!*answers[i]) {
+                        assert_null(e);
+                        assert_true(asprintf(&sid, "sec-device-%zu", i) > 0);
+                        assert_null(call_ss("OpenSession", id, sid));
+                        assert_null(get_token(sid, 0, &token));
+                        session_file_secrets(h, sid);
+                        assert_null(call_ss("CloseSession", sid, NULL));
+                } else {
+                        assert_non_null(e);
+                }
+        }
+        assert_int_equal(lkh_idp_set(h, "device_answer", ""), 0);
+        assert_int_equal(lkh_http(h, "/control/devices", NULL, NULL, &status, &body, NULL), 0);
+        assert_int_equal(status, 200);
+        list = json_loads(body, 0, NULL);
+        assert_int_equal(json_array_size(list), ELEMENTSOF(answers));
+        json_array_foreach(list, i, v)
+                secret("a device code", json_string_value(json_object_get(v, "device_code")));
+        json_decref(list);
+        check_everything(h);
+}
+
 /* The search itself finds what it looks for (a test that cannot fail is a defect). */
 static void test_search_finds(void **state)
 {
@@ -1041,6 +1108,9 @@ int main(void)
         const struct CMUnitTest basic[] = {
             cmocka_unit_test(test_every_flow_basic),
         };
+        const struct CMUnitTest device[] = {
+            cmocka_unit_test(test_device_flow),
+        };
         int failed = 0;
 
         if (geteuid() != 0) {
@@ -1052,6 +1122,8 @@ int main(void)
         failed += cmocka_run_group_tests_name("secrets, client_secret_post", post, setup_post,
                                               teardown);
         failed += cmocka_run_group_tests_name("secrets, client_secret_basic", basic, setup_basic,
+                                              teardown);
+        failed += cmocka_run_group_tests_name("secrets, the device flow", device, setup_device,
                                               teardown);
         reset_seen();
         free(broker_log);

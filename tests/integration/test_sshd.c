@@ -1215,6 +1215,145 @@ static void test_dropped_clients_free_their_logins(void **state)
         bc_close(c);
 }
 
+/* The device flow over sshd: the address in the prompt, and the person types only Enter. */
+static void test_device_flow_enter_only(void **state)
+{
+        struct ctx *x = *state;
+        _cleanup_free_ char *url = NULL;
+        struct term t;
+        size_t at = 0, colon = 0;
+        int status = -1;
+
+        start_ssh(x, &t, "echo DEVICE-SIGNED-IN");
+        if (term_expect(&t, 0, "/device?user_code=", &at) < 0 ||
+            term_expect(&t, at, "Press Enter", &colon) < 0 ||
+            term_expect(&t, colon, ": ", &colon) < 0) {
+                term_dump(&t);
+                fail();
+        }
+        while (at > 0 && t.buf[at - 1] != ' ' && t.buf[at - 1] != '\n')
+                at--;
+        url = word_at(&t, at);
+        assert_non_null(url);
+        assert_int_equal(strncmp(url, "https://", 8), 0);
+        /* Signed in on the phone; nothing typed here but Enter. */
+        assert_int_equal(lkh_device_approve(x->h, url, TEST_USER, false), 0);
+        assert_int_equal(term_send(&t, "\n"), 0);
+        if (term_expect(&t, colon, "DEVICE-SIGNED-IN", &at) < 0) {
+                term_dump(&t);
+                fail();
+        }
+        assert_int_equal(term_finish(&t, &status), 0);
+        assert_true(WIFEXITED(status));
+        assert_int_equal(WEXITSTATUS(status), 0);
+        term_close(&t);
+}
+
+/* The code flow finished by the broker's callback listener over sshd: only Enter typed. */
+static void test_listener_enter_only(void **state)
+{
+        struct ctx *x = *state;
+        _cleanup_free_ char *url = NULL, *prompt = NULL, *signin = NULL;
+        struct term t;
+        size_t after = 0, at = 0;
+        long status = 0;
+        int exit_status = -1;
+
+        start_ssh(x, &t, "echo LISTENER-SIGNED-IN");
+        expect_address_and_prompt(x, &t, &url, &prompt, &after);
+        assert_non_null(strstr(prompt, "Press Enter when you have signed in (or paste the code)"));
+        /* The browser signs in; the provider sends it to the broker's listener. */
+        signin = lkh_xasprintf("%s&login_hint=%s", url, TEST_USER);
+        assert_int_equal(lkh_http(x->h, signin, NULL, NULL, &status, NULL, NULL), 0);
+        assert_int_equal(status, 200);
+        assert_int_equal(term_send(&t, "\n"), 0);
+        if (term_expect(&t, after, "LISTENER-SIGNED-IN", &at) < 0) {
+                term_dump(&t);
+                fail();
+        }
+        assert_int_equal(term_finish(&t, &exit_status), 0);
+        assert_true(WIFEXITED(exit_status));
+        assert_int_equal(WEXITSTATUS(exit_status), 0);
+        term_close(&t);
+}
+
+static int setup_listener(void **state)
+{
+        struct ctx *x = calloc(1, sizeof(*x));
+        _cleanup_free_ char *extra = NULL;
+        unsigned port = 0;
+        int r;
+
+        if (!x)
+                return -1;
+        r = lkh_new(&x->h);
+        if (r == 0)
+                r = make_user(x);
+        if (r == 0)
+                r = lkh_free_port(&port);
+        if (r == 0) {
+                free(x->h->redirect_uri);
+                x->h->redirect_uri = lkh_xasprintf("https://127.0.0.1:%u/callback", port);
+                r = lkh_start_idp(x->h, NULL);
+        }
+        if (r == 0)
+                r = lkh_idp_set(x->h, "follow_redirect", "1");
+        if (r == 0) {
+                extra = lkh_xasprintf("[users]\nallowed_users = " TEST_USER "\n"
+                                      "[callback]\nlisten = 127.0.0.1:%u\ncertificate = %s\n"
+                                      "key = %s\n",
+                                      port, x->h->cert_file, x->h->key_file);
+                r = lkh_write_config(x->h, extra);
+        }
+        if (r == 0)
+                r = lkh_start_bus(x->h);
+        if (r == 0)
+                r = lkh_start_broker(x->h, NULL);
+        if (r == 0)
+                r = pick_token_command(x);
+        if (r == 0)
+                r = prepare_sshd(x);
+        if (r < 0) {
+                ctx_free(x);
+                return -1;
+        }
+        *state = x;
+        return 0;
+}
+
+static int setup_device(void **state)
+{
+        struct ctx *x = calloc(1, sizeof(*x));
+        int r;
+
+        if (!x)
+                return -1;
+        r = lkh_new(&x->h);
+        if (r == 0)
+                r = make_user(x);
+        if (r == 0)
+                r = lkh_start_idp(x->h, NULL);
+        if (r == 0)
+                r = lkh_idp_set(x->h, "device_discovery", "1");
+        if (r == 0)
+                r = lkh_idp_set(x->h, "device_interval", "1");
+        if (r == 0)
+                r = lkh_write_config(x->h, "[users]\nallowed_users = " TEST_USER "\n");
+        if (r == 0)
+                r = lkh_start_bus(x->h);
+        if (r == 0)
+                r = lkh_start_broker(x->h, NULL);
+        if (r == 0)
+                r = pick_token_command(x);
+        if (r == 0)
+                r = prepare_sshd(x);
+        if (r < 0) {
+                ctx_free(x);
+                return -1;
+        }
+        *state = x;
+        return 0;
+}
 
 /* ---- the accounts group (issue 20): people no host has an account for ---- */
 
@@ -1705,6 +1844,12 @@ static void test_accounts_latchkeyctl(void **state)
 
 int main(void)
 {
+        const struct CMUnitTest device[] = {
+                cmocka_unit_test(test_device_flow_enter_only),
+        };
+        const struct CMUnitTest listener[] = {
+                cmocka_unit_test(test_listener_enter_only),
+        };
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_listens_on_loopback_only),
                 cmocka_unit_test(test_login_token_logout),
@@ -1736,5 +1881,10 @@ int main(void)
         failed = cmocka_run_group_tests_name("sshd with pam_latchkey", tests, setup, teardown);
         failed += cmocka_run_group_tests_name("sshd with provider accounts (libnss_latchkey)",
                                               accounts, setup_accounts, teardown_accounts);
+        failed += cmocka_run_group_tests_name("sshd with pam_latchkey, device flow", device,
+                                              setup_device, teardown);
+        failed += cmocka_run_group_tests_name("sshd with pam_latchkey, code flow and the "
+                                              "callback listener",
+                                              listener, setup_listener, teardown);
         return failed ? 1 : 0;
 }

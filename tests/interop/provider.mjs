@@ -5,7 +5,7 @@
 //
 // node provider.mjs --cert CERT --key KEY --secret-file FILE --redirect-uri URI
 //                   [--port-file FILE] [--port N] [--host 127.0.0.1] [--alg RS256|ES256]
-//                   [--basic-client ID] [--post-client ID]
+//                   [--basic-client ID] [--post-client ID] [--device]
 //
 // - The issuer is https://HOST:PORT. The port is random unless --port is given; it is written
 //   to --port-file (via a temporary file and a rename) once the server listens.
@@ -19,6 +19,8 @@
 //   pages; any login name is accepted and becomes the account id (the test uses "root").
 // - PKCE (S256) is required; revocation is on; a refresh token is issued when the grant holds
 //   offline_access, which oidc-provider keeps only with prompt=consent (OIDC Core §11).
+// - --device turns on the device authorization grant (features.deviceFlow, RFC 8628): the
+//   discovery document names its endpoint and both clients may use the grant.
 // - Every claim of the account goes into the id_token (conformIdTokenClaims off), so
 //   preferred_username, which latchkey maps to the local user, is there.
 //
@@ -53,6 +55,7 @@ try {
       alg: { type: 'string', default: 'RS256' },
       'basic-client': { type: 'string', default: 'latchkey-basic' },
       'post-client': { type: 'string', default: 'latchkey-post' },
+      device: { type: 'boolean', default: false },
     },
     strict: true,
   }));
@@ -102,7 +105,8 @@ function client(id, method) {
     client_secret: secret,
     token_endpoint_auth_method: method,
     redirect_uris: [opts['redirect-uri']],
-    grant_types: ['authorization_code', 'refresh_token'],
+    grant_types: ['authorization_code', 'refresh_token',
+      ...(opts.device ? ['urn:ietf:params:oauth:grant-type:device_code'] : [])],
     response_types: ['code'],
     id_token_signed_response_alg: opts.alg,
   };
@@ -145,6 +149,7 @@ server.listen(Number(opts.port), opts.host, () => {
     features: {
       devInteractions: { enabled: true },
       revocation: { enabled: true },
+      deviceFlow: { enabled: opts.device },
     },
     enabledJWA: { idTokenSigningAlgValues: [opts.alg] },
     ttl: {

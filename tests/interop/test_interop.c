@@ -85,6 +85,7 @@ static bool pam_available;      /* run under pam_wrapper */
 /* One provider configuration: a group of tests. */
 struct group {
         const char *alg;        /* RS256 or ES256 */
+        bool device;            /* the provider offers the device flow (RFC 8628) */
         pid_t pid;
         unsigned port;
         char *issuer;
@@ -94,6 +95,7 @@ struct group {
 static struct group groups[] = {
         { .alg = "RS256" },
         { .alg = "ES256" },
+        { .alg = "RS256", .device = true },
 };
 
 static int write_text(const char *path, const char *text, mode_t mode)
@@ -383,7 +385,26 @@ static bool at_redirect_uri(const char *url)
  * page and consents on its consent page, following redirects, until the
  * provider sends the browser to the redirect URI. Returns that address.
  */
+static int browse(const char *authorize_url, const char *login, bool device,
+                  char **ret_location);
+
 static int browser_login(const char *authorize_url, const char *login, char **ret_location)
+{
+        return browse(authorize_url, login, false, ret_location);
+}
+
+/*
+ * The device flow's person: opens the verification address (the user code in it), confirms
+ * the code, signs in and consents, until the provider's page says it is done (a page without
+ * a form, after the forms).
+ */
+static int browser_device(const char *verification_url, const char *login)
+{
+        return browse(verification_url, login, true, NULL);
+}
+
+static int browse(const char *authorize_url, const char *login, bool device,
+                  char **ret_location)
 {
         /* oidc-provider keeps offline_access (and so issues a refresh token) only with
          * prompt=consent (OIDC Core §11): the config says prompt = consent, so latchkey's
@@ -393,7 +414,7 @@ static int browser_login(const char *authorize_url, const char *login, char **re
         CURL *c;
         int r = -ELOOP;
 
-        if (!strstr(authorize_url, "&prompt=consent")) {
+        if (!device && !strstr(authorize_url, "&prompt=consent")) {
                 fprintf(stderr, "the sign-in address lacks prompt=consent\n");
                 return -EINVAL;
         }
@@ -431,6 +452,12 @@ static int browser_login(const char *authorize_url, const char *login, char **re
                 } else if (p.status == 200) {
                         char *action = NULL;
 
+                        /* The device flow ends on the provider's "done" page. */
+                        if (device && forms >= 2 && !find_ci(p.body, "<form", NULL)) {
+                                page_clear(&p);
+                                r = 0;
+                                break;
+                        }
                         r = read_form(c, p.body, p.url, login, &action, &form);
                         if (r < 0) {
                                 page_clear(&p);
@@ -450,7 +477,7 @@ static int browser_login(const char *authorize_url, const char *login, char **re
                 r = -ELOOP;
         }
         curl_easy_cleanup(c);
-        if (r == 0 && forms == 0) {
+        if (r == 0 && forms == 0 && !device) {
                 free(*ret_location);
                 *ret_location = NULL;
                 print_error("browser: the provider redirected without showing a page\n");
@@ -511,7 +538,8 @@ static const char *missing_prerequisite(void)
 
 static int start_provider(struct group *g)
 {
-        _cleanup_free_ char *port_file = lkh_xasprintf("%s/oidc-provider-%s.port", H->dir, g->alg);
+        _cleanup_free_ char *port_file = lkh_xasprintf("%s/oidc-provider-%s%s.port", H->dir, g->alg,
+                                                       g->device ? "-device" : "");
         const char *argv[] = {
                 node_path(), LK_INTEROP_DIR "/provider.mjs",
                 "--cert", H->cert_file, "--key", H->key_file,
@@ -520,6 +548,7 @@ static int start_provider(struct group *g)
                 "--port-file", port_file,
                 "--alg", g->alg,
                 "--basic-client", BASIC_CLIENT, "--post-client", POST_CLIENT,
+                g->device ? "--device" : NULL,
                 NULL,
         };
         int r;
@@ -552,8 +581,8 @@ static int write_configs(struct group *g)
 {
         for (int basic = 0; basic < 2; basic++) {
                 _cleanup_free_ char *text = NULL;
-                char *path = lkh_xasprintf("%s/latchkey-%s-%s.conf", H->dir, g->alg,
-                                           basic ? "basic" : "post");
+                char *path = lkh_xasprintf("%s/latchkey-%s%s-%s.conf", H->dir, g->alg,
+                                           g->device ? "-device" : "", basic ? "basic" : "post");
                 int r;
 
                 text = lkh_xasprintf("# tests/interop: oidc-provider, %s keys\n"
@@ -591,7 +620,8 @@ static int write_configs(struct group *g)
 
 static int group_setup(struct group *g, void **state)
 {
-        _cleanup_free_ char *state_dir = lkh_xasprintf("%s/state-%s", H->dir, g->alg);
+        _cleanup_free_ char *state_dir = lkh_xasprintf("%s/state-%s%s", H->dir, g->alg,
+                                                       g->device ? "-device" : "");
 
         if (start_provider(g) < 0 || write_configs(g) < 0)
                 return -1;
@@ -627,6 +657,11 @@ static int setup_rs256(void **state)
 static int setup_es256(void **state)
 {
         return group_setup(&groups[1], state);
+}
+
+static int setup_device(void **state)
+{
+        return group_setup(&groups[2], state);
 }
 
 /* ---- the core, directly ------------------------------------------------------------ */
@@ -1186,6 +1221,87 @@ static void broker_flow(struct group *g, bool basic)
         bc_close(c);
 }
 
+/*
+ * The device flow (RFC 8628) through the broker: BeginLogin gives oidc-provider's verification
+ * address; WaitLogin waits while the person confirms the code, signs in and consents there;
+ * the broker polls the token endpoint (client authentication as configured) and verifies the
+ * id_token (no nonce in this grant).
+ */
+static void device_flow(struct group *g, bool basic)
+{
+        _cleanup_free_ char *sid = lkh_xasprintf("interop-device-%s", basic ? "basic" : "post");
+        _cleanup_free_ char *id = NULL, *url = NULL, *t1 = NULL, *e = NULL, *msg = NULL;
+        const char *begin_args[] = { ACCOUNT, NULL };
+        DBusPendingCall *pending = NULL;
+        DBusMessage *reply = NULL, *m;
+        DBusConnection *c;
+        const char *idp, *user = NULL;
+        json_t *claims;
+
+        restart_broker(g, basic);
+        c = bus_open();
+        e = call(c, "BeginLogin", begin_args, true, NULL, 0, &reply, &msg);
+        assert_call_ok("BeginLogin", TAKE_PTR(e), TAKE_PTR(msg));
+        id = reply_string(dbus_message_ref(reply), 0);
+        url = reply_string(reply, 1);
+        print_message("device flow: %s\n", url);
+        assert_true(strncmp(url, g->issuer, strlen(g->issuer)) == 0);
+        assert_non_null(strstr(url, "user_code="));
+
+        m = bc_new("WaitLogin");
+        idp = id;
+        assert_true(dbus_message_append_args(m, DBUS_TYPE_STRING, &idp, DBUS_TYPE_INVALID));
+        assert_true(dbus_connection_send_with_reply(c, m, &pending, 120000));
+        assert_non_null(pending);
+        dbus_message_unref(m);
+        dbus_connection_flush(c);
+
+        assert_int_equal(browser_device(url, ACCOUNT), 0);
+        dbus_pending_call_block(pending);
+        reply = dbus_pending_call_steal_reply(pending);
+        dbus_pending_call_unref(pending);
+        assert_non_null(reply);
+        if (dbus_message_get_type(reply) == DBUS_MESSAGE_TYPE_ERROR) {
+                const char *text = NULL;
+
+                dbus_message_get_args(reply, NULL, DBUS_TYPE_STRING, &text, DBUS_TYPE_INVALID);
+                fail_msg("WaitLogin: %s: %s", dbus_message_get_error_name(reply),
+                         text ? text : "");
+        }
+        assert_true(dbus_message_get_args(reply, NULL, DBUS_TYPE_STRING, &user,
+                                          DBUS_TYPE_INVALID));
+        assert_string_equal(user, ACCOUNT);
+        dbus_message_unref(reply);
+        {
+                const char *args[] = { id, sid, NULL };
+                e = call(c, "OpenSession", args, false, NULL, 0, NULL, &msg);
+                assert_call_ok("OpenSession", TAKE_PTR(e), TAKE_PTR(msg));
+        }
+        t1 = get_token(c, sid, 0, &e);
+        assert_null(e);
+        assert_non_null(t1);
+        claims = get_claims(c, sid);
+        assert_string_equal(claim(claims, "iss"), g->issuer);
+        assert_string_equal(claim(claims, "sub"), ACCOUNT);
+        json_decref(claims);
+        {
+                const char *args[] = { sid, NULL };
+                e = call(c, "CloseSession", args, false, NULL, 0, NULL, &msg);
+                assert_call_ok("CloseSession", TAKE_PTR(e), TAKE_PTR(msg));
+        }
+        bc_close(c);
+}
+
+static void test_device_flow_basic(void **state)
+{
+        device_flow(*state, true);
+}
+
+static void test_device_flow_post(void **state)
+{
+        device_flow(*state, false);
+}
+
 static void test_broker_flow_basic(void **state)
 {
         broker_flow(*state, true);
@@ -1369,6 +1485,10 @@ int main(void)
                 cmocka_unit_test(test_pam_login_basic),
                 cmocka_unit_test(test_pam_login_post),
         };
+        const struct CMUnitTest device[] = {
+                cmocka_unit_test(test_device_flow_basic),
+                cmocka_unit_test(test_device_flow_post),
+        };
         const char *why = missing_prerequisite();
         int failed = 0;
 
@@ -1388,6 +1508,8 @@ int main(void)
                                               setup_rs256, group_teardown);
         failed += cmocka_run_group_tests_name("interop, oidc-provider with ES256 keys", tests,
                                               setup_es256, group_teardown);
+        failed += cmocka_run_group_tests_name("interop, oidc-provider's device flow (RFC 8628)",
+                                              device, setup_device, group_teardown);
         lkh_free(H);
         return failed ? 1 : 0;
 }

@@ -818,9 +818,165 @@ static void test_login_expiry(void **state)
         lk_logins_free_all(&ls);
 }
 
+/* ---- finishing: finished() once per login, whichever way; the device flow's start ---- */
+
+struct finished {
+        unsigned calls;
+        int r;
+        char message[LK_ERROR_MESSAGE_MAX];
+};
+
+static void on_finished(void *userdata, struct lk_login *l, const char *user, int r,
+                        const struct lk_error *e)
+{
+        struct finished *f = userdata;
+
+        f->calls++;
+        f->r = r;
+        snprintf(f->message, sizeof(f->message), "%s", e ? e->message : "");
+}
+
+static void test_login_finished_once(void **state)
+{
+        struct lk_config config = {.login_timeout = 300};
+        struct finished f = {0};
+        struct lk_logins ls = {.clock = &fake_clock, .config = &config, .finished = on_finished,
+                               .userdata = &f};
+        struct lk_login *expiring = fake_login(&ls, 0, 1000, LK_LOGIN_PENDING);
+        struct lk_login *cancelled = fake_login(&ls, 0, 1000, LK_LOGIN_PENDING);
+
+        lk_login_cancel(&ls, cancelled);
+        assert_int_equal(f.calls, 1);
+        assert_int_equal(f.r, -LK_ERR_LOGIN_EXPIRED);
+        assert_string_equal(f.message, "The login was cancelled");
+
+        /* Expiry tells once, and the tombstone's later sweeps tell nothing more. */
+        fake_mono_ms += 300 * 1000;
+        lk_logins_sweep(&ls);
+        assert_int_equal(f.calls, 2);
+        assert_int_equal(f.r, -LK_ERR_LOGIN_EXPIRED);
+        assert_non_null(strstr(f.message, "expired"));
+        lk_logins_sweep(&ls);
+        assert_int_equal(f.calls, 2);
+        assert_int_equal(expiring->state, LK_LOGIN_EXPIRED);
+
+        /* A refusal from the provider ends it with the provider's error, once. */
+        {
+                struct lk_login *refused = fake_login(&ls, 0, 1000, LK_LOGIN_PENDING);
+                struct lk_error err = {0}, out = {0};
+
+                refused->flow = LK_FLOW_DEVICE;
+                lk_error_set(&err, LK_ERR_ACCESS_DENIED, "The sign-in was refused at the provider");
+                assert_int_equal(lk_login_finish(refused, NULL, &err, &out), -LK_ERR_ACCESS_DENIED);
+                assert_int_equal(f.calls, 3);
+                assert_int_equal(f.r, -LK_ERR_ACCESS_DENIED);
+                assert_int_equal(refused->state, LK_LOGIN_EXPIRED);
+        }
+        lk_logins_free_all(&ls);
+        assert_int_equal(f.calls, 3);
+}
+
+static struct lk_endpoints device_endpoints = {
+        .device_authorization_endpoint = "https://idp.example/device_authorization",
+};
+static lk_provider_device_fn device_done;
+static void *device_userdata;
+
+static const struct lk_endpoints *device_endpoints_of(void *idp)
+{
+        return &device_endpoints;
+}
+
+static int fake_device_authorize(void *idp, lk_provider_device_fn done, void *userdata)
+{
+        device_done = done;
+        device_userdata = userdata;
+        return 0;
+}
+
+static const struct lk_idp_ops device_ops = {
+        .endpoints = device_endpoints_of,
+        .exchange_code = fake_exchange,
+        .refresh = fake_refresh,
+        .revoke = fake_revoke,
+        .device_authorize = fake_device_authorize,
+};
+
+struct started {
+        struct lk_login *l;
+        int r;
+        unsigned calls;
+};
+
+static void on_started(void *userdata, struct lk_login *l, int r, const struct lk_error *e)
+{
+        struct started *s = userdata;
+
+        s->calls++;
+        s->l = l;
+        s->r = r;
+}
+
+/* The device flow's start: invisible until the codes come; its lifetime the shorter one. */
+static void test_device_login_start(void **state)
+{
+        struct lk_config config = {.login_timeout = 300};
+        struct lk_logins ls = {.clock = &fake_clock, .config = &config,
+                               .idp = {&device_ops, NULL}};
+        struct started st = {0};
+        struct lk_device_auth *auth = calloc(1, sizeof(*auth));
+        struct lk_error e = {0};
+        struct lk_login *l;
+
+        assert_int_equal(lk_login_begin_device(&ls, 0, "someone", 1000, NULL, on_started, &st,
+                                               &e),
+                         0);
+        assert_int_equal(st.calls, 0);
+        l = ls.list;
+        assert_int_equal(l->state, LK_LOGIN_STARTING);
+        assert_null(lk_login_find(&ls, l->id)); /* nobody knows its id yet */
+        /* Counts as pending for the caps while the request is under way. */
+        assert_int_equal(lk_logins_sweep(&ls), 1);
+
+        auth->device_code = strdup("dc");
+        auth->user_code = strdup("ABCD-EFGH");
+        auth->verification_uri = strdup("https://idp.example/device");
+        auth->verification_uri_complete = strdup("https://idp.example/device?user_code=ABCD-EFGH");
+        auth->expires_in = 120;
+        auth->interval = 5;
+        device_done(device_userdata, auth, NULL);
+        assert_int_equal(st.calls, 1);
+        assert_int_equal(st.r, 0);
+        assert_ptr_equal(st.l, l);
+        assert_int_equal(l->state, LK_LOGIN_PENDING);
+        assert_int_equal(l->flow, LK_FLOW_DEVICE);
+        assert_string_equal(lk_login_url(l), "https://idp.example/device?user_code=ABCD-EFGH");
+        assert_int_equal(lk_login_seconds_left(&ls, l), 120); /* not login_timeout's 300 */
+        assert_ptr_equal(lk_login_find(&ls, l->id), l);
+        /* Nothing to paste. */
+        assert_int_equal(lk_login_complete(&ls, l, "code", NULL, NULL, &e),
+                         -LK_ERR_INVALID_ARGUMENT);
+
+        /* A failed device authorization: the caller hears, the login goes without a trace. */
+        st = (struct started){0};
+        assert_int_equal(lk_login_begin_device(&ls, 0, "someone", 1000, NULL, on_started, &st,
+                                               &e),
+                         0);
+        lk_error_clear(&e);
+        lk_error_set(&e, LK_ERR_CLIENT_REFUSED, "invalid_client");
+        device_done(device_userdata, NULL, &e);
+        assert_int_equal(st.calls, 1);
+        assert_int_equal(st.r, -LK_ERR_CLIENT_REFUSED);
+        assert_null(st.l);
+        assert_int_equal(ls.n, 1);
+        lk_logins_free_all(&ls);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
+            cmocka_unit_test(test_login_finished_once),
+            cmocka_unit_test(test_device_login_start),
             cmocka_unit_test_setup_teardown(test_refresh_single_flight, setup, teardown),
             cmocka_unit_test_setup_teardown(test_stale_but_valid, setup, teardown),
             cmocka_unit_test_setup_teardown(test_refresh_refused, setup, teardown),

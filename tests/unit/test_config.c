@@ -448,6 +448,36 @@ static void test_nonce(void **state)
                           "if-present, off");
 }
 
+static void test_flow(void **state)
+{
+        _cleanup_(lk_config_freep) struct lk_config *d = load_ok(minimal);
+        _cleanup_free_ char *dev = with("flow = device\n"
+                                        "device_authorization_endpoint = "
+                                        "https://tenant.example.com/device\n");
+        _cleanup_(lk_config_freep) struct lk_config *c = load_ok(dev);
+        _cleanup_free_ char *bad = with("flow = polling\n");
+        _cleanup_free_ char *manual = with("discovery = no\n"
+                                           "authorization_endpoint = https://t.example.com/a\n"
+                                           "token_endpoint = https://t.example.com/t\n"
+                                           "jwks_uri = https://t.example.com/k\n"
+                                           "flow = device\n");
+        struct lk_config_problems p = {0};
+        struct lk_error e = {0};
+        bool found = false;
+
+        assert_int_equal(d->flow, LK_FLOW_AUTO);
+        assert_null(d->device_authorization_endpoint);
+        assert_int_equal(c->flow, LK_FLOW_DEVICE);
+        assert_string_equal(c->device_authorization_endpoint, "https://tenant.example.com/device");
+        expect_error(bad, "test.conf:5: [provider] flow: 'polling' is not one of auto, code, device");
+        /* Without discovery, the device flow needs its endpoint by hand. */
+        load_bad(manual, &p, &e);
+        for (size_t i = 0; i < p.n; i++)
+                found |= p.items[i].key && streq(p.items[i].key, "device_authorization_endpoint");
+        assert_true(found);
+        lk_config_problems_clear(&p);
+}
+
 static void test_client_auth(void **state)
 {
         _cleanup_free_ char *bad = with("client_auth = private_key_jwt\n");
@@ -1178,6 +1208,7 @@ int main(void)
                 cmocka_unit_test(test_bools),
                 cmocka_unit_test(test_nonce),
                 cmocka_unit_test(test_client_auth),
+                cmocka_unit_test(test_flow),
                 cmocka_unit_test(test_audience_parameter),
                 cmocka_unit_test(test_algorithms),
                 cmocka_unit_test(test_scopes),
