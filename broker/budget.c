@@ -3,16 +3,16 @@
 
 #include <stdlib.h>
 
-/* Requests are counted in thousandths, so that the refill needs no floating point. */
-#define UNIT 1000
+#include "base/token_bucket.h"
+
+#define UNIT LK_BUCKET_UNIT
 #define FULL ((int64_t)LK_BUDGET_BURST * UNIT)
 #define BUCKETS 256
 
 struct entry {
         struct entry *next;
         uid_t uid;
-        int64_t level; /* in UNITs, at most FULL */
-        int64_t at_ms; /* when level was computed */
+        struct lk_bucket b; /* at most FULL */
 };
 
 struct lk_budget {
@@ -39,22 +39,9 @@ void lk_budget_free(struct lk_budget *g)
         free(g);
 }
 
-/* The clock moves on only by the time the units added stand for: no fraction is lost, however
- * often this runs. */
 static void refill(struct entry *x, int64_t now_ms)
 {
-        int64_t add;
-
-        if (now_ms <= x->at_ms)
-                return;
-        add = (now_ms - x->at_ms) * LK_BUDGET_PER_MINUTE * UNIT / 60000;
-        if (add >= FULL - x->level) {
-                x->level = FULL;
-                x->at_ms = now_ms;
-                return;
-        }
-        x->level += add;
-        x->at_ms += add * 60000 / ((int64_t)LK_BUDGET_PER_MINUTE * UNIT);
+        lk_bucket_refill(&x->b, now_ms, FULL, LK_BUDGET_PER_MINUTE);
 }
 
 /* Forgets the uids whose bucket is full again: they are as good as new. */
@@ -65,7 +52,7 @@ static void forget_full(struct lk_budget *g, int64_t now_ms)
                         struct entry *x = *p;
 
                         refill(x, now_ms);
-                        if (x->level < FULL) {
+                        if (x->b.level < FULL) {
                                 p = &x->next;
                                 continue;
                         }
@@ -103,26 +90,25 @@ int lk_budget_take_spare(struct lk_budget *g, uid_t uid, int64_t now_ms, unsigne
                 x = calloc(1, sizeof(*x));
                 if (!x)
                         return lk_error_set(e, LK_ERR_NOMEM, "Out of memory");
-                *x = (struct entry){.next = g->table[uid % BUCKETS], .uid = uid, .level = FULL,
-                                    .at_ms = now_ms};
+                *x = (struct entry){.next = g->table[uid % BUCKETS], .uid = uid, .b = {FULL, now_ms}};
                 g->table[uid % BUCKETS] = x;
                 g->n++;
         }
         refill(x, now_ms);
-        if (keep > 0 && x->level < ((int64_t)keep + 1) * UNIT)
+        if (keep > 0 && x->b.level < ((int64_t)keep + 1) * UNIT)
                 return lk_error_set(e, LK_ERR_TOO_MANY_REQUESTS,
                                     "uid %u has only %lld request(s) to the provider left, kept "
                                     "for callers",
-                                    (unsigned)uid, (long long)(x->level / UNIT));
-        if (x->level < UNIT)
+                                    (unsigned)uid, (long long)(x->b.level / UNIT));
+        if (x->b.level < UNIT)
                 return lk_error_set(e, LK_ERR_TOO_MANY_REQUESTS,
                                     "Too many refused or failed requests to the provider for "
                                     "uid %u (at most %d, then %d a minute); try again in %lld s",
                                     (unsigned)uid, LK_BUDGET_BURST, LK_BUDGET_PER_MINUTE,
-                                    (long long)((UNIT - x->level) * 60 /
+                                    (long long)((UNIT - x->b.level) * 60 /
                                                     ((int64_t)LK_BUDGET_PER_MINUTE * UNIT) +
                                                 1));
-        x->level -= UNIT;
+        x->b.level -= UNIT;
         return 0;
 }
 
@@ -131,5 +117,5 @@ void lk_budget_refund(struct lk_budget *g, uid_t uid)
         struct entry *x = find(g, uid);
 
         if (x)
-                x->level = x->level + UNIT > FULL ? FULL : x->level + UNIT;
+                x->b.level = x->b.level + UNIT > FULL ? FULL : x->b.level + UNIT;
 }

@@ -5,10 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/token_bucket.h"
 #include "oidc/error.h"
 
-/* Counted in thousandths, so that the refill needs no floating point (as budget.c). */
-#define UNIT 1000
+#define UNIT LK_BUCKET_UNIT
 #define FULL ((int64_t)LK_CALLBACK_RATE_BURST * UNIT)
 #define BUCKETS 256
 #define KEY_SIZE 9 /* family, then 4 bytes of IPv4 or the 8 of an IPv6 /64 */
@@ -16,8 +16,7 @@
 struct entry {
         struct entry *next;
         uint8_t key[KEY_SIZE];
-        int64_t level; /* in UNITs, at most FULL */
-        int64_t at_ms;
+        struct lk_bucket b; /* at most FULL */
 };
 
 struct lk_callback_rate {
@@ -81,18 +80,7 @@ static unsigned hash_of(const uint8_t key[static KEY_SIZE])
 
 static void refill(struct entry *x, int64_t now_ms)
 {
-        int64_t add;
-
-        if (now_ms <= x->at_ms)
-                return;
-        add = (now_ms - x->at_ms) * LK_CALLBACK_RATE_PER_MINUTE * UNIT / 60000;
-        if (add >= FULL - x->level) {
-                x->level = FULL;
-                x->at_ms = now_ms;
-                return;
-        }
-        x->level += add;
-        x->at_ms += add * 60000 / ((int64_t)LK_CALLBACK_RATE_PER_MINUTE * UNIT);
+        lk_bucket_refill(&x->b, now_ms, FULL, LK_CALLBACK_RATE_PER_MINUTE);
 }
 
 static void forget_full(struct lk_callback_rate *g, int64_t now_ms)
@@ -102,7 +90,7 @@ static void forget_full(struct lk_callback_rate *g, int64_t now_ms)
                         struct entry *x = *p;
 
                         refill(x, now_ms);
-                        if (x->level < FULL) {
+                        if (x->b.level < FULL) {
                                 p = &x->next;
                                 continue;
                         }
@@ -133,14 +121,14 @@ bool lk_callback_rate_take(struct lk_callback_rate *g, const struct sockaddr *ad
                 x = calloc(1, sizeof(*x));
                 if (!x)
                         return false;
-                *x = (struct entry){.next = g->table[h], .level = FULL, .at_ms = now_ms};
+                *x = (struct entry){.next = g->table[h], .b = {FULL, now_ms}};
                 memcpy(x->key, key, KEY_SIZE);
                 g->table[h] = x;
                 g->n++;
         }
         refill(x, now_ms);
-        if (x->level < UNIT)
+        if (x->b.level < UNIT)
                 return false;
-        x->level -= UNIT;
+        x->b.level -= UNIT;
         return true;
 }
