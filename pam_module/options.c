@@ -1,18 +1,16 @@
 /* SPDX-License-Identifier: MIT */
 #include "pam_module/options.h"
 
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <syslog.h>
 #include <unistd.h>
 #include <security/pam_ext.h>
 #include <security/pam_modutil.h>
 
+#include "base/ini_files.h"
 #include "base/ini_line.h"
 #include "base/util.h"
 #include "pam_module/input_check.h"
@@ -84,15 +82,8 @@ static char *list_field(struct options *o, const char *key, size_t len)
 static void config_line(struct options *o, pam_handle_t *pamh, const char *path, unsigned line,
                         const struct lk_ini_line *il)
 {
-        char *dst;
+        char *dst = list_field(o, il->name, il->name_len);
 
-        if (il->kind != LK_INI_KEY) {
-                if (pamh)
-                        pam_syslog(pamh, LOG_ERR, "%s:%u: expected 'key = value', ignoring the line",
-                                   path, line);
-                return;
-        }
-        dst = list_field(o, il->name, il->name_len);
         if (!dst) {
                 char name[44], shown[64];
 
@@ -109,152 +100,34 @@ static void config_line(struct options *o, pam_handle_t *pamh, const char *path,
         dst[il->value_len] = 0;
 }
 
-static void config_text(struct options *o, pam_handle_t *pamh, const char *path, const char *text,
-                        size_t size)
+/* The reader's state (base/ini_files.c hands it every "key = value" line of every section). */
+struct config_reader {
+        struct options *o;
+        pam_handle_t *pamh;
+};
+
+static void config_key(void *userdata, const char *path, unsigned line, const char *section,
+                       size_t section_len, const struct lk_ini_line *il)
 {
-        bool in_pam = false;
-        unsigned line = 0;
+        struct config_reader *rd = userdata;
 
-        for (const char *p = text, *end = text + size; p < end;) {
-                const char *nl = memchr(p, '\n', (size_t)(end - p));
-                size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
-                struct lk_ini_line il;
-                const char *s = p;
-
-                p += len + 1;
-                line++;
-                if (len > LKP_LIST_MAX || memchr(s, 0, len)) {
-                        if (pamh)
-                                pam_syslog(pamh, LOG_ERR, "%s:%u: longer than %d bytes or holding a "
-                                           "NUL byte, ignoring the line", path, line, LKP_LIST_MAX);
-                        continue;
-                }
-                lk_ini_line(s, len, line == 1, &il);
-                if (il.kind == LK_INI_NOTHING)
-                        continue;
-                if (il.kind == LK_INI_SECTION || il.kind == LK_INI_UNCLOSED) {
-                        in_pam = il.kind == LK_INI_SECTION && word_is(il.name, il.name_len, "pam");
-                        continue;
-                }
-                if (in_pam)
-                        config_line(o, pamh, path, line, &il);
-        }
+        if (word_is(section, section_len, "pam"))
+                config_line(rd->o, rd->pamh, path, line, il);
 }
 
-/*
- * Reads one file into o. A file that is missing is fine (the defaults hold);
- * one that cannot be read (a screen locker running as the user, a mode of
- * 0600), is not a regular file, is too large, or that group or others may
- * write is skipped with a log line.
- */
-static void config_file(struct options *o, pam_handle_t *pamh, const char *path)
+/* A file that cannot be read (a screen locker running as the user, a mode of 0600), is not a
+ * regular file, is too large, or that group or others may write, and a bad line: logged and
+ * skipped; the defaults hold. A missing file is fine. */
+static void config_warn(void *userdata, const char *path, unsigned line, const char *what)
 {
-        _cleanup_free_ char *text = NULL;
-        struct stat st;
-        size_t len = 0;
-        ssize_t k;
-        int fd;
+        struct config_reader *rd = userdata;
 
-        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-        if (fd < 0) {
-                if (errno != ENOENT && pamh)
-                        pam_syslog(pamh, LOG_WARNING, "cannot read %s: %m; its [pam] settings do not "
-                                   "apply (see pam_latchkey(8))", path);
-                else if (pamh && o->debug)
-                        pam_syslog(pamh, LOG_DEBUG, "no %s", path);
+        if (!rd->pamh)
                 return;
-        }
-        if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (st.st_mode & 022) ||
-            st.st_size > LKP_CONFIG_FILE_MAX) {
-                if (pamh)
-                        pam_syslog(pamh, LOG_WARNING, "ignoring %s: not a regular file of at most %d "
-                                   "bytes that only its owner may write", path, LKP_CONFIG_FILE_MAX);
-                close(fd);
-                return;
-        }
-        text = malloc(LKP_CONFIG_FILE_MAX + 1);
-        if (!text) {
-                close(fd);
-                return;
-        }
-        while (len <= LKP_CONFIG_FILE_MAX &&
-               (k = read(fd, text + len, LKP_CONFIG_FILE_MAX + 1 - len)) != 0) {
-                if (k < 0 && errno == EINTR)
-                        continue;
-                if (k < 0)
-                        break;
-                len += (size_t)k;
-        }
-        close(fd);
-        if (len > LKP_CONFIG_FILE_MAX) {
-                if (pamh)
-                        pam_syslog(pamh, LOG_WARNING, "ignoring %s: larger than %d bytes", path,
-                                   LKP_CONFIG_FILE_MAX);
-                return;
-        }
-        config_text(o, pamh, path, text, len);
-}
-
-static bool ends_with(const char *s, const char *suffix)
-{
-        size_t n = strlen(s), m = strlen(suffix);
-
-        return n >= m && streq(s + n - m, suffix);
-}
-
-static int cmp_names(const void *a, const void *b)
-{
-        return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* PATH.d/ *.conf in byte order of their names, as the broker reads them. */
-static void config_dropins(struct options *o, pam_handle_t *pamh, const char *path)
-{
-        _cleanup_free_ char *dir = NULL;
-        char **names = NULL;
-        size_t n = 0;
-        struct dirent *de;
-        struct stat st;
-        DIR *d;
-
-        if (asprintf(&dir, "%s.d", path) < 0) {
-                dir = NULL;
-                return;
-        }
-        d = opendir(dir);
-        if (!d) {
-                if (errno != ENOENT && pamh)
-                        pam_syslog(pamh, LOG_WARNING, "cannot read %s: %m; its [pam] settings do not "
-                                   "apply", dir);
-                return;
-        }
-        if (fstat(dirfd(d), &st) < 0 || (st.st_mode & 022)) {
-                if (pamh)
-                        pam_syslog(pamh, LOG_WARNING, "ignoring %s: group or others may write it", dir);
-                closedir(d);
-                return;
-        }
-        while ((de = readdir(d)) && n < LKP_CONFIG_DROPINS_MAX) {
-                char **grown;
-
-                if (de->d_name[0] == '.' || !ends_with(de->d_name, ".conf"))
-                        continue;
-                grown = reallocarray(names, n + 1, sizeof(char *));
-                if (!grown)
-                        break;
-                names = grown;
-                if (asprintf(&names[n], "%s/%s", dir, de->d_name) < 0)
-                        break;
-                n++;
-        }
-        closedir(d);
-        if (n > 0)
-                qsort(names, n, sizeof(char *), cmp_names);
-        for (size_t i = 0; i < n; i++) {
-                config_file(o, pamh, names[i]);
-                free(names[i]);
-        }
-        free(names);
+        if (line)
+                pam_syslog(rd->pamh, LOG_WARNING, "%s:%u: %s", path, line, what);
+        else
+                pam_syslog(rd->pamh, LOG_WARNING, "%s: %s (see pam_latchkey(8))", path, what);
 }
 
 /* ---- the arguments ---- */
@@ -306,8 +179,8 @@ int lkp_options_parse(struct options *o, pam_handle_t *pamh, int argc, const cha
                 if (argv[i] && streq(argv[i], "debug"))
                         o->debug = true; /* for the config's own log lines */
         find_config(o, pamh, argc, argv);
-        config_file(o, pamh, o->config);
-        config_dropins(o, pamh, o->config);
+        lk_ini_files_read(o->config, config_key, config_warn,
+                          &(struct config_reader){.o = o, .pamh = pamh});
 
         for (int i = 0; i < argc && argv; i++) {
                 const char *a = argv[i], *value = NULL;

@@ -15,10 +15,8 @@
 #define LKP_TRIES_MAX 10
 
 #define LKP_CONFIG_PATH "/etc/latchkey/latchkey.conf" /* the broker's too (LK_CONFIG_PATH) */
-#define LKP_CONFIG_FILE_MAX (64 * 1024) /* bytes of one file, as the broker reads them */
-#define LKP_CONFIG_DROPINS_MAX 256      /* .conf files read from latchkey.conf.d */
-#define LKP_LIST_MAX 4096               /* bytes of one list value (a config line's cap) */
-#define LKP_PATH_MAX 1024               /* bytes of config=PATH */
+#define LKP_LIST_MAX 4096 /* bytes of one list value: LK_INI_LINE_MAX, a config line's cap */
+#define LKP_PATH_MAX 1024 /* bytes of config=PATH */
 
 /* Where SSO is offered when the admin says nothing: remote and console logins, greeters. */
 #define LKP_SERVICES_DEFAULT "sshd login gdm-password lightdm sddm"

@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include <security/_pam_types.h>
 
+#include "base/ini_files.h"
 #include "pam_module/options.h"
 #include "pam_module/pam_errors.h"
 
@@ -280,13 +281,13 @@ static void test_sso_writable_config_ignored(void **state)
 static void test_sso_bad_files(void **state)
 {
         struct options o;
-        char *big = malloc(LKP_CONFIG_FILE_MAX + 100), *line = malloc(LKP_LIST_MAX + 100);
+        char *big = malloc(LK_INI_FILE_MAX + 100), *line = malloc(LKP_LIST_MAX + 100);
         char path[300], text[LKP_LIST_MAX + 200];
 
         assert_non_null(big);
         assert_non_null(line);
-        memset(big, '#', LKP_CONFIG_FILE_MAX + 99);
-        big[LKP_CONFIG_FILE_MAX + 99] = 0;
+        memset(big, '#', LK_INI_FILE_MAX + 99);
+        big[LK_INI_FILE_MAX + 99] = 0;
         memcpy(big, "[pam]\nusers=big\n", 16);
         write_at("latchkey.conf", big, 0644);
         write_at("latchkey.conf.d/10-a.conf", "[pam]\nservices = sshd\n", 0644);
