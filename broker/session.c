@@ -334,6 +334,27 @@ static void release_closed(struct lk_sessions *ss, struct lk_session *s)
         lk_session_free(s);
 }
 
+/*
+ * A new id_token goes through [users] again: a user the provider moved out of allowed_groups,
+ * or renamed, gets no more tokens; the session expires and grant is freed. Without one there
+ * is nothing new to judge, and the session goes on.
+ */
+static bool user_refused(struct lk_sessions *ss, struct lk_session *s, struct lk_grant *grant)
+{
+        struct lk_error e = {0};
+        char why[LK_ERROR_MESSAGE_MAX];
+
+        if (!grant || !grant->claims ||
+            lk_login_check_claims(ss->config, ss->uid_min, grant->claims, s->user, s->uid,
+                                  &e) == 0)
+                return false;
+        lk_grant_free(grant);
+        snprintf(why, sizeof(why), "the provider no longer allows this user here (%.400s)",
+                 e.message);
+        session_expire(ss, s, why);
+        return true;
+}
+
 static void refresh_next(struct lk_sessions *ss, struct lk_session *s);
 
 static void on_refreshed_own(void *userdata, struct lk_grant *grant, const struct lk_error *err)
@@ -359,22 +380,8 @@ static void on_refreshed_own(void *userdata, struct lk_grant *grant, const struc
                 return;
         }
 
-        /*
-         * A new id_token goes through [users] again: a user the provider moved out of
-         * allowed_groups, or renamed, gets no more tokens. Without one there is nothing
-         * new to judge, and the session goes on.
-         */
-        if (grant && grant->claims &&
-            lk_login_check_claims(ss->config, ss->uid_min, grant->claims, s->user, s->uid,
-                                  &e) < 0) {
-                char why[LK_ERROR_MESSAGE_MAX];
-
-                lk_grant_free(grant);
-                snprintf(why, sizeof(why), "the provider no longer allows this user here (%.400s)",
-                         e.message);
-                session_expire(ss, s, why);
+        if (user_refused(ss, s, grant))
                 return;
-        }
 
         if (grant) {
                 struct lk_tokens *t = &s->tokens, *n = &grant->tokens;
@@ -698,17 +705,8 @@ static void on_refreshed_for(void *userdata, struct lk_grant *grant, const struc
                 release_closed(ss, s);
                 return;
         }
-        if (grant && grant->claims &&
-            lk_login_check_claims(ss->config, ss->uid_min, grant->claims, s->user, s->uid,
-                                  &e) < 0) {
-                char why[LK_ERROR_MESSAGE_MAX];
-
-                lk_grant_free(grant);
-                snprintf(why, sizeof(why), "the provider no longer allows this user here (%.400s)",
-                         e.message);
-                session_expire(ss, s, why);
+        if (user_refused(ss, s, grant))
                 return;
-        }
         if (grant)
                 lk_budget_refund(ss->budget, s->uid); /* a live refresh token: no abuse */
         if (grant && (grant->tokens.refresh_token || grant->claims)) {
