@@ -144,46 +144,50 @@ static int add_client_auth(const struct lk_config *c, struct form *f, struct lk_
         return form_add(f, "client_secret", c->client_secret, e);
 }
 
-/* Hands over the URL and the finished body. */
-static int request_finish(const char *endpoint, struct form *f, struct lk_token_request *req,
-                          struct lk_token_request *ret, struct lk_error *e)
+/* One field of a request's form; an empty or NULL value is left out. */
+struct field {
+        const char *name, *value;
+};
+
+/* The request to endpoint: the fields (ended by a NULL name), then the client's authentication. */
+static int build_request(const struct lk_config *c, const char *endpoint,
+                         const struct field *fields, struct lk_token_request *ret,
+                         struct lk_error *e)
 {
-        req->url = strdup(endpoint);
-        if (!req->url)
+        _cleanup_(token_request_clearp) struct lk_token_request req = {0};
+        _cleanup_(form_clear) struct form f = {0};
+        int r = 0;
+
+        for (const struct field *x = fields; x->name && r >= 0; x++)
+                if (!isempty(x->value))
+                        r = form_add(&f, x->name, x->value, e);
+        if (r >= 0)
+                r = add_client_auth(c, &f, &req, e);
+        if (r < 0)
+                return r;
+        req.url = strdup(endpoint);
+        if (!req.url)
                 return lk_error_set(e, LK_ERR_NOMEM, "Out of memory");
-        req->form = TAKE_PTR(f->buf);
-        *f = (struct form){0};
-        *ret = *req;
-        *req = (struct lk_token_request){0};
+        req.form = TAKE_PTR(f.buf);
+        f = (struct form){0};
+        *ret = req;
+        req = (struct lk_token_request){0};
         return 0;
 }
 
 int lk_token_request_code(const struct lk_config *c, const char *token_endpoint, const char *code,
                           const char *verifier, struct lk_token_request *ret, struct lk_error *e)
 {
-        _cleanup_(token_request_clearp) struct lk_token_request req = {0};
-        _cleanup_(form_clear) struct form f = {0};
-        int r;
-
         if (isempty(token_endpoint))
                 return lk_error_set(e, LK_ERR_CONFIG, "No token endpoint is known");
         if (isempty(code))
                 return lk_error_set(e, LK_ERR_INVALID_ARGUMENT, "No authorization code");
         if (isempty(c->redirect_uri))
                 return lk_error_set(e, LK_ERR_CONFIG, "[provider] redirect_uri is not set");
-
-        r = form_add(&f, "grant_type", "authorization_code", e);
-        if (r >= 0)
-                r = form_add(&f, "code", code, e);
-        if (r >= 0)
-                r = form_add(&f, "redirect_uri", c->redirect_uri, e);
-        if (r >= 0 && verifier)
-                r = form_add(&f, "code_verifier", verifier, e);
-        if (r >= 0)
-                r = add_client_auth(c, &f, &req, e);
-        if (r < 0)
-                return r;
-        return request_finish(token_endpoint, &f, &req, ret, e);
+        return build_request(c, token_endpoint, (const struct field[]){
+                {"grant_type", "authorization_code"}, {"code", code},
+                {"redirect_uri", c->redirect_uri}, {"code_verifier", verifier}, {NULL, NULL},
+        }, ret, e);
 }
 
 int lk_token_request_refresh(const struct lk_config *c, const char *token_endpoint,
@@ -198,39 +202,22 @@ int lk_token_request_refresh_for(const struct lk_config *c, const char *token_en
                                  const char *audience, struct lk_token_request *ret,
                                  struct lk_error *e)
 {
-        _cleanup_(token_request_clearp) struct lk_token_request req = {0};
-        _cleanup_(form_clear) struct form f = {0};
-        int r;
-
         if (isempty(token_endpoint))
                 return lk_error_set(e, LK_ERR_CONFIG, "No token endpoint is known");
         if (isempty(refresh_token))
                 return lk_error_set(e, LK_ERR_INVALID_ARGUMENT, "No refresh token");
-
-        r = form_add(&f, "grant_type", "refresh_token", e);
-        if (r >= 0)
-                r = form_add(&f, "refresh_token", refresh_token, e);
-        if (r >= 0 && !isempty(scope))
-                r = form_add(&f, "scope", scope, e);
-        if (r >= 0 && !isempty(audience))
-                r = form_add(&f,
-                             c->audience_parameter == LK_AUDIENCE_AUDIENCE ? "audience"
-                                                                           : "resource",
-                             audience, e);
-        if (r >= 0)
-                r = add_client_auth(c, &f, &req, e);
-        if (r < 0)
-                return r;
-        return request_finish(token_endpoint, &f, &req, ret, e);
+        return build_request(c, token_endpoint, (const struct field[]){
+                {"grant_type", "refresh_token"}, {"refresh_token", refresh_token},
+                {"scope", scope},
+                {c->audience_parameter == LK_AUDIENCE_AUDIENCE ? "audience" : "resource", audience},
+                {NULL, NULL},
+        }, ret, e);
 }
 
 int lk_token_request_device_authorization(const struct lk_config *c, const char *endpoint,
                                           struct lk_token_request *ret, struct lk_error *e)
 {
-        _cleanup_(token_request_clearp) struct lk_token_request req = {0};
-        _cleanup_(form_clear) struct form f = {0};
         _cleanup_free_ char *scope = NULL;
-        int r;
 
         if (isempty(endpoint))
                 return lk_error_set(e, LK_ERR_CONFIG,
@@ -240,57 +227,35 @@ int lk_token_request_device_authorization(const struct lk_config *c, const char 
         scope = lk_scope_string(c->scopes);
         if (!scope)
                 return lk_error_set(e, LK_ERR_NOMEM, "Out of memory");
-        r = form_add(&f, "scope", scope, e);
-        if (r >= 0)
-                r = add_client_auth(c, &f, &req, e);
-        if (r < 0)
-                return r;
-        return request_finish(endpoint, &f, &req, ret, e);
+        return build_request(c, endpoint, (const struct field[]){{"scope", scope}, {NULL, NULL}},
+                             ret, e);
 }
 
 int lk_token_request_device_code(const struct lk_config *c, const char *token_endpoint,
                                  const char *device_code, struct lk_token_request *ret,
                                  struct lk_error *e)
 {
-        _cleanup_(token_request_clearp) struct lk_token_request req = {0};
-        _cleanup_(form_clear) struct form f = {0};
-        int r;
-
         if (isempty(token_endpoint))
                 return lk_error_set(e, LK_ERR_CONFIG, "No token endpoint is known");
         if (isempty(device_code))
                 return lk_error_set(e, LK_ERR_INVALID_ARGUMENT, "No device code");
-        r = form_add(&f, "grant_type", "urn:ietf:params:oauth:grant-type:device_code", e);
-        if (r >= 0)
-                r = form_add(&f, "device_code", device_code, e);
-        if (r >= 0)
-                r = add_client_auth(c, &f, &req, e);
-        if (r < 0)
-                return r;
-        return request_finish(token_endpoint, &f, &req, ret, e);
+        return build_request(c, token_endpoint, (const struct field[]){
+                {"grant_type", "urn:ietf:params:oauth:grant-type:device_code"},
+                {"device_code", device_code}, {NULL, NULL},
+        }, ret, e);
 }
 
 int lk_token_request_revoke(const struct lk_config *c, const char *revocation_endpoint,
                             const char *token, const char *hint, struct lk_token_request *ret,
                             struct lk_error *e)
 {
-        _cleanup_(token_request_clearp) struct lk_token_request req = {0};
-        _cleanup_(form_clear) struct form f = {0};
-        int r;
-
         if (isempty(revocation_endpoint))
                 return lk_error_set(e, LK_ERR_CONFIG, "No revocation endpoint is known");
         if (isempty(token))
                 return lk_error_set(e, LK_ERR_INVALID_ARGUMENT, "No token to revoke");
-
-        r = form_add(&f, "token", token, e);
-        if (r >= 0 && !isempty(hint))
-                r = form_add(&f, "token_type_hint", hint, e);
-        if (r >= 0)
-                r = add_client_auth(c, &f, &req, e);
-        if (r < 0)
-                return r;
-        return request_finish(revocation_endpoint, &f, &req, ret, e);
+        return build_request(c, revocation_endpoint, (const struct field[]){
+                {"token", token}, {"token_type_hint", hint}, {NULL, NULL},
+        }, ret, e);
 }
 
 /* ---- responses ---- */
