@@ -18,6 +18,8 @@
  *   9. group_nss.c: libnss_latchkey.so.2 with 10,000 cached accounts next to nss_files.
  *  10. group_device.c: the device flow: approval at the provider to WaitLogin's reply, beside
  *      the poll interval (a stack of its own; --only 0).
+ *  11. group_pam.c: pam_latchkey.so in sudo's and login's stacks for a user who is not an
+ *      SSO user, beside the stacks without it (--only p).
  *
  * Here: the options, the stack, the table's head and summary, the steal line, bench.json.
  * Runs as root: it makes the local accounts the logins are for (users.c), and the logins of
@@ -92,7 +94,7 @@ static void help(void)
                "\n"
                "  --quick       small counts, for a smoke run (under a minute)\n"
                "  --json PATH   also write the results as JSON to PATH\n"
-               "  --only LIST   run only these groups, e.g. --only 12 (6 runs 5 first; 9 last)\n"
+               "  --only LIST   run only these groups, e.g. --only 12 (0 is group 10,\n                p group 11; 6 runs 5 first; 9 last)\n"
                "  --help        print this help\n");
 }
 
@@ -130,9 +132,9 @@ int main(int argc, char *argv[])
                         json_path = optarg;
                         break;
                 case 'o':
-                        if (optarg[strspn(optarg, "1234567890")] || !*optarg) {
-                                fprintf(stderr, "latchkey-bench: --only takes digits 1-9, and 0 "
-                                                "for group 10\n");
+                        if (optarg[strspn(optarg, "1234567890p")] || !*optarg) {
+                                fprintf(stderr, "latchkey-bench: --only takes digits 1-9, 0 "
+                                                "for group 10 and p for group 11\n");
                                 return 2;
                         }
                         only = optarg;
@@ -218,6 +220,9 @@ int main(int argc, char *argv[])
         /* A stack of its own: before the NSS group stops the broker (it changes nothing). */
         if (want('0'))
                 bench_device();
+        /* The PAM module alone: it reaches no broker. */
+        if (want('p'))
+                bench_pam();
         /* Last: it stops the broker, and asks nothing of it. */
         if (want('9'))
                 bench_nss();

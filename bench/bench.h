@@ -181,3 +181,5 @@ void bench_nss(void);
 int bench_nss_probe(const char *side, const char *count);
 /* Group 10 (issue 19, --only 0): the device flow, on a stack of its own. */
 void bench_device(void);
+/* Group 11 (issue 15, --only p): pam_latchkey.so ignoring a user who is not an SSO user. */
+void bench_pam(void);

@@ -12,8 +12,8 @@
  *    the module's path filled in), against a fake broker on a private bus that
  *    records every call to it and every connection to the bus: a user who is
  *    not an SSO user, and sudo for anyone, reach neither; login for an SSO
- *    user does;
- *  - what the module adds to such a stack when it ignores, per call.
+ *    user does. (What the module adds to such a stack is measured by
+ *    latchkey-bench's group 11, bench/group_pam.c.)
  *
  * Skips (77) where pam-auth-update or Debian's profiles are not installed.
  */
@@ -29,7 +29,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <security/pam_appl.h>
@@ -186,8 +185,7 @@ static bool make_root(void)
                                              "session-noninteractive" };
         static const char *const dirs[] = { "/usr", "/usr/share", "/usr/share/pam-configs", "/etc",
                                             "/etc/pam.d", "/etc/latchkey", "/var", "/var/lib",
-                                            "/var/lib/pam", "/debconf", "/run.d", "/time.d",
-                                            "/plain.d" };
+                                            "/var/lib/pam", "/debconf", "/run.d" };
 
         if (access(PAM_AUTH_UPDATE, X_OK) < 0 || access("/usr/share/pam/common-auth", R_OK) < 0 ||
             access("/usr/share/pam-configs/unix", R_OK) < 0 ||
@@ -618,95 +616,6 @@ static void check_who_reaches_the_broker(void)
 
 /* ---- what an ignoring module costs ---- */
 
-static double now_s(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/*
- * The shortest time of a pam_start, pam_authenticate, pam_end of service in dir
- * for user, in n tries: a handle each time, as logins have (pam_modutil's
- * lookups pile up on one handle), and the shortest, since other work on the
- * machine only ever adds.
- */
-static double time_stack(const char *dir, const char *service, const char *user, unsigned n)
-{
-        struct seen s = {};
-        struct pam_conv c = { conv, &s };
-        double best = 1e9;
-
-        for (unsigned i = 0; i < n; i++) {
-                pam_handle_t *ph = NULL;
-                double t0 = now_s();
-
-                if (pam_start_confdir(service, user, &c, dir, &ph) != PAM_SUCCESS)
-                        exit(1);
-                CHECK(pam_authenticate(ph, 0) == PAM_SUCCESS, "%s: pam_authenticate", service);
-                pam_end(ph, PAM_SUCCESS);
-                t0 = now_s() - t0;
-                best = t0 < best ? t0 : best;
-        }
-        return best;
-}
-
-/* Seconds per pam_authenticate on one handle: the module's own work, without loading it. */
-static double time_calls(const char *dir, const char *service, const char *user, unsigned n)
-{
-        struct seen s = {};
-        struct pam_conv c = { conv, &s };
-        pam_handle_t *ph = NULL;
-        double t0;
-
-        if (pam_start_confdir(service, user, &c, dir, &ph) != PAM_SUCCESS)
-                exit(1);
-        t0 = now_s();
-        for (unsigned i = 0; i < n; i++)
-                CHECK(pam_authenticate(ph, 0) == PAM_SUCCESS, "%s: pam_authenticate", service);
-        t0 = now_s() - t0;
-        pam_end(ph, PAM_SUCCESS);
-        return t0 / n;
-}
-
-static void check_cost(void)
-{
-        _cleanup_free_ char *time_dir = xasprintf("%s/time.d", root);
-        _cleanup_free_ char *plain_dir = xasprintf("%s/plain.d", root);
-        _cleanup_free_ char *with = xasprintf(
-                "auth optional %s config=%s/etc/latchkey/latchkey.conf\n"
-                "auth required pam_permit.so\n", PAM_LATCHKEY_SO, root);
-        static const char plain[] = "auth required pam_permit.so\n";
-        const unsigned n = 500;
-        double sudo, login;
-        char path[512];
-
-        /* login's user check looks a group up too */
-        snprintf(path, sizeof(path), "%s/etc/latchkey/latchkey.conf", root);
-        write_text(path, "[pam]\nusers = " SSO_USER "\ngroups = nogroup\n");
-        snprintf(path, sizeof(path), "%s/sudo", time_dir);
-        write_text(path, with);
-        snprintf(path, sizeof(path), "%s/login", time_dir);
-        write_text(path, with);
-        snprintf(path, sizeof(path), "%s/sudo", plain_dir);
-        write_text(path, plain);
-        snprintf(path, sizeof(path), "%s/login", plain_dir);
-        write_text(path, plain);
-
-        sudo = time_stack(time_dir, "sudo", LOCAL_USER, n) -
-               time_stack(plain_dir, "sudo", LOCAL_USER, n);
-        login = time_stack(time_dir, "login", LOCAL_USER, n) -
-                time_stack(plain_dir, "login", LOCAL_USER, n);
-        printf("pam_latchkey.so adds %.0f us to a login's sudo auth, %.0f us to login's, for a "
-               "user who is not an SSO user: loading the module, reading latchkey.conf, looking "
-               "the user and a group up (best of %u)\n", sudo * 1e6, login * 1e6, n);
-        CHECK(sudo < 1e-3 && login < 1e-3, "an ignoring pam_latchkey.so must add under 1 ms");
-        printf("of which pam_sm_authenticate itself, for sudo: %.1f us a call\n",
-               (time_calls(time_dir, "sudo", LOCAL_USER, 2000) -
-                time_calls(plain_dir, "sudo", LOCAL_USER, 2000)) * 1e6);
-}
-
 static void cleanup(void)
 {
         const char *const rm[] = { "/bin/rm", "-rf", "--", root, NULL };
@@ -741,7 +650,6 @@ int main(void)
         start_bus_and_broker();
         make_run_dir();
         check_who_reaches_the_broker();
-        check_cost();
         cleanup();
         printf("%s\n", failures ? "FAILED" : "OK");
         return failures ? 1 : 0;
