@@ -45,12 +45,20 @@ void latchkey_free_secret(char *secret)
         lk_secret_free(secret);
 }
 
-/* Where the caller names no session: $LATCHKEY_SESSION, else NULL (the broker's default). */
-static int pick_session(struct latchkey *lk, const char *session_id, const char **ret)
+/*
+ * Where the caller names no session: $LATCHKEY_SESSION, else NULL (the broker's default), or
+ * an error where the call needs one (required).
+ */
+static int pick_session(struct latchkey *lk, const char *session_id, bool required,
+                        const char **ret)
 {
         if (!session_id) {
                 session_id = getenv("LATCHKEY_SESSION");
                 if (isempty(session_id)) {
+                        if (required)
+                                return lkl_error(lk, LATCHKEY_ERROR_INVALID_ARGUMENT,
+                                                 "which session? Neither a session id nor "
+                                                 "LATCHKEY_SESSION is set");
                         *ret = NULL;
                         return 0;
                 }
@@ -63,6 +71,15 @@ static int pick_session(struct latchkey *lk, const char *session_id, const char 
                                  "a session id must be 1 to %d bytes of UTF-8", LATCHKEY_ID_MAX);
         *ret = session_id;
         return 0;
+}
+
+/* The steps of a call about one session: which one (pick_session), then the bus. */
+static int session_bus(struct latchkey *lk, const char **session_id, bool required,
+                       DBusConnection **ret)
+{
+        int r = pick_session(lk, *session_id, required, session_id);
+
+        return r < 0 ? r : lkl_bus(lk, ret);
 }
 
 static int oom(struct latchkey *lk)
@@ -87,10 +104,7 @@ int latchkey_get_token_for(struct latchkey *lk, const char *session_id, const ch
 
         if (!lk)
                 return LATCHKEY_ERROR_INVALID_ARGUMENT;
-        r = pick_session(lk, session_id, &session_id);
-        if (r < 0)
-                return r;
-        r = lkl_bus(lk, &c);
+        r = session_bus(lk, &session_id, false, &c);
         if (r < 0)
                 return r;
         r = lk_client_get_token_for(c, LATCHKEY_TIMEOUT_MS, session_id, scope, audience,
@@ -106,10 +120,7 @@ int latchkey_get_claims(struct latchkey *lk, const char *session_id, char **ret_
 
         if (!lk || !ret_json)
                 return lkl_error(lk, LATCHKEY_ERROR_INVALID_ARGUMENT, "no place for the claims");
-        r = pick_session(lk, session_id, &session_id);
-        if (r < 0)
-                return r;
-        r = lkl_bus(lk, &c);
+        r = session_bus(lk, &session_id, false, &c);
         if (r < 0)
                 return r;
         r = lk_client_get_claims(c, LATCHKEY_TIMEOUT_MS, session_id, ret_json, &e);
@@ -174,13 +185,7 @@ int latchkey_close_session(struct latchkey *lk, const char *session_id)
 
         if (!lk)
                 return LATCHKEY_ERROR_INVALID_ARGUMENT;
-        r = pick_session(lk, session_id, &session_id);
-        if (r < 0)
-                return r;
-        if (!session_id)
-                return lkl_error(lk, LATCHKEY_ERROR_INVALID_ARGUMENT,
-                                 "which session? Neither a session id nor LATCHKEY_SESSION is set");
-        r = lkl_bus(lk, &c);
+        r = session_bus(lk, &session_id, true, &c);
         if (r < 0)
                 return r;
         r = lk_client_close_session(c, LATCHKEY_TIMEOUT_MS, session_id, &e);
@@ -274,12 +279,9 @@ int latchkey_renew_session(struct latchkey *lk, const char *login_id, const char
 
         if (!lk)
                 return LATCHKEY_ERROR_INVALID_ARGUMENT;
-        r = pick_session(lk, session_id, &session_id);
+        r = pick_session(lk, session_id, true, &session_id);
         if (r < 0)
                 return r;
-        if (!session_id)
-                return lkl_error(lk, LATCHKEY_ERROR_INVALID_ARGUMENT,
-                                 "which session? Neither a session id nor LATCHKEY_SESSION is set");
         /* Renew, never make: only a session the caller already owns. */
         r = latchkey_list_sessions(lk, &list, &n);
         if (r < 0)
@@ -301,10 +303,7 @@ int latchkey_change_pin(struct latchkey *lk, const char *session_id, const char 
 
         if (!lk || !pin)
                 return lkl_error(lk, LATCHKEY_ERROR_INVALID_ARGUMENT, "no PIN");
-        r = pick_session(lk, session_id, &session_id);
-        if (r < 0)
-                return r;
-        r = lkl_bus(lk, &c);
+        r = session_bus(lk, &session_id, false, &c);
         if (r < 0)
                 return r;
         r = lk_client_change_pin(c, LATCHKEY_TIMEOUT_MS, session_id, pin, &e);
