@@ -41,6 +41,7 @@
 #include "broker/pin_worker.h"
 #include "tests/harness/busclient.h"
 #include "tests/harness/harness.h"
+#include "tests/harness/pam_conv.h"
 #include "tests/harness/session_files.h"
 
 #ifndef PAM_LATCHKEY_SO
@@ -55,7 +56,6 @@
 
 #define PIN "2468-lkt"
 #define WRONG "1357-lkt"
-#define MAX_MESSAGES 32
 #define DAY 86400
 /* The module's PAM_IGNORE: the stack goes on to pam_permit (each test also checks that the
  * person was asked nothing, which a sign-in by the module never is). */
@@ -75,24 +75,19 @@ struct person {
                                * gives up at the code prompt */
         unsigned n_pins;
 
-        char *info[MAX_MESSAGES];
-        unsigned n_info;
-        char *error[MAX_MESSAGES];
-        unsigned n_error;
+        struct lkh_said said;
         unsigned n_prompts, n_pin_prompts, n_new_pin_prompts;
         bool address_shown;
         char *location;
         const char *pam_user;
+        struct lkh_person_conv conv;
 };
 
 static void person_free(struct person *p)
 {
-        for (unsigned i = 0; i < p->n_info; i++)
-                free(p->info[i]);
-        for (unsigned i = 0; i < p->n_error; i++) {
-                print_message("    PAM_ERROR_MSG: %s\n", p->error[i]);
-                free(p->error[i]);
-        }
+        for (unsigned i = 0; i < p->said.n_error; i++)
+                print_message("    PAM_ERROR_MSG: %s\n", p->said.error[i]);
+        lkh_said_clear(&p->said);
         free(p->location);
         memset(p, 0, sizeof(*p));
 }
@@ -105,8 +100,10 @@ static bool any_contains(char *const *list, unsigned n, const char *needle)
         return false;
 }
 
-static char *answer(struct person *p, const struct pam_message *m)
+static char *answer(void *person, const struct pam_message *m)
 {
+        struct person *p = person;
+
         p->n_prompts++;
         if (strncmp(m->msg, "Set a PIN", 9) == 0 || strncmp(m->msg, "The same PIN", 12) == 0) {
                 p->n_new_pin_prompts++;
@@ -121,59 +118,33 @@ static char *answer(struct person *p, const struct pam_message *m)
         return p->location ? strdup(p->location) : NULL;
 }
 
-static int conv(int n, const struct pam_message **msg, struct pam_response **resp, void *userdata)
+/* The sign-in address: the browser plays it, unless the provider is out of reach. */
+static int on_info(void *person, const char *text)
 {
-        struct person *p = userdata;
-        struct pam_response *r = calloc((size_t)n, sizeof(*r));
+        struct person *p = person;
 
-        if (!r)
-                return PAM_BUF_ERR;
-        for (int i = 0; i < n; i++) {
-                const char *text = msg[i]->msg;
+        if (strncmp(text, "https://", 8) != 0)
+                return 0;
+        p->address_shown = true;
+        if (p->no_browser)
+                return 0;
+        free(p->location);
+        p->location = NULL;
+        return lkh_browser_login(H, text, p->pam_user, false, &p->location, NULL);
+}
 
-                switch (msg[i]->msg_style) {
-                case PAM_TEXT_INFO:
-                        if (p->n_info < MAX_MESSAGES)
-                                p->info[p->n_info++] = strdup(text);
-                        if (strncmp(text, "https://", 8) == 0) {
-                                p->address_shown = true;
-                                if (p->no_browser)
-                                        break;
-                                free(p->location);
-                                p->location = NULL;
-                                if (lkh_browser_login(H, text, p->pam_user, false, &p->location,
-                                                      NULL) < 0)
-                                        goto fail;
-                        }
-                        break;
-                case PAM_ERROR_MSG:
-                        if (p->n_error < MAX_MESSAGES)
-                                p->error[p->n_error++] = strdup(text);
-                        break;
-                case PAM_PROMPT_ECHO_OFF:
-                case PAM_PROMPT_ECHO_ON:
-                        r[i].resp = answer(p, msg[i]);
-                        if (!r[i].resp)
-                                goto fail;
-                        break;
-                default:
-                        goto fail;
-                }
-        }
-        *resp = r;
-        return PAM_SUCCESS;
-fail:
-        for (int i = 0; i < n; i++)
-                free(r[i].resp);
-        free(r);
-        return PAM_CONV_ERR;
+/* The conversation, as libpam gets it. */
+static struct lkh_person_conv *talk(struct person *p)
+{
+        p->conv = (struct lkh_person_conv){&p->said, on_info, answer, p};
+        return &p->conv;
 }
 
 /* pam_authenticate as me through service; its result. */
 static int auth(const char *service, struct person *p)
 {
         pam_handle_t *ph = NULL;
-        struct pam_conv c = {conv, p};
+        struct pam_conv c = {lkh_pam_conv, talk(p)};
         int r;
 
         p->pam_user = me;
@@ -415,7 +386,7 @@ static void test_pin_set_after_online_sign_in(void **state)
         assert_true(p.address_shown);
         assert_int_equal(p.n_new_pin_prompts, 2);
         assert_int_equal(p.n_pin_prompts, 0);
-        assert_true(any_contains(p.info, p.n_info, "The PIN is set."));
+        assert_true(any_contains(p.said.info, p.said.n_info, "The PIN is set."));
         person_free(&p);
 
         assert_int_equal(stat(path, &st), 0);
@@ -554,7 +525,7 @@ static void test_pin_signs_in_while_the_provider_is_stopped(void **state)
         assert_int_equal(r, PAM_SUCCESS);
         assert_false(p.address_shown);
         assert_int_equal(p.n_pin_prompts, 1);
-        assert_true(any_contains(p.info, p.n_info, "cannot be reached (offline PIN possible until "));
+        assert_true(any_contains(p.said.info, p.said.n_info, "cannot be reached (offline PIN possible until "));
         person_free(&p);
 }
 
@@ -617,8 +588,8 @@ static void test_reachable_provider_means_web_sign_in(void **state)
 /* "Wrong PIN; next try in N s": N for each wrong PIN after lockout_after. */
 static long next_try(const struct person *p)
 {
-        for (unsigned i = 0; i < p->n_error; i++) {
-                const char *s = strstr(p->error[i], "next try in ");
+        for (unsigned i = 0; i < p->said.n_error; i++) {
+                const char *s = strstr(p->said.error[i], "next try in ");
                 if (s)
                         return strtol(s + 12, NULL, 10);
         }
@@ -634,7 +605,7 @@ static void test_wrong_pins_lock_out_with_a_growing_wait(void **state)
         struct person p = {.pins = {WRONG}};
 
         assert_int_equal(auth("lk-lock", &p), PAM_AUTH_ERR);
-        assert_true(any_contains(p.error, p.n_error, "Wrong PIN"));
+        assert_true(any_contains(p.said.error, p.said.n_error, "Wrong PIN"));
         assert_int_equal(next_try(&p), -1);
         person_free(&p);
 
@@ -646,7 +617,7 @@ static void test_wrong_pins_lock_out_with_a_growing_wait(void **state)
         /* During the wait even the right PIN is not looked at. */
         p = (struct person){.pins = {PIN}};
         assert_int_equal(auth("lk-lock", &p), PAM_AUTH_ERR);
-        assert_true(any_contains(p.error, p.n_error, "Too many wrong PINs: try again in"));
+        assert_true(any_contains(p.said.error, p.said.n_error, "Too many wrong PINs: try again in"));
         person_free(&p);
 
         shift_clock(11);
@@ -697,7 +668,7 @@ static void test_methods_per_service(void **state)
         assert_false(p.address_shown);
         assert_int_equal(p.n_prompts, 1);
         assert_int_equal(p.n_pin_prompts, 1);
-        assert_int_equal(p.n_info, 0);
+        assert_int_equal(p.said.n_info, 0);
         person_free(&p);
 
         p = (struct person){.pins = {WRONG}};
@@ -708,7 +679,7 @@ static void test_methods_per_service(void **state)
 
         p = (struct person){.pins = {PIN}};
         assert_int_equal(auth("lk-cron", &p), IGNORED);
-        assert_int_equal(p.n_prompts + p.n_info + p.n_error, 0);
+        assert_int_equal(p.n_prompts + p.said.n_info + p.said.n_error, 0);
         person_free(&p);
 
         /* sshd: the web sign-in, never the PIN, never the offer of one. */
@@ -736,7 +707,7 @@ static int lock_as_user(void *userdata)
 {
         struct person p = {.pins = {PIN}};
         pam_handle_t *ph = NULL;
-        struct pam_conv c = {conv, &p};
+        struct pam_conv c = {lkh_pam_conv, talk(&p)};
         int r;
 
         p.pam_user = "daemon";
@@ -752,7 +723,7 @@ static void test_lock_screen_as_the_user(void **state)
         struct passwd *pw = getpwnam("daemon");
         struct person p = {.new_pin = PIN};
         pam_handle_t *ph = NULL;
-        struct pam_conv c = {conv, &p};
+        struct pam_conv c = {lkh_pam_conv, talk(&p)};
         int result = -1;
 
         if (getuid() != 0 || !pw) {
@@ -779,7 +750,7 @@ static void test_pin_expires_after_max_offline_days(void **state)
         shift_clock(2 * DAY + 60);
         assert_int_equal(auth("lk-lock", &p), IGNORED);
         assert_int_equal(p.n_prompts, 0);
-        assert_true(any_contains(p.error, p.n_error, "Your sign-in has expired: sign in again"));
+        assert_true(any_contains(p.said.error, p.said.n_error, "Your sign-in has expired: sign in again"));
         person_free(&p);
 
         /* and the login screen with the provider stopped: no PIN, the provider's failure */
@@ -807,7 +778,7 @@ static void test_refused_refresh_leaves_no_offline_access(void **state)
 {
         struct person p = {0};
         pam_handle_t *ph = NULL;
-        struct pam_conv c = {conv, &p};
+        struct pam_conv c = {lkh_pam_conv, talk(&p)};
         _cleanup_free_ char *sid = NULL;
         DBusError err = DBUS_ERROR_INIT;
         DBusConnection *bus;
@@ -838,7 +809,7 @@ static void test_refused_refresh_leaves_no_offline_access(void **state)
         p = (struct person){.pins = {PIN}};
         assert_int_equal(auth("lk-lock", &p), IGNORED);
         assert_int_equal(p.n_prompts, 0);
-        assert_true(any_contains(p.error, p.n_error, "Account disabled at the provider"));
+        assert_true(any_contains(p.said.error, p.said.n_error, "Account disabled at the provider"));
         person_free(&p);
 
         /* CheckPin itself says so, by its own error name */

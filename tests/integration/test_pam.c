@@ -36,6 +36,7 @@
 #include "base/util.h"
 #include "tests/harness/busclient.h"
 #include "tests/harness/harness.h"
+#include "tests/harness/pam_conv.h"
 
 #ifndef PAM_LATCHKEY_SO
 #error "PAM_LATCHKEY_SO must be defined by meson"
@@ -44,7 +45,6 @@
 #error "PAM_PERMIT_SO must be defined by meson"
 #endif
 
-#define MAX_MESSAGES 32
 #define REAL "@real" /* in a script: the answer the browser really got */
 
 static struct lkh *H;
@@ -66,23 +66,18 @@ struct person {
         const char *const *script;  /* answers, in order; REAL for the real one; NULL: always REAL */
 
         /* what happened */
-        char *info[MAX_MESSAGES];
-        unsigned n_info;
-        char *error[MAX_MESSAGES];
-        unsigned n_error;
-        unsigned n_prompts, n_echo_off;
+        struct lkh_said said;
+        unsigned n_prompts;
         char *authorize_url;
         char *location;
         char *code;
         const char *pam_user;
+        struct lkh_person_conv conv;
 };
 
 static void person_clear(struct person *p)
 {
-        for (unsigned i = 0; i < p->n_info; i++)
-                free(p->info[i]);
-        for (unsigned i = 0; i < p->n_error; i++)
-                free(p->error[i]);
+        lkh_said_clear(&p->said);
         free(p->authorize_url);
         free(p->location);
         free(p->code);
@@ -92,8 +87,8 @@ static void person_clear(struct person *p)
 /* Shows what the person was told, for the test log, and frees it. */
 static void person_free(struct person *p)
 {
-        for (unsigned i = 0; i < p->n_error; i++)
-                print_message("    PAM_ERROR_MSG: %s\n", p->error[i]);
+        for (unsigned i = 0; i < p->said.n_error; i++)
+                print_message("    PAM_ERROR_MSG: %s\n", p->said.error[i]);
         person_clear(p);
 }
 
@@ -111,10 +106,13 @@ static int play_browser(struct person *p, const char *url)
                                  &p->location, &p->code);
 }
 
-static char *answer_for(struct person *p)
+/* Any prompt's answer: the script's next, or the real one. */
+static char *answer(void *person, const struct pam_message *m)
 {
+        struct person *p = person;
         const char *a = REAL;
 
+        (void)m;
         if (p->script) {
                 a = p->script[p->n_prompts];
                 if (!a)
@@ -128,46 +126,16 @@ static char *answer_for(struct person *p)
         return p->location ? strdup(p->location) : NULL;
 }
 
-static int conv(int n, const struct pam_message **msg, struct pam_response **resp, void *userdata)
+static int on_info(void *person, const char *text)
 {
-        struct person *p = userdata;
-        struct pam_response *r = calloc((size_t)n, sizeof(*r));
+        return strncmp(text, "https://", 8) == 0 ? play_browser(person, text) : 0;
+}
 
-        if (!r)
-                return PAM_BUF_ERR;
-        for (int i = 0; i < n; i++) {
-                const char *text = msg[i]->msg;
-
-                switch (msg[i]->msg_style) {
-                case PAM_TEXT_INFO:
-                        if (p->n_info < MAX_MESSAGES)
-                                p->info[p->n_info++] = strdup(text);
-                        if (strncmp(text, "https://", 8) == 0 && play_browser(p, text) < 0)
-                                goto fail;
-                        break;
-                case PAM_ERROR_MSG:
-                        if (p->n_error < MAX_MESSAGES)
-                                p->error[p->n_error++] = strdup(text);
-                        break;
-                case PAM_PROMPT_ECHO_OFF:
-                        p->n_echo_off++;
-                        /* fall through */
-                case PAM_PROMPT_ECHO_ON:
-                        r[i].resp = answer_for(p);
-                        if (!r[i].resp)
-                                goto fail;
-                        break;
-                default:
-                        goto fail;
-                }
-        }
-        *resp = r;
-        return PAM_SUCCESS;
-fail:
-        for (int i = 0; i < n; i++)
-                free(r[i].resp);
-        free(r);
-        return PAM_CONV_ERR;
+/* The conversation, as libpam gets it: p plays the browser and answers. */
+static struct lkh_person_conv *talk(struct person *p)
+{
+        p->conv = (struct lkh_person_conv){&p->said, on_info, answer, p};
+        return &p->conv;
 }
 
 /*
@@ -180,14 +148,14 @@ static bool try_run(const char *service, const char *user, struct person *p,
         enum pamtest_err perr;
 
         p->pam_user = user;
-        perr = _pamtest_conv(service, user, conv, p, cases, n, NULL);
+        perr = _pamtest_conv(service, user, lkh_pam_conv, talk(p), cases, n, NULL);
         if (perr == PAMTEST_ERR_OK) {
                 if (ret_ph)
                         *ret_ph = cases[n - 1].case_out.ph;
                 return true;
         }
-        for (unsigned i = 0; i < p->n_error; i++)
-                print_message("PAM_ERROR_MSG: %s\n", p->error[i]);
+        for (unsigned i = 0; i < p->said.n_error; i++)
+                print_message("PAM_ERROR_MSG: %s\n", p->said.error[i]);
         const struct pam_testcase *failed = _pamtest_failed_case(cases, n);
         if (failed)
                 print_error("case %d: expected %s, got %s\n", failed->pam_operation,
@@ -511,8 +479,8 @@ static void test_full_login_with_callback_address(void **state)
         assert_true(strncmp(p.authorize_url, H->issuer, strlen(H->issuer)) == 0);
         assert_non_null(strstr(p.authorize_url, "code_challenge="));
         assert_int_equal(p.n_prompts, 1);
-        assert_int_equal(p.n_echo_off, 0);
-        assert_int_equal(p.n_error, 0);
+        assert_int_equal(p.said.n_echo_off, 0);
+        assert_int_equal(p.said.n_error, 0);
         assert_non_null(p.location);
         assert_non_null(strstr(p.location, "state="));
 
@@ -553,7 +521,7 @@ static void test_bare_code_and_xdg_session_id(void **state)
 
         ph = run("latchkey", me, &p, cases, ELEMENTSOF(cases), true);
         assert_non_null(p.code);
-        assert_int_equal(p.n_error, 0);
+        assert_int_equal(p.said.n_error, 0);
         /* sshd carries the login to the session's process through the environment */
         assert_non_null(pam_getenv(ph, "LATCHKEY_LOGIN_ID"));
 
@@ -584,12 +552,12 @@ static void test_wrong_code_then_right(void **state)
 
         run("latchkey", me, &p, cases, ELEMENTSOF(cases), false);
         assert_int_equal(p.n_prompts, 2);
-        assert_int_equal(p.n_error, 1);
+        assert_int_equal(p.said.n_error, 1);
         /* the broker's own words (InvalidGrant carries the provider's error) */
-        assert_non_null(strstr(p.error[0], "invalid_grant"));
+        assert_non_null(strstr(p.said.error[0], "invalid_grant"));
         /* The refusal ended that login at the broker: the second answer went to a new one. */
-        for (unsigned i = 0; i < p.n_info; i++)
-                addresses += strncmp(p.info[i], "https://", 8) == 0;
+        for (unsigned i = 0; i < p.said.n_info; i++)
+                addresses += strncmp(p.said.info[i], "https://", 8) == 0;
         assert_int_equal(addresses, 2);
         person_free(&p);
 }
@@ -605,10 +573,10 @@ static void test_tries_used_up(void **state)
 
         run("latchkey-tries2", me, &p, cases, ELEMENTSOF(cases), false);
         assert_int_equal(p.n_prompts, 2);
-        assert_int_equal(p.n_error, 3);
-        assert_non_null(strstr(p.error[0], "invalid_grant"));
-        assert_non_null(strstr(p.error[1], "invalid_grant"));
-        assert_string_equal(p.error[2], "No attempts left.");
+        assert_int_equal(p.said.n_error, 3);
+        assert_non_null(strstr(p.said.error[0], "invalid_grant"));
+        assert_non_null(strstr(p.said.error[1], "invalid_grant"));
+        assert_string_equal(p.said.error[2], "No attempts left.");
         person_free(&p);
 }
 
@@ -625,8 +593,8 @@ static void test_empty_answer_is_a_refused_try(void **state)
 
         run("latchkey", me, &p, cases, ELEMENTSOF(cases), false);
         assert_int_equal(p.n_prompts, 2);
-        assert_int_equal(p.n_error, 1);
-        assert_string_equal(p.error[0], "Nothing was entered.");
+        assert_int_equal(p.said.n_error, 1);
+        assert_string_equal(p.said.error[0], "Nothing was entered.");
         person_free(&p);
 }
 
@@ -641,8 +609,8 @@ static void test_id_token_of_another_user(void **state)
         assert_int_equal(lkh_idp_set(H, "id_token_user", other), 0);
         run("latchkey", me, &p, cases, ELEMENTSOF(cases), false);
         assert_int_equal(p.n_prompts, 1); /* not retried: the code is spent */
-        assert_int_equal(p.n_error, 1);
-        assert_non_null(strstr(p.error[0], other));
+        assert_int_equal(p.said.n_error, 1);
+        assert_non_null(strstr(p.said.error[0], other));
         person_free(&p);
 }
 
@@ -657,8 +625,8 @@ static void test_user_not_allowed(void **state)
         if (!outsider || !getpwnam(outsider))
                 skip(); /* needs root, to begin a login for another uid */
         run("latchkey", outsider, &p, cases, ELEMENTSOF(cases), false);
-        assert_int_equal(p.n_error, 1);
-        assert_non_null(strstr(p.error[0], "allowed"));
+        assert_int_equal(p.said.n_error, 1);
+        assert_non_null(strstr(p.said.error[0], "allowed"));
         person_free(&p);
 }
 
@@ -675,13 +643,13 @@ static void test_unknown_user(void **state)
         };
 
         run("latchkey", "no-such-user-lkt", &p, unknown, ELEMENTSOF(unknown), false);
-        assert_int_equal(p.n_error, 1);
+        assert_int_equal(p.said.n_error, 1);
         assert_null(p.authorize_url);
         person_free(&p);
 
         run("latchkey-ignore", "no-such-user-lkt", &p, ignored, ELEMENTSOF(ignored), false);
-        assert_int_equal(p.n_error, 0);
-        assert_int_equal(p.n_info, 0);
+        assert_int_equal(p.said.n_error, 0);
+        assert_int_equal(p.said.n_info, 0);
         person_free(&p);
 
         /* and a known user is not ignored by that stack: a wrong code dies there */
@@ -702,7 +670,7 @@ static void test_unknown_user(void **state)
 static int auth_once(const char *service, const char *user)
 {
         struct person p = {};
-        struct pam_conv c = { conv, &p };
+        struct pam_conv c = { lkh_pam_conv, talk(&p) };
         pam_handle_t *ph = NULL;
         int r;
 
@@ -710,8 +678,8 @@ static int auth_once(const char *service, const char *user)
         if (pam_start(service, user, &c, &ph) != PAM_SUCCESS)
                 return 200;
         r = pam_authenticate(ph, 0);
-        for (unsigned i = 0; i < p.n_error; i++)
-                printf("%s\n", p.error[i]);
+        for (unsigned i = 0; i < p.said.n_error; i++)
+                printf("%s\n", p.said.error[i]);
         if (p.authorize_url)
                 printf("URL %s\n", p.authorize_url);
         pam_end(ph, r);
@@ -787,7 +755,7 @@ static void test_no_broker_on_the_bus(void **state)
         assert_int_equal(rename(hidden, file), 0);
         assert_int_equal(lkh_start_broker(H, NULL), 0);
         assert_true(ok);
-        assert_int_equal(p.n_error, 1);
+        assert_int_equal(p.said.n_error, 1);
         assert_null(p.authorize_url);
         person_free(&p);
 }
@@ -826,8 +794,8 @@ static void test_broker_does_not_answer(void **state)
         print_message("gave up after %.2f s\n", elapsed);
         assert_true(elapsed >= 1.5);
         assert_true(elapsed < 6.0);
-        assert_int_equal(p.n_error, 1);
-        assert_string_equal(p.error[0], "The sign-in service did not answer in time.");
+        assert_int_equal(p.said.n_error, 1);
+        assert_string_equal(p.said.error[0], "The sign-in service did not answer in time.");
         person_free(&p);
 }
 
@@ -842,11 +810,11 @@ static void test_qr_code_shown(void **state)
         };
 
         run("latchkey-qr", me, &p, cases, ELEMENTSOF(cases), false);
-        assert_int_equal(p.n_info, 3);
-        assert_string_equal(p.info[1], p.authorize_url);
-        assert_non_null(strstr(p.info[2], "\u2588"));
-        assert_non_null(strchr(p.info[2], '\n'));
-        assert_true(any_contains(p.info, p.n_info, "open this address"));
+        assert_int_equal(p.said.n_info, 3);
+        assert_string_equal(p.said.info[1], p.authorize_url);
+        assert_non_null(strstr(p.said.info[2], "\u2588"));
+        assert_non_null(strchr(p.said.info[2], '\n'));
+        assert_true(any_contains(p.said.info, p.said.n_info, "open this address"));
         person_free(&p);
 }
 
@@ -866,13 +834,13 @@ static void test_authtok(void **state)
         };
 
         run("latchkey-authtok", me, &p, ok, ELEMENTSOF(ok), false);
-        assert_int_equal(p.n_echo_off, 1);
-        assert_int_equal(p.n_error, 0);
+        assert_int_equal(p.said.n_echo_off, 1);
+        assert_int_equal(p.said.n_error, 0);
         person_free(&p);
 
         run("latchkey-authtok", me, &q, one_try, ELEMENTSOF(one_try), false);
         assert_int_equal(q.n_prompts, 1);
-        assert_int_equal(q.n_error, 1);
+        assert_int_equal(q.said.n_error, 1);
         person_free(&q);
 }
 
@@ -1017,9 +985,9 @@ static void test_provider_refusals(void **state)
                 /* The broker waits Retry-After (at least 1 s here) after the 429. */
                 assert_int_equal(lkh_idp_set(H, "retry_after", "1"), 0);
                 run("latchkey-authtok", me, &p, cases, ELEMENTSOF(cases), false);
-                assert_int_equal(p.n_error, 1);
-                if (!strstr(p.error[0], shapes[i].words))
-                        fail_msg("%s: '%s' lacks '%s'", shapes[i].shape, p.error[0],
+                assert_int_equal(p.said.n_error, 1);
+                if (!strstr(p.said.error[0], shapes[i].words))
+                        fail_msg("%s: '%s' lacks '%s'", shapes[i].shape, p.said.error[0],
                                  shapes[i].words);
                 person_free(&p);
         }
@@ -1046,9 +1014,9 @@ static void test_not_an_sso_service(void **state)
                 };
 
                 run(services[i], me, &p, cases, ELEMENTSOF(cases), false);
-                assert_int_equal(p.n_info, 0);
+                assert_int_equal(p.said.n_info, 0);
                 assert_int_equal(p.n_prompts, 0);
-                assert_int_equal(p.n_error, 0);
+                assert_int_equal(p.said.n_error, 0);
                 person_free(&p);
         }
         assert_int_equal(lkh_idp_stat(H, "authorize", &begun_after), 0);
@@ -1069,9 +1037,9 @@ static void test_not_an_sso_user(void **state)
         };
 
         run("latchkey-users", me, &p, ignored, ELEMENTSOF(ignored), false);
-        assert_int_equal(p.n_info, 0);
+        assert_int_equal(p.said.n_info, 0);
         assert_int_equal(p.n_prompts, 0);
-        assert_int_equal(p.n_error, 0);
+        assert_int_equal(p.said.n_error, 0);
         person_free(&p);
 
         /* a member of a named group is one: the address is shown, and the login goes through */
@@ -1093,11 +1061,11 @@ static void test_pam_user_changed_after_auth(void **state)
         ph = run("latchkey", me, &p, cases, ELEMENTSOF(cases), true);
         assert_int_equal(pam_set_item(ph, PAM_USER, other), PAM_SUCCESS);
         assert_int_equal(pam_acct_mgmt(ph, 0), PAM_PERM_DENIED);
-        assert_int_equal(p.n_error, 1);
-        assert_string_equal(p.error[0], "The user changed after single sign-on; refusing.");
+        assert_int_equal(p.said.n_error, 1);
+        assert_string_equal(p.said.error[0], "The user changed after single sign-on; refusing.");
         assert_int_equal(pam_open_session(ph, 0), PAM_PERM_DENIED);
-        assert_int_equal(p.n_error, 2); /* the module's refusal, not a stack of ignores */
-        assert_string_equal(p.error[1], "The user changed after single sign-on; refusing.");
+        assert_int_equal(p.said.n_error, 2); /* the module's refusal, not a stack of ignores */
+        assert_string_equal(p.said.error[1], "The user changed after single sign-on; refusing.");
         assert_null(pam_getenv(ph, "LATCHKEY_SESSION"));
         /* the login is given up, not left for a later try: now nothing is ours (PAM_IGNORE,
          * which libpam reports as PAM_PERM_DENIED for a stack that only ignored), silently */
@@ -1105,7 +1073,7 @@ static void test_pam_user_changed_after_auth(void **state)
         assert_null(pam_getenv(ph, "LATCHKEY_LOGIN_USER"));
         assert_int_equal(pam_set_item(ph, PAM_USER, me), PAM_SUCCESS);
         assert_int_equal(pam_open_session(ph, 0), PAM_PERM_DENIED);
-        assert_int_equal(p.n_error, 2);
+        assert_int_equal(p.said.n_error, 2);
         assert_null(pam_getenv(ph, "LATCHKEY_SESSION"));
         assert_int_equal(pam_end(ph, PAM_SUCCESS), PAM_SUCCESS);
         person_free(&p);
@@ -1119,7 +1087,7 @@ static void test_pam_user_changed_after_auth(void **state)
 static void test_pam_user_changed_in_another_process(void **state)
 {
         struct person p = {};
-        struct pam_conv c = { conv, &p };
+        struct pam_conv c = { lkh_pam_conv, talk(&p) };
         struct pam_testcase cases[] = {
                 pam_test(PAMTEST_AUTHENTICATE, PAM_SUCCESS),
                 pam_test(PAMTEST_KEEPHANDLE, PAM_SUCCESS),
@@ -1145,8 +1113,8 @@ static void test_pam_user_changed_in_another_process(void **state)
                 assert_int_equal(put_env(next, "LATCHKEY_LOGIN_USER", user), PAM_SUCCESS);
                 if (round == 0) {
                         assert_int_equal(pam_open_session(next, 0), PAM_PERM_DENIED);
-                        assert_int_equal(p.n_error, 1);
-                        assert_string_equal(p.error[0],
+                        assert_int_equal(p.said.n_error, 1);
+                        assert_string_equal(p.said.error[0],
                                             "The user changed after single sign-on; refusing.");
                         assert_null(pam_getenv(next, "LATCHKEY_SESSION"));
                 } else {
@@ -1211,9 +1179,9 @@ static void test_authtok_password_is_not_sent(void **state)
                 run("latchkey-authtok", me, &p, cases, ELEMENTSOF(cases), false);
                 assert_int_equal(lkh_idp_stat(H, "token_code", &after), 0);
                 assert_int_equal(after, before);
-                assert_int_equal(p.n_echo_off, 1);
-                assert_int_equal(p.n_error, 1);
-                assert_non_null(strstr(p.error[0], "it was not sent anywhere"));
+                assert_int_equal(p.said.n_echo_off, 1);
+                assert_int_equal(p.said.n_error, 1);
+                assert_non_null(strstr(p.said.error[0], "it was not sent anywhere"));
                 person_free(&p);
         }
 
@@ -1228,7 +1196,7 @@ static void test_authtok_password_is_not_sent(void **state)
         run("latchkey-authtok", me, &q, cases, ELEMENTSOF(cases), false);
         assert_int_equal(lkh_idp_stat(H, "token_code", &after), 0);
         assert_int_equal(after, before + 1);
-        assert_non_null(strstr(q.error[0], "invalid_grant"));
+        assert_non_null(strstr(q.said.error[0], "invalid_grant"));
         person_free(&q);
 }
 
