@@ -511,8 +511,16 @@ int lk_http_submit(struct lk_http *h, const struct lk_http_request *req, lk_http
                (long)(req->timeout < CONNECT_TIMEOUT_MAX ? req->timeout : CONNECT_TIMEOUT_MAX));
         SETOPT(CURLOPT_SSL_VERIFYPEER, 1L);
         SETOPT(CURLOPT_SSL_VERIFYHOST, 2L);
-        if (!isempty(req->ca_file))
+        if (!isempty(req->ca_file)) {
+                /*
+                 * That file alone: without the CA folder libcurl is built with (Debian's
+                 * /etc/ssl/certs), which it would search too. So libcurl also keeps the file's
+                 * certificates in memory for its multi handle instead of reading them again for
+                 * every new TLS connection (its CA cache, which a CA folder rules out).
+                 */
                 SETOPT(CURLOPT_CAINFO, req->ca_file);
+                SETOPT(CURLOPT_CAPATH, NULL);
+        }
         SETOPT(CURLOPT_USERAGENT, "latchkey/" LATCHKEY_VERSION);
         SETOPT(CURLOPT_HTTPHEADER, x->headers);
         SETOPT(CURLOPT_ERRORBUFFER, x->errbuf);
