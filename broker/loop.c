@@ -22,9 +22,11 @@
  * Ready watches are served oldest first, so the bus connection (watched from
  * the start) comes before the HTTP sockets that come and go, and a round of
  * callbacks ends after LOOP_SLICE_NS: a burst of provider answers (each with
- * an id_token to verify) is then spread over several rounds, and method calls
- * are dispatched between them instead of waiting for the whole burst. poll(2)
- * is level-triggered, so a watch left for the next round is not lost.
+ * an id_token to verify) is then spread over several rounds. Between two
+ * watches' callbacks the prepare function runs too (the broker's: what the bus
+ * socket holds is read and dispatched), so a method call waits for at most one
+ * HTTP callback, not for a whole round of them. poll(2) is level-triggered, so
+ * a watch left for the next round is not lost.
  */
 #define LOOP_SLICE_NS (1000 * 1000)
 struct lk_io {
@@ -280,14 +282,20 @@ int lk_loop_run(struct lk_loop *l)
                 {
                         struct timespec ts;
                         int64_t start;
+                        bool served = false;
 
                         clock_gettime(CLOCK_MONOTONIC, &ts);
                         start = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+
                         for (i = n - 1; i >= 1; i--) {
                                 struct lk_io *io = owners[i];
                                 if (!fds[i].revents || io->dead || !io->events)
                                         continue;
+                                /* Method calls that came meanwhile go before the next watch. */
+                                if (served && l->prepare)
+                                        l->prepare(l->prepare_userdata);
                                 io->fn(io, io->fd, fds[i].revents, io->userdata);
+                                served = true;
                                 clock_gettime(CLOCK_MONOTONIC, &ts);
                                 if ((int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec - start >=
                                     LOOP_SLICE_NS)
