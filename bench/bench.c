@@ -176,6 +176,7 @@ int main(int argc, char *argv[])
             lkh_write_config(H, USERS_CONFIG SESSIONS_CONFIG) < 0 || lkh_start_bus(H) < 0 ||
             lkh_start_broker(H, NULL) < 0)
                 die("cannot start the IdP, the bus and the broker");
+        idp_in_background();
         root = bus_connect_as(0, 0);
         for (int i = 0; i < MAX_CLIENTS; i++)
                 conns[i] = bus_connect_as(0, 0);

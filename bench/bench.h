@@ -97,6 +97,8 @@ long vm_rss_kib(pid_t pid);
 int64_t cpu_used_ns(pid_t pid);
 long idp_stat(const char *name);
 void idp_set(const char *name, const char *value);
+/* The IdP's threads at SCHED_IDLE: a provider on another machine (common.c). */
+void idp_in_background(void);
 
 /* ---- the table ---- */
 

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* latchkey-bench's shared part: see bench.h. */
+#include <dirent.h>
 #include <errno.h>
 #include <jansson.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -267,6 +269,32 @@ long idp_stat(const char *name)
         if (lkh_idp_stat(H, name, &v) < 0)
                 die("cannot read the IdP counter %s", name);
         return v;
+}
+
+/*
+ * The IdP stands for a provider on another machine: its threads (each connection's, its TLS
+ * handshakes and its signatures) get only the CPU time the broker, the bus and the bench leave
+ * idle (SCHED_IDLE), so that 200 of them woken at once do not take the two cores from the
+ * broker as a remote provider never could. Threads it starts later inherit the policy.
+ */
+void idp_in_background(void)
+{
+        char path[64];
+        struct dirent *d;
+        DIR *dir;
+
+        snprintf(path, sizeof(path), "/proc/%d/task", (int)H->idp_pid);
+        dir = opendir(path);
+        if (!dir)
+                die("cannot read %s: %m", path);
+        while ((d = readdir(dir))) {
+                struct sched_param none = {0};
+                int tid = atoi(d->d_name);
+
+                if (tid > 0 && sched_setscheduler(tid, SCHED_IDLE, &none) < 0 && errno != ESRCH)
+                        die("cannot put the IdP's thread %d in the background: %m", tid);
+        }
+        closedir(dir);
 }
 
 void idp_set(const char *name, const char *value)
