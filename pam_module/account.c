@@ -27,7 +27,7 @@ static void warn(void *userdata, const char *path, unsigned line, const char *wh
 }
 
 /* The cached account of user: 1 and its state, 0 when not cached, -1 when the cache is broken. */
-static int cached(const char *user, bool *ret_refused, int64_t *ret_last)
+static int cached(const char *user, uid_t *ret_uid, bool *ret_refused, int64_t *ret_last)
 {
         struct lk_accounts_map m;
         struct lk_account_view v;
@@ -51,6 +51,7 @@ static int cached(const char *user, bool *ret_refused, int64_t *ret_last)
         if (r == 0)
                 r = lk_accounts_find_name(&m, user, &v);
         if (r == 0) {
+                *ret_uid = v.uid;
                 *ret_refused = v.refused;
                 *ret_last = v.last_signin;
         }
@@ -64,6 +65,7 @@ int lkp_account_check(pam_handle_t *pamh, const char *config, const char *user)
         char shown[LK_TEXT_QUOTE_SIZE];
         struct passwd *pw;
         bool refused = false;
+        uid_t uid = 0;
         int64_t last = 0, now = (int64_t)time(NULL);
         int r;
 
@@ -71,10 +73,25 @@ int lkp_account_check(pam_handle_t *pamh, const char *config, const char *user)
         if (!c)
                 return PAM_BUF_ERR;
         lk_accounts_conf_read(c, config, warn, pamh);
-        if (!c->enabled)
-                return PAM_IGNORE;
         lk_text_escape(user, shown, sizeof(shown));
-        r = cached(user, &refused, &last);
+        r = cached(user, &uid, &refused, &last);
+        if (!c->enabled) {
+                /*
+                 * Provider accounts turned off: the broker keeps none any more, but those it
+                 * kept still resolve (libnss_latchkey.so.2 answers from the cache), and nothing
+                 * here checks them: none may log in, by a key or otherwise. A local account of
+                 * that name (another uid) is not one of them.
+                 */
+                if (r <= 0)
+                        return PAM_IGNORE;
+                pw = pam_modutil_getpwnam(pamh, user);
+                if (!pw || pw->pw_uid != uid)
+                        return PAM_IGNORE;
+                pam_syslog(pamh, LOG_NOTICE, "provider account %s: [accounts] nss = no "
+                           "(provider accounts are off here), refusing", shown);
+                pam_error(pamh, "Single sign-on accounts are turned off on this host.");
+                return PAM_PERM_DENIED;
+        }
         if (r < 0) {
                 pam_syslog(pamh, LOG_ERR, "the accounts cache %s is broken; refusing provider "
                            "account %s", lk_accounts_path(), shown);
