@@ -51,25 +51,6 @@ struct fixture {
 
 static struct fixture *F;
 
-/* A port free now (the kernel's choice, released again). */
-static int free_port(unsigned *ret)
-{
-        struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-        socklen_t len = sizeof(a);
-        int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-        if (fd < 0)
-                return -errno;
-        if (bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
-            getsockname(fd, (struct sockaddr *)&a, &len) < 0) {
-                close(fd);
-                return -errno;
-        }
-        close(fd);
-        *ret = ntohs(a.sin_port);
-        return 0;
-}
-
 static void remember_secret(const char *s)
 {
         if (s && strlen(s) >= 8)
@@ -115,7 +96,7 @@ static int start_group_files(void **state, bool with_callback, enum files files)
         struct fixture *f = calloc(1, sizeof(*f));
         _cleanup_free_ char *extra = NULL;
 
-        if (!f || lkh_new(&f->h) < 0 || free_port(&f->port) < 0)
+        if (!f || lkh_new(&f->h) < 0 || lkh_free_port(&f->port) < 0)
                 goto fail;
         free(f->h->redirect_uri);
         f->h->redirect_uri = lkh_xasprintf("https://127.0.0.1:%u/callback", f->port);

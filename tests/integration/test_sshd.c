@@ -225,26 +225,6 @@ static int run(const char *const argv[], int *ret_status)
 
 /* ---- sockets ---- */
 
-/* A port on 127.0.0.1 that nothing listens on right now. */
-static int free_port(unsigned *ret)
-{
-        struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-        socklen_t len = sizeof(a);
-        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-        if (fd < 0)
-                return say(-errno, "socket: %m");
-        if (bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
-            getsockname(fd, (struct sockaddr *)&a, &len) < 0) {
-                int r = -errno;
-                close(fd);
-                return say(r, "cannot pick a loopback port: %m");
-        }
-        close(fd);
-        *ret = ntohs(a.sin_port);
-        return 0;
-}
-
 /*
  * The listening sockets on port, from /proc/net/tcp and tcp6: how many in
  * all, and how many on other addresses than 127.0.0.1.
@@ -528,7 +508,9 @@ static int prepare_sshd(struct ctx *x)
                 return r;
         /* The port is free when picked, but another program may take it before sshd does. */
         for (int attempt = 0; attempt < 3; attempt++) {
-                r = free_port(&x->port);
+                r = lkh_free_port(&x->port);
+                if (r < 0)
+                        say(r, "cannot pick a loopback port: %s", strerror(-r));
                 if (r == 0)
                         r = write_sshd_config(x, key);
                 if (r == 0)
@@ -599,6 +581,28 @@ static void ctx_free(struct ctx *x)
         free(x);
 }
 
+/*
+ * The end of a group's setup once its provider and config are in place (r: 0 so far): the
+ * bus, the broker, the token command and sshd; the context becomes the group's state.
+ */
+static int finish_setup(struct ctx *x, int r, void **state)
+{
+        if (r == 0)
+                r = lkh_start_bus(x->h);
+        if (r == 0)
+                r = lkh_start_broker(x->h, NULL);
+        if (r == 0)
+                r = pick_token_command(x);
+        if (r == 0)
+                r = prepare_sshd(x);
+        if (r < 0) {
+                ctx_free(x);
+                return -1;
+        }
+        *state = x;
+        return 0;
+}
+
 static int setup(void **state)
 {
         struct ctx *x = calloc(1, sizeof(*x));
@@ -615,20 +619,7 @@ static int setup(void **state)
                 r = lkh_start_idp(x->h, NULL);
         if (r == 0)
                 r = lkh_write_config(x->h, "[users]\nallowed_users = " TEST_USER "\n");
-        if (r == 0)
-                r = lkh_start_bus(x->h);
-        if (r == 0)
-                r = lkh_start_broker(x->h, NULL);
-        if (r == 0)
-                r = pick_token_command(x);
-        if (r == 0)
-                r = prepare_sshd(x);
-        if (r < 0) {
-                ctx_free(x);
-                return -1;
-        }
-        *state = x;
-        return 0;
+        return finish_setup(x, r, state);
 }
 
 static int teardown(void **state)
@@ -1305,20 +1296,7 @@ static int setup_listener(void **state)
                                       port, x->h->cert_file, x->h->key_file);
                 r = lkh_write_config(x->h, extra);
         }
-        if (r == 0)
-                r = lkh_start_bus(x->h);
-        if (r == 0)
-                r = lkh_start_broker(x->h, NULL);
-        if (r == 0)
-                r = pick_token_command(x);
-        if (r == 0)
-                r = prepare_sshd(x);
-        if (r < 0) {
-                ctx_free(x);
-                return -1;
-        }
-        *state = x;
-        return 0;
+        return finish_setup(x, r, state);
 }
 
 static int setup_device(void **state)
@@ -1339,20 +1317,7 @@ static int setup_device(void **state)
                 r = lkh_idp_set(x->h, "device_interval", "1");
         if (r == 0)
                 r = lkh_write_config(x->h, "[users]\nallowed_users = " TEST_USER "\n");
-        if (r == 0)
-                r = lkh_start_bus(x->h);
-        if (r == 0)
-                r = lkh_start_broker(x->h, NULL);
-        if (r == 0)
-                r = pick_token_command(x);
-        if (r == 0)
-                r = prepare_sshd(x);
-        if (r < 0) {
-                ctx_free(x);
-                return -1;
-        }
-        *state = x;
-        return 0;
+        return finish_setup(x, r, state);
 }
 
 /* ---- the accounts group (issue 20): people no host has an account for ---- */
@@ -1767,6 +1732,43 @@ static void test_accounts_disabled_loses_key(void **state)
         bc_close(c);
 }
 
+/*
+ * [accounts] nss = no once accounts are cached: the broker keeps none any more, the cached ones
+ * still resolve (the NSS module answers from the cache), and the account step refuses them:
+ * the key that opened a moment ago no longer does, and does again once nss = yes is back.
+ */
+static void test_accounts_nss_off_refuses_key(void **state)
+{
+        struct ctx *x = *state;
+        _cleanup_free_ char *conf = NULL, *text = NULL, *off = NULL, *out = NULL;
+        _cleanup_free_ char *out2 = NULL, *out3 = NULL;
+        const char *at;
+        size_t len = 0;
+        int fd;
+
+        SKIP_WITHOUT_ACCOUNTS(x);
+        assert_int_equal(key_login(x, &out), 0);
+        assert_non_null(strstr(out, "KEY-SHELL"));
+
+        fd = open(x->h->config_file, O_RDONLY | O_CLOEXEC);
+        assert_true(fd >= 0);
+        while (fd >= 0)
+                assert_int_equal(lkh_read_more(&fd, &text, &len, 65536), 0);
+        assert_non_null(text);
+        at = strstr(text, "nss = yes\n");
+        assert_non_null(at);
+        off = lkh_xasprintf("%.*snss = no\n%s", (int)(at - text), text, at + strlen("nss = yes\n"));
+        /* The account step's config= (the broker read it at its start, and keeps nss = yes). */
+        conf = strdup(x->h->config_file);
+        assert_int_equal(write_file(conf, off, 0644), 0);
+        assert_int_not_equal(key_login(x, &out2), 0);
+        assert_null(strstr(out2, "KEY-SHELL\r"));
+
+        assert_int_equal(write_file(conf, text, 0644), 0);
+        assert_int_equal(key_login(x, &out3), 0);
+        assert_non_null(strstr(out3, "KEY-SHELL"));
+}
+
 /* Not signed in through the provider for more than max_offline_days (30): no key either. */
 static void test_accounts_offline_too_long(void **state)
 {
@@ -1873,6 +1875,7 @@ int main(void)
                 cmocka_unit_test(test_accounts_refusals),
                 cmocka_unit_test(test_accounts_groups_follow_refresh),
                 cmocka_unit_test(test_accounts_disabled_loses_key),
+                cmocka_unit_test(test_accounts_nss_off_refuses_key),
                 cmocka_unit_test(test_accounts_offline_too_long),
                 cmocka_unit_test(test_accounts_latchkeyctl),
         };
