@@ -84,32 +84,6 @@ DBusMessage *bc_new_ping(void)
         return m;
 }
 
-void bc_append_options(DBusMessage *m, const char *session_id, uint32_t min_valid)
-{
-        DBusMessageIter it, dict, entry, v;
-        const char *k1 = "session_id", *k2 = "min_valid";
-
-        dbus_message_iter_init_append(m, &it);
-        dbus_message_iter_open_container(&it, DBUS_TYPE_ARRAY, "{sv}", &dict);
-        if (session_id) {
-                dbus_message_iter_open_container(&dict, DBUS_TYPE_DICT_ENTRY, NULL, &entry);
-                dbus_message_iter_append_basic(&entry, DBUS_TYPE_STRING, &k1);
-                dbus_message_iter_open_container(&entry, DBUS_TYPE_VARIANT, "s", &v);
-                dbus_message_iter_append_basic(&v, DBUS_TYPE_STRING, &session_id);
-                dbus_message_iter_close_container(&entry, &v);
-                dbus_message_iter_close_container(&dict, &entry);
-        }
-        if (min_valid) {
-                dbus_message_iter_open_container(&dict, DBUS_TYPE_DICT_ENTRY, NULL, &entry);
-                dbus_message_iter_append_basic(&entry, DBUS_TYPE_STRING, &k2);
-                dbus_message_iter_open_container(&entry, DBUS_TYPE_VARIANT, "u", &v);
-                dbus_message_iter_append_basic(&v, DBUS_TYPE_UINT32, &min_valid);
-                dbus_message_iter_close_container(&entry, &v);
-                dbus_message_iter_close_container(&dict, &entry);
-        }
-        dbus_message_iter_close_container(&it, &dict);
-}
-
 static void append_string_entry(DBusMessageIter *dict, const char *key, const char *value)
 {
         DBusMessageIter entry, v;
@@ -122,10 +96,10 @@ static void append_string_entry(DBusMessageIter *dict, const char *key, const ch
         dbus_message_iter_close_container(dict, &entry);
 }
 
-DBusMessage *bc_get_token_message(const char *session_id, const char *scope,
-                                  const char *audience, uint32_t min_valid)
+/* An a{sv} of the options given: each left out when NULL (or 0). */
+static void append_token_options(DBusMessage *m, const char *session_id, const char *scope,
+                                 const char *audience, uint32_t min_valid)
 {
-        DBusMessage *m = bc_new("GetToken");
         DBusMessageIter it, dict, entry, v;
         const char *k = "min_valid";
 
@@ -146,6 +120,19 @@ DBusMessage *bc_get_token_message(const char *session_id, const char *scope,
                 dbus_message_iter_close_container(&dict, &entry);
         }
         dbus_message_iter_close_container(&it, &dict);
+}
+
+void bc_append_options(DBusMessage *m, const char *session_id, uint32_t min_valid)
+{
+        append_token_options(m, session_id, NULL, NULL, min_valid);
+}
+
+DBusMessage *bc_get_token_message(const char *session_id, const char *scope,
+                                  const char *audience, uint32_t min_valid)
+{
+        DBusMessage *m = bc_new("GetToken");
+
+        append_token_options(m, session_id, scope, audience, min_valid);
         return m;
 }
 
@@ -259,41 +246,14 @@ char *bc_get_token(DBusConnection *c, const char *session_id, uint32_t min_valid
                                   ret_message);
 }
 
-char *bc_get_token_for(DBusConnection *c, const char *session_id, const char *scope,
-                       const char *audience, uint32_t min_valid, char **ret_token,
-                       int64_t *ret_expires, char **ret_message)
+/* Sends the GetToken call m and reads its answer. */
+static char *get_token(DBusConnection *c, DBusMessage *m, char **ret_token, int64_t *ret_expires,
+                       char **ret_type, char **ret_message)
 {
         struct bc_reply r;
         const char *token, *type;
         dbus_int64_t exp;
 
-        if (bc_call(c, bc_get_token_message(session_id, scope, audience, min_valid), 60000,
-                    &r) < 0)
-                return bc_take_error(&r, ret_message);
-        if (!dbus_message_get_args(r.msg, NULL, DBUS_TYPE_STRING, &token, DBUS_TYPE_INT64, &exp,
-                                   DBUS_TYPE_STRING, &type, DBUS_TYPE_INVALID) ||
-            !*token) {
-                bc_reply_clear(&r);
-                return strdup(BC_BAD_REPLY);
-        }
-        if (ret_token)
-                *ret_token = strdup(token);
-        if (ret_expires)
-                *ret_expires = exp;
-        bc_reply_clear(&r);
-        return NULL;
-}
-
-char *bc_get_token_typed(DBusConnection *c, const char *session_id, uint32_t min_valid,
-                         char **ret_token, int64_t *ret_expires, char **ret_type,
-                         char **ret_message)
-{
-        DBusMessage *m = bc_new("GetToken");
-        struct bc_reply r;
-        const char *token, *type;
-        dbus_int64_t exp;
-
-        bc_append_options(m, session_id, min_valid);
         if (bc_call(c, m, 60000, &r) < 0)
                 return bc_take_error(&r, ret_message);
         if (!dbus_message_get_args(r.msg, NULL, DBUS_TYPE_STRING, &token, DBUS_TYPE_INT64, &exp,
@@ -310,6 +270,22 @@ char *bc_get_token_typed(DBusConnection *c, const char *session_id, uint32_t min
                 *ret_type = strdup(type);
         bc_reply_clear(&r);
         return NULL;
+}
+
+char *bc_get_token_for(DBusConnection *c, const char *session_id, const char *scope,
+                       const char *audience, uint32_t min_valid, char **ret_token,
+                       int64_t *ret_expires, char **ret_message)
+{
+        return get_token(c, bc_get_token_message(session_id, scope, audience, min_valid),
+                         ret_token, ret_expires, NULL, ret_message);
+}
+
+char *bc_get_token_typed(DBusConnection *c, const char *session_id, uint32_t min_valid,
+                         char **ret_token, int64_t *ret_expires, char **ret_type,
+                         char **ret_message)
+{
+        return get_token(c, bc_get_token_message(session_id, NULL, NULL, min_valid), ret_token,
+                         ret_expires, ret_type, ret_message);
 }
 
 char *bc_get_claims(DBusConnection *c, const char *session_id, char **ret_json,
