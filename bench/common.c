@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <jansson.h>
+#include <limits.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -289,10 +290,13 @@ void idp_in_background(void)
                 die("cannot read %s: %m", path);
         while ((d = readdir(dir))) {
                 struct sched_param none = {0};
-                int tid = atoi(d->d_name);
+                char *end;
+                long tid = strtol(d->d_name, &end, 10);
 
-                if (tid > 0 && sched_setscheduler(tid, SCHED_IDLE, &none) < 0 && errno != ESRCH)
-                        die("cannot put the IdP's thread %d in the background: %m", tid);
+                if (*end || tid <= 0 || tid > INT_MAX) /* "." and ".." */
+                        continue;
+                if (sched_setscheduler((pid_t)tid, SCHED_IDLE, &none) < 0 && errno != ESRCH)
+                        die("cannot put the IdP's thread %ld in the background: %m", tid);
         }
         closedir(dir);
 }
