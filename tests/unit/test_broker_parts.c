@@ -339,6 +339,65 @@ static void test_loop(void **state)
         close(fds[1]);
 }
 
+/* Three ready watches and the prepare function: "p" before the round, then one between each
+ * two watches' callbacks (the broker dispatches the bus there), oldest watch first. */
+struct prepare_record {
+        struct lk_loop *l;
+        char order[32];
+};
+
+static void add_mark(struct prepare_record *r, char c)
+{
+        size_t n = strlen(r->order);
+
+        if (n + 1 < sizeof(r->order)) {
+                r->order[n] = c;
+                r->order[n + 1] = 0;
+        }
+}
+
+static void on_prepare_mark(void *userdata)
+{
+        struct prepare_record *r = userdata;
+
+        add_mark(r, 'p');
+        if (strchr(r->order, 'c')) /* the last watch served: the next round's start */
+                lk_loop_quit(r->l, 0);
+}
+
+static void on_ready(struct lk_io *io, int fd, short revents, void *userdata)
+{
+        char c;
+
+        (void)revents;
+        if (read(fd, &c, 1) == 1)
+                add_mark(userdata, c);
+        lk_io_free(io);
+}
+
+static void test_loop_prepare_between_watches(void **state)
+{
+        struct prepare_record r = {0};
+        int fds[3][2];
+
+        (void)state;
+        assert_int_equal(lk_loop_new(&r.l), 0);
+        for (int i = 0; i < 3; i++) {
+                assert_int_equal(pipe(fds[i]), 0);
+                assert_non_null(lk_io_new(r.l, fds[i][0], POLLIN, on_ready, &r));
+                assert_int_equal(write(fds[i][1], &"abc"[i], 1), 1);
+        }
+        lk_loop_set_prepare(r.l, on_prepare_mark, &r);
+        assert_int_equal(lk_loop_run(r.l), 0);
+        /* round 1: p, a, p, b, p, c; round 2 begins with p and quits */
+        assert_string_equal(r.order, "papbpcp");
+        lk_loop_free(r.l);
+        for (int i = 0; i < 3; i++) {
+                close(fds[i][0]);
+                close(fds[i][1]);
+        }
+}
+
 /* ---- the login caps (login.h), on logins made up in place ---- */
 
 static struct lk_login *fake_login(struct lk_logins *b, uid_t owner, uid_t user,
@@ -530,6 +589,7 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_store_round_trip, store_setup, store_teardown),
             cmocka_unit_test_setup_teardown(test_store_dir_checks, store_setup, store_teardown),
             cmocka_unit_test(test_loop),
+            cmocka_unit_test(test_loop_prepare_between_watches),
             cmocka_unit_test(test_login_caps_pending),
             cmocka_unit_test(test_login_caps_done),
             cmocka_unit_test(test_login_tombstones_bounded),
