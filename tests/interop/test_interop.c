@@ -56,6 +56,7 @@
 #include "oidc/provider.h"
 #include "tests/harness/busclient.h"
 #include "tests/harness/harness.h"
+#include "tests/harness/pam_conv.h"
 #include "tests/harness/session_files.h"
 
 #ifndef LK_INTEROP_DIR
@@ -1320,58 +1321,36 @@ static void test_broker_flow_post(void **state)
 struct person {
         char *location;
         unsigned prompts;
-        unsigned errors;
+        struct lkh_said said;
 };
 
-static int conv(int n, const struct pam_message **msg, struct pam_response **resp, void *userdata)
+/* The sign-in address: the browser signs in at oidc-provider and comes back. */
+static int on_info(void *person, const char *text)
 {
-        struct person *p = userdata;
-        struct pam_response *r = calloc((size_t)n, sizeof(*r));
+        struct person *p = person;
 
-        if (!r)
-                return PAM_BUF_ERR;
-        for (int i = 0; i < n; i++) {
-                const char *text = msg[i]->msg;
+        if (strncmp(text, "https://", 8) != 0)
+                return 0;
+        free(p->location);
+        p->location = NULL;
+        return browser_login(text, ACCOUNT, &p->location);
+}
 
-                switch (msg[i]->msg_style) {
-                case PAM_TEXT_INFO:
-                        if (strncmp(text, "https://", 8) == 0) {
-                                free(p->location);
-                                p->location = NULL;
-                                if (browser_login(text, ACCOUNT, &p->location) < 0)
-                                        goto fail;
-                        }
-                        break;
-                case PAM_ERROR_MSG:
-                        p->errors++;
-                        print_message("PAM_ERROR_MSG: %s\n", text);
-                        break;
-                case PAM_PROMPT_ECHO_ON:
-                case PAM_PROMPT_ECHO_OFF:
-                        p->prompts++;
-                        if (!p->location)
-                                goto fail;
-                        r[i].resp = strdup(p->location);
-                        if (!r[i].resp)
-                                goto fail;
-                        break;
-                default:
-                        goto fail;
-                }
-        }
-        *resp = r;
-        return PAM_SUCCESS;
-fail:
-        for (int i = 0; i < n; i++)
-                free(r[i].resp);
-        free(r);
-        return PAM_CONV_ERR;
+/* The prompt: the address the browser came back to. */
+static char *answer(void *person, const struct pam_message *m)
+{
+        struct person *p = person;
+
+        (void)m;
+        p->prompts++;
+        return p->location ? strdup(p->location) : NULL;
 }
 
 static void pam_login(struct group *g, bool basic)
 {
         struct person p = { 0 };
-        struct pam_conv pc = { conv, &p };
+        struct lkh_person_conv talk = { &p.said, on_info, answer, &p };
+        struct pam_conv pc = { lkh_pam_conv, &talk };
         _cleanup_free_ char *sid = NULL, *token = NULL, *e = NULL;
         _cleanup_secret_ char *refresh_token = NULL;
         pam_handle_t *ph = NULL;
@@ -1386,8 +1365,10 @@ static void pam_login(struct group *g, bool basic)
         restart_broker(g, basic);
         assert_int_equal(pam_start("latchkey-interop", ACCOUNT, &pc, &ph), PAM_SUCCESS);
         assert_int_equal(pam_authenticate(ph, 0), PAM_SUCCESS);
+        for (unsigned i = 0; i < p.said.n_error; i++)
+                print_message("PAM_ERROR_MSG: %s\n", p.said.error[i]);
         assert_int_equal(p.prompts, 1);
-        assert_int_equal(p.errors, 0);
+        assert_int_equal(p.said.n_error, 0);
         assert_int_equal(pam_acct_mgmt(ph, 0), PAM_SUCCESS);
         assert_int_equal(pam_open_session(ph, 0), PAM_SUCCESS);
         s = pam_getenv(ph, "LATCHKEY_SESSION");
@@ -1416,6 +1397,7 @@ static void pam_login(struct group *g, bool basic)
         assert_revoked_soon(g, basic, refresh_token, claims);
         json_decref(claims);
         free(p.location);
+        lkh_said_clear(&p.said);
 }
 
 static void test_pam_login_basic(void **state)
