@@ -7,11 +7,17 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <curl/curl.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 
 #include "oidc/http.h"
 #include "tests/unit/test_server.h"
@@ -1055,6 +1061,98 @@ static void test_https(void **state)
         unlink(ca_path);
 }
 
+/* The subject-hash name OpenSSL looks a CA up by in a CA folder ("%08lx.0", as c_rehash). */
+static char *hash_name(const char *cert_pem)
+{
+        BIO *b = BIO_new_mem_buf(cert_pem, -1);
+        X509 *x = b ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
+        char *name = NULL;
+        int ok = 0;
+        unsigned long hash = x ? X509_NAME_hash_ex(X509_get_subject_name(x), NULL, NULL, &ok) : 0;
+
+        if (ok && asprintf(&name, "%08lx.0", hash) < 0)
+                name = NULL;
+        X509_free(x);
+        BIO_free(b);
+        return name;
+}
+
+/* In the child of test_system_ca_folder, in a mount namespace of its own: 0 when both hold. */
+static int system_ca_folder_child(const char *url, const char *cert, const char *other_ca)
+{
+        char dir[] = "/tmp/lk-test-certs-XXXXXX", other[] = "/tmp/lk-test-other-XXXXXX";
+        struct result trusted = {0}, alone = {0};
+        struct lk_error e = {0};
+        struct lk_http *h;
+        char *name = hash_name(cert), *path = NULL;
+        FILE *f;
+
+        if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+                return 77;
+        if (!name || !mkdtemp(dir) || asprintf(&path, "%s/%s", dir, name) < 0)
+                return 2;
+        f = fopen(path, "we");
+        if (!f || fputs(cert, f) < 0 || fclose(f) != 0)
+                return 2;
+        /* The system's CA folder is now one that trusts the test server; its bundle is gone. */
+        if (access("/etc/ssl/certs", F_OK) < 0 ||
+            mount(dir, "/etc/ssl/certs", NULL, MS_BIND, NULL) < 0)
+                return 77;
+        write_tmp(other_ca, other);
+        if (lk_http_new(&h) < 0)
+                return 2;
+        struct lk_http_request req = {.url = url, .timeout = 5};
+        if (lk_http_submit(h, &req, record_cb, &trusted, &e) < 0)
+                return 2;
+        req.ca_file = other; /* ca_file alone: the folder that trusts the server is not asked */
+        if (lk_http_submit(h, &req, record_cb, &alone, &e) < 0 || lk_http_run(h) < 0)
+                return 2;
+        if (!trusted.ok)
+                fprintf(stderr, "without ca_file, the system's CA folder was not used: %s\n",
+                        trusted.err.message);
+        if (alone.ok)
+                fprintf(stderr, "with ca_file, the system's CA folder was asked too\n");
+        return trusted.ok && !alone.ok && alone.err.code == LK_ERR_PROVIDER_UNAVAILABLE ? 0 : 1;
+}
+
+/*
+ * Which CAs a request trusts (oidc/http.c): without ca_file, the system's CA folder (libcurl's
+ * built-in one, whose bundle it holds); with ca_file, that file alone. Root only: the test
+ * binds a folder that trusts its server over /etc/ssl/certs in a mount namespace of a child.
+ */
+static void test_system_ca_folder(void **state)
+{
+        _cleanup_free_ char *cert = NULL, *key = NULL, *other = NULL, *other_key = NULL;
+        _cleanup_free_ char *u = NULL;
+        const curl_version_info_data *vi = curl_version_info(CURLVERSION_NOW);
+        struct ts_server s;
+        struct seen seen = {0};
+        int status = 0;
+        pid_t pid;
+
+        (void)state;
+        if (geteuid() != 0 || MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES ||
+            !vi->capath || strcmp(vi->capath, "/etc/ssl/certs") != 0)
+                skip();
+        assert_int_equal(ts_make_cert(&cert, &key), 0);
+        /* Another name: the server's issuer is then looked up in the folder, not found in it. */
+        assert_int_equal(ts_make_cert_named("lk-test-other-ca", &other, &other_key), 0);
+        assert_int_equal(ts_start(&s, handler, &seen, cert, key), 0);
+        assert_true(asprintf(&u, "%s/hello", s.base) > 0);
+        fflush(NULL);
+        pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0)
+                _exit(system_ca_folder_child(u, cert, other));
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        ts_stop(&s);
+        assert_true(WIFEXITED(status));
+        if (WEXITSTATUS(status) == 77)
+                skip(); /* no mount namespace here */
+        assert_int_equal(WEXITSTATUS(status), 0);
+        assert_int_equal(seen.hello_hits, 1); /* the trusted one */
+}
+
 static void test_free_with_pending(void **state)
 {
         struct fixture *f = *state;
@@ -1105,6 +1203,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_queued_times_out_run, setup_counting,
                                                 teardown),
                 cmocka_unit_test(test_https),
+                cmocka_unit_test(test_system_ca_folder),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -281,8 +281,8 @@ static inline char *ts_bio_string(BIO *b)
         return out;
 }
 
-/* A fresh P-256 key and a self-signed certificate for IP 127.0.0.1, as PEM. */
-static inline int ts_make_cert(char **ret_cert_pem, char **ret_key_pem)
+/* A fresh P-256 key and a self-signed certificate for IP 127.0.0.1 named cn, as PEM. */
+static inline int ts_make_cert_named(const char *cn, char **ret_cert_pem, char **ret_key_pem)
 {
         EVP_PKEY *key = EVP_EC_gen("P-256");
         X509 *x = X509_new();
@@ -300,8 +300,8 @@ static inline int ts_make_cert(char **ret_cert_pem, char **ret_key_pem)
         X509_set_version(x, 2);
         X509_set_pubkey(x, key);
         name = X509_get_subject_name(x);
-        X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"127.0.0.1",
-                                   -1, -1, 0);
+        X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1,
+                                   0);
         X509_set_issuer_name(x, name);
         X509V3_set_ctx(&ctx, x, x, NULL, NULL, 0);
         ext = X509V3_EXT_conf_nid(NULL, &ctx, NID_subject_alt_name, "IP:127.0.0.1");
@@ -323,4 +323,9 @@ out:
         X509_free(x);
         EVP_PKEY_free(key);
         return r;
+}
+
+static inline int ts_make_cert(char **ret_cert_pem, char **ret_key_pem)
+{
+        return ts_make_cert_named("127.0.0.1", ret_cert_pem, ret_key_pem);
 }
