@@ -95,6 +95,8 @@ double median(double *v, int n);
 long vm_rss_kib(pid_t pid);
 /* CPU time a process has used so far, from /proc/PID/schedstat (ns), or -1. */
 int64_t cpu_used_ns(pid_t pid);
+/* Writes len bytes of text to path, mode 0644, or dies. */
+void write_or_die(const char *path, const char *text, size_t len);
 long idp_stat(const char *name);
 void idp_set(const char *name, const char *value);
 /* The IdP's threads at SCHED_IDLE: a provider on another machine (common.c). */

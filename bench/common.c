@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -261,6 +262,15 @@ int64_t cpu_used_ns(pid_t pid)
         n = fscanf(f, "%llu", &ns);
         fclose(f);
         return n == 1 ? (int64_t)ns : -1;
+}
+
+void write_or_die(const char *path, const char *text, size_t len)
+{
+        FILE *f = fopen(path, "we");
+
+        if (!f || fwrite(text, 1, len, f) != len || fclose(f) != 0)
+                die("cannot write %s: %m", path);
+        chmod(path, 0644);
 }
 
 long idp_stat(const char *name)

@@ -36,15 +36,6 @@
 #define UID_CACHE 3000000  /* the cache's accounts */
 #define GID_GROUPS 3990000
 
-static void write_or_die(const char *path, const char *text, size_t len)
-{
-        FILE *f = fopen(path, "we");
-
-        if (!f || fwrite(text, 1, len, f) != len || fclose(f) != 0)
-                die("cannot write %s: %m", path);
-        chmod(path, 0644);
-}
-
 static void append_file(FILE *out, const char *path)
 {
         char buf[65536];

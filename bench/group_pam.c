@@ -11,6 +11,7 @@
 #include <security/pam_appl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 
 #include "bench/bench.h"
@@ -27,14 +28,6 @@ static int no_conv(int n, const struct pam_message **msg, struct pam_response **
 }
 
 static const struct pam_conv conv = {no_conv, NULL};
-
-static void write_text(const char *path, const char *text)
-{
-        FILE *f = fopen(path, "we");
-
-        if (!f || fputs(text, f) < 0 || fclose(f) != 0)
-                die("cannot write %s: %m", path);
-}
 
 static pam_handle_t *start(const char *dir, const char *service, const char *user)
 {
@@ -79,19 +72,22 @@ void bench_pam(void)
                                LK_PAM_MODULE, conf);
         const char *user = users[0].name; /* root: not in [pam] users nor in its group */
         static const char *const services[] = {"sudo", "login"};
+        static const char pam_conf[] = "[pam]\nusers = lkbench-nobody\ngroups = nogroup\n";
+        static const char plain[] = "auth required pam_permit.so\n";
         double base, cost;
 
-        heading("11. pam_latchkey.so for a user who is not an SSO user, beside the stack without it");
+        heading("11. pam_latchkey.so for a user who is not an SSO user, beside the stack "
+                "without it");
         /* login's check looks a group up too (the user is in neither list). */
-        write_text(conf, "[pam]\nusers = lkbench-nobody\ngroups = nogroup\n");
+        write_or_die(conf, pam_conf, strlen(pam_conf));
         if (mkdir(with_dir, 0755) < 0 || mkdir(plain_dir, 0755) < 0)
                 die("cannot make the PAM folders: %m");
         for (size_t i = 0; i < 2; i++) {
                 char *p = xasprintf("%s/%s", with_dir, services[i]);
                 char *q = xasprintf("%s/%s", plain_dir, services[i]);
 
-                write_text(p, with);
-                write_text(q, "auth required pam_permit.so\n");
+                write_or_die(p, with, strlen(with));
+                write_or_die(q, plain, strlen(plain));
                 free(p);
                 free(q);
         }
