@@ -94,7 +94,8 @@ static void help(void)
                "\n"
                "  --quick       small counts, for a smoke run (under a minute)\n"
                "  --json PATH   also write the results as JSON to PATH\n"
-               "  --only LIST   run only these groups, e.g. --only 12 (0 is group 10,\n                p group 11; 6 runs 5 first; 9 last)\n"
+               "  --only LIST   run only these groups, e.g. --only 12 (0 is group 10,\n"
+               "                p group 11; 6 runs 5 first; 9 last)\n"
                "  --help        print this help\n");
 }
 

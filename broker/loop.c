@@ -286,7 +286,6 @@ int lk_loop_run(struct lk_loop *l)
 
                         clock_gettime(CLOCK_MONOTONIC, &ts);
                         start = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-
                         for (i = n - 1; i >= 1; i--) {
                                 struct lk_io *io = owners[i];
                                 if (!fds[i].revents || io->dead || !io->events)

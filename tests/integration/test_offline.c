@@ -525,7 +525,8 @@ static void test_pin_signs_in_while_the_provider_is_stopped(void **state)
         assert_int_equal(r, PAM_SUCCESS);
         assert_false(p.address_shown);
         assert_int_equal(p.n_pin_prompts, 1);
-        assert_true(any_contains(p.said.info, p.said.n_info, "cannot be reached (offline PIN possible until "));
+        assert_true(any_contains(p.said.info, p.said.n_info,
+                                 "cannot be reached (offline PIN possible until "));
         person_free(&p);
 }
 
@@ -617,7 +618,8 @@ static void test_wrong_pins_lock_out_with_a_growing_wait(void **state)
         /* During the wait even the right PIN is not looked at. */
         p = (struct person){.pins = {PIN}};
         assert_int_equal(auth("lk-lock", &p), PAM_AUTH_ERR);
-        assert_true(any_contains(p.said.error, p.said.n_error, "Too many wrong PINs: try again in"));
+        assert_true(any_contains(p.said.error, p.said.n_error,
+                                 "Too many wrong PINs: try again in"));
         person_free(&p);
 
         shift_clock(11);
@@ -750,7 +752,8 @@ static void test_pin_expires_after_max_offline_days(void **state)
         shift_clock(2 * DAY + 60);
         assert_int_equal(auth("lk-lock", &p), IGNORED);
         assert_int_equal(p.n_prompts, 0);
-        assert_true(any_contains(p.said.error, p.said.n_error, "Your sign-in has expired: sign in again"));
+        assert_true(any_contains(p.said.error, p.said.n_error,
+                                 "Your sign-in has expired: sign in again"));
         person_free(&p);
 
         /* and the login screen with the provider stopped: no PIN, the provider's failure */

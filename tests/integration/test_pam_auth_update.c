@@ -614,8 +614,6 @@ static void check_who_reaches_the_broker(void)
         }
 }
 
-/* ---- what an ignoring module costs ---- */
-
 static void cleanup(void)
 {
         const char *const rm[] = { "/bin/rm", "-rf", "--", root, NULL };
